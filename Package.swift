@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+//
+// Needletail: a Swift web-application framework for Linux that owns the path from system calls
+// to user sessions. Dependencies are limited on purpose (see docs/ARCHITECTURE.md):
+// swift-argument-parser for the demo's command line, swift-log for logging. Nothing else.
+import PackageDescription
+
+let package = Package(
+    name: "Needletail",
+    products: [
+        .library(name: "Needletail", targets: ["Needletail"]),
+        .executable(name: "needletail-demo", targets: ["needletail-demo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Linux system calls that Swift's Glibc module does not export (epoll, eventfd, accept4).
+        .target(name: "CNeedletailLinux"),
+        // Byte buffers and chunk chains: shared by the loop (which writes them) and HTML (which renders them).
+        .target(name: "NeedletailBytes"),
+        .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "NeedletailBytes"]),
+        .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"]),
+        .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
+        .target(name: "NeedletailServer", dependencies: [
+            "CNeedletailLinux", "NeedletailLoop", "NeedletailWeb",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Needletail", dependencies: [
+            "NeedletailBytes", "NeedletailHTML", "NeedletailWeb", "NeedletailServer", "NeedletailLoop",
+        ]),
+        .executableTarget(name: "needletail-demo", dependencies: [
+            "Needletail",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "CNeedletailLinux"]),
+        .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML"]),
+        .testTarget(name: "NeedletailWebTests", dependencies: ["NeedletailWeb"]),
+        .testTarget(name: "NeedletailServerTests", dependencies: ["NeedletailServer", "Needletail", "CNeedletailLinux"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

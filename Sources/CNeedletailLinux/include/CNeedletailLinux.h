@@ -1,0 +1,36 @@
+// Linux system interfaces that Swift's Glibc module map leaves out. Wrappers are plain
+// pass-throughs: no policy lives here.
+#ifndef C_NEEDLETAIL_LINUX_H
+#define C_NEEDLETAIL_LINUX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+
+/// accept4(2): needs _GNU_SOURCE, which the Glibc module does not define.
+int nt_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/// CPUs in this process's affinity mask (sched_getaffinity), or -1.
+int nt_available_cpus(void);
+
+/// Limits and flags as plain integers (some are enums or macros Swift cannot import).
+enum {
+    NT_IOV_MAX = 1024,
+    NT_SOCK_NONBLOCK = 04000,
+    NT_SOCK_CLOEXEC = 02000000,
+};
+
+static inline uint32_t nt_epollin(void) { return EPOLLIN; }
+static inline uint32_t nt_epollout(void) { return EPOLLOUT; }
+static inline uint32_t nt_epollerr(void) { return EPOLLERR; }
+static inline uint32_t nt_epollhup(void) { return EPOLLHUP; }
+static inline uint32_t nt_epollrdhup(void) { return EPOLLRDHUP; }
+static inline uint32_t nt_epollexclusive(void) { return EPOLLEXCLUSIVE; }
+
+#endif

@@ -1,0 +1,6 @@
+// `import Needletail` brings every public layer an application uses.
+@_exported import NeedletailBytes
+@_exported import NeedletailHTML
+@_exported import NeedletailLoop
+@_exported import NeedletailServer
+@_exported import NeedletailWeb

@@ -1,0 +1,127 @@
+/// A growable run of bytes in memory that this object owns.
+///
+/// Unlike `[UInt8]`, the bytes live at an address that only changes when the buffer grows, and
+/// a reference to the buffer keeps them alive. That is what lets a response body be handed to
+/// `writev(2)` without a copy: the output queue retains the buffer and points into it.
+public final class ByteBuffer {
+    /// Start of the bytes; valid until the next call that grows the buffer.
+    public var base: UnsafeMutableRawPointer { _base }
+    /// Number of bytes written so far.
+    public var count: Int { _count }
+    /// Bytes that fit before the next growth.
+    public var capacity: Int { _capacity }
+
+    @usableFromInline var _base: UnsafeMutableRawPointer
+    @usableFromInline var _count: Int
+    @usableFromInline var _capacity: Int
+
+    /// Makes an empty buffer with room for `capacity` bytes.
+    public init(capacity: Int = 256) {
+        let cap = max(capacity, 16)
+        _base = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 16)
+        _capacity = cap
+        _count = 0
+    }
+
+    deinit { base.deallocate() }
+
+    /// Makes sure that `extra` more bytes fit without moving the buffer.
+    @inlinable
+    public func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(to: count + extra) }
+    }
+
+    @usableFromInline
+    func grow(to needed: Int) {
+        var newCap = capacity * 2
+        while newCap < needed { newCap *= 2 }
+        let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCap, alignment: 16)
+        newBase.copyMemory(from: base, byteCount: count)
+        _base.deallocate()
+        _base = newBase
+        _capacity = newCap
+    }
+
+    /// Appends one byte.
+    @inlinable
+    public func append(_ byte: UInt8) {
+        reserve(1)
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        _count += 1
+    }
+
+    /// Appends a copy of `bytes`.
+    @inlinable
+    public func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let src = bytes.baseAddress, bytes.count > 0 else { return }
+        reserve(bytes.count)
+        (base + count).copyMemory(from: src, byteCount: bytes.count)
+        _count += bytes.count
+    }
+
+    /// Appends the UTF-8 bytes of a static string literal.
+    @inlinable
+    public func append(_ string: StaticString) {
+        append(UnsafeRawBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount))
+    }
+
+    /// Appends the UTF-8 bytes of `string`.
+    @inlinable
+    public func append(_ string: String) {
+        var s = string
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends a copy of `bytes`.
+    @inlinable
+    public func append(contentsOf bytes: some Sequence<UInt8>) {
+        for b in bytes { append(b) }
+    }
+
+    /// Appends the decimal digits of `value`.
+    @inlinable
+    public func appendDecimal(_ value: Int) {
+        if value < 0 { append(UInt8(ascii: "-")); appendDecimal(-value); return }
+        if value < 10 { append(UInt8(truncatingIfNeeded: value) &+ 48); return }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch on the stack
+        var n = value
+        var len = 0
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            while n > 0 {
+                scratch[23 - len] = UInt8(truncatingIfNeeded: n % 10) &+ 48
+                n /= 10
+                len += 1
+            }
+            append(UnsafeRawBufferPointer(rebasing: scratch[(24 - len)...]))
+        }
+    }
+
+    /// Makes room for up to `maxCount` bytes, lets `body` write into it, and keeps the number
+    /// of bytes `body` says it wrote.
+    @inlinable
+    public func appendWriting(maxCount: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) {
+        reserve(maxCount)
+        let written = body(UnsafeMutableRawBufferPointer(start: base + count, count: maxCount))
+        precondition(written >= 0 && written <= maxCount)
+        _count += written
+    }
+
+    /// Forgets the first `n` bytes, moving the rest to the front.
+    public func removeFirst(_ n: Int) {
+        precondition(n <= count)
+        if n == count { _count = 0; return }
+        base.copyMemory(from: base + n, byteCount: count - n)
+        _count -= n
+    }
+
+    /// Forgets every byte, keeping the memory.
+    @inlinable
+    public func removeAll() { _count = 0 }
+
+    /// The bytes written so far, valid until the buffer next grows.
+    @inlinable
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// A copy of the bytes as an array.
+    public var array: [UInt8] { Array(bytes) }
+}

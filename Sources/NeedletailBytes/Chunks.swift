@@ -1,0 +1,157 @@
+/// A response body as a chain of byte chunks, ready for one `writev(2)`.
+///
+/// Two kinds of chunk: *static* bytes that live for the whole process (string literals, markup
+/// encoded once) are referenced by address and never copied; *dynamic* bytes (escaped text,
+/// numbers) are appended to one buffer this value owns. Static chunks shorter than
+/// `Chunks.coalesceLimit` are copied into that buffer instead, so that a small page goes out as
+/// one iovec and a large page as a few.
+public struct Chunks {
+    /// One link of the chain.
+    public enum Part {
+        /// Bytes that never move or die (string literals, interned markup).
+        case immortal(UnsafeRawBufferPointer)
+        /// A range of the chain's own buffer.
+        case owned(Range<Int>)
+    }
+
+    /// Static chunks shorter than this are copied rather than referenced: an iovec costs more
+    /// than a short memcpy.
+    public static let coalesceLimit = 512
+
+    /// Finished links; the bytes from `openStart` to the end of `storage` form one more.
+    @usableFromInline var closed: [Part] = []
+    /// The dynamic bytes; `nil` until something is appended.
+    @usableFromInline var storage: ByteBuffer?
+    @usableFromInline var openStart = 0
+
+    /// An empty chain.
+    @inlinable
+    public init() {}
+
+    /// A chain holding one static chunk.
+    @inlinable
+    public init(_ literal: StaticString) {
+        append(literal)
+    }
+
+    /// The buffer that dynamic bytes go into, made unique before any write (value semantics).
+    @inlinable
+    public mutating func buffer(reserving n: Int = 0) -> ByteBuffer {
+        if let s = storage, isKnownUniquelyReferenced(&storage) {
+            s.reserve(n)
+            return s
+        }
+        let fresh = ByteBuffer(capacity: max(256, n + (storage?.count ?? 0)))
+        if let old = storage { fresh.append(old.bytes) }
+        storage = fresh
+        return fresh
+    }
+
+    /// Appends a static string literal: referenced if long, copied if short.
+    @inlinable
+    public mutating func append(_ literal: StaticString) {
+        append(static: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    /// Appends bytes that the caller promises stay valid and unchanged for the life of the process.
+    @inlinable
+    public mutating func append(static bytes: UnsafeRawBufferPointer) {
+        if bytes.count < Chunks.coalesceLimit {
+            buffer(reserving: bytes.count).append(bytes)
+        } else {
+            closeOpenPart()
+            closed.append(.immortal(bytes))
+        }
+    }
+
+    @usableFromInline
+    mutating func closeOpenPart() {
+        if let s = storage, s.count > openStart {
+            closed.append(.owned(openStart..<s.count))
+            openStart = s.count
+        }
+    }
+
+    /// Appends a copy of `bytes` (already escaped or otherwise safe for where they go).
+    @inlinable
+    public mutating func append(copying bytes: UnsafeRawBufferPointer) {
+        buffer(reserving: bytes.count).append(bytes)
+    }
+
+    /// Appends the UTF-8 bytes of `string` verbatim (no escaping).
+    @inlinable
+    public mutating func append(unescaped string: String) {
+        var s = string
+        s.withUTF8 { append(copying: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends another chain: its static chunks by reference, its dynamic bytes by copy.
+    public mutating func append(_ other: Chunks) {
+        other.forEachPart { part in
+            switch part {
+            case .immortal(let p): append(static: p)
+            case .owned: break
+            }
+        } owned: { bytes in
+            append(copying: bytes)
+        }
+    }
+
+    /// Total number of bytes in the chain.
+    public var count: Int {
+        var n = storage.map { $0.count } ?? 0
+        for part in closed { if case .immortal(let p) = part { n += p.count } }
+        return n
+    }
+
+    /// Whether the chain holds no bytes.
+    public var isEmpty: Bool { count == 0 }
+
+    /// Calls `immortal` or `owned` for each link in order. Pointers passed to `owned` are valid
+    /// only during the call.
+    @inlinable
+    public func forEachPart(_ immortal: (Part) -> Void, owned: (UnsafeRawBufferPointer) -> Void) {
+        for part in closed {
+            switch part {
+            case .immortal: immortal(part)
+            case .owned(let r): owned(UnsafeRawBufferPointer(rebasing: storage!.bytes[r]))
+            }
+        }
+        if let s = storage, s.count > openStart {
+            owned(UnsafeRawBufferPointer(rebasing: s.bytes[openStart...]))
+        }
+    }
+
+    /// The links with owned ranges resolved against `storage`, for an output queue that retains
+    /// `storage` while it writes. `storage` is `nil` when the chain has no dynamic bytes.
+    public func links() -> (storage: ByteBuffer?, parts: [Part]) {
+        var parts = closed
+        if let s = storage, s.count > openStart { parts.append(.owned(openStart..<s.count)) }
+        return (storage, parts)
+    }
+
+    /// Visits the links without building an array: `storage` is the owner of every `.owned` range.
+    @inlinable
+    public func withLinks(_ body: (ByteBuffer?, Part) -> Void) {
+        for part in closed { body(storage, part) }
+        if let s = storage, s.count > openStart { body(s, .owned(openStart..<s.count)) }
+    }
+
+    /// Whether every byte is in the owned buffer (no referenced static chunk): such a chain is
+    /// one contiguous run.
+    @inlinable
+    public var isSingleOwnedRun: Bool { closed.isEmpty }
+
+    /// The whole chain as one array (tests, small bodies).
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        forEachPart { part in
+            if case .immortal(let p) = part { out.append(contentsOf: p) }
+        } owned: { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// The whole chain decoded as UTF-8 (tests).
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
+}

@@ -1,0 +1,210 @@
+import CNeedletailLinux
+import Glibc
+import NeedletailBytes
+
+/// What a protocol (HTTP/1.1, FastCGI) does with a connection's bytes. One instance per
+/// connection, called on the connection's loop only.
+public protocol ConnectionHandler: AnyObject {
+    /// Bytes have arrived. `bytes` holds every byte not yet consumed, oldest first; the return
+    /// value says how many of them the handler consumed. The rest are offered again, with more
+    /// after them, on the next call. The pointer is valid only during the call.
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int
+    /// The peer closed its sending side. Anything already received has been offered.
+    func peerClosed(_ connection: Connection)
+    /// The connection's deadline (see `Connection.setTimeout`) passed.
+    func timedOut(_ connection: Connection)
+    /// The loop is stopping: finish what is in flight, then close. Return `true` when the
+    /// connection is idle and may be closed at once.
+    func shutdownRequested(_ connection: Connection) -> Bool
+    /// The connection is closed and about to be forgotten.
+    func closed(_ connection: Connection)
+}
+
+/// One accepted socket on a loop: its unconsumed input, its queued output, its deadline.
+///
+/// Used only on its loop's thread.
+public final class Connection {
+    /// The socket.
+    public let fd: Int32
+    /// The loop that owns this connection.
+    public unowned let loop: EventLoop
+    /// The protocol driving this connection; set right after accept.
+    public var handler: (any ConnectionHandler)!
+    /// Listener-specific value (which listener accepted this, e.g. its protocol config).
+    public let listenerIndex: Int
+
+    let token: UInt64
+    var peer = sockaddr_storage()
+    var input: ByteBuffer?
+    var output = OutputQueue()
+    var interest: UInt32 = 0
+    var wantWritable = false
+    /// Set when the output queue is over its cap: reading stops until it drains.
+    var throttled = false
+    var closeWhenFlushed = false
+    var lingerWhenClosing = false
+    var lingering = false
+    var peerHalfClosed = false
+    public private(set) var isClosed = false
+
+    // Timer wheel bookkeeping.
+    var deadline = 0
+    var wheelSlot = -1
+    var wheelIndex = 0
+    var slottedFor = 0
+
+    /// When `true`, the loop stops reading from this socket (the handler is waiting for
+    /// something else, e.g. a parked response). Set back to `false` with `resumeReading()`.
+    public private(set) var readingPaused = false
+
+    init(fd: Int32, loop: EventLoop, token: UInt64, listenerIndex: Int) {
+        self.fd = fd
+        self.loop = loop
+        self.token = token
+        self.listenerIndex = listenerIndex
+    }
+
+    /// The peer's IP address as text ("" for unix sockets).
+    public var remoteAddress: String {
+        withUnsafePointer(to: &peer) { SocketAddress.peerDescription($0) }
+    }
+
+    // MARK: Output
+
+    /// Bytes queued and not yet accepted by the kernel.
+    public var pendingOutput: Int { output.pending }
+
+    /// Whether the queued output is over the loop's per-connection cap. A handler should stop
+    /// consuming requests while this is true; the loop offers the unconsumed bytes again once
+    /// the output has drained.
+    public var isOutputFull: Bool { output.pending >= loop.configuration.maxQueuedOutput }
+
+    /// Appends to the connection's own output buffer (status lines, headers, small bodies).
+    @inline(__always)
+    public func write(_ body: (ByteBuffer) -> Void) {
+        output.append(body)
+    }
+
+    /// Queues a copy of `bytes`.
+    public func write(copying bytes: UnsafeRawBufferPointer) {
+        output.append(copying: bytes)
+    }
+
+    /// Queues a chunk chain (static chunks by address, large dynamic runs by reference).
+    public func write(_ chunks: Chunks) {
+        output.append(chunks)
+    }
+
+    /// Writes what is queued now; the rest goes out when the socket is writable again.
+    public func flush() {
+        guard !isClosed else { return }
+        if output.isEmpty {
+            finishIfFlushed()
+            return
+        }
+        switch output.write(fd: fd, iov: loop.iovecs) {
+        case .done:
+            wantWritable = false
+            if throttled { throttled = false }
+            finishIfFlushed()
+            if !isClosed { updateInterest() }
+        case .wouldBlock:
+            wantWritable = true
+            if output.pending >= loop.configuration.maxQueuedOutput { throttled = true }
+            updateInterest()
+        case .failed:
+            close()
+        }
+    }
+
+    private func finishIfFlushed() {
+        guard closeWhenFlushed, output.isEmpty else { return }
+        if lingerWhenClosing && !peerHalfClosed {
+            // Let the client read the answer before unread input turns into a reset.
+            shutdown(fd, Int32(SHUT_WR))
+            lingering = true
+            closeWhenFlushed = false
+            loop.setDeadline(self, seconds: loop.configuration.lingerSeconds)
+            updateInterest()
+        } else {
+            close()
+        }
+    }
+
+    /// Closes once everything queued has been written. With `linger`, the write side is shut
+    /// first and input is drained for a moment, so that unread request bytes do not make the
+    /// kernel reset the connection before the client has read the response.
+    public func closeAfterFlush(linger: Bool = false) {
+        closeWhenFlushed = true
+        lingerWhenClosing = lingerWhenClosing || linger
+    }
+
+    /// Whether `closeAfterFlush` was called.
+    public var isClosing: Bool { closeWhenFlushed || lingering }
+
+    // MARK: Input
+
+    /// Stops reading from the socket until `resumeReading()`.
+    public func pauseReading() {
+        readingPaused = true
+        updateInterest()
+    }
+
+    /// Starts reading again, first offering any bytes already received.
+    public func resumeReading() {
+        readingPaused = false
+        guard !isClosed else { return }
+        pump()
+        if !isClosed { updateInterest() }
+    }
+
+    /// Writes what is queued and, while the output is empty and unconsumed input is waiting
+    /// (requests held back while the output was full), offers that input again.
+    func pump() {
+        while true {
+            flush()
+            guard !isClosed, output.isEmpty, !readingPaused, let buf = input, buf.count > 0 else { return }
+            let before = buf.count
+            deliverBuffered()
+            if isClosed || (input?.count ?? 0) == before { flush(); return }
+        }
+    }
+
+    /// Offers unconsumed input to the handler again (after a pause or when output drained).
+    func deliverBuffered() {
+        guard let buf = input, buf.count > 0, !readingPaused, !isClosed else { return }
+        let used = handler.received(buf.bytes, on: self)
+        if isClosed { return }
+        buf.removeFirst(used)
+    }
+
+    /// Sets the connection's deadline `seconds` from now (0 clears it); on expiry the handler's
+    /// `timedOut` is called.
+    public func setTimeout(seconds: Int) {
+        loop.setDeadline(self, seconds: seconds)
+    }
+
+    // MARK: Interest and closing
+
+    func updateInterest() {
+        guard !isClosed else { return }
+        var want: UInt32 = 0
+        if lingering || (!readingPaused && !throttled && !peerHalfClosed) { want |= nt_epollin() }
+        if wantWritable { want |= nt_epollout() }
+        if want != interest {
+            loop.modify(self, events: want)
+            interest = want
+        }
+    }
+
+    /// Closes the socket now; queued output is dropped.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        output.discard()
+        input = nil
+        loop.forget(self)
+        handler?.closed(self)
+        handler = nil
+    }
+}

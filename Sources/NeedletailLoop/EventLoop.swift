@@ -1,0 +1,378 @@
+import CNeedletailLinux
+import Glibc
+import NeedletailBytes
+import Synchronization
+
+/// Settings shared by every loop of a server.
+public struct LoopConfiguration: Sendable {
+    /// Per-connection cap on queued output; over it the loop stops reading from that client.
+    public var maxQueuedOutput = 1 << 20
+    /// Per-connection cap on received-but-unconsumed input; over it the loop stops reading.
+    public var maxBufferedInput = 64 * 1024
+    /// How long a closing connection drains unread input before it is closed.
+    public var lingerSeconds = 2
+    /// Connections accepted per readiness event (teepeedee2 used 16).
+    public var acceptBurst = 16
+    public init() {}
+}
+
+/// Something that logs loop-level events (accept failures, fd exhaustion). The loop target does
+/// not depend on a logging library; the server plugs one in.
+public typealias LoopLogger = @Sendable (_ level: LoopLogLevel, _ message: String) -> Void
+
+/// Severity of a loop log line.
+public enum LoopLogLevel: Sendable { case debug, info, warning, error }
+
+/// Makes the protocol handler for a newly accepted connection.
+public typealias HandlerFactory = (Connection) -> any ConnectionHandler
+
+/// One epoll loop on one thread: accepts on its listeners, reads, calls handlers, writes,
+/// fires deadlines, runs work handed over from other threads.
+///
+/// All state is confined to the loop's thread except `execute(_:)`, which any thread may call;
+/// that is why the class is `@unchecked Sendable`.
+public final class EventLoop: @unchecked Sendable {
+    public let configuration: LoopConfiguration
+    /// Index of this loop in its group.
+    public let index: Int
+
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var listeners: [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool)] = []
+    private var connections: [Connection?] = []
+    private var generation: UInt32 = 0
+    private var wheel: TimerWheel
+    private let readBuffer: UnsafeMutableRawPointer
+    private let readBufferSize = 64 * 1024
+    let iovecs: UnsafeMutablePointer<iovec>
+    private var reserveFD: Int32 = -1
+    private var lastFDExhaustionLog = 0
+    private let log: LoopLogger
+    private let tasks = Mutex<[@Sendable () -> Void]>([])
+
+    /// Seconds on a monotonic clock, updated once per loop iteration.
+    public private(set) var now: Int = 0
+    /// Wall-clock seconds since the epoch, updated once per loop iteration.
+    public private(set) var wallClock: Int = 0
+    /// Number of open connections.
+    public private(set) var connectionCount = 0
+    /// Whether `shutdown` has begun: handlers answer in-flight requests with `Connection: close`.
+    public private(set) var isStopping = false
+    private var stopDeadline = 0
+    private var running = false
+
+    private static let listenerTag: UInt64 = 1 << 63
+    private static let wakeTag: UInt64 = 1 << 62
+
+    /// Makes a loop; it runs when `run()` is called on the thread that will own it.
+    public init(index: Int = 0, configuration: LoopConfiguration = LoopConfiguration(), log: @escaping LoopLogger = { _, _ in }) throws(SocketError) {
+        self.index = index
+        self.configuration = configuration
+        self.log = log
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epfd >= 0 else { throw SocketError("epoll_create1", errno: errno) }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeFD >= 0 else { throw SocketError("eventfd", errno: errno) }
+        readBuffer = UnsafeMutableRawPointer.allocate(byteCount: readBufferSize, alignment: 16)
+        iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: Int(NT_IOV_MAX))
+        wheel = TimerWheel(now: 0)
+        updateClock()
+        wheel = TimerWheel(now: now)
+        reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        var ev = epoll_event()
+        ev.events = nt_epollin()
+        ev.data.u64 = EventLoop.wakeTag
+        epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
+    }
+
+    deinit {
+        Glibc.close(epfd)
+        Glibc.close(wakeFD)
+        if reserveFD >= 0 { Glibc.close(reserveFD) }
+        readBuffer.deallocate()
+        iovecs.deallocate()
+    }
+
+    /// Adds a listener; `factory` makes the handler of each connection it accepts.
+    /// `exclusive` (for a socket shared by several loops) wakes one loop per connection.
+    public func addListener(_ socket: ListeningSocket, exclusive: Bool = false, factory: @escaping HandlerFactory) {
+        var ev = epoll_event()
+        ev.events = nt_epollin() | (exclusive ? nt_epollexclusive() : 0)
+        ev.data.u64 = EventLoop.listenerTag | UInt64(listeners.count)
+        epoll_ctl(epfd, EPOLL_CTL_ADD, socket.fd, &ev)
+        listeners.append((socket, factory, true))
+    }
+
+    /// Runs `task` on this loop's thread soon. Safe from any thread.
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        let wasEmpty = tasks.withLock { q in
+            q.append(task)
+            return q.count == 1
+        }
+        if wasEmpty {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Begins a graceful stop: stop accepting, close idle connections, let the others finish
+    /// within `grace` seconds, then close what is left and return from `run()`. Safe from any thread.
+    public func shutdown(grace: Int) {
+        execute { [self] in beginShutdown(grace: grace) }
+    }
+
+    private func beginShutdown(grace: Int) {
+        guard !isStopping else { return }
+        isStopping = true
+        stopDeadline = now + grace
+        for i in listeners.indices where listeners[i].registered {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, listeners[i].socket.fd, nil)
+            listeners[i].registered = false
+        }
+        for case let c? in connections where !c.isClosed {
+            if c.handler.shutdownRequested(c) { c.close() }
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs until a graceful stop completes. Call on the thread that owns the loop.
+    public func run() {
+        running = true
+        let maxEvents = 512
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: maxEvents)
+        defer { events.deallocate() }
+        while running {
+            let timeout: Int32 = (connectionCount > 0 || isStopping) ? 1000 : -1
+            let n = epoll_wait(epfd, events, Int32(maxEvents), timeout)
+            updateClock()
+            if n < 0 && errno != EINTR {
+                log(.error, "epoll_wait failed: \(String(cString: strerror(errno)))")
+                break
+            }
+            if n > 0 {
+                for i in 0..<Int(n) {
+                    dispatch(events[i].events, token: events[i].data.u64)
+                }
+            }
+            if now > wheel.lastTick {
+                wheel.advance(to: now) { conn in
+                    if conn.lingering { conn.close() } else { conn.handler.timedOut(conn) }
+                    if !conn.isClosed { conn.pump() }
+                }
+            }
+            if isStopping && (connectionCount == 0 || now >= stopDeadline) {
+                for case let c? in connections where !c.isClosed { c.close() }
+                running = false
+            }
+        }
+    }
+
+    private func updateClock() {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        now = ts.tv_sec
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        wallClock = ts.tv_sec
+    }
+
+    @inline(__always)
+    private func dispatch(_ events: UInt32, token: UInt64) {
+        if token & EventLoop.listenerTag != 0 {
+            acceptBurst(Int(token & 0xffff))
+            return
+        }
+        if token == EventLoop.wakeTag {
+            runTasks()
+            return
+        }
+        let fd = Int(token & 0xffff_ffff)
+        guard fd < connections.count, let c = connections[fd], c.token == token, !c.isClosed else {
+            return  // stale: the fd was closed (and maybe reused) earlier in this batch
+        }
+        if events & nt_epollerr() != 0 {
+            c.close()
+            return
+        }
+        if events & nt_epollout() != 0 {
+            c.pump()
+            if c.isClosed { return }
+        }
+        if events & (nt_epollin() | nt_epollhup()) != 0 {
+            readable(c)
+        }
+    }
+
+    private func runTasks() {
+        var counter: UInt64 = 0
+        _ = Glibc.read(wakeFD, &counter, 8)
+        let batch = tasks.withLock { q in
+            let b = q
+            q.removeAll()
+            return b
+        }
+        for t in batch { t() }
+    }
+
+    private func readable(_ c: Connection) {
+        if c.lingering {
+            while true {
+                let r = Glibc.read(c.fd, readBuffer, readBufferSize)
+                if r > 0 { continue }
+                if r < 0 && (errno == EAGAIN || errno == EINTR) { return }
+                c.close()
+                return
+            }
+        }
+        // Read until the kernel has no more, a few times at most (fairness between connections).
+        for _ in 0..<4 {
+            if c.readingPaused || c.throttled || c.isClosed { break }
+            let r: Int
+            let viaBuffer: Bool
+            if let buf = c.input, buf.count > 0 {
+                if buf.count >= configuration.maxBufferedInput {
+                    // The handler refuses to consume (waiting on output); stop reading for now.
+                    c.throttled = true
+                    c.updateInterest()
+                    break
+                }
+                let room = min(readBufferSize, configuration.maxBufferedInput - buf.count)
+                var got = 0
+                buf.appendWriting(maxCount: room) { dst in
+                    let n = Glibc.read(c.fd, dst.baseAddress, room)
+                    got = n
+                    return max(n, 0)
+                }
+                r = got
+                viaBuffer = true
+            } else {
+                r = Glibc.read(c.fd, readBuffer, readBufferSize)
+                viaBuffer = false
+            }
+            if r > 0 {
+                if viaBuffer {
+                    c.deliverBuffered()
+                } else {
+                    let bytes = UnsafeRawBufferPointer(start: readBuffer, count: r)
+                    let used = c.handler.received(bytes, on: c)
+                    if c.isClosed { return }
+                    if used < r {
+                        let keep = c.input ?? ByteBuffer(capacity: max(r - used, 1024))
+                        keep.append(UnsafeRawBufferPointer(rebasing: bytes[used...]))
+                        c.input = keep
+                    }
+                }
+                if c.isClosed { return }
+                if r < readBufferSize { break }
+            } else if r == 0 {
+                c.peerHalfClosed = true
+                c.handler.peerClosed(c)
+                break
+            } else {
+                let e = errno
+                if e == EAGAIN || e == EINTR { break }
+                c.close()
+                return
+            }
+        }
+        if c.isClosed { return }
+        c.pump()
+        if !c.isClosed { c.updateInterest() }
+    }
+
+    private func acceptBurst(_ index: Int) {
+        guard index < listeners.count, listeners[index].registered else { return }
+        let lfd = listeners[index].socket.fd
+        for _ in 0..<configuration.acceptBurst {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    nt_accept4(lfd, $0, &len, Int32(NT_SOCK_NONBLOCK) | Int32(NT_SOCK_CLOEXEC))
+                }
+            }
+            if fd < 0 {
+                let e = errno
+                switch e {
+                case EAGAIN, EWOULDBLOCK: return
+                case EINTR, ECONNABORTED, EPROTO: continue
+                case EMFILE, ENFILE:
+                    shedOneConnection(listenerFD: lfd, error: e)
+                    continue
+                default:
+                    log(.error, "accept failed: \(String(cString: strerror(e)))")
+                    return
+                }
+            }
+            let family = Int32(storage.ss_family)
+            if family == AF_INET || family == AF_INET6 {
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+            }
+            register(fd: fd, peer: storage, listener: index)
+        }
+    }
+
+    /// Out of file descriptors: accept the waiting connection with the reserved fd and close it,
+    /// so the listener does not stay readable and spin the loop.
+    private func shedOneConnection(listenerFD: Int32, error: Int32) {
+        if now - lastFDExhaustionLog >= 10 {
+            lastFDExhaustionLog = now
+            log(.warning, "out of file descriptors (\(String(cString: strerror(error)))); refusing new connections until some close (raise ulimit -n)")
+        }
+        if reserveFD >= 0 {
+            Glibc.close(reserveFD)
+            reserveFD = -1
+        }
+        let fd = nt_accept4(listenerFD, nil, nil, Int32(NT_SOCK_CLOEXEC))
+        if fd >= 0 { Glibc.close(fd) }
+        reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
+    private func register(fd: Int32, peer: sockaddr_storage, listener: Int) {
+        generation &+= 1
+        let token = UInt64(UInt32(fd)) | (UInt64(generation & 0x3fff_ffff) << 32)
+        let c = Connection(fd: fd, loop: self, token: token, listenerIndex: listener)
+        c.peer = peer
+        c.handler = listeners[listener].factory(c)
+        let i = Int(fd)
+        if i >= connections.count {
+            connections.append(contentsOf: repeatElement(nil, count: i - connections.count + 1 + connections.count / 2))
+        }
+        connections[i] = c
+        connectionCount += 1
+        var ev = epoll_event()
+        ev.events = nt_epollin()
+        ev.data.u64 = token
+        c.interest = nt_epollin()
+        if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 {
+            log(.error, "epoll_ctl add failed: \(String(cString: strerror(errno)))")
+            c.close()
+            return
+        }
+        if isStopping, c.handler.shutdownRequested(c) { c.close() }
+    }
+
+    // MARK: Called by Connection
+
+    func modify(_ c: Connection, events: UInt32) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.u64 = c.token
+        epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev)
+    }
+
+    func forget(_ c: Connection) {
+        wheel.remove(c)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nil)
+        Glibc.close(c.fd)
+        let i = Int(c.fd)
+        if i < connections.count, connections[i] === c { connections[i] = nil }
+        connectionCount -= 1
+    }
+
+    func setDeadline(_ c: Connection, seconds: Int) {
+        guard !c.isClosed else { return }
+        wheel.set(c, deadline: seconds > 0 ? now + seconds : 0)
+    }
+}

@@ -1,0 +1,105 @@
+import CNeedletailLinux
+import Glibc
+
+/// A bound, listening, non-blocking socket.
+public struct ListeningSocket: Sendable {
+    /// The file descriptor.
+    public let fd: Int32
+    /// What it was bound to (with the real port when port 0 was asked for).
+    public let address: SocketAddress
+
+    /// Options for `bind`.
+    public struct Options: Sendable {
+        /// listen(2) backlog.
+        public var backlog: Int32 = 1024
+        /// SO_REUSEPORT, so that every loop can have its own listener on the same port.
+        public var reusePort = false
+        /// File mode for a unix socket (e.g. 0o660 so the web server's group can connect).
+        public var unixMode: mode_t? = nil
+        public init() {}
+    }
+
+    /// Binds and listens. A unix socket path that exists is removed first only when nothing
+    /// accepts on it (a stale socket from a crashed run); a live one is an error.
+    public static func bind(_ address: SocketAddress, options: Options = Options()) throws(SocketError) -> ListeningSocket {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(NT_SOCK_NONBLOCK) | Int32(NT_SOCK_CLOEXEC), 0)
+        guard fd >= 0 else { throw SocketError("socket(\(address))", errno: errno) }
+        var ok = false
+        defer { if !ok { Glibc.close(fd) } }
+        var one: Int32 = 1
+        if case .unix(let path) = address {
+            try removeStaleUnixSocket(path)
+        } else {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+            if options.reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4) }
+            if case .ipv6 = address { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
+        }
+        let rc = try address.withSockaddr { sa, len in Glibc.bind(fd, sa, len) }
+        guard rc == 0 else {
+            let e = errno
+            if e == EADDRINUSE { throw SocketError("cannot listen on \(address): address already in use (is another server running there?)", errno: nil) }
+            throw SocketError("bind(\(address))", errno: e)
+        }
+        if case .unix(let path) = address, let mode = options.unixMode {
+            guard chmod(path, mode) == 0 else { throw SocketError("chmod(\(path))", errno: errno) }
+        }
+        guard listen(fd, options.backlog) == 0 else { throw SocketError("listen(\(address))", errno: errno) }
+        ok = true
+        return ListeningSocket(fd: fd, address: boundAddress(fd: fd, asked: address))
+    }
+
+    /// Wraps an inherited listening socket (fd 0 from lighttpd or spawn-fcgi), making it non-blocking.
+    public static func adopt(fd: Int32, address: SocketAddress) -> ListeningSocket {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        return ListeningSocket(fd: fd, address: address)
+    }
+
+    /// Another listener on the same address with SO_REUSEPORT (one per loop).
+    public func sibling(options: Options) throws(SocketError) -> ListeningSocket {
+        try ListeningSocket.bind(address, options: options)
+    }
+
+    private static func boundAddress(fd: Int32, asked: SocketAddress) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard rc == 0 else { return asked }
+        switch asked {
+        case .ipv4(let h, _):
+            let port = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) } }
+            return .ipv4(host: h, port: port)
+        case .ipv6(let h, _):
+            let port = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) } }
+            return .ipv6(host: h, port: port)
+        case .unix:
+            return asked
+        }
+    }
+
+    /// Removes `path` if it is a socket nobody listens on; refuses if it is live or not a socket.
+    static func removeStaleUnixSocket(_ path: String) throws(SocketError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }  // nothing there
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw SocketError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(NT_SOCK_CLOEXEC), 0)
+        guard probe >= 0 else { throw SocketError("socket(AF_UNIX)", errno: errno) }
+        defer { Glibc.close(probe) }
+        let rc = try SocketAddress.unix(path: path).withSockaddr { sa, len in connect(probe, sa, len) }
+        if rc == 0 {
+            throw SocketError("cannot listen on unix:\(path): another process is accepting connections on it")
+        }
+        // ECONNREFUSED: a stale socket file left by a process that died.
+        guard unlink(path) == 0 else { throw SocketError("unlink(\(path))", errno: errno) }
+    }
+
+    /// Closes the socket (and removes a unix socket's file).
+    public func close(unlinking: Bool) {
+        _ = Glibc.close(fd)
+        if unlinking, case .unix(let path) = address { unlink(path) }
+    }
+}

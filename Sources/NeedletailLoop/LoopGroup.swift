@@ -1,0 +1,108 @@
+import CNeedletailLinux
+import Glibc
+import Synchronization
+
+/// N event loops, each on its own thread.
+public final class LoopGroup: Sendable {
+    /// The loops, index 0 first.
+    public let loops: [EventLoop]
+    private let threads = Mutex<[pthread_t]>([])
+    private let running = Atomic<Int>(0)
+
+    /// Makes `count` loops (they do not run until `start`).
+    public init(count: Int, configuration: LoopConfiguration = LoopConfiguration(), log: @escaping LoopLogger = { _, _ in }) throws(SocketError) {
+        var loops: [EventLoop] = []
+        for i in 0..<max(1, count) {
+            loops.append(try EventLoop(index: i, configuration: configuration, log: log))
+        }
+        self.loops = loops
+    }
+
+    /// The number of CPUs this process may run on.
+    public static var availableCPUs: Int {
+        let n = Int(nt_available_cpus())
+        return n > 0 ? n : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Starts one thread per loop; `setup` runs first on each loop's own thread (add listeners
+    /// and make loop-confined state there), then the loop runs.
+    public func start(_ setup: @escaping @Sendable (EventLoop) -> Void) {
+        for loop in loops {
+            running.add(1, ordering: .sequentiallyConsistent)
+            let tid = spawnThread { [self] in
+                setup(loop)
+                loop.run()
+                running.subtract(1, ordering: .sequentiallyConsistent)
+            }
+            threads.withLock { $0.append(tid) }
+        }
+    }
+
+    /// Number of loops still running.
+    public var runningLoops: Int { running.load(ordering: .sequentiallyConsistent) }
+
+    /// Starts a graceful stop on every loop (see `EventLoop.shutdown`).
+    public func shutdown(grace: Int) {
+        for loop in loops { loop.shutdown(grace: grace) }
+    }
+
+    /// Waits for every loop thread to end.
+    public func join() {
+        let ts = threads.withLock { t in
+            let all = t
+            t.removeAll()
+            return all
+        }
+        for t in ts { pthread_join(t, nil) }
+    }
+
+    /// Blocks SIGINT and SIGTERM in the calling thread (and threads it starts afterwards, which
+    /// inherit the mask), so that `waitForTermination` receives them; ignores SIGPIPE.
+    /// Call before `start`.
+    public static func prepareSignals() {
+        signal(SIGPIPE, SIG_IGN)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Waits for SIGINT or SIGTERM, stops gracefully within `grace` seconds (a second signal
+    /// stops at once), and returns when every loop has ended.
+    public func runUntilSignalled(grace: Int, onSignal: (Int32) -> Void = { _ in }) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        var stopping = false
+        var tick = timespec(tv_sec: 0, tv_nsec: 100_000_000)
+        while runningLoops > 0 {
+            let sig = sigtimedwait(&set, nil, &tick)
+            if sig > 0 {
+                onSignal(sig)
+                shutdown(grace: stopping ? 0 : grace)
+                stopping = true
+            }
+        }
+        join()
+    }
+}
+
+private final class ThreadBody {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Starts a pthread running `body`.
+func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    var tid = pthread_t()
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    let rc = pthread_create(&tid, nil, { arg in
+        let b = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+        b.body()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    return tid
+}

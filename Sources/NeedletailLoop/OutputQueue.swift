@@ -1,0 +1,156 @@
+import CNeedletailLinux
+import Glibc
+import NeedletailBytes
+
+/// Bytes waiting to go out on one connection, as a list of links for writev(2).
+///
+/// Headers and small bodies are copied into the queue's own buffer (so a small response is one
+/// iovec, and a pipelined batch of them is still one); large owned chunks are referenced and
+/// kept alive by their `ByteBuffer`; immortal chunks are referenced by address.
+struct OutputQueue {
+    struct Link {
+        /// Owner of the bytes, or `nil` for immortal bytes at `base`.
+        var owner: ByteBuffer?
+        var base: UnsafeRawPointer?
+        var offset: Int
+        var count: Int
+
+        @inline(__always)
+        var start: UnsafeRawPointer {
+            if let o = owner { return UnsafeRawPointer(o.base) + offset }
+            return base! + offset
+        }
+    }
+
+    /// Owned chunks at least this long are referenced instead of copied.
+    static let referenceThreshold = 16 * 1024
+
+    var links: [Link] = []
+    /// Index of the first link not yet fully written.
+    var head = 0
+    /// The queue's own buffer for headers and small bodies; made on first use.
+    var own: ByteBuffer?
+    /// Bytes queued and not yet written.
+    private(set) var pending = 0
+
+    var isEmpty: Bool { pending == 0 }
+
+    /// Lets `body` append to the queue's own buffer; what it appends becomes (or extends) a link.
+    @inline(__always)
+    mutating func append(_ body: (ByteBuffer) -> Void) {
+        let buf: ByteBuffer
+        if let b = own { buf = b } else { buf = ByteBuffer(capacity: 4096); own = buf }
+        let start = buf.count
+        body(buf)
+        let n = buf.count - start
+        guard n > 0 else { return }
+        pending += n
+        if let last = links.indices.last, links[last].owner === buf, links[last].offset + links[last].count == start {
+            links[last].count += n
+        } else {
+            links.append(Link(owner: buf, base: nil, offset: start, count: n))
+        }
+    }
+
+    /// Queues a copy of `bytes`.
+    mutating func append(copying bytes: UnsafeRawBufferPointer) {
+        append { $0.append(bytes) }
+    }
+
+    /// Queues bytes that never die, by address.
+    mutating func append(immortal bytes: UnsafeRawBufferPointer) {
+        guard let b = bytes.baseAddress, bytes.count > 0 else { return }
+        if bytes.count < Chunks.coalesceLimit {
+            append(copying: bytes)
+            return
+        }
+        links.append(Link(owner: nil, base: b, offset: 0, count: bytes.count))
+        pending += bytes.count
+    }
+
+    /// Queues a chain: small dynamic runs copied, large ones referenced.
+    mutating func append(_ chunks: Chunks) {
+        chunks.withLinks { storage, part in
+            switch part {
+            case .immortal(let p):
+                append(immortal: p)
+            case .owned(let r):
+                guard let s = storage, !r.isEmpty else { return }
+                if r.count < OutputQueue.referenceThreshold {
+                    append(copying: UnsafeRawBufferPointer(rebasing: s.bytes[r]))
+                } else {
+                    links.append(Link(owner: s, base: nil, offset: r.lowerBound, count: r.count))
+                    pending += r.count
+                }
+            }
+        }
+    }
+
+    enum WriteResult {
+        case done
+        case wouldBlock
+        case failed(Int32)
+    }
+
+    /// Writes as much as the socket takes, `iovMax` links per call.
+    mutating func write(fd: Int32, iov: UnsafeMutablePointer<iovec>) -> WriteResult {
+        while pending > 0 {
+            var n = 0
+            var asked = 0
+            var i = head
+            while i < links.count && n < Int(NT_IOV_MAX) {
+                let l = links[i]
+                iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: l.start), iov_len: l.count)
+                asked += l.count
+                n += 1
+                i += 1
+            }
+            let w = writev(fd, iov, Int32(n))
+            if w < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+                return .failed(e)
+            }
+            consume(w)
+            if w < asked { return .wouldBlock }
+        }
+        reset()
+        return .done
+    }
+
+    private mutating func consume(_ written: Int) {
+        var left = written
+        pending -= written
+        while left > 0 {
+            let c = links[head].count
+            if left >= c {
+                links[head].owner = nil  // release a referenced body as soon as it is out
+                left -= c
+                head += 1
+            } else {
+                links[head].offset += left
+                links[head].count -= left
+                left = 0
+            }
+        }
+    }
+
+    /// Forgets everything written; keeps memory for the next response unless it grew large.
+    private mutating func reset() {
+        links.removeAll(keepingCapacity: links.capacity <= 64)
+        head = 0
+        pending = 0
+        if let b = own {
+            if b.capacity > 64 * 1024 { own = nil } else { b.removeAll() }
+        }
+    }
+
+    /// Drops everything (connection closed).
+    mutating func discard() {
+        links = []
+        head = 0
+        pending = 0
+        own = nil
+    }
+}

@@ -1,0 +1,403 @@
+import NeedletailWeb
+
+/// Why a request was refused, and with what status.
+struct HTTPError: Error, Equatable, CustomStringConvertible {
+    let status: HTTPStatus
+    let reason: String
+    init(_ status: HTTPStatus, _ reason: String) { self.status = status; self.reason = reason }
+    var description: String { "\(status.code) \(reason)" }
+
+    static func bad(_ reason: String) -> HTTPError { HTTPError(.badRequest, reason) }
+}
+
+/// How the body of a request is delimited.
+enum BodyFraming: Equatable {
+    case none
+    case length(Int)
+    case chunked
+}
+
+/// A parsed request head: everything but the body.
+struct HTTPRequestHead {
+    var method: HTTPMethod
+    var version: HTTPVersion
+    /// Request line and header lines, copied out of the read buffer.
+    var bytes: [UInt8]
+    var target: Range<Int>
+    var path: String
+    var query: Range<Int>
+    var fields: Range<Int>
+    var host: String?
+    var framing: BodyFraming
+    var keepAlive: Bool
+    var expectContinue: Bool
+}
+
+/// The HTTP/1.1 request-head parser (RFC 9112 sections 2 to 7).
+///
+/// It is fed the bytes of a connection from the start of a request. Finding the end of the head
+/// is incremental (`scanned` remembers how far it got, so a head that trickles in is scanned
+/// once); the head is parsed in one pass once complete. Every rule it enforces, and why, is in
+/// docs/HTTP.md.
+struct HTTPHeadParser {
+    var limits: HTTPLimits
+    /// Bytes from the request start already checked for bare CR, bare LF and NUL.
+    private(set) var scanned = 0
+    private var requestLineEnd = -1
+    private var lineStart = 0
+
+    init(limits: HTTPLimits) { self.limits = limits }
+
+    enum Outcome {
+        case needMore
+        /// Leading empty lines (RFC 9112 2.2) to skip.
+        case skip(Int)
+        case head(HTTPRequestHead, consumed: Int)
+        case error(HTTPError)
+    }
+
+    /// Forgets progress (after a head was consumed).
+    mutating func reset() {
+        scanned = 0
+        requestLineEnd = -1
+        lineStart = 0
+    }
+
+    /// Whether any byte of a request has been seen (for timeouts and graceful stop).
+    var hasPartialHead: Bool { scanned > 0 }
+
+    mutating func parse(_ buf: UnsafeRawBufferPointer) -> Outcome {
+        let n = buf.count
+        if scanned == 0 {
+            // Skip empty lines before the request line.
+            var i = 0
+            while i + 1 < n && buf[i] == 13 && buf[i + 1] == 10 { i += 2 }
+            if i > 0 { return .skip(i) }
+            if n == 0 { return .needMore }
+        }
+        var i = scanned
+        while i < n {
+            let b = buf[i]
+            if b > 13 || (b != 13 && b != 10 && b != 0) {
+                i += 1
+                continue
+            }
+            if b == 0 { return .error(.bad("NUL byte in request head")) }
+            if b == 10 { return .error(.bad("bare LF in request head (lines must end with CRLF)")) }
+            // CR: needs its LF.
+            guard i + 1 < n else { break }
+            guard buf[i + 1] == 10 else { return .error(.bad("bare CR in request head")) }
+            if requestLineEnd < 0 {
+                requestLineEnd = i
+            } else if i == lineStart {
+                // Empty line: the head is complete.
+                scanned = 0
+                let total = i + 2
+                let outcome = HTTPHeadParser.parseHead(buf, requestLineEnd: requestLineEnd, headEnd: total, limits: limits)
+                reset()
+                switch outcome {
+                case .success(let head): return .head(head, consumed: total)
+                case .failure(let e): return .error(e)
+                }
+            }
+            i += 2
+            lineStart = i
+            if requestLineEnd >= 0 && i - requestLineEnd - 2 > limits.maxHeaderBytes + 2 {
+                return .error(HTTPError(.requestHeaderFieldsTooLarge, "header section larger than \(limits.maxHeaderBytes) bytes"))
+            }
+            if requestLineEnd >= 0, i < n, buf[i] == 32 || buf[i] == 9 {
+                return .error(.bad("obsolete line folding in header section"))
+            }
+        }
+        scanned = i
+        if requestLineEnd < 0 && i > limits.maxRequestLine {
+            return .error(HTTPError(.uriTooLong, "request line longer than \(limits.maxRequestLine) bytes"))
+        }
+        if requestLineEnd >= 0 && i - requestLineEnd > limits.maxHeaderBytes + 4 {
+            return .error(HTTPError(.requestHeaderFieldsTooLarge, "header section larger than \(limits.maxHeaderBytes) bytes"))
+        }
+        return .needMore
+    }
+
+    // MARK: Parsing a complete head
+
+    @inline(__always)
+    static func isTokenChar(_ b: UInt8) -> Bool {
+        // RFC 9110 5.6.2 tchar.
+        switch b {
+        case 48...57, 65...90, 97...122: return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default: return false
+        }
+    }
+
+    static func parseMethod(_ m: UnsafeRawBufferPointer) -> Result<HTTPMethod, HTTPError> {
+        func eq(_ s: StaticString) -> Bool {
+            s.utf8CodeUnitCount == m.count && memcmp(s.utf8Start, m.baseAddress!, m.count) == 0
+        }
+        switch m.count {
+        case 3:
+            if eq("GET") { return .success(.get) }
+            if eq("PUT") { return .success(.put) }
+        case 4:
+            if eq("POST") { return .success(.post) }
+            if eq("HEAD") { return .success(.head) }
+        case 5:
+            if eq("PATCH") { return .success(.patch) }
+        case 6:
+            if eq("DELETE") { return .success(.delete) }
+        case 7:
+            if eq("OPTIONS") { return .success(.options) }
+        default: break
+        }
+        for b in m where !isTokenChar(b) { return .failure(.bad("method is not a token")) }
+        return .failure(HTTPError(.notImplemented, "method not supported"))
+    }
+
+    private static func memcmp(_ a: UnsafePointer<UInt8>, _ b: UnsafeRawPointer, _ n: Int) -> Int {
+        for i in 0..<n where a[i] != b.load(fromByteOffset: i, as: UInt8.self) { return 1 }
+        return 0
+    }
+
+    static func parseHead(_ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits) -> Result<HTTPRequestHead, HTTPError> {
+        // Request line: method SP request-target SP HTTP-version.
+        var sp1 = 0
+        while sp1 < requestLineEnd && buf[sp1] != 32 { sp1 += 1 }
+        guard sp1 < requestLineEnd, sp1 > 0 else { return .failure(.bad("malformed request line")) }
+        let sp2Search = sp1 + 1
+        var sp2 = sp2Search
+        while sp2 < requestLineEnd && buf[sp2] != 32 { sp2 += 1 }
+        guard sp2 < requestLineEnd else {
+            return .failure(.bad("malformed request line (HTTP/0.9 and missing versions are not served)"))
+        }
+        let method: HTTPMethod
+        switch parseMethod(UnsafeRawBufferPointer(rebasing: buf[0..<sp1])) {
+        case .success(let m): method = m
+        case .failure(let e): return .failure(e)
+        }
+        let targetStart = sp1 + 1
+        let targetEnd = sp2
+        guard targetEnd > targetStart else { return .failure(.bad("empty request target")) }
+        for i in targetStart..<targetEnd {
+            let b = buf[i]
+            if b <= 32 || b >= 127 { return .failure(.bad("request target holds a space, control or non-ASCII byte")) }
+            if b == UInt8(ascii: "#") { return .failure(.bad("request target holds a fragment")) }
+        }
+        let version: HTTPVersion
+        let vlen = requestLineEnd - (sp2 + 1)
+        let v = sp2 + 1
+        if vlen == 8 && buf[v] == 72 && buf[v + 1] == 84 && buf[v + 2] == 84 && buf[v + 3] == 80 && buf[v + 4] == 47
+            && buf[v + 6] == 46 && (48...57).contains(buf[v + 5]) && (48...57).contains(buf[v + 7]) {
+            let major = Int(buf[v + 5] - 48), minor = Int(buf[v + 7] - 48)
+            guard major == 1 else { return .failure(HTTPError(.httpVersionNotSupported, "only HTTP/1.x is served")) }
+            version = HTTPVersion(major: 1, minor: minor >= 1 ? 1 : 0)
+        } else {
+            return .failure(.bad("malformed HTTP version"))
+        }
+
+        // Header fields.
+        var fieldCount = 0
+        var contentLength: Int? = nil
+        var transferEncoding = false
+        var chunked = false
+        var closeToken = false
+        var keepAliveToken = false
+        var expectContinue = false
+        var hostCount = 0
+        var hostRange = 0..<0
+        var line = requestLineEnd + 2
+        let fieldsStart = line
+        while line < headEnd - 2 {
+            var eol = line
+            while buf[eol] != 13 { eol += 1 }
+            if buf[line] == 32 || buf[line] == 9 { return .failure(.bad("obsolete line folding in header section")) }
+            fieldCount += 1
+            if fieldCount > limits.maxHeaderFields {
+                return .failure(HTTPError(.requestHeaderFieldsTooLarge, "more than \(limits.maxHeaderFields) header fields"))
+            }
+            var colon = line
+            while colon < eol && buf[colon] != UInt8(ascii: ":") {
+                let b = buf[colon]
+                if b == 32 || b == 9 { return .failure(.bad("whitespace between header field name and colon")) }
+                if !isTokenChar(b) { return .failure(.bad("invalid character in header field name")) }
+                colon += 1
+            }
+            guard colon < eol, colon > line else { return .failure(.bad("header field without a name or colon")) }
+            var vs = colon + 1
+            while vs < eol && (buf[vs] == 32 || buf[vs] == 9) { vs += 1 }
+            var ve = eol
+            while ve > vs && (buf[ve - 1] == 32 || buf[ve - 1] == 9) { ve -= 1 }
+            for i in vs..<ve {
+                let b = buf[i]
+                if (b < 32 && b != 9) || b == 127 { return .failure(.bad("control character in header field value")) }
+            }
+            let name = UnsafeRawBufferPointer(rebasing: buf[line..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
+            switch name.count {
+            case 4 where lowerEquals(name, "host"):
+                hostCount += 1
+                hostRange = vs..<ve
+            case 6 where lowerEquals(name, "expect"):
+                if lowerEquals(value, "100-continue") {
+                    expectContinue = true
+                } else {
+                    return .failure(HTTPError(.expectationFailed, "only Expect: 100-continue is understood"))
+                }
+            case 10 where lowerEquals(name, "connection"):
+                forEachToken(value) { t in
+                    if lowerEquals(t, "close") { closeToken = true }
+                    else if lowerEquals(t, "keep-alive") { keepAliveToken = true }
+                }
+            case 14 where lowerEquals(name, "content-length"):
+                var bad = false
+                forEachListItem(value) { item in
+                    guard let n = parseDecimal(item) else { bad = true; return }
+                    if let old = contentLength, old != n { bad = true }
+                    contentLength = n
+                }
+                if bad || value.isEmpty { return .failure(.bad("invalid or conflicting Content-Length")) }
+            case 17 where lowerEquals(name, "transfer-encoding"):
+                var codings: [Bool] = []  // true = chunked
+                forEachListItem(value) { item in codings.append(lowerEquals(item, "chunked")) }
+                if transferEncoding { codings.insert(chunked, at: 0) }
+                transferEncoding = true
+                guard let last = codings.last else { return .failure(.bad("empty Transfer-Encoding")) }
+                if !last { return .failure(.bad("Transfer-Encoding does not end in chunked")) }
+                if codings.count > 1 {
+                    return .failure(HTTPError(.notImplemented, "transfer codings other than chunked are not supported"))
+                }
+                chunked = true
+            default:
+                break
+            }
+            line = eol + 2
+        }
+
+        if version == .http1_1 && hostCount != 1 {
+            return .failure(.bad(hostCount == 0 ? "HTTP/1.1 request without Host" : "more than one Host field"))
+        }
+        if hostCount > 1 { return .failure(.bad("more than one Host field")) }
+        let framing: BodyFraming
+        if transferEncoding {
+            if contentLength != nil { return .failure(.bad("both Content-Length and Transfer-Encoding")) }
+            if version == .http1_0 { return .failure(.bad("Transfer-Encoding in an HTTP/1.0 request")) }
+            framing = .chunked
+        } else if let n = contentLength {
+            if n > limits.maxBodyBytes {
+                return .failure(HTTPError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes"))
+            }
+            framing = n > 0 ? .length(n) : .none
+        } else {
+            framing = .none
+        }
+
+        // Target forms (RFC 9112 3.2).
+        var pathStart = targetStart
+        var authority: Range<Int>? = nil
+        if buf[targetStart] == UInt8(ascii: "/") {
+            // origin-form
+        } else if buf[targetStart] == UInt8(ascii: "*") && targetEnd - targetStart == 1 {
+            guard method == .options else { return .failure(.bad("asterisk-form target with a method other than OPTIONS")) }
+        } else if let schemeEnd = absoluteFormSchemeEnd(buf, targetStart, targetEnd) {
+            var a = schemeEnd
+            while a < targetEnd && buf[a] != UInt8(ascii: "/") && buf[a] != UInt8(ascii: "?") { a += 1 }
+            guard a > schemeEnd else { return .failure(.bad("absolute-form target without a host")) }
+            authority = schemeEnd..<a
+            pathStart = a
+        } else {
+            return .failure(.bad("request target is not origin-, absolute- or asterisk-form"))
+        }
+        var q = pathStart
+        while q < targetEnd && buf[q] != UInt8(ascii: "?") { q += 1 }
+        let pathRange = pathStart..<q
+        let queryRange = q < targetEnd ? (q + 1)..<targetEnd : targetEnd..<targetEnd
+
+        let path: String
+        if pathRange.isEmpty {
+            path = buf[targetStart] == UInt8(ascii: "*") ? "*" : "/"
+        } else {
+            let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[pathRange])
+            guard let p = PercentDecoding.decode(raw, plusIsSpace: false) else {
+                return .failure(.bad("invalid percent-encoding or UTF-8 in path"))
+            }
+            if p.utf8.contains(0) { return .failure(.bad("NUL in decoded path")) }
+            path = p
+        }
+        if !queryRange.isEmpty {
+            let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[queryRange])
+            guard PercentDecoding.isValid(raw) else { return .failure(.bad("invalid percent-encoding in query")) }
+        }
+
+        let bytes = Array(buf[0..<headEnd])
+        let hostValue: String?
+        if let a = authority {
+            hostValue = String(decoding: bytes[a], as: UTF8.self)
+        } else if hostCount == 1 {
+            hostValue = String(decoding: bytes[hostRange], as: UTF8.self)
+        } else {
+            hostValue = nil
+        }
+        let keepAlive = version == .http1_1 ? !closeToken : (keepAliveToken && !closeToken)
+        return .success(HTTPRequestHead(
+            method: method, version: version, bytes: bytes, target: targetStart..<targetEnd, path: path,
+            query: queryRange, fields: fieldsStart..<(headEnd - 2), host: hostValue, framing: framing,
+            keepAlive: keepAlive, expectContinue: expectContinue && version == .http1_1))
+    }
+
+    /// For `http://` or `https://` (any letter case), the index after `//`.
+    static func absoluteFormSchemeEnd(_ buf: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int? {
+        for scheme in ["http://", "https://"] as [StaticString] {
+            let n = scheme.utf8CodeUnitCount
+            if end - start > n && lowerEquals(UnsafeRawBufferPointer(rebasing: buf[start..<(start + n)]), scheme) {
+                return start + n
+            }
+        }
+        return nil
+    }
+}
+
+/// ASCII case-insensitive comparison with a lowercase literal.
+@inline(__always)
+func lowerEquals(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+    guard bytes.count == lower.utf8CodeUnitCount else { return false }
+    let l = lower.utf8Start
+    for i in 0..<bytes.count {
+        var b = bytes[i]
+        if b >= 65 && b <= 90 { b |= 0x20 }
+        if b != l[i] { return false }
+    }
+    return true
+}
+
+/// Calls `body` with each comma-separated, whitespace-trimmed, non-empty list item.
+func forEachListItem(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    var start = 0
+    while start <= value.count {
+        var end = start
+        while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+        var s = start, e = end
+        while s < e && (value[s] == 32 || value[s] == 9) { s += 1 }
+        while e > s && (value[e - 1] == 32 || value[e - 1] == 9) { e -= 1 }
+        if e > s { body(UnsafeRawBufferPointer(rebasing: value[s..<e])) }
+        start = end + 1
+    }
+}
+
+/// Calls `body` with each token of a Connection-style list.
+func forEachToken(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    forEachListItem(value, body)
+}
+
+/// A non-negative decimal of at most 18 digits, or `nil`.
+func parseDecimal(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+    var n = 0
+    for b in bytes {
+        guard b >= 48 && b <= 57 else { return nil }
+        n = n * 10 + Int(b - 48)
+    }
+    return n
+}

@@ -1,0 +1,74 @@
+import NeedletailBytes
+import NeedletailWeb
+
+/// Writes a `Response` as HTTP/1.1 bytes: status line, Date, Content-Type, Content-Length,
+/// the app's fields, Connection when needed, then the body unless the request was HEAD.
+enum HTTPResponseEncoder {
+    /// Status lines of the common codes, encoded once.
+    static let statusLines: [[UInt8]?] = {
+        var table: [[UInt8]?] = Array(repeating: nil, count: 600)
+        for code in [100, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410,
+                     411, 413, 414, 415, 416, 417, 422, 429, 431, 500, 501, 502, 503, 504, 505] {
+            table[code] = Array("HTTP/1.1 \(HTTPStatus(code: code).description)\r\n".utf8)
+        }
+        return table
+    }()
+
+    /// Whether a header name or value is safe to put on the wire (no CR, LF or NUL; names are tokens).
+    static func isSafe(name: String, value: String) -> Bool {
+        guard !name.isEmpty else { return false }
+        for b in name.utf8 where !HTTPHeadParser.isTokenChar(b) { return false }
+        for b in value.utf8 where b == 13 || b == 10 || b == 0 { return false }
+        return true
+    }
+
+    /// Appends the head (and body unless `headOnly`) of `response` to `out`.
+    /// `dropped` is called with the name of each unsafe field left out.
+    static func encodeHead(_ response: Response, bodyLength: Int?, keepAlive: Bool, version: HTTPVersion,
+                           date: [UInt8], into out: ByteBuffer, dropped: (String) -> Void) {
+        let status = response.status
+        if status.code >= 100 && status.code < 600, let line = statusLines[status.code],
+           status.reason == HTTPStatus.standardReason(status.code) {
+            line.withUnsafeBytes { out.append($0) }
+        } else {
+            out.append("HTTP/1.1 ")
+            out.appendDecimal(status.code)
+            out.append(32)
+            out.append(status.reason.filter { $0 != "\r" && $0 != "\n" })
+            out.append("\r\n")
+        }
+        date.withUnsafeBytes { out.append($0) }
+        if let ct = response.contentType {
+            if isSafe(name: "Content-Type", value: ct) {
+                out.append("Content-Type: ")
+                out.append(ct)
+                out.append("\r\n")
+            } else {
+                dropped("Content-Type")
+            }
+        }
+        if let n = bodyLength {
+            out.append("Content-Length: ")
+            out.appendDecimal(n)
+            out.append("\r\n")
+        } else if !status.forbidsBody {
+            out.append("Transfer-Encoding: chunked\r\n")
+        }
+        for (name, value) in response.headers {
+            guard isSafe(name: name, value: value) else {
+                dropped(name)
+                continue
+            }
+            out.append(name)
+            out.append(": ")
+            out.append(value)
+            out.append("\r\n")
+        }
+        if !keepAlive {
+            out.append("Connection: close\r\n")
+        } else if version == .http1_0 {
+            out.append("Connection: keep-alive\r\n")
+        }
+        out.append("\r\n")
+    }
+}
