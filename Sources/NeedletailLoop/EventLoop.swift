@@ -156,7 +156,7 @@ public final class EventLoop: @unchecked Sendable {
                 }
             }
             if now > wheel.lastTick {
-                wheel.advance(to: now) { conn in
+                for conn in wheel.advance(to: now) where !conn.isClosed {
                     if conn.lingering { conn.close() } else { conn.handler.timedOut(conn) }
                     if !conn.isClosed { conn.pump() }
                 }

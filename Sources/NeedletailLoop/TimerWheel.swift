@@ -45,9 +45,11 @@ struct TimerWheel {
         conn.wheelSlot = -1
     }
 
-    /// Advances to `now`, calling `expired` for each connection whose deadline has passed.
-    mutating func advance(to now: Int, _ expired: (Connection) -> Void) {
-        guard now > lastTick else { return }
+    /// Advances to `now` and returns the connections whose deadline has passed (the caller
+    /// acts on them after this returns, since acting may set deadlines again).
+    mutating func advance(to now: Int) -> [Connection] {
+        var expired: [Connection] = []
+        guard now > lastTick else { return expired }
         // After a long stall, one pass over every slot is enough.
         let from = max(lastTick + 1, now - TimerWheel.slotCount + 1)
         lastTick = now
@@ -61,12 +63,13 @@ struct TimerWheel {
                 if c.deadline <= 0 || c.isClosed { continue }
                 if c.deadline <= now {
                     c.deadline = 0
-                    expired(c)
+                    expired.append(c)
                 } else {
                     insert(c, at: c.deadline)
                 }
             }
         }
+        return expired
     }
 
     /// Number of connections in the wheel (tests).

@@ -22,83 +22,59 @@ final class HTTPLoopContext {
 /// timeouts, and closes when HTTP says so.
 final class HTTPConnection: ConnectionHandler {
     private let context: HTTPLoopContext
-    private var parser: HTTPHeadParser
-    /// The head whose body is being read, with its decoder.
-    private var pendingHead: HTTPRequestHead?
-    private var bodyDecoder: HTTPBodyDecoder?
+    private var decoder: HTTPRequestDecoder
     private var headTimerStarted = false
     private var remote: String?
 
     init(context: HTTPLoopContext) {
         self.context = context
-        parser = HTTPHeadParser(limits: context.limits)
+        decoder = HTTPRequestDecoder(limits: context.limits)
     }
 
     func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int {
         var offset = 0
         while offset < bytes.count && !connection.isClosing && !connection.isOutputFull {
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-            if bodyDecoder != nil {
-                switch bodyDecoder!.feed(rest) {
-                case .success(let used):
-                    offset += used
-                    if bodyDecoder!.isDone {
-                        finishBody(on: connection)
-                    } else {
-                        connection.setTimeout(seconds: context.limits.bodyTimeout)
-                    }
-                case .failure(let e):
-                    refuse(e, on: connection)
-                    return bytes.count
-                }
-                continue
-            }
-            switch parser.parse(rest) {
+            let (event, used) = decoder.next(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            offset += used
+            switch event {
             case .needMore:
-                if !headTimerStarted {
-                    headTimerStarted = true
-                    connection.setTimeout(seconds: context.limits.headerTimeout)
-                }
+                armRequestTimer(on: connection)
                 return offset
-            case .skip(let n):
-                offset += n
+            case .progress:
+                armRequestTimer(on: connection)
+            case .sendContinue:
+                connection.write { $0.append("HTTP/1.1 100 Continue\r\n\r\n") }
+                connection.flush()
+                armRequestTimer(on: connection)
             case .error(let e):
                 refuse(e, on: connection)
                 return bytes.count
-            case .head(let head, let consumed):
-                offset += consumed
+            case .request(let head, let body, let trailers):
                 headTimerStarted = false
-                if head.framing == .none {
-                    respond(to: head, body: [], trailers: nil, on: connection)
-                } else {
-                    if head.expectContinue && offset == bytes.count {
-                        connection.write { $0.append("HTTP/1.1 100 Continue\r\n\r\n") }
-                        connection.flush()
-                    }
-                    pendingHead = head
-                    bodyDecoder = HTTPBodyDecoder(framing: head.framing, limits: context.limits)
-                    connection.setTimeout(seconds: context.limits.bodyTimeout)
-                }
+                respond(to: head, body: body, trailers: trailers, on: connection)
             }
         }
         return offset
     }
 
-    private func finishBody(on connection: Connection) {
-        guard let head = pendingHead, var decoder = bodyDecoder else { return }
-        pendingHead = nil
-        bodyDecoder = nil
-        let trailers = decoder.trailers
-        respond(to: head, body: decoder.takeBody(), trailers: trailers.isEmpty ? nil : trailers, on: connection)
+    /// Header timeout: counted once from the first byte of a head (a slow client cannot extend
+    /// it). Body timeout: counted from the last progress.
+    private func armRequestTimer(on connection: Connection) {
+        if decoder.isReadingBody {
+            connection.setTimeout(seconds: context.limits.bodyTimeout)
+        } else if decoder.isMidRequest && !headTimerStarted {
+            headTimerStarted = true
+            connection.setTimeout(seconds: context.limits.headerTimeout)
+        }
     }
 
-    private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8]?, on connection: Connection) {
+    private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         if remote == nil { remote = connection.remoteAddress }
         let request = Request(
             method: head.method, version: head.version, path: head.path,
             query: QueryParameters(storage: head.bytes, range: head.query),
             headers: HeaderFields(lines: head.bytes, range: head.fields),
-            trailers: trailers.map { HeaderFields(lines: $0, range: 0..<$0.count) } ?? .empty,
+            trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
             body: body, host: head.host, remoteAddress: remote!, isSecure: false,
             target: String(decoding: head.bytes[head.target], as: UTF8.self))
         let response = context.responder.respond(to: request)
@@ -112,16 +88,16 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     private func write(_ response: Response, headOnly: Bool, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
-        let bodyLength = response.status.forbidsBody ? nil : response.body.count
+        let forbidsBody = response.status.forbidsBody
         let date = context.dates.dateLine(now: connection.loop.wallClock)
         let logger = context.logger
         connection.write { out in
-            HTTPResponseEncoder.encodeHead(response, bodyLength: bodyLength ?? (response.status.forbidsBody ? nil : 0),
+            HTTPResponseEncoder.encodeHead(response, bodyLength: forbidsBody ? nil : response.body.count,
                                            keepAlive: keepAlive, version: version, date: date, into: out) { name in
                 logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
             }
         }
-        if !headOnly && !response.status.forbidsBody {
+        if !headOnly && !forbidsBody {
             connection.write(response.body)
         }
     }
@@ -133,8 +109,6 @@ final class HTTPConnection: ConnectionHandler {
         body.append(unescaped: "\(error.status.code) \(error.status.reason): \(error.reason)\n")
         let response = Response(status: error.status, contentType: Response.textType, body: body)
         write(response, headOnly: false, keepAlive: false, version: .http1_1, on: connection)
-        pendingHead = nil
-        bodyDecoder = nil
         connection.closeAfterFlush(linger: true)
     }
 
@@ -144,7 +118,7 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     func timedOut(_ connection: Connection) {
-        if parser.hasPartialHead || bodyDecoder != nil {
+        if decoder.isMidRequest {
             refuse(HTTPError(.requestTimeout, "request not received in time"), on: connection)
         } else {
             connection.close()
@@ -152,11 +126,10 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     func shutdownRequested(_ connection: Connection) -> Bool {
-        let idle = !parser.hasPartialHead && bodyDecoder == nil && connection.pendingOutput == 0
-        if !idle && bodyDecoder == nil && !parser.hasPartialHead {
-            connection.closeAfterFlush()
-        }
-        return idle
+        if decoder.isMidRequest { return false }  // answered with Connection: close when complete
+        if connection.pendingOutput == 0 { return true }
+        connection.closeAfterFlush()
+        return false
     }
 
     func closed(_ connection: Connection) {}

@@ -88,6 +88,9 @@ struct HTTPHeadParser {
             guard i + 1 < n else { break }
             guard buf[i + 1] == 10 else { return .error(.bad("bare CR in request head")) }
             if requestLineEnd < 0 {
+                if i > limits.maxRequestLine {
+                    return .error(HTTPError(.uriTooLong, "request line longer than \(limits.maxRequestLine) bytes"))
+                }
                 requestLineEnd = i
             } else if i == lineStart {
                 // Empty line: the head is complete.
