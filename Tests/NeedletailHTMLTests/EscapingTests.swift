@@ -1,0 +1,67 @@
+import NeedletailBytes
+import NeedletailHTML
+import Testing
+
+@Suite struct EscapingTests {
+    @Test func escapesTheFiveCharacters() {
+        #expect(HTMLEscaping.escaped("<TLUG> & \"q\" 'a'") == "&lt;TLUG&gt; &amp; &quot;q&quot; &#39;a&#39;")
+        #expect(HTMLEscaping.escaped("plain ünïcödé ✓") == "plain ünïcödé ✓")
+        #expect(HTMLEscaping.escaped("") == "")
+        #expect(HTMLEscaping.escaped("<<<") == "&lt;&lt;&lt;")
+    }
+
+    @Test func chunksCoalesceSmallStaticAndReferenceLarge() {
+        var c = Chunks()
+        c.append("<h1>Hello ")
+        c.append(escaping: "<x>")
+        c.append("</h1>")
+        #expect(c.string == "<h1>Hello &lt;x&gt;</h1>")
+        #expect(c.isSingleOwnedRun, "small static pieces are copied into one run")
+        #expect(c.count == 24)
+
+        let big = String(repeating: "x", count: 600)
+        var d = Chunks()
+        d.append("<p>")
+        big.utf8CString.withUnsafeBufferPointer { _ in }
+        let staticBig: StaticString = """
+        xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+        """
+        d.append(staticBig)
+        d.append(escaping: "&")
+        d.append("</p>")
+        #expect(!d.isSingleOwnedRun, "a large static chunk is referenced, not copied")
+        #expect(d.count == 3 + staticBig.utf8CodeUnitCount + 5 + 4)
+        #expect(d.string == "<p>" + staticBig.description + "&amp;</p>")
+        let (_, parts) = d.links()
+        #expect(parts.count == 3)
+        if case .immortal(let p) = parts[1] {
+            #expect(p.baseAddress == UnsafeRawPointer(staticBig.utf8Start), "referenced by address")
+        } else {
+            Issue.record("middle part should be immortal")
+        }
+    }
+
+    @Test func chunksHaveValueSemantics() {
+        var a = Chunks()
+        a.append(escaping: "one")
+        var b = a
+        b.append(escaping: " two")
+        #expect(a.string == "one")
+        #expect(b.string == "one two")
+        var c = Chunks()
+        c.append("[")
+        c.append(b)
+        c.append(42)
+        #expect(c.string == "[one two42")
+    }
+
+    @Test func byteBufferDecimalAndGrowth() {
+        let b = ByteBuffer(capacity: 16)
+        for v in [0, 7, 10, 99, 1234567890123, -5] { b.appendDecimal(v); b.append(UInt8(ascii: " ")) }
+        #expect(String(decoding: b.bytes, as: UTF8.self) == "0 7 10 99 1234567890123 -5 ")
+        b.removeFirst(2)
+        #expect(String(decoding: b.bytes, as: UTF8.self).hasPrefix("7 10"))
+        for _ in 0..<10_000 { b.append(UInt8(1)) }
+        #expect(b.count == 10_000 + 25)
+    }
+}

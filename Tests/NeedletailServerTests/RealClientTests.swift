@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+import NeedletailLoop
+@testable import NeedletailServer
+
+/// Runs a program and returns its exit status and combined output.
+func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/\(program)")
+    p.arguments = arguments
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+func toolAvailable(_ name: String) -> Bool {
+    FileManager.default.isExecutableFile(atPath: "/usr/bin/\(name)")
+}
+
+/// The demo binary built next to the test bundle.
+func demoBinary() -> String {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [bundle, bundle.deletingLastPathComponent()] {
+        let path = candidate.appendingPathComponent("needletail-demo").path
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return ".build/debug/needletail-demo"
+}
+
+@Suite("Real HTTP clients against the native server", .serialized)
+struct RealClientTests {
+    @Test(.enabled(if: toolAvailable("curl")))
+    func curl() throws {
+        try withServer { _, address in
+            let base = "http://\(address)"
+            let r = try run("curl", ["-sS", "-i", "\(base)/hello?name=%3Ccurl%3E", "\(base)/hello?name=again"])
+            #expect(r.status == 0)
+            #expect(r.output.contains("<h1>Hello &lt;curl&gt;</h1>"))
+            #expect(r.output.contains("<h1>Hello again</h1>"))
+            let old = try run("curl", ["-sS", "--http1.0", "\(base)/hello?name=ten"])
+            #expect(old.output == "<h1>Hello ten</h1>")
+            let post = try run("curl", ["-sS", "-H", "Transfer-Encoding: chunked", "--data-binary", "chunky", "\(base)/echo"])
+            #expect(post.output == "chunky")
+            let head = try run("curl", ["-sS", "-I", "\(base)/hello"])
+            #expect(head.output.contains("Content-Length: 20"))
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("ab")))
+    func apacheBench() throws {
+        try withServer { _, address in
+            let r = try run("ab", ["-q", "-n", "2000", "-c", "50", "http://\(address)/hello?name=ab"])
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.output.contains("Complete requests:      2000"))
+            #expect(r.output.contains("Failed requests:        0"))
+            let k = try run("ab", ["-q", "-k", "-n", "2000", "-c", "50", "http://\(address)/hello?name=ab"])
+            #expect(k.output.contains("Keep-Alive requests:    2000"))
+            #expect(k.output.contains("Failed requests:        0"))
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("wrk")))
+    func wrk() throws {
+        try withServer(loops: 2) { _, address in
+            let r = try run("wrk", ["-t1", "-c64", "-d1s", "http://\(address)/hello?name=wrk"])
+            #expect(r.status == 0)
+            #expect(!r.output.contains("Non-2xx"), "\(r.output)")
+            #expect(!r.output.contains("Socket errors"), "\(r.output)")
+            #expect(r.output.contains("requests in"))
+        }
+    }
+}
+
+@Suite("The demo command line", .serialized)
+struct DemoCommandTests {
+    @Test func helpAndPortTaken() throws {
+        let help = try run(demoBinary(), ["serve", "--help"])
+        #expect(help.status == 0)
+        #expect(help.output.contains("--http"))
+        #expect(help.output.contains("--loops"))
+        try withServer { _, address in
+            let r = try run(demoBinary(), ["serve", "--http", "\(address)"])
+            #expect(r.status != 0)
+            #expect(r.output.contains("address already in use"), "\(r.output)")
+        }
+        let bad = try run(demoBinary(), ["serve", "--http", "nonsense"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("HOST:PORT"))
+    }
+
+    @Test func servesAndStopsOnSIGTERM() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: demoBinary())
+        let port = 20000 + Int(getpid() % 10000)
+        p.arguments = ["serve", "--http", "127.0.0.1:\(port)", "--loops", "2"]
+        let pipe = Pipe()
+        p.standardError = pipe
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        var served = false
+        for _ in 0..<50 {
+            if let c = try? TestClient(.ipv4(host: "127.0.0.1", port: UInt16(port))) {
+                try c.send("GET /hello?name=demo HTTP/1.1\r\nHost: t\r\n\r\n")
+                served = try c.readResponse().text == "<h1>Hello demo</h1>"
+                break
+            }
+            usleep(100_000)
+        }
+        #expect(served)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let log = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("listening on http://127.0.0.1:\(port)"))
+        #expect(log.contains("SIGTERM"))
+    }
+}
