@@ -41,10 +41,21 @@ public struct Chunks {
             s.reserve(n)
             return s
         }
-        let fresh = ByteBuffer(capacity: max(256, n + (storage?.count ?? 0)))
+        let fresh = BufferPool.take(capacity: n + (storage?.count ?? 0))
         if let old = storage { fresh.append(old.bytes) }
         storage = fresh
         return fresh
+    }
+
+    /// Gives the chain's buffer back to the thread's `BufferPool` if nothing else holds it, and
+    /// empties the chain. For codecs, after they have copied the bytes out.
+    public mutating func recycle() {
+        if storage != nil && isKnownUniquelyReferenced(&storage) {
+            BufferPool.recycle(storage!)
+        }
+        storage = nil
+        closed = []
+        openStart = 0
     }
 
     /// Appends a static string literal: referenced if long, copied if short.

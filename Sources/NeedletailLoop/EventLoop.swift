@@ -38,28 +38,29 @@ public final class EventLoop: @unchecked Sendable {
 
     private let epfd: Int32
     private let wakeFD: Int32
-    private var listeners: [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool)] = []
-    private var connections: [Connection?] = []
-    private var generation: UInt32 = 0
-    private var wheel: TimerWheel
+    @exclusivity(unchecked) private var listeners: [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool)] = []
+    @exclusivity(unchecked) private var connections: [Connection?] = []
+    @exclusivity(unchecked) private var generation: UInt32 = 0
+    @exclusivity(unchecked) private var wheel: TimerWheel
     private let readBuffer: UnsafeMutableRawPointer
     private let readBufferSize = 64 * 1024
     let iovecs: UnsafeMutablePointer<iovec>
-    private var reserveFD: Int32 = -1
-    private var lastFDExhaustionLog = 0
+    @exclusivity(unchecked) private var reserveFD: Int32 = -1
+    @exclusivity(unchecked) private var lastFDExhaustionLog = 0
     private let log: LoopLogger
+    // Loop-confined properties below skip runtime exclusivity checks (see Connection).
     private let tasks = Mutex<[@Sendable () -> Void]>([])
 
     /// Seconds on a monotonic clock, updated once per loop iteration.
-    public private(set) var now: Int = 0
+    @exclusivity(unchecked) public private(set) var now: Int = 0
     /// Wall-clock seconds since the epoch, updated once per loop iteration.
-    public private(set) var wallClock: Int = 0
+    @exclusivity(unchecked) public private(set) var wallClock: Int = 0
     /// Number of open connections.
-    public private(set) var connectionCount = 0
+    @exclusivity(unchecked) public private(set) var connectionCount = 0
     /// Whether `shutdown` has begun: handlers answer in-flight requests with `Connection: close`.
-    public private(set) var isStopping = false
-    private var stopDeadline = 0
-    private var running = false
+    @exclusivity(unchecked) public private(set) var isStopping = false
+    @exclusivity(unchecked) private var stopDeadline = 0
+    @exclusivity(unchecked) private var running = false
 
     private static let listenerTag: UInt64 = 1 << 63
     private static let wakeTag: UInt64 = 1 << 62

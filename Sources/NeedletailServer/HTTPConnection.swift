@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NeedletailBytes
 import NeedletailLoop
@@ -22,9 +23,9 @@ final class HTTPLoopContext {
 /// timeouts, and closes when HTTP says so.
 final class HTTPConnection: ConnectionHandler {
     private let context: HTTPLoopContext
-    private var decoder: HTTPRequestDecoder
-    private var headTimerStarted = false
-    private var remote: String?
+    // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
+    @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
+    @exclusivity(unchecked) private var headTimerStarted = false
 
     init(context: HTTPLoopContext) {
         self.context = context
@@ -69,17 +70,17 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
-        if remote == nil { remote = connection.remoteAddress }
         let request = Request(
-            method: head.method, version: head.version, path: head.path,
+            method: head.method, version: head.version, path: head.path, storage: head.bytes,
+            target: head.target, host: head.host,
             query: QueryParameters(storage: head.bytes, range: head.query),
             headers: HeaderFields(lines: head.bytes, range: head.fields),
             trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
-            body: body, host: head.host, remoteAddress: remote!, isSecure: false,
-            target: String(decoding: head.bytes[head.target], as: UTF8.self))
-        let response = context.responder.respond(to: request)
+            body: body, remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: false)
+        var response = context.responder.respond(to: request)
         let keepAlive = head.keepAlive && !connection.loop.isStopping
         write(response, headOnly: head.method == .head, keepAlive: keepAlive, version: head.version, on: connection)
+        response.body.recycle()
         if keepAlive {
             connection.setTimeout(seconds: context.limits.keepAliveTimeout)
         } else {
@@ -133,4 +134,20 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     func closed(_ connection: Connection) {}
+}
+
+extension RemoteAddress {
+    /// The address in a `sockaddr_storage` from accept(2).
+    init(peer: UnsafePointer<sockaddr_storage>) {
+        switch Int32(peer.pointee.ss_family) {
+        case AF_INET:
+            self = peer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { .ipv4($0.pointee.sin_addr.s_addr) }
+        case AF_INET6:
+            self = peer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                withUnsafeBytes(of: sin6.pointee.sin6_addr) { .ipv6($0.load(as: UInt64.self), $0.load(fromByteOffset: 8, as: UInt64.self)) }
+            }
+        default:
+            self = .unknown
+        }
+    }
 }

@@ -3,9 +3,9 @@ import Glibc
 /// The IMF-fixdate for the Date field (RFC 9110 5.6.7), formatted at most once per second
 /// per loop.
 final class HTTPDateCache {
-    private(set) var second = -1
+    @exclusivity(unchecked) private(set) var second = -1
     /// `Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`
-    private(set) var line: [UInt8] = []
+    @exclusivity(unchecked) private(set) var line: [UInt8] = []
 
     private static let days: [StaticString] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months: [StaticString] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

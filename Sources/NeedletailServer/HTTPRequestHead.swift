@@ -27,7 +27,7 @@ struct HTTPRequestHead {
     var path: String
     var query: Range<Int>
     var fields: Range<Int>
-    var host: String?
+    var host: Range<Int>?
     var framing: BodyFraming
     var keepAlive: Bool
     var expectContinue: Bool
@@ -96,11 +96,12 @@ struct HTTPHeadParser {
                 // Empty line: the head is complete.
                 scanned = 0
                 let total = i + 2
-                let outcome = HTTPHeadParser.parseHead(buf, requestLineEnd: requestLineEnd, headEnd: total, limits: limits)
+                let lineEnd = requestLineEnd
                 reset()
-                switch outcome {
-                case .success(let head): return .head(head, consumed: total)
-                case .failure(let e): return .error(e)
+                do {
+                    return .head(try HTTPHeadParser.parseHead(buf, requestLineEnd: lineEnd, headEnd: total, limits: limits), consumed: total)
+                } catch {
+                    return .error(error)
                 }
             }
             i += 2
@@ -137,27 +138,27 @@ struct HTTPHeadParser {
         }
     }
 
-    static func parseMethod(_ m: UnsafeRawBufferPointer) -> Result<HTTPMethod, HTTPError> {
+    static func parseMethod(_ m: UnsafeRawBufferPointer) throws(HTTPError) -> HTTPMethod {
         func eq(_ s: StaticString) -> Bool {
             s.utf8CodeUnitCount == m.count && memcmp(s.utf8Start, m.baseAddress!, m.count) == 0
         }
         switch m.count {
         case 3:
-            if eq("GET") { return .success(.get) }
-            if eq("PUT") { return .success(.put) }
+            if eq("GET") { return .get }
+            if eq("PUT") { return .put }
         case 4:
-            if eq("POST") { return .success(.post) }
-            if eq("HEAD") { return .success(.head) }
+            if eq("POST") { return .post }
+            if eq("HEAD") { return .head }
         case 5:
-            if eq("PATCH") { return .success(.patch) }
+            if eq("PATCH") { return .patch }
         case 6:
-            if eq("DELETE") { return .success(.delete) }
+            if eq("DELETE") { return .delete }
         case 7:
-            if eq("OPTIONS") { return .success(.options) }
+            if eq("OPTIONS") { return .options }
         default: break
         }
-        for b in m where !isTokenChar(b) { return .failure(.bad("method is not a token")) }
-        return .failure(HTTPError(.notImplemented, "method not supported"))
+        for b in m where !isTokenChar(b) { throw .bad("method is not a token") }
+        throw HTTPError(.notImplemented, "method not supported")
     }
 
     private static func memcmp(_ a: UnsafePointer<UInt8>, _ b: UnsafeRawPointer, _ n: Int) -> Int {
@@ -165,29 +166,25 @@ struct HTTPHeadParser {
         return 0
     }
 
-    static func parseHead(_ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits) -> Result<HTTPRequestHead, HTTPError> {
+    static func parseHead(_ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits) throws(HTTPError) -> HTTPRequestHead {
         // Request line: method SP request-target SP HTTP-version.
         var sp1 = 0
         while sp1 < requestLineEnd && buf[sp1] != 32 { sp1 += 1 }
-        guard sp1 < requestLineEnd, sp1 > 0 else { return .failure(.bad("malformed request line")) }
+        guard sp1 < requestLineEnd, sp1 > 0 else { throw .bad("malformed request line") }
         let sp2Search = sp1 + 1
         var sp2 = sp2Search
         while sp2 < requestLineEnd && buf[sp2] != 32 { sp2 += 1 }
         guard sp2 < requestLineEnd else {
-            return .failure(.bad("malformed request line (HTTP/0.9 and missing versions are not served)"))
+            throw (.bad("malformed request line (HTTP/0.9 and missing versions are not served)"))
         }
-        let method: HTTPMethod
-        switch parseMethod(UnsafeRawBufferPointer(rebasing: buf[0..<sp1])) {
-        case .success(let m): method = m
-        case .failure(let e): return .failure(e)
-        }
+        let method = try parseMethod(UnsafeRawBufferPointer(rebasing: buf[0..<sp1]))
         let targetStart = sp1 + 1
         let targetEnd = sp2
-        guard targetEnd > targetStart else { return .failure(.bad("empty request target")) }
+        guard targetEnd > targetStart else { throw .bad("empty request target") }
         for i in targetStart..<targetEnd {
             let b = buf[i]
-            if b <= 32 || b >= 127 { return .failure(.bad("request target holds a space, control or non-ASCII byte")) }
-            if b == UInt8(ascii: "#") { return .failure(.bad("request target holds a fragment")) }
+            if b <= 32 || b >= 127 { throw .bad("request target holds a space, control or non-ASCII byte") }
+            if b == UInt8(ascii: "#") { throw .bad("request target holds a fragment") }
         }
         let version: HTTPVersion
         let vlen = requestLineEnd - (sp2 + 1)
@@ -195,10 +192,10 @@ struct HTTPHeadParser {
         if vlen == 8 && buf[v] == 72 && buf[v + 1] == 84 && buf[v + 2] == 84 && buf[v + 3] == 80 && buf[v + 4] == 47
             && buf[v + 6] == 46 && (48...57).contains(buf[v + 5]) && (48...57).contains(buf[v + 7]) {
             let major = Int(buf[v + 5] - 48), minor = Int(buf[v + 7] - 48)
-            guard major == 1 else { return .failure(HTTPError(.httpVersionNotSupported, "only HTTP/1.x is served")) }
+            guard major == 1 else { throw HTTPError(.httpVersionNotSupported, "only HTTP/1.x is served") }
             version = HTTPVersion(major: 1, minor: minor >= 1 ? 1 : 0)
         } else {
-            return .failure(.bad("malformed HTTP version"))
+            throw .bad("malformed HTTP version")
         }
 
         // Header fields.
@@ -216,26 +213,26 @@ struct HTTPHeadParser {
         while line < headEnd - 2 {
             var eol = line
             while buf[eol] != 13 { eol += 1 }
-            if buf[line] == 32 || buf[line] == 9 { return .failure(.bad("obsolete line folding in header section")) }
+            if buf[line] == 32 || buf[line] == 9 { throw .bad("obsolete line folding in header section") }
             fieldCount += 1
             if fieldCount > limits.maxHeaderFields {
-                return .failure(HTTPError(.requestHeaderFieldsTooLarge, "more than \(limits.maxHeaderFields) header fields"))
+                throw HTTPError(.requestHeaderFieldsTooLarge, "more than \(limits.maxHeaderFields) header fields")
             }
             var colon = line
             while colon < eol && buf[colon] != UInt8(ascii: ":") {
                 let b = buf[colon]
-                if b == 32 || b == 9 { return .failure(.bad("whitespace between header field name and colon")) }
-                if !isTokenChar(b) { return .failure(.bad("invalid character in header field name")) }
+                if b == 32 || b == 9 { throw .bad("whitespace between header field name and colon") }
+                if !isTokenChar(b) { throw .bad("invalid character in header field name") }
                 colon += 1
             }
-            guard colon < eol, colon > line else { return .failure(.bad("header field without a name or colon")) }
+            guard colon < eol, colon > line else { throw .bad("header field without a name or colon") }
             var vs = colon + 1
             while vs < eol && (buf[vs] == 32 || buf[vs] == 9) { vs += 1 }
             var ve = eol
             while ve > vs && (buf[ve - 1] == 32 || buf[ve - 1] == 9) { ve -= 1 }
             for i in vs..<ve {
                 let b = buf[i]
-                if (b < 32 && b != 9) || b == 127 { return .failure(.bad("control character in header field value")) }
+                if (b < 32 && b != 9) || b == 127 { throw .bad("control character in header field value") }
             }
             let name = UnsafeRawBufferPointer(rebasing: buf[line..<colon])
             let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
@@ -247,7 +244,7 @@ struct HTTPHeadParser {
                 if lowerEquals(value, "100-continue") {
                     expectContinue = true
                 } else {
-                    return .failure(HTTPError(.expectationFailed, "only Expect: 100-continue is understood"))
+                    throw HTTPError(.expectationFailed, "only Expect: 100-continue is understood")
                 }
             case 10 where lowerEquals(name, "connection"):
                 forEachToken(value) { t in
@@ -261,16 +258,16 @@ struct HTTPHeadParser {
                     if let old = contentLength, old != n { bad = true }
                     contentLength = n
                 }
-                if bad || value.isEmpty { return .failure(.bad("invalid or conflicting Content-Length")) }
+                if bad || value.isEmpty { throw .bad("invalid or conflicting Content-Length") }
             case 17 where lowerEquals(name, "transfer-encoding"):
                 var codings: [Bool] = []  // true = chunked
                 forEachListItem(value) { item in codings.append(lowerEquals(item, "chunked")) }
                 if transferEncoding { codings.insert(chunked, at: 0) }
                 transferEncoding = true
-                guard let last = codings.last else { return .failure(.bad("empty Transfer-Encoding")) }
-                if !last { return .failure(.bad("Transfer-Encoding does not end in chunked")) }
+                guard let last = codings.last else { throw .bad("empty Transfer-Encoding") }
+                if !last { throw .bad("Transfer-Encoding does not end in chunked") }
                 if codings.count > 1 {
-                    return .failure(HTTPError(.notImplemented, "transfer codings other than chunked are not supported"))
+                    throw HTTPError(.notImplemented, "transfer codings other than chunked are not supported")
                 }
                 chunked = true
             default:
@@ -280,17 +277,17 @@ struct HTTPHeadParser {
         }
 
         if version == .http1_1 && hostCount != 1 {
-            return .failure(.bad(hostCount == 0 ? "HTTP/1.1 request without Host" : "more than one Host field"))
+            throw .bad(hostCount == 0 ? "HTTP/1.1 request without Host" : "more than one Host field")
         }
-        if hostCount > 1 { return .failure(.bad("more than one Host field")) }
+        if hostCount > 1 { throw .bad("more than one Host field") }
         let framing: BodyFraming
         if transferEncoding {
-            if contentLength != nil { return .failure(.bad("both Content-Length and Transfer-Encoding")) }
-            if version == .http1_0 { return .failure(.bad("Transfer-Encoding in an HTTP/1.0 request")) }
+            if contentLength != nil { throw .bad("both Content-Length and Transfer-Encoding") }
+            if version == .http1_0 { throw .bad("Transfer-Encoding in an HTTP/1.0 request") }
             framing = .chunked
         } else if let n = contentLength {
             if n > limits.maxBodyBytes {
-                return .failure(HTTPError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes"))
+                throw HTTPError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
             }
             framing = n > 0 ? .length(n) : .none
         } else {
@@ -303,15 +300,15 @@ struct HTTPHeadParser {
         if buf[targetStart] == UInt8(ascii: "/") {
             // origin-form
         } else if buf[targetStart] == UInt8(ascii: "*") && targetEnd - targetStart == 1 {
-            guard method == .options else { return .failure(.bad("asterisk-form target with a method other than OPTIONS")) }
+            guard method == .options else { throw .bad("asterisk-form target with a method other than OPTIONS") }
         } else if let schemeEnd = absoluteFormSchemeEnd(buf, targetStart, targetEnd) {
             var a = schemeEnd
             while a < targetEnd && buf[a] != UInt8(ascii: "/") && buf[a] != UInt8(ascii: "?") { a += 1 }
-            guard a > schemeEnd else { return .failure(.bad("absolute-form target without a host")) }
+            guard a > schemeEnd else { throw .bad("absolute-form target without a host") }
             authority = schemeEnd..<a
             pathStart = a
         } else {
-            return .failure(.bad("request target is not origin-, absolute- or asterisk-form"))
+            throw .bad("request target is not origin-, absolute- or asterisk-form")
         }
         var q = pathStart
         while q < targetEnd && buf[q] != UInt8(ascii: "?") { q += 1 }
@@ -323,31 +320,26 @@ struct HTTPHeadParser {
             path = buf[targetStart] == UInt8(ascii: "*") ? "*" : "/"
         } else {
             let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[pathRange])
-            guard let p = PercentDecoding.decode(raw, plusIsSpace: false) else {
-                return .failure(.bad("invalid percent-encoding or UTF-8 in path"))
+            guard let p = PercentDecoding.decodePath(raw) else {
+                throw .bad("invalid percent-encoding, NUL or non-UTF-8 in path")
             }
-            if p.utf8.contains(0) { return .failure(.bad("NUL in decoded path")) }
             path = p
         }
         if !queryRange.isEmpty {
             let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[queryRange])
-            guard PercentDecoding.isValid(raw) else { return .failure(.bad("invalid percent-encoding in query")) }
+            guard PercentDecoding.isValid(raw) else { throw .bad("invalid percent-encoding in query") }
         }
 
-        let bytes = Array(buf[0..<headEnd])
-        let hostValue: String?
-        if let a = authority {
-            hostValue = String(decoding: bytes[a], as: UTF8.self)
-        } else if hostCount == 1 {
-            hostValue = String(decoding: bytes[hostRange], as: UTF8.self)
-        } else {
-            hostValue = nil
+        let bytes = [UInt8](unsafeUninitializedCapacity: headEnd) { dst, n in
+            dst.baseAddress!.initialize(from: buf.baseAddress!.assumingMemoryBound(to: UInt8.self), count: headEnd)
+            n = headEnd
         }
+        let hostValue: Range<Int>? = authority ?? (hostCount == 1 ? hostRange : nil)
         let keepAlive = version == .http1_1 ? !closeToken : (keepAliveToken && !closeToken)
-        return .success(HTTPRequestHead(
+        return HTTPRequestHead(
             method: method, version: version, bytes: bytes, target: targetStart..<targetEnd, path: path,
             query: queryRange, fields: fieldsStart..<(headEnd - 2), host: hostValue, framing: framing,
-            keepAlive: keepAlive, expectContinue: expectContinue && version == .http1_1))
+            keepAlive: keepAlive, expectContinue: expectContinue && version == .http1_1)
     }
 
     /// For `http://` or `https://` (any letter case), the index after `//`.

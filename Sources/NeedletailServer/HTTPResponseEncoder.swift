@@ -16,10 +16,23 @@ enum HTTPResponseEncoder {
 
     /// Whether a header name or value is safe to put on the wire (no CR, LF or NUL; names are tokens).
     static func isSafe(name: String, value: String) -> Bool {
-        guard !name.isEmpty else { return false }
-        for b in name.utf8 where !HTTPHeadParser.isTokenChar(b) { return false }
-        for b in value.utf8 where b == 13 || b == 10 || b == 0 { return false }
-        return true
+        var n = name
+        let nameOK = n.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            for b in bytes where !HTTPHeadParser.isTokenChar(b) { return false }
+            return true
+        }
+        return nameOK && isSafe(value: value)
+    }
+
+    /// Whether a field value is free of CR, LF and NUL.
+    @inline(__always)
+    static func isSafe(value: String) -> Bool {
+        var v = value
+        return v.withUTF8 { bytes in
+            for b in bytes where b <= 13 && (b == 13 || b == 10 || b == 0) { return false }
+            return true
+        }
     }
 
     /// Appends the head (and body unless `headOnly`) of `response` to `out`.
@@ -34,14 +47,14 @@ enum HTTPResponseEncoder {
             out.append("HTTP/1.1 ")
             out.appendDecimal(status.code)
             out.append(32)
-            out.append(status.reason.filter { $0 != "\r" && $0 != "\n" })
+            out.append(string: status.reason.filter { $0 != "\r" && $0 != "\n" })
             out.append("\r\n")
         }
         date.withUnsafeBytes { out.append($0) }
         if let ct = response.contentType {
-            if isSafe(name: "Content-Type", value: ct) {
+            if isSafe(value: ct) {
                 out.append("Content-Type: ")
-                out.append(ct)
+                out.append(string: ct)
                 out.append("\r\n")
             } else {
                 dropped("Content-Type")
@@ -59,9 +72,9 @@ enum HTTPResponseEncoder {
                 dropped(name)
                 continue
             }
-            out.append(name)
+            out.append(string: name)
             out.append(": ")
-            out.append(value)
+            out.append(string: value)
             out.append("\r\n")
         }
         if !keepAlive {

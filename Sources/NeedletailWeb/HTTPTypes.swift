@@ -3,6 +3,20 @@
 public enum HTTPMethod: String, Sendable, CaseIterable {
     case get = "GET", head = "HEAD", post = "POST", put = "PUT", delete = "DELETE"
     case options = "OPTIONS", patch = "PATCH"
+
+    /// A dense index (0 ..< allCases.count), for tables indexed by method.
+    @inlinable
+    public var ordinal: Int {
+        switch self {
+        case .get: return 0
+        case .head: return 1
+        case .post: return 2
+        case .put: return 3
+        case .delete: return 4
+        case .options: return 5
+        case .patch: return 6
+        }
+    }
 }
 
 /// An HTTP version (1.0 or 1.1 on the wire; FastCGI and CGI carry theirs in SERVER_PROTOCOL).

@@ -28,9 +28,9 @@ public enum PercentDecoding {
     /// form bodies). Returns `nil` on an invalid escape or bytes that are not UTF-8.
     public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool) -> String? {
         var needsWork = false
-        for b in bytes where b == UInt8(ascii: "%") || (plusIsSpace && b == UInt8(ascii: "+")) || b >= 0x80 {
-            needsWork = true
-            break
+        for b in bytes where b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 {
+            needsWork = b != UInt8(ascii: "+") || plusIsSpace
+            if needsWork { break }
         }
         if !needsWork { return String(decoding: bytes, as: UTF8.self) }  // ASCII, nothing to decode
         var out: [UInt8] = []
@@ -48,6 +48,16 @@ public enum PercentDecoding {
             }
         }
         return String(validating: out, as: UTF8.self)
+    }
+
+    /// Like `decode`, but also `nil` when the result would contain a NUL (paths).
+    public static func decodePath(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let s = decode(bytes, plusIsSpace: false) else { return nil }
+        if bytes.contains(UInt8(ascii: "%")) {
+            var copy = s
+            if copy.withUTF8({ $0.contains(0) }) { return nil }
+        }
+        return s
     }
 
     /// Decodes a `String`'s bytes (convenience).

@@ -1,7 +1,9 @@
+import Glibc
+
 /// A request as an app sees it, whichever way it came in (HTTP/1.1, FastCGI, CGI).
 ///
-/// The request line and header bytes are kept in one array; the path is decoded once, query
-/// parameters and header values are decoded only when asked for.
+/// The request line and header bytes are kept in one array; the path is decoded once; the
+/// target, host, query parameters and header values are decoded only when asked for.
 public struct Request: Sendable {
     /// The method.
     public var method: HTTPMethod
@@ -17,31 +19,59 @@ public struct Request: Sendable {
     public var trailers: HeaderFields
     /// The request body, complete (bodies over the configured maximum never reach the app).
     public var body: [UInt8]
-    /// The host the request was for: the authority of an absolute-form target, else the Host
-    /// field (port included, as sent).
-    public var host: String?
-    /// The peer's address: the TCP client natively, REMOTE_ADDR behind a web server.
-    public var remoteAddress: String
+    /// The peer: the TCP client natively, REMOTE_ADDR behind a web server.
+    public var remote: RemoteAddress
     /// Whether the request arrived over TLS (HTTPS=on behind a web server).
     public var isSecure: Bool
-    /// The raw request target as sent (still percent-encoded).
-    public var target: String
 
-    public init(method: HTTPMethod, version: HTTPVersion = .http1_1, path: String, query: QueryParameters = .empty,
-                headers: HeaderFields = .empty, trailers: HeaderFields = .empty, body: [UInt8] = [],
-                host: String? = nil, remoteAddress: String = "", isSecure: Bool = false, target: String? = nil) {
+    /// Bytes that `target` and `host` are ranges of (the request head, as received).
+    @usableFromInline let storage: [UInt8]
+    @usableFromInline let targetRange: Range<Int>
+    @usableFromInline let hostRange: Range<Int>?
+
+    /// A request whose target and host are ranges of `storage` (the codecs' initializer: no
+    /// string is made unless asked for).
+    public init(method: HTTPMethod, version: HTTPVersion, path: String, storage: [UInt8], target: Range<Int>, host: Range<Int>?,
+                query: QueryParameters, headers: HeaderFields, trailers: HeaderFields = .empty, body: [UInt8] = [],
+                remote: RemoteAddress = .unknown, isSecure: Bool = false) {
         self.method = method
         self.version = version
         self.path = path
+        self.storage = storage
+        self.targetRange = target
+        self.hostRange = host
         self.query = query
         self.headers = headers
         self.trailers = trailers
         self.body = body
-        self.host = host
-        self.remoteAddress = remoteAddress
+        self.remote = remote
         self.isSecure = isSecure
-        self.target = target ?? path
     }
+
+    /// A request from plain values (tests, CGI).
+    public init(method: HTTPMethod, version: HTTPVersion = .http1_1, path: String, query: QueryParameters = .empty,
+                headers: HeaderFields = .empty, trailers: HeaderFields = .empty, body: [UInt8] = [],
+                host: String? = nil, remote: RemoteAddress = .unknown, isSecure: Bool = false, target: String? = nil) {
+        var storage = Array((target ?? path).utf8)
+        let targetRange = 0..<storage.count
+        var hostRange: Range<Int>? = nil
+        if let h = host {
+            storage += h.utf8
+            hostRange = targetRange.upperBound..<storage.count
+        }
+        self.init(method: method, version: version, path: path, storage: storage, target: targetRange, host: hostRange,
+                  query: query, headers: headers, trailers: trailers, body: body, remote: remote, isSecure: isSecure)
+    }
+
+    /// The raw request target as sent (still percent-encoded), e.g. `/hello?name=x`.
+    public var target: String { String(decoding: storage[targetRange], as: UTF8.self) }
+
+    /// The host the request was for: the authority of an absolute-form target, else the Host
+    /// field (port included, as sent).
+    public var host: String? { hostRange.map { String(decoding: storage[$0], as: UTF8.self) } }
+
+    /// The peer's address as text ("" when unknown or a unix socket).
+    public var remoteAddress: String { remote.description }
 
     /// Parameters of an `application/x-www-form-urlencoded` body (empty for other bodies).
     public var form: QueryParameters {
@@ -49,5 +79,35 @@ public struct Request: Sendable {
             return .empty
         }
         return QueryParameters(storage: body, range: 0..<body.count)
+    }
+}
+
+/// A peer address, kept in binary until someone asks for its text.
+public enum RemoteAddress: Sendable, Equatable, CustomStringConvertible {
+    case unknown
+    /// An IPv4 address as in `in_addr.s_addr` (network byte order).
+    case ipv4(UInt32)
+    /// An IPv6 address's 16 bytes, as two words in memory order.
+    case ipv6(UInt64, UInt64)
+    /// An address given as text (REMOTE_ADDR behind a web server).
+    case text(String)
+
+    public var description: String {
+        switch self {
+        case .unknown: return ""
+        case .text(let s): return s
+        case .ipv4(let a):
+            let b = withUnsafeBytes(of: a) { Array($0) }
+            return "\(b[0]).\(b[1]).\(b[2]).\(b[3])"
+        case .ipv6(let hi, let lo):
+            var addr = in6_addr()
+            withUnsafeMutableBytes(of: &addr) { dst in
+                withUnsafeBytes(of: hi) { dst.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 8) }
+                withUnsafeBytes(of: lo) { (dst.baseAddress! + 8).copyMemory(from: $0.baseAddress!, byteCount: 8) }
+            }
+            var buf = [CChar](repeating: 0, count: 64)
+            inet_ntop(AF_INET6, &addr, &buf, 64)
+            return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
     }
 }

@@ -14,16 +14,36 @@ public typealias Handler = @Sendable (Request) -> Response
 /// body); a known path with another method gets 405 with an `Allow` field; an unknown path gets
 /// the not-found page.
 public struct Router: Responder {
-    private var routes: [String: [HTTPMethod: Handler]] = [:]
-    private var notFound: Handler = { request in
-        Router.errorPage(.notFound, detail: "No page at this address.")
-    }
+    /// Routes in registration order; a short list is scanned (cheaper than hashing the path),
+    /// a long one is found through `index`.
+    private var routes: [Route]
+    private var index: [String: Int]
+    private var notFound: Handler
 
-    public init() {}
+    public init() {
+        routes = []
+        index = [:]
+        notFound = { _ in Router.errorPage(.notFound, detail: "No page at this address.") }
+    }
 
     /// Registers `handler` for `method` requests to `path`.
     public mutating func on(_ method: HTTPMethod, _ path: String, _ handler: @escaping Handler) {
-        routes[path, default: [:]][method] = handler
+        if let i = index[path] {
+            routes[i].handlers[method.ordinal] = handler
+        } else {
+            var route = Route(path: path, handlers: Array(repeating: nil, count: HTTPMethod.allCases.count))
+            route.handlers[method.ordinal] = handler
+            index[path] = routes.count
+            routes.append(route)
+        }
+    }
+
+    private func route(for path: String) -> Route? {
+        if routes.count <= 16 {
+            for r in routes where r.path == path { return r }
+            return nil
+        }
+        return index[path].map { routes[$0] }
     }
 
     /// Registers a GET (and HEAD) handler.
@@ -35,11 +55,12 @@ public struct Router: Responder {
     public mutating func setNotFound(_ handler: @escaping Handler) { notFound = handler }
 
     public func respond(to request: Request) -> Response {
-        guard let byMethod = routes[request.path] else { return notFound(request) }
-        if let h = byMethod[request.method] { return h(request) }
-        if request.method == .head, let h = byMethod[.get] { return h(request) }
-        var allowed = byMethod.keys.map(\.rawValue)
-        if byMethod[.get] != nil && byMethod[.head] == nil { allowed.append("HEAD") }
+        guard let route = route(for: request.path) else { return notFound(request) }
+        if let h = route.handlers[request.method.ordinal] { return h(request) }
+        let get = route.handlers[HTTPMethod.get.ordinal]
+        if request.method == .head, let h = get { return h(request) }
+        var allowed = HTTPMethod.allCases.filter { route.handlers[$0.ordinal] != nil }.map(\.rawValue)
+        if get != nil && route.handlers[HTTPMethod.head.ordinal] == nil { allowed.append("HEAD") }
         var r = Router.errorPage(.methodNotAllowed, detail: "This address does not accept \(request.method.rawValue).")
         r.addHeader("Allow", allowed.sorted().joined(separator: ", "))
         return r
@@ -57,4 +78,10 @@ public struct Router: Responder {
         body.append("</p>\n")
         return .html(body, status: status)
     }
+}
+
+/// One path and its handlers, indexed by `HTTPMethod.ordinal`.
+private struct Route: Sendable {
+    let path: String
+    var handlers: [Handler?]
 }

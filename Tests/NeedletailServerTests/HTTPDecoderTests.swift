@@ -24,7 +24,7 @@ func decode(_ input: [UInt8], cuts: [Int] = [], limits: HTTPLimits = HTTPLimits(
             case .request(let head, let body, let trailers):
                 let headers = HeaderFieldsDescription(head)
                 events.append("\(head.method.rawValue) \(head.path) q=\(String(decoding: head.bytes[head.query], as: UTF8.self)) "
-                    + "\(head.version) ka=\(head.keepAlive) host=\(head.host ?? "-") [\(headers)] body=\(String(decoding: body, as: UTF8.self)) "
+                    + "\(head.version) ka=\(head.keepAlive) host=\(head.host.map { String(decoding: head.bytes[$0], as: UTF8.self) } ?? "-") [\(headers)] body=\(String(decoding: body, as: UTF8.self)) "
                     + "trailers=\(String(decoding: trailers, as: UTF8.self).replacingCRLF())")
             }
         }
