@@ -15,7 +15,7 @@ public enum BufferPool {
     public static let maxKept = 64
 
     final class Stack {
-        var buffers: [ByteBuffer] = []
+        @exclusivity(unchecked) var buffers: [ByteBuffer] = []
         init() { buffers.reserveCapacity(BufferPool.maxKept) }
     }
 

@@ -37,7 +37,9 @@ public struct Chunks {
     /// The buffer that dynamic bytes go into, made unique before any write (value semantics).
     @inlinable
     public mutating func buffer(reserving n: Int = 0) -> ByteBuffer {
-        if let s = storage, isKnownUniquelyReferenced(&storage) {
+        // Check uniqueness before binding: a `let` copy would itself be a second reference.
+        if isKnownUniquelyReferenced(&storage) {
+            let s = storage.unsafelyUnwrapped
             s.reserve(n)
             return s
         }

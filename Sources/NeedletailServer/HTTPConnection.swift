@@ -91,11 +91,11 @@ final class HTTPConnection: ConnectionHandler {
     private func write(_ response: Response, headOnly: Bool, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
         let forbidsBody = response.status.forbidsBody
         let date = context.dates.dateLine(now: connection.loop.wallClock)
-        let logger = context.logger
+        let context = self.context
         connection.write { out in
             HTTPResponseEncoder.encodeHead(response, bodyLength: forbidsBody ? nil : response.body.count,
                                            keepAlive: keepAlive, version: version, date: date, into: out) { name in
-                logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
+                context.logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
             }
         }
         if !headOnly && !forbidsBody {

@@ -65,3 +65,31 @@ import Testing
         #expect(b.count == 10_000 + 25)
     }
 }
+
+@Suite struct ChunkBufferReuseTests {
+    @Test func appendsGoToOneBufferUntilShared() {
+        var c = Chunks()
+        c.append(escaping: "a")
+        let first = ObjectIdentifier(c.buffer())
+        c.append(escaping: "b")
+        c.append("c")
+        #expect(ObjectIdentifier(c.buffer()) == first, "a uniquely held chain appends in place")
+        let copy = c
+        c.append("d")
+        #expect(ObjectIdentifier(c.buffer()) != first, "a shared chain copies before writing")
+        #expect(copy.string == "abc")
+        #expect(c.string == "abcd")
+    }
+
+    @Test func recycledBuffersAreReused() {
+        var c = Chunks()
+        c.append(escaping: "hello")
+        let b = ObjectIdentifier(c.buffer())
+        c.recycle()
+        #expect(c.isEmpty)
+        var d = Chunks()
+        d.append(escaping: "x")
+        #expect(ObjectIdentifier(d.buffer()) == b, "the recycled buffer comes back on this thread")
+        #expect(d.string == "x")
+    }
+}
