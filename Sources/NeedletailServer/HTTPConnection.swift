@@ -71,8 +71,8 @@ final class HTTPConnection: ConnectionHandler {
 
     private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         let request = Request(
-            method: head.method, version: head.version, path: head.path, storage: head.bytes,
-            target: head.target, host: head.host,
+            method: head.method, version: head.version, storage: head.bytes,
+            target: head.target, rawPath: head.rawPath, decodedPath: head.decodedPath, host: head.host,
             query: QueryParameters(storage: head.bytes, range: head.query),
             headers: HeaderFields(lines: head.bytes, range: head.fields),
             trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),

@@ -24,7 +24,9 @@ struct HTTPRequestHead {
     /// Request line and header lines, copied out of the read buffer.
     var bytes: [UInt8]
     var target: Range<Int>
-    var path: String
+    /// The path as received, when it needs no decoding (no `%`); else `decodedPath` is set.
+    var rawPath: Range<Int>
+    var decodedPath: String?
     var query: Range<Int>
     var fields: Range<Int>
     var host: Range<Int>?
@@ -315,15 +317,20 @@ struct HTTPHeadParser {
         let pathRange = pathStart..<q
         let queryRange = q < targetEnd ? (q + 1)..<targetEnd : targetEnd..<targetEnd
 
-        let path: String
+        var decodedPath: String? = nil
         if pathRange.isEmpty {
-            path = buf[targetStart] == UInt8(ascii: "*") ? "*" : "/"
+            decodedPath = buf[targetStart] == UInt8(ascii: "*") ? "*" : "/"
         } else {
             let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[pathRange])
-            guard let p = PercentDecoding.decodePath(raw) else {
-                throw .bad("invalid percent-encoding, NUL or non-UTF-8 in path")
+            var escaped = false
+            for b in raw where b == UInt8(ascii: "%") { escaped = true; break }
+            if escaped {
+                // The raw target is ASCII (checked above), so only escapes need decoding.
+                guard let p = PercentDecoding.decodePath(raw) else {
+                    throw .bad("invalid percent-encoding, NUL or non-UTF-8 in path")
+                }
+                decodedPath = p
             }
-            path = p
         }
         if !queryRange.isEmpty {
             let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[queryRange])
@@ -337,7 +344,7 @@ struct HTTPHeadParser {
         let hostValue: Range<Int>? = authority ?? (hostCount == 1 ? hostRange : nil)
         let keepAlive = version == .http1_1 ? !closeToken : (keepAliveToken && !closeToken)
         return HTTPRequestHead(
-            method: method, version: version, bytes: bytes, target: targetStart..<targetEnd, path: path,
+            method: method, version: version, bytes: bytes, target: targetStart..<targetEnd, rawPath: pathRange, decodedPath: decodedPath,
             query: queryRange, fields: fieldsStart..<(headEnd - 2), host: hostValue, framing: framing,
             keepAlive: keepAlive, expectContinue: expectContinue && version == .http1_1)
     }

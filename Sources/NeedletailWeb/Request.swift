@@ -9,8 +9,6 @@ public struct Request: Sendable {
     public var method: HTTPMethod
     /// The protocol version the client spoke.
     public var version: HTTPVersion
-    /// The percent-decoded path, e.g. `/hello` (`*` for `OPTIONS *`).
-    public var path: String
     /// The query string, decoded on lookup: `request.query["name"]`.
     public var query: QueryParameters
     /// The request header fields.
@@ -28,15 +26,20 @@ public struct Request: Sendable {
     @usableFromInline let storage: [UInt8]
     @usableFromInline let targetRange: Range<Int>
     @usableFromInline let hostRange: Range<Int>?
+    /// The path's bytes in `storage` when they need no decoding; else `decodedPath` holds it.
+    @usableFromInline let pathRange: Range<Int>
+    @usableFromInline let decodedPath: String?
 
-    /// A request whose target and host are ranges of `storage` (the codecs' initializer: no
-    /// string is made unless asked for).
-    public init(method: HTTPMethod, version: HTTPVersion, path: String, storage: [UInt8], target: Range<Int>, host: Range<Int>?,
+    /// A request whose target, path and host are ranges of `storage` (the codecs' initializer:
+    /// no string is made unless asked for). `decodedPath` is given when the raw path had escapes.
+    public init(method: HTTPMethod, version: HTTPVersion, storage: [UInt8], target: Range<Int>, rawPath: Range<Int>,
+                decodedPath: String?, host: Range<Int>?,
                 query: QueryParameters, headers: HeaderFields, trailers: HeaderFields = .empty, body: [UInt8] = [],
                 remote: RemoteAddress = .unknown, isSecure: Bool = false) {
         self.method = method
         self.version = version
-        self.path = path
+        self.pathRange = rawPath
+        self.decodedPath = decodedPath
         self.storage = storage
         self.targetRange = target
         self.hostRange = host
@@ -59,8 +62,21 @@ public struct Request: Sendable {
             storage += h.utf8
             hostRange = targetRange.upperBound..<storage.count
         }
-        self.init(method: method, version: version, path: path, storage: storage, target: targetRange, host: hostRange,
-                  query: query, headers: headers, trailers: trailers, body: body, remote: remote, isSecure: isSecure)
+        self.init(method: method, version: version, storage: storage, target: targetRange, rawPath: 0..<0, decodedPath: path,
+                  host: hostRange, query: query, headers: headers, trailers: trailers, body: body, remote: remote, isSecure: isSecure)
+    }
+
+    /// The percent-decoded path, e.g. `/hello` (`*` for `OPTIONS *`).
+    public var path: String {
+        decodedPath ?? String(decoding: storage[pathRange], as: UTF8.self)
+    }
+
+    /// Calls `body` with the decoded path's UTF-8 bytes, without making a `String` when the path
+    /// needed no decoding (routing uses this).
+    @inlinable
+    public func withPathBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if var p = decodedPath { return p.withUTF8(body) }
+        return storage.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[pathRange])) }
     }
 
     /// The raw request target as sent (still percent-encoded), e.g. `/hello?name=x`.

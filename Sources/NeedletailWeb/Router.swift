@@ -31,19 +31,23 @@ public struct Router: Responder {
         if let i = index[path] {
             routes[i].handlers[method.ordinal] = handler
         } else {
-            var route = Route(path: path, handlers: Array(repeating: nil, count: HTTPMethod.allCases.count))
+            var route = Route(path: path, pathBytes: Array(path.utf8), handlers: Array(repeating: nil, count: HTTPMethod.allCases.count))
             route.handlers[method.ordinal] = handler
             index[path] = routes.count
             routes.append(route)
         }
     }
 
-    private func route(for path: String) -> Route? {
+    private func route(for request: Request) -> Route? {
         if routes.count <= 16 {
-            for r in routes where r.path == path { return r }
-            return nil
+            return request.withPathBytes { path in
+                for r in routes where r.pathBytes.count == path.count {
+                    if r.pathBytes.withUnsafeBufferPointer({ memcmpEqual($0, path) }) { return r }
+                }
+                return nil
+            }
         }
-        return index[path].map { routes[$0] }
+        return index[request.path].map { routes[$0] }
     }
 
     /// Registers a GET (and HEAD) handler.
@@ -55,7 +59,7 @@ public struct Router: Responder {
     public mutating func setNotFound(_ handler: @escaping Handler) { notFound = handler }
 
     public func respond(to request: Request) -> Response {
-        guard let route = route(for: request.path) else { return notFound(request) }
+        guard let route = route(for: request) else { return notFound(request) }
         if let h = route.handlers[request.method.ordinal] { return h(request) }
         let get = route.handlers[HTTPMethod.get.ordinal]
         if request.method == .head, let h = get { return h(request) }
@@ -83,5 +87,6 @@ public struct Router: Responder {
 /// One path and its handlers, indexed by `HTTPMethod.ordinal`.
 private struct Route: Sendable {
     let path: String
+    let pathBytes: [UInt8]
     var handlers: [Handler?]
 }

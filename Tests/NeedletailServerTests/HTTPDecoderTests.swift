@@ -23,7 +23,7 @@ func decode(_ input: [UInt8], cuts: [Int] = [], limits: HTTPLimits = HTTPLimits(
                 return events
             case .request(let head, let body, let trailers):
                 let headers = HeaderFieldsDescription(head)
-                events.append("\(head.method.rawValue) \(head.path) q=\(String(decoding: head.bytes[head.query], as: UTF8.self)) "
+                events.append("\(head.method.rawValue) \(head.decodedPath ?? String(decoding: head.bytes[head.rawPath], as: UTF8.self)) q=\(String(decoding: head.bytes[head.query], as: UTF8.self)) "
                     + "\(head.version) ka=\(head.keepAlive) host=\(head.host.map { String(decoding: head.bytes[$0], as: UTF8.self) } ?? "-") [\(headers)] body=\(String(decoding: body, as: UTF8.self)) "
                     + "trailers=\(String(decoding: trailers, as: UTF8.self).replacingCRLF())")
             }
