@@ -169,8 +169,9 @@ public final class Connection {
     }
 
     /// Writes what is queued and, while the output is empty and unconsumed input is waiting
-    /// (requests held back while the output was full), offers that input again.
-    func pump() {
+    /// (requests held back while the output was full), offers that input again. Call after
+    /// writing from outside a `received` call (a task handed to the loop, a stream).
+    public func pump() {
         while true {
             flush()
             guard !isClosed, output.isEmpty, !readingPaused, let buf = input, buf.count > 0 else { return }

@@ -26,6 +26,9 @@ final class HTTPConnection: ConnectionHandler {
     // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
     @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
     @exclusivity(unchecked) private var headTimerStarted = false
+    /// The streamed response in progress; no further request is taken until it finishes.
+    @exclusivity(unchecked) private var activeStream: HTTPStreamSink?
+    @exclusivity(unchecked) private var streamKeepAlive = false
 
     init(context: HTTPLoopContext) {
         self.context = context
@@ -34,7 +37,7 @@ final class HTTPConnection: ConnectionHandler {
 
     func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int {
         var offset = 0
-        while offset < bytes.count && !connection.isClosing && !connection.isOutputFull {
+        while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && activeStream == nil {
             let (event, used) = decoder.next(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             offset += used
             switch event {
@@ -79,6 +82,10 @@ final class HTTPConnection: ConnectionHandler {
             body: body, remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: false)
         var response = context.responder.respond(to: request)
         let keepAlive = head.keepAlive && !connection.loop.isStopping
+        if let produce = response.stream {
+            startStream(response, produce: produce, head: head, keepAlive: keepAlive, on: connection)
+            return
+        }
         write(response, headOnly: head.method == .head, keepAlive: keepAlive, version: head.version, on: connection)
         response.body.recycle()
         if keepAlive {
@@ -88,18 +95,60 @@ final class HTTPConnection: ConnectionHandler {
         }
     }
 
+    /// Sends the head of a streamed response and hands the producer its stream. Until the
+    /// stream finishes, reading pauses and pipelined requests wait.
+    private func startStream(_ response: Response, produce: @Sendable (ResponseStream) -> Void, head: HTTPRequestHead,
+                             keepAlive: Bool, on connection: Connection) {
+        let chunked = head.version == .http1_1
+        let framing: HTTPResponseEncoder.Framing = response.status.forbidsBody ? .none : (chunked ? .chunked : .untilClose)
+        let keep = keepAlive && framing != .untilClose
+        writeHead(response, framing: framing, keepAlive: keep, version: head.version, on: connection)
+        guard head.method != .head, framing != .none else {
+            finishResponse(keepAlive: keep, on: connection)
+            return
+        }
+        let sink = HTTPStreamSink(connection: connection, handler: self, chunked: chunked)
+        activeStream = sink
+        streamKeepAlive = keep
+        connection.setTimeout(seconds: 0)  // a stream may idle for long; a dead peer fails a write
+        connection.pauseReading()
+        connection.flush()
+        produce(ResponseStream(sink: sink))
+    }
+
+    /// The stream's producer called `finish()` (on the loop): take the next request, or close.
+    func streamFinished(on connection: Connection) {
+        activeStream = nil
+        finishResponse(keepAlive: streamKeepAlive, on: connection)
+        connection.resumeReading()
+    }
+
+    private func finishResponse(keepAlive: Bool, on connection: Connection) {
+        if keepAlive {
+            connection.setTimeout(seconds: context.limits.keepAliveTimeout)
+        } else {
+            connection.closeAfterFlush()
+        }
+        connection.pump()
+    }
+
     private func write(_ response: Response, headOnly: Bool, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
         let forbidsBody = response.status.forbidsBody
+        writeHead(response, framing: forbidsBody ? .none : .length(response.body.count), keepAlive: keepAlive, version: version, on: connection)
+        if !headOnly && !forbidsBody {
+            connection.write(response.body)
+        }
+    }
+
+    private func writeHead(_ response: Response, framing: HTTPResponseEncoder.Framing, keepAlive: Bool, version: HTTPVersion,
+                           on connection: Connection) {
         let date = context.dates.dateLine(now: connection.loop.wallClock)
         let context = self.context
         connection.write { out in
-            HTTPResponseEncoder.encodeHead(response, bodyLength: forbidsBody ? nil : response.body.count,
+            HTTPResponseEncoder.encodeHead(response, framing: framing,
                                            keepAlive: keepAlive, version: version, date: date, into: out) { name in
                 context.logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
             }
-        }
-        if !headOnly && !forbidsBody {
-            connection.write(response.body)
         }
     }
 
@@ -127,13 +176,16 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     func shutdownRequested(_ connection: Connection) -> Bool {
-        if decoder.isMidRequest { return false }  // answered with Connection: close when complete
+        if decoder.isMidRequest || activeStream != nil { return false }  // answered with Connection: close when complete
         if connection.pendingOutput == 0 { return true }
         connection.closeAfterFlush()
         return false
     }
 
-    func closed(_ connection: Connection) {}
+    func closed(_ connection: Connection) {
+        activeStream?.cancel()
+        activeStream = nil
+    }
 }
 
 extension RemoteAddress {

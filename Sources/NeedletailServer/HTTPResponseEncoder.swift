@@ -35,9 +35,19 @@ enum HTTPResponseEncoder {
         }
     }
 
-    /// Appends the head (and body unless `headOnly`) of `response` to `out`.
+    /// How the body that follows the head is delimited.
+    enum Framing: Equatable {
+        /// No body at all (1xx, 204, 304).
+        case none
+        case length(Int)
+        case chunked
+        /// Raw bytes ended by closing the connection (a stream to an HTTP/1.0 client).
+        case untilClose
+    }
+
+    /// Appends the head of `response` to `out`.
     /// `dropped` is called with the name of each unsafe field left out.
-    static func encodeHead(_ response: Response, bodyLength: Int?, keepAlive: Bool, version: HTTPVersion,
+    static func encodeHead(_ response: Response, framing: Framing, keepAlive: Bool, version: HTTPVersion,
                            date: [UInt8], into out: ByteBuffer, dropped: (String) -> Void) {
         let status = response.status
         if status.code >= 100 && status.code < 600, let line = statusLines[status.code],
@@ -60,12 +70,15 @@ enum HTTPResponseEncoder {
                 dropped("Content-Type")
             }
         }
-        if let n = bodyLength {
+        switch framing {
+        case .length(let n):
             out.append("Content-Length: ")
             out.appendDecimal(n)
             out.append("\r\n")
-        } else if !status.forbidsBody {
+        case .chunked:
             out.append("Transfer-Encoding: chunked\r\n")
+        case .none, .untilClose:
+            break
         }
         for (name, value) in response.headers {
             guard isSafe(name: name, value: value) else {

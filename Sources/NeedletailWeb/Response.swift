@@ -14,6 +14,9 @@ public struct Response {
     public var headers: [(name: String, value: String)]
     /// The body (not sent for HEAD, 204 and 304, but its length still is for HEAD).
     public var body: Chunks
+    /// When set, the body is produced over time instead (see `Response.streaming`) and `body`
+    /// is ignored.
+    public var stream: (@Sendable (ResponseStream) -> Void)?
 
     public init(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Chunks = Chunks()) {
         self.status = status

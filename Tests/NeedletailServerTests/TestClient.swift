@@ -1,4 +1,6 @@
 import Glibc
+import Foundation
+import Synchronization
 @testable import NeedletailLoop
 import NeedletailWeb
 import NeedletailBytes
@@ -172,7 +174,7 @@ extension String {
 @discardableResult
 func withServer<T>(loops: Int = 1, limits: HTTPLimits = HTTPLimits(), loopConfig: LoopConfiguration = LoopConfiguration(),
                    addresses: [SocketAddress] = [.ipv4(host: "127.0.0.1", port: 0)],
-                   responder: any Responder = TestApp.router(), _ body: (Server, SocketAddress) throws -> T) throws -> T {
+                   responder: any Responder = TestApp.withStreaming(TestApp.router()), _ body: (Server, SocketAddress) throws -> T) throws -> T {
     var config = ServerConfiguration()
     config.loops = loops
     config.http = limits
@@ -252,4 +254,38 @@ func residentBytes() -> Int {
         }
     }
     return rss * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+extension TestApp {
+    /// `/stream?n=3`: n chunks written from another thread 20 ms apart, then the end.
+    static func withStreaming(_ base: Router) -> Router {
+        var r = base
+        r.get("/stream") { req in
+            let n = Int(req.query["n"] ?? "3") ?? 3
+            return .streaming(contentType: "text/plain") { stream in
+                let t = Thread {
+                    for i in 0..<n {
+                        usleep(20_000)
+                        stream.write("part \(i)\n")
+                    }
+                    stream.finish()
+                }
+                t.start()
+            }
+        }
+        r.get("/forever") { _ in
+            .streaming(contentType: "text/event-stream") { stream in
+                stream.write("data: hello\n\n")
+                // Never finishes: the client goes away.
+                let t = Thread {
+                    while !stream.isCancelled { usleep(10_000) }
+                    TestApp.cancelledStreams.add(1, ordering: .relaxed)
+                }
+                t.start()
+            }
+        }
+        return r
+    }
+
+    static let cancelledStreams = Atomic<Int>(0)
 }
