@@ -16,6 +16,9 @@ public struct ListeningSocket: Sendable {
         public var reusePort = false
         /// File mode for a unix socket (e.g. 0o660 so the web server's group can connect).
         public var unixMode: mode_t? = nil
+        /// Bind only, without listening (a probe that a port is free: a probe that listened
+        /// could take a connection and then drop it).
+        public var bindOnly = false
         public init() {}
     }
 
@@ -43,7 +46,9 @@ public struct ListeningSocket: Sendable {
         if case .unix(let path) = address, let mode = options.unixMode {
             guard chmod(path, mode) == 0 else { throw SocketError("chmod(\(path))", errno: errno) }
         }
-        guard listen(fd, options.backlog) == 0 else { throw SocketError("listen(\(address))", errno: errno) }
+        if !options.bindOnly {
+            guard listen(fd, options.backlog) == 0 else { throw SocketError("listen(\(address))", errno: errno) }
+        }
         ok = true
         return ListeningSocket(fd: fd, address: boundAddress(fd: fd, asked: address))
     }

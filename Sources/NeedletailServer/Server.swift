@@ -62,7 +62,9 @@ public final class Server: Sendable {
                     continue
                 }
                 // Refuse a port someone else holds, even one that also uses SO_REUSEPORT.
-                let probe = try ListeningSocket.bind(address, options: options)
+                var probeOptions = options
+                probeOptions.bindOnly = true
+                let probe = try ListeningSocket.bind(address, options: probeOptions)
                 let actual = probe.address
                 probe.close(unlinking: false)
                 options.reusePort = true
