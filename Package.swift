@@ -27,11 +27,19 @@ let package = Package(
             "CNeedletailLinux", "NeedletailLoop", "NeedletailWeb",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Debian's libfcgi (libfcgi-dev), for the conventional blocking responder that the
+        // benchmarks compare the native FastCGI codec with. Kept out of NeedletailServer so that
+        // apps that do not use it need no libfcgi.
+        .systemLibrary(name: "CFCGI", providers: [.apt(["libfcgi-dev"])]),
+        .target(name: "NeedletailFCGICompat", dependencies: [
+            "CFCGI", "NeedletailServer",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Needletail", dependencies: [
             "NeedletailBytes", "NeedletailHTML", "NeedletailWeb", "NeedletailServer", "NeedletailLoop",
         ]),
         .executableTarget(name: "needletail-demo", dependencies: [
-            "Needletail",
+            "Needletail", "NeedletailFCGICompat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -305,11 +305,6 @@ public final class EventLoop: @unchecked Sendable {
                     return
                 }
             }
-            let family = Int32(storage.ss_family)
-            if family == AF_INET || family == AF_INET6 {
-                var one: Int32 = 1
-                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
-            }
             register(fd: fd, peer: storage, listener: index)
         }
     }
@@ -365,7 +360,7 @@ public final class EventLoop: @unchecked Sendable {
 
     func forget(_ c: Connection) {
         wheel.remove(c)
-        epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nil)
+        // No EPOLL_CTL_DEL: closing the only descriptor of the socket removes it from epoll.
         Glibc.close(c.fd)
         let i = Int(c.fd)
         if i < connections.count, connections[i] === c { connections[i] = nil }

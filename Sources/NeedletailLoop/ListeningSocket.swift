@@ -53,11 +53,46 @@ public struct ListeningSocket: Sendable {
         return ListeningSocket(fd: fd, address: boundAddress(fd: fd, asked: address))
     }
 
-    /// Wraps an inherited listening socket (fd 0 from lighttpd or spawn-fcgi), making it non-blocking.
-    public static func adopt(fd: Int32, address: SocketAddress) -> ListeningSocket {
+    /// Wraps an inherited listening socket (fd 0 from lighttpd or spawn-fcgi), making it
+    /// non-blocking. Fails if `fd` is not a listening socket.
+    public static func adopt(fd: Int32) throws(SocketError) -> ListeningSocket {
+        guard isListeningSocket(fd) else { throw SocketError("fd \(fd) is not a listening socket") }
         let flags = fcntl(fd, F_GETFL)
-        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK | O_CLOEXEC)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        let address: SocketAddress
+        switch Int32(storage.ss_family) {
+        case AF_UNIX:
+            let path = withUnsafeBytes(of: &storage) { raw -> String in
+                raw.baseAddress!.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { sun in
+                    withUnsafeBytes(of: sun.pointee.sun_path) { p in String(decoding: p.prefix { $0 != 0 }, as: UTF8.self) }
+                }
+            }
+            address = .unix(path: path)
+        case AF_INET6:
+            address = .ipv6(host: withUnsafePointer(to: &storage) { SocketAddress.peerDescription($0) },
+                            port: withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) } })
+        default:
+            address = .ipv4(host: withUnsafePointer(to: &storage) { SocketAddress.peerDescription($0) },
+                            port: withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) } })
+        }
         return ListeningSocket(fd: fd, address: address)
+    }
+
+    /// Whether `fd` is a socket with no peer (getpeername fails with ENOTCONN): how a FastCGI
+    /// app spawned by lighttpd or spawn-fcgi recognizes its listening socket on fd 0.
+    public static func isListeningSocket(_ fd: Int32) -> Bool {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+        }
+        return rc != 0 && errno == ENOTCONN
     }
 
     /// Another listener on the same address with SO_REUSEPORT (one per loop).

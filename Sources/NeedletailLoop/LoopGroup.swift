@@ -94,8 +94,8 @@ private final class ThreadBody {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-/// Starts a pthread running `body`.
-func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+/// Starts a pthread running `body` (loops, and blocking workers such as the libfcgi responder).
+public func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     var tid = pthread_t()
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     let rc = pthread_create(&tid, nil, { arg in

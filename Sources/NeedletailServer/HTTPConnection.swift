@@ -27,7 +27,7 @@ final class HTTPConnection: ConnectionHandler {
     @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
     @exclusivity(unchecked) private var headTimerStarted = false
     /// The streamed response in progress; no further request is taken until it finishes.
-    @exclusivity(unchecked) private var activeStream: HTTPStreamSink?
+    @exclusivity(unchecked) private var activeStream: LoopStreamSink?
     @exclusivity(unchecked) private var streamKeepAlive = false
 
     init(context: HTTPLoopContext) {
@@ -89,6 +89,7 @@ final class HTTPConnection: ConnectionHandler {
         write(response, headOnly: head.method == .head, keepAlive: keepAlive, version: head.version, on: connection)
         response.body.recycle()
         if keepAlive {
+            connection.setNoDelay()
             connection.setTimeout(seconds: context.limits.keepAliveTimeout)
         } else {
             connection.closeAfterFlush()
@@ -107,7 +108,19 @@ final class HTTPConnection: ConnectionHandler {
             finishResponse(keepAlive: keep, on: connection)
             return
         }
-        let sink = HTTPStreamSink(connection: connection, handler: self, chunked: chunked)
+        let sink = LoopStreamSink(connection: connection, frame: { connection, chunks in
+            if chunked {
+                connection.write { out in
+                    out.append(string: String(chunks.count, radix: 16))
+                    out.append("\r\n")
+                }
+            }
+            connection.write(chunks)
+            if chunked { connection.write { $0.append("\r\n") } }
+        }, end: { [weak self] connection in
+            if chunked { connection.write { $0.append("0\r\n\r\n") } }
+            self?.streamFinished(on: connection)
+        })
         activeStream = sink
         streamKeepAlive = keep
         connection.setTimeout(seconds: 0)  // a stream may idle for long; a dead peer fails a write
@@ -125,6 +138,7 @@ final class HTTPConnection: ConnectionHandler {
 
     private func finishResponse(keepAlive: Bool, on connection: Connection) {
         if keepAlive {
+            connection.setNoDelay()
             connection.setTimeout(seconds: context.limits.keepAliveTimeout)
         } else {
             connection.closeAfterFlush()

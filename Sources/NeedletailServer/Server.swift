@@ -9,20 +9,40 @@ public struct ServerConfiguration: Sendable {
     public var loops = LoopGroup.availableCPUs
     /// HTTP limits and timeouts.
     public var http = HTTPLimits()
+    /// FastCGI limits (params size, body size, allowed peers).
+    public var fastCGI = FastCGILimits()
     /// Loop settings (output cap, accept burst).
     public var loop = LoopConfiguration()
     /// listen(2) backlog.
     public var backlog: Int32 = 1024
+    /// File mode of unix sockets the server creates (e.g. 0o660 for the web server's group).
+    public var unixSocketMode: mode_t? = nil
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     public var shutdownGrace = 10
     public init() {}
 }
 
-/// A Needletail server: one app behind N event loops, listening natively for HTTP/1.1.
+/// Where the server listens, and which protocol it speaks there.
+public enum Listener: Sendable, Equatable {
+    /// Native HTTP/1.1 for browsers and load balancers.
+    case http(SocketAddress)
+    /// FastCGI responder for nginx, lighttpd or any FastCGI client.
+    case fastCGI(SocketAddress)
+    /// FastCGI on a listening socket inherited as a file descriptor (fd 0 when spawned by
+    /// lighttpd's `bin-path` or spawn-fcgi).
+    case fastCGIInherited(fd: Int32)
+
+    enum Kind { case http, fastCGI }
+    var kind: Kind {
+        if case .http = self { return .http }
+        return .fastCGI
+    }
+}
+
+/// A Needletail server: one app behind N event loops, listening for HTTP/1.1 and/or FastCGI.
 ///
 /// ```swift
-/// let server = try Server(responder: router, configuration: .init(), logger: logger)
-/// try server.listen(http: SocketAddress(parsing: "127.0.0.1:8080"))
+/// let server = try Server(responder: router, listeners: [.http(try SocketAddress(parsing: "127.0.0.1:8080"))])
 /// server.runUntilSignalled()
 /// ```
 public final class Server: Sendable {
@@ -30,11 +50,13 @@ public final class Server: Sendable {
     private let responder: any Responder
     private let logger: Logger
     private let group: LoopGroup
-    private let listenersByLoop: [[ListeningSocket]]
-    private let shared: [(ListeningSocket, HTTPLimits)]
+    /// Per loop: its own SO_REUSEPORT sockets.
+    private let listenersByLoop: [[(ListeningSocket, Listener.Kind)]]
+    /// Shared by all loops (unix sockets, inherited sockets), with whether to unlink at stop.
+    private let shared: [(ListeningSocket, Listener.Kind, Bool)]
 
     /// Binds the listeners and makes the loops; nothing runs until `start()` or `runUntilSignalled()`.
-    public init(responder: any Responder, http addresses: [SocketAddress], configuration: ServerConfiguration = ServerConfiguration(),
+    public init(responder: any Responder, listeners: [Listener], configuration: ServerConfiguration = ServerConfiguration(),
                 logger: Logger = Logger(label: "needletail")) throws(SocketError) {
         self.configuration = configuration
         self.responder = responder
@@ -48,17 +70,27 @@ public final class Server: Sendable {
             case .error: log.error("\(message)")
             }
         }
-        var perLoop: [[ListeningSocket]] = Array(repeating: [], count: group.loops.count)
-        var shared: [(ListeningSocket, HTTPLimits)] = []
-        var opened: [ListeningSocket] = []
+        var perLoop: [[(ListeningSocket, Listener.Kind)]] = Array(repeating: [], count: group.loops.count)
+        var shared: [(ListeningSocket, Listener.Kind, Bool)] = []
+        var opened: [(ListeningSocket, Bool)] = []
         do throws(SocketError) {
-            for address in addresses {
+            for listener in listeners {
                 var options = ListeningSocket.Options()
                 options.backlog = configuration.backlog
+                options.unixMode = configuration.unixSocketMode
+                let address: SocketAddress
+                switch listener {
+                case .http(let a), .fastCGI(let a): address = a
+                case .fastCGIInherited(let fd):
+                    let s = try ListeningSocket.adopt(fd: fd)
+                    shared.append((s, .fastCGI, false))
+                    opened.append((s, false))
+                    continue
+                }
                 if case .unix = address {
                     let s = try ListeningSocket.bind(address, options: options)
-                    opened.append(s)
-                    shared.append((s, configuration.http))
+                    opened.append((s, true))
+                    shared.append((s, listener.kind, true))
                     continue
                 }
                 // Refuse a port someone else holds, even one that also uses SO_REUSEPORT.
@@ -70,40 +102,61 @@ public final class Server: Sendable {
                 options.reusePort = true
                 for i in perLoop.indices {
                     let s = try ListeningSocket.bind(actual, options: options)
-                    opened.append(s)
-                    perLoop[i].append(s)
+                    opened.append((s, false))
+                    perLoop[i].append((s, listener.kind))
                 }
             }
         } catch {
-            for s in opened { s.close(unlinking: true) }
+            for (s, unlink) in opened { s.close(unlinking: unlink) }
             throw error
         }
         listenersByLoop = perLoop
         self.shared = shared
     }
 
-    /// The addresses listened on (with real ports when port 0 was asked for).
+    /// Binds native HTTP listeners (a shorthand for `listeners: addresses.map(Listener.http)`).
+    public convenience init(responder: any Responder, http addresses: [SocketAddress], configuration: ServerConfiguration = ServerConfiguration(),
+                            logger: Logger = Logger(label: "needletail")) throws(SocketError) {
+        try self.init(responder: responder, listeners: addresses.map { .http($0) }, configuration: configuration, logger: logger)
+    }
+
+    /// The addresses listened on (with real ports when port 0 was asked for), in the order given.
     public var addresses: [SocketAddress] {
-        (listenersByLoop.first ?? []).map(\.address) + shared.map(\.0.address)
+        (listenersByLoop.first ?? []).map(\.0.address) + shared.map(\.0.address)
     }
 
     /// Starts the loops on their threads and returns.
     public func start() {
         signal(SIGPIPE, SIG_IGN)
         let listenersByLoop = self.listenersByLoop
-        let shared = self.shared
+        let shared = self.shared.map { ($0.0, $0.1) }
         let responder = self.responder
-        let limits = configuration.http
+        let configuration = self.configuration
         let logger = self.logger
         let exclusive = group.loops.count > 1
         group.start { loop in
-            let context = HTTPLoopContext(responder: responder, limits: limits, logger: logger)
-            let factory: HandlerFactory = { connection in
-                connection.setTimeout(seconds: limits.headerTimeout)
-                return HTTPConnection(context: context)
+            let http = HTTPLoopContext(responder: responder, limits: configuration.http, logger: logger)
+            let fcgi = FastCGILoopContext(responder: responder, limits: configuration.fastCGI, logger: logger)
+            func factory(_ kind: Listener.Kind) -> HandlerFactory {
+                switch kind {
+                case .http:
+                    return { connection in
+                        connection.setTimeout(seconds: configuration.http.headerTimeout)
+                        return HTTPConnection(context: http)
+                    }
+                case .fastCGI:
+                    return { connection in
+                        if !fcgi.limits.allowedPeers.isEmpty, !fcgi.limits.allowedPeers.contains(connection.remoteAddress) {
+                            logger.warning("FastCGI connection refused: peer not in FCGI_WEB_SERVER_ADDRS", metadata: ["peer": "\(connection.remoteAddress)"])
+                            connection.closeAfterFlush()
+                        }
+                        connection.setTimeout(seconds: fcgi.limits.idleTimeout)
+                        return FastCGIConnection(context: fcgi)
+                    }
+                }
             }
-            for s in listenersByLoop[loop.index] { loop.addListener(s, factory: factory) }
-            for (s, _) in shared { loop.addListener(s, exclusive: exclusive, factory: factory) }
+            for (s, kind) in listenersByLoop[loop.index] { loop.addListener(s, factory: factory(kind)) }
+            for (s, kind) in shared { loop.addListener(s, exclusive: exclusive, factory: factory(kind)) }
         }
     }
 
@@ -119,8 +172,8 @@ public final class Server: Sendable {
     }
 
     private func closeListeners() {
-        for list in listenersByLoop { for s in list { s.close(unlinking: false) } }
-        for (s, _) in shared { s.close(unlinking: true) }
+        for list in listenersByLoop { for (s, _) in list { s.close(unlinking: false) } }
+        for (s, _, unlink) in shared { s.close(unlinking: unlink) }
     }
 
     /// Starts, serves until SIGINT or SIGTERM, stops gracefully, and returns.

@@ -60,6 +60,11 @@ public enum PercentDecoding {
         return s
     }
 
+    /// `decodePath` for a `String`.
+    public static func decodePathString(_ text: String) -> String? {
+        Array(text.utf8).withUnsafeBufferPointer { decodePath($0) }
+    }
+
     /// Decodes a `String`'s bytes (convenience).
     public static func decode(_ text: String, plusIsSpace: Bool) -> String? {
         Array(text.utf8).withUnsafeBufferPointer { decode($0, plusIsSpace: plusIsSpace) }

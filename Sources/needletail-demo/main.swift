@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import Needletail
+import NeedletailFCGICompat
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,10 +14,24 @@ struct Demo: ParsableCommand {
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the demo app natively over HTTP/1.1.")
+        abstract: "Serve the demo app: natively over HTTP/1.1, as a FastCGI responder, or as a CGI program.",
+        discussion: """
+        With no --http or --fastcgi: FastCGI on fd 0 when it is a listening socket (lighttpd \
+        bin-path, spawn-fcgi); one CGI request when GATEWAY_INTERFACE is set (mod_cgi, fcgiwrap); \
+        else HTTP on 127.0.0.1:8080.
+        """)
 
     @Option(name: .long, help: "Listen for HTTP on HOST:PORT, [IPv6]:PORT or unix:/path (repeatable).")
     var http: [String] = []
+
+    @Option(name: .long, help: "Listen for FastCGI on HOST:PORT or unix:/path (repeatable).")
+    var fastcgi: [String] = []
+
+    @Option(name: .long, help: "FastCGI implementation: native (on the event loops) or libfcgi (blocking threads).")
+    var fastcgiImpl: String = "native"
+
+    @Option(name: .long, help: "File mode of unix sockets, octal (e.g. 660).")
+    var socketMode: String?
 
     @Option(name: .long, help: "Number of event loops (threads). Default: one per CPU.")
     var loops: Int?
@@ -31,37 +46,81 @@ struct Serve: ParsableCommand {
         if let l = loops, l < 1 || l > 1024 { throw ValidationError("--loops must be between 1 and 1024") }
         if maxBody < 0 { throw ValidationError("--max-body must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard ["native", "libfcgi"].contains(fastcgiImpl) else { throw ValidationError("--fastcgi-impl is native or libfcgi") }
+        if let m = socketMode, mode_t(m, radix: 8) == nil { throw ValidationError("--socket-mode must be octal, e.g. 660") }
     }
 
     func run() throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "needletail")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let app = DemoApp.router()
 
-        var addresses: [SocketAddress] = []
-        for text in http.isEmpty ? ["127.0.0.1:8080"] : http {
-            do { addresses.append(try SocketAddress(parsing: text)) } catch {
-                throw ValidationError(error.description)
-            }
+        if http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest {
+            throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))
         }
+
+        var listeners: [Listener] = []
+        do {
+            listeners += try http.map { .http(try SocketAddress(parsing: $0)) }
+            listeners += try fastcgi.map { .fastCGI(try SocketAddress(parsing: $0)) }
+        } catch let error as SocketError {
+            throw ValidationError(error.description)
+        }
+        let inherited = listeners.isEmpty && ListeningSocket.isListeningSocket(0)
+        if listeners.isEmpty {
+            listeners = inherited ? [.fastCGIInherited(fd: 0)] : [.http(.ipv4(host: "127.0.0.1", port: 8080))]
+        }
+
         var config = ServerConfiguration()
         if let l = loops { config.loops = l }
         config.http.maxBodyBytes = maxBody
+        config.fastCGI.maxBodyBytes = maxBody
+        config.unixSocketMode = socketMode.flatMap { mode_t($0, radix: 8) }
+        if let addrs = getenv("FCGI_WEB_SERVER_ADDRS").map({ String(cString: $0) }), !addrs.isEmpty {
+            config.fastCGI.allowedPeers = addrs.split(separator: ",").map { $0.trimmingCharacters() }
+        }
+
+        if fastcgiImpl == "libfcgi" {
+            let fcgiListeners = listeners.filter { if case .http = $0 { return false }; return true }
+            guard fcgiListeners.count == 1, listeners.count == 1 else {
+                throw ValidationError("--fastcgi-impl libfcgi serves exactly one FastCGI listener and no --http")
+            }
+            try LibFCGIResponder.run(responder: app, listener: fcgiListeners[0], threads: config.loops * 4,
+                                     maxBodyBytes: maxBody, socketMode: config.unixSocketMode, logger: logger)
+            return
+        }
 
         let server: Server
         do {
-            server = try Server(responder: DemoApp.router(), http: addresses, configuration: config, logger: logger)
+            server = try Server(responder: app, listeners: listeners, configuration: config, logger: logger)
         } catch {
             logger.critical("\(error.description)")
             throw ExitCode(1)
         }
-        let shown = server.addresses.map { a -> String in
-            if case .unix = a { return a.description }
-            return "http://\(a)"
+        let shown = zip(listeners, server.addresses).map { listener, address -> String in
+            switch listener {
+            case .http: return address.isUnix ? "HTTP on \(address)" : "http://\(address)"
+            case .fastCGI: return "FastCGI on \(address)"
+            case .fastCGIInherited: return "FastCGI on inherited fd 0 (\(address))"
+            }
         }.joined(separator: ", ")
         logger.info("needletail-demo listening on \(shown) with \(config.loops) loop(s)")
         server.runUntilSignalled()
         logger.info("stopped")
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}
+
+extension SocketAddress {
+    var isUnix: Bool {
+        if case .unix = self { return true }
+        return false
     }
 }
 

@@ -1,0 +1,53 @@
+import NeedletailBytes
+import NeedletailLoop
+import NeedletailWeb
+import Synchronization
+
+/// The codec end of a `ResponseStream`: chunks written on any thread are handed to the
+/// connection's loop, where the codec's `frame` closure writes them (chunked HTTP, raw HTTP/1.0,
+/// FastCGI STDOUT records) and `end` closes the body.
+///
+/// `@unchecked Sendable`: the connection and the two closures are used only inside
+/// `loop.execute` tasks, i.e. on the loop's thread; the flags shared across threads are atomics.
+final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
+    private let loop: EventLoop
+    private let connection: Connection
+    private let frame: (Connection, Chunks) -> Void
+    private let end: (Connection) -> Void
+    private let finished = Atomic<Bool>(false)
+    private let cancelled = Atomic<Bool>(false)
+
+    /// Made on the loop's thread by a codec.
+    init(connection: Connection, frame: @escaping (Connection, Chunks) -> Void, end: @escaping (Connection) -> Void) {
+        loop = connection.loop
+        self.connection = connection
+        self.frame = frame
+        self.end = end
+    }
+
+    var isCancelled: Bool {
+        cancelled.load(ordering: .acquiring) || finished.load(ordering: .acquiring)
+    }
+
+    /// The connection closed or the request was aborted (called on the loop).
+    func cancel() { cancelled.store(true, ordering: .releasing) }
+
+    func write(_ transfer: ChunksTransfer) {
+        guard !isCancelled else { return }
+        loop.execute { [self] in
+            let chunks = transfer.chunks
+            guard !connection.isClosed, !cancelled.load(ordering: .acquiring), !chunks.isEmpty else { return }
+            frame(connection, chunks)
+            connection.pump()
+        }
+    }
+
+    func finish() {
+        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loop.execute { [self] in
+            guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
+            end(connection)
+            connection.pump()
+        }
+    }
+}
