@@ -24,6 +24,13 @@ public enum CGIResponder {
             }
             e += 1
         }
+        // A CGI program is mounted at SCRIPT_NAME; the app's own path is PATH_INFO.
+        if let pathInfo = params.first(where: { $0.name == "PATH_INFO" })?.value, !pathInfo.isEmpty {
+            let query = params.first { $0.name == "QUERY_STRING" }?.value ?? ""
+            let uri = CGIGateway.encodePath(pathInfo) + (query.isEmpty ? "" : "?" + query)
+            params.removeAll { $0.name == "REQUEST_URI" }
+            params.append(("REQUEST_URI", uri))
+        }
         let length = Int(params.first { $0.name == "CONTENT_LENGTH" }?.value ?? "") ?? 0
         let response: Response
         if length > maxBodyBytes {

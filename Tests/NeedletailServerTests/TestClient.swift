@@ -61,6 +61,16 @@ final class TestClient {
         return true
     }
 
+    /// Reads exactly `n` bytes, or `nil` at end of stream.
+    func readExactly(_ n: Int) throws -> [UInt8]? {
+        while buffer.count < n {
+            guard try fill() else { return nil }
+        }
+        let out = Array(buffer[0..<n])
+        buffer.removeFirst(n)
+        return out
+    }
+
     /// Reads everything until the server closes.
     func readToEnd() throws -> [UInt8] {
         while try fill() {}
@@ -222,6 +232,10 @@ enum TestApp {
         r.get("/slow") { req in
             usleep(UInt32(Int(req.query["ms"] ?? "300")! * 1000))
             return .text("slow done")
+        }
+        r.get("/info") { req in
+            .text("\(req.method.rawValue) \(req.path) \(req.target) host=\(req.host ?? "-") remote=\(req.remoteAddress) secure=\(req.isSecure) "
+                + "ua=\(req.headers["user-agent"] ?? "-") len=\(req.body.count)")
         }
         r.get("/headers") { req in
             .text(req.headers.values(req.query["name"] ?? "x").joined(separator: "|") + "\n" + (req.host ?? "-"))

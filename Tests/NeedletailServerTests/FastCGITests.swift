@@ -1,0 +1,296 @@
+import Foundation
+import Glibc
+import Testing
+import NeedletailLoop
+@testable import NeedletailServer
+
+/// A FastCGI client speaking raw records, for what cgi-fcgi cannot send.
+final class FCGIClient {
+    let socket: TestClient
+
+    init(_ address: SocketAddress) throws { socket = try TestClient(address) }
+
+    static func record(_ type: UInt8, id: UInt16, _ content: [UInt8], padding: Int = 0, version: UInt8 = 1) -> [UInt8] {
+        [version, type, UInt8(id >> 8), UInt8(id & 0xff), UInt8(content.count >> 8), UInt8(content.count & 0xff), UInt8(padding), 0]
+            + content + [UInt8](repeating: 0, count: padding)
+    }
+
+    static func begin(id: UInt16, role: UInt16 = 1, keep: Bool = true) -> [UInt8] {
+        record(1, id: id, [UInt8(role >> 8), UInt8(role & 0xff), keep ? 1 : 0, 0, 0, 0, 0, 0])
+    }
+
+    /// Name-value pairs; `longForm` writes every length in the 4-byte form.
+    static func pairs(_ pairs: [(String, String)], longForm: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        for (n, v) in pairs {
+            for len in [n.utf8.count, v.utf8.count] {
+                if len < 128 && !longForm {
+                    out.append(UInt8(len))
+                } else {
+                    out += [UInt8(0x80 | (len >> 24)), UInt8((len >> 16) & 0xff), UInt8((len >> 8) & 0xff), UInt8(len & 0xff)]
+                }
+            }
+            out += Array(n.utf8) + Array(v.utf8)
+        }
+        return out
+    }
+
+    /// A whole request: BEGIN, params (in records of `paramChunk` bytes), empty PARAMS, STDIN, empty STDIN.
+    static func request(id: UInt16, _ params: [(String, String)], body: [UInt8] = [], keep: Bool = true,
+                        paramChunk: Int = 65535, longForm: Bool = false, padding: Int = 0) -> [UInt8] {
+        var out = begin(id: id, keep: keep)
+        let p = pairs(params, longForm: longForm)
+        var i = 0
+        while i < p.count {
+            let n = min(paramChunk, p.count - i)
+            out += record(4, id: id, Array(p[i..<(i + n)]), padding: padding)
+            i += n
+        }
+        out += record(4, id: id, [])
+        if !body.isEmpty { out += record(5, id: id, body, padding: padding) }
+        out += record(5, id: id, [])
+        return out
+    }
+
+    func send(_ bytes: [UInt8]) throws { try socket.send(bytes) }
+
+    struct Record { let type: UInt8; let id: UInt16; let content: [UInt8]; let padding: Int }
+
+    func readRecord() throws -> Record? {
+        guard let h = try socket.readExactly(8) else { return nil }
+        let length = Int(h[4]) << 8 | Int(h[5])
+        let padding = Int(h[6])
+        guard let body = try socket.readExactly(length + padding) else { return nil }
+        return Record(type: h[1], id: UInt16(h[2]) << 8 | UInt16(h[3]), content: Array(body[0..<length]), padding: padding)
+    }
+
+    struct Answer { var stdout: [UInt8] = []; var stderr: [UInt8] = []; var protocolStatus: UInt8 = 255; var records: [Record] = []
+        var text: String { String(decoding: stdout, as: UTF8.self) }
+        var body: String { text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n") }
+    }
+
+    /// Reads records until END_REQUEST for each of `ids`.
+    func readAnswers(_ ids: [UInt16]) throws -> [UInt16: Answer] {
+        var answers: [UInt16: Answer] = [:]
+        var open = Set(ids)
+        while !open.isEmpty {
+            guard let r = try readRecord() else { throw TestClient.Failure(description: "closed before END_REQUEST") }
+            answers[r.id, default: Answer()].records.append(r)
+            switch r.type {
+            case 6: answers[r.id, default: Answer()].stdout += r.content
+            case 7: answers[r.id, default: Answer()].stderr += r.content
+            case 3:
+                answers[r.id, default: Answer()].protocolStatus = r.content[4]
+                open.remove(r.id)
+            default: break
+            }
+        }
+        return answers
+    }
+}
+
+let helloParams: [(String, String)] = [
+    ("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/hello?name=%3CTLUG%3E"), ("QUERY_STRING", "name=%3CTLUG%3E"),
+    ("SCRIPT_NAME", "/hello"), ("SERVER_PROTOCOL", "HTTP/1.1"), ("CONTENT_LENGTH", ""), ("HTTP_HOST", "example.org"),
+]
+
+@Suite("FastCGI responder", .serialized)
+struct FastCGITests {
+    /// A server with one FastCGI listener on an ephemeral port.
+    func withFastCGI<T>(unixPath: String? = nil, _ body: (Server, SocketAddress) throws -> T) throws -> T {
+        var config = ServerConfiguration()
+        config.loops = 1
+        config.unixSocketMode = 0o666
+        var listeners: [Listener] = [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))]
+        if let p = unixPath { listeners.append(.fastCGI(.unix(path: p))) }
+        let server = try Server(responder: TestApp.withStreaming(TestApp.router()), listeners: listeners, configuration: config)
+        server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        return try body(server, server.addresses[0])
+    }
+
+    @Test func helloAndKeepConnection() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            try c.send(FCGIClient.request(id: 1, helloParams))
+            let a = try #require(try c.readAnswers([1])[1])
+            #expect(a.text.hasPrefix("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 27\r\n\r\n"))
+            #expect(a.body == "<h1>Hello &lt;TLUG&gt;</h1>")
+            #expect(a.protocolStatus == 0)
+            for r in a.records { #expect((r.content.count + r.padding) % 8 == 0, "records padded to 8") }
+            // KEEP_CONN: the same connection serves another request.
+            try c.send(FCGIClient.request(id: 1, helloParams))
+            #expect(try c.readAnswers([1])[1]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
+        }
+    }
+
+    @Test func withoutKeepConnectionTheAppCloses() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            try c.send(FCGIClient.request(id: 1, helloParams, keep: false))
+            _ = try c.readAnswers([1])
+            #expect(try c.readRecord() == nil, "nothing after END_REQUEST, then close")
+        }
+    }
+
+    @Test func paramsSplitAtEveryByteLongLengthsAndPadding() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            try c.send(FCGIClient.request(id: 7, helloParams, paramChunk: 1, longForm: true, padding: 255))
+            #expect(try c.readAnswers([7])[7]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
+            // A 200-byte value (4-byte length form needed) and a request body in padded records.
+            let long = String(repeating: "v", count: 200)
+            try c.send(FCGIClient.request(id: 2, [("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/echo"), ("HTTP_X_LONG", long),
+                                                   ("CONTENT_LENGTH", "5")], body: Array("hello".utf8), padding: 3))
+            #expect(try c.readAnswers([2])[2]?.body == "hello")
+        }
+    }
+
+    @Test func mapsParamsLikeTheHTTPCodec() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            try c.send(FCGIClient.request(id: 1, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/info?x=1"), ("QUERY_STRING", "x=1"),
+                                                   ("HTTP_HOST", "example.org:8080"), ("REMOTE_ADDR", "192.0.2.7"), ("HTTPS", "on"),
+                                                   ("HTTP_USER_AGENT", "tester/1"), ("CONTENT_LENGTH", "")]))
+            #expect(try c.readAnswers([1])[1]?.body == "GET /info /info?x=1 host=example.org:8080 remote=192.0.2.7 secure=true ua=tester/1 len=0")
+        }
+    }
+
+    @Test func multiplexedRequests() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            let one = FCGIClient.request(id: 1, helloParams)
+            let two = FCGIClient.request(id: 2, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/hello?name=two")])
+            // Interleave the two requests record by record.
+            try c.send(Array(one[0..<16]) + Array(two[0..<16]) + Array(one[16...]) + Array(two[16...]))
+            let answers = try c.readAnswers([1, 2])
+            #expect(answers[1]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
+            #expect(answers[2]?.body == "<h1>Hello two</h1>")
+        }
+    }
+
+    @Test func managementRecords() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            try c.send(FCGIClient.record(9, id: 0, FCGIClient.pairs([("FCGI_MAX_CONNS", ""), ("FCGI_MAX_REQS", ""), ("FCGI_MPXS_CONNS", ""), ("OTHER", "")])))
+            let r = try #require(try c.readRecord())
+            #expect(r.type == 10)
+            let text = String(decoding: r.content, as: UTF8.self)
+            #expect(text.contains("FCGI_MPXS_CONNS1"))
+            #expect(text.contains("FCGI_MAX_CONNS"))
+            #expect(!text.contains("OTHER"))
+            try c.send(FCGIClient.record(42, id: 0, [1, 2, 3]))
+            let u = try #require(try c.readRecord())
+            #expect(u.type == 11)
+            #expect(u.content.first == 42)
+            // Roles other than RESPONDER.
+            try c.send(FCGIClient.begin(id: 3, role: 2))
+            let end = try #require(try c.readRecord())
+            #expect(end.type == 3 && end.id == 3 && end.content[4] == 3, "UNKNOWN_ROLE")
+            // DATA is ignored for a responder; ABORT ends a request.
+            try c.send(FCGIClient.begin(id: 4) + FCGIClient.record(8, id: 4, [1, 2]) + FCGIClient.record(2, id: 4, []))
+            let abort = try #require(try c.readRecord())
+            #expect(abort.type == 3 && abort.id == 4)
+            // Records for an id with no BEGIN are ignored; the connection still serves.
+            try c.send(FCGIClient.record(5, id: 9, [1, 2, 3]) + FCGIClient.request(id: 1, helloParams))
+            #expect(try c.readAnswers([1])[1]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
+        }
+    }
+
+    @Test func oversizedParamsEndTheRequestAndClose() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            let huge = String(repeating: "x", count: 40_000)
+            try c.send(FCGIClient.request(id: 1, helloParams + [("HTTP_A", huge), ("HTTP_B", huge)]))
+            let a = try #require(try c.readAnswers([1])[1])
+            #expect(String(decoding: a.stderr, as: UTF8.self).contains("params larger than"))
+            #expect(a.stdout.isEmpty)
+            #expect(try c.readRecord() == nil, "closed")
+        }
+    }
+
+    @Test("malformed records close that connection and the server keeps serving", arguments: [
+        FCGIClient.record(1, id: 1, [0, 1, 1, 0, 0, 0, 0, 0], version: 2),              // bad version
+        FCGIClient.begin(id: 1) + FCGIClient.begin(id: 1),                                // second BEGIN, active id
+        FCGIClient.begin(id: 1) + FCGIClient.record(4, id: 1, [200, 1, 65]) + FCGIClient.record(4, id: 1, []) + FCGIClient.record(5, id: 1, []),  // length past the end
+        FCGIClient.begin(id: 1) + FCGIClient.record(4, id: 1, [0xff, 0xff, 0xff, 0xff, 1]) + FCGIClient.record(4, id: 1, []) + FCGIClient.record(5, id: 1, []),  // huge length
+        [1, 1, 0],                                                                        // truncated header, then close
+        FCGIClient.record(1, id: 1, [0, 1]),                                              // short BEGIN
+    ])
+    func malformed(_ bytes: [UInt8]) throws {
+        try withFastCGI { _, address in
+            do {
+                let c = try FCGIClient(address)
+                try c.send(bytes)
+                shutdown(c.socket.fd, Int32(SHUT_WR))  // the web server stops sending
+                // Either an error answer or a close; never a hang or a crash.
+                while let r = try c.readRecord() {
+                    if r.type == 3 { break }
+                }
+            }
+            let d = try FCGIClient(address)
+            try d.send(FCGIClient.request(id: 1, helloParams))
+            #expect(try d.readAnswers([1])[1]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
+        }
+    }
+
+    @Test func largeResponseSpansRecords() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            try c.send(FCGIClient.request(id: 1, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/big?n=200000")]))
+            let a = try #require(try c.readAnswers([1])[1])
+            #expect(a.body.utf8.count == 200_000)
+            for r in a.records { #expect(r.content.count <= 65535) }
+        }
+    }
+
+    @Test func streamedResponse() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            try c.send(FCGIClient.request(id: 1, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/stream?n=3")]))
+            let a = try #require(try c.readAnswers([1])[1])
+            #expect(a.text.contains("X-Accel-Buffering: no\r\n"))
+            #expect(a.body == "part 0\npart 1\npart 2\n")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("cgi-fcgi")))
+    func cgiFcgiOverTCPAndUnixSocket() throws {
+        let path = "/tmp/needletail-fcgi-\(getpid()).sock"
+        try withFastCGI(unixPath: path) { server, tcp in
+            for target in ["\(tcp)", path] {
+                let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", target],
+                                                 env: ["REQUEST_METHOD": "GET", "SCRIPT_NAME": "/hello", "REQUEST_URI": "/hello?name=%3Cx%3E",
+                                                       "QUERY_STRING": "name=%3Cx%3E"])
+                #expect(get.output.contains("Status: 200 OK"))
+                #expect(get.output.hasSuffix("<h1>Hello &lt;x&gt;</h1>"))
+                let post = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", target],
+                                                  env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "11"],
+                                                  stdin: "hello world")
+                #expect(post.output.hasSuffix("\r\n\r\nhello world"))
+            }
+        }
+    }
+}
+
+/// Runs a program with exactly `env` as its environment (cgi-fcgi sends its whole environment).
+func runWithEnvironment(_ program: String, _ arguments: [String], env: [String: String], stdin: String? = nil) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/\(program)")
+    p.arguments = arguments
+    p.environment = env
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    let input = Pipe()
+    p.standardInput = input
+    try p.run()
+    if let s = stdin { input.fileHandleForWriting.write(Data(s.utf8)) }
+    try input.fileHandleForWriting.close()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
