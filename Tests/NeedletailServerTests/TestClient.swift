@@ -274,7 +274,7 @@ extension TestApp {
     /// `/stream?n=3`: n chunks written from another thread 20 ms apart, then the end.
     static func withStreaming(_ base: Router) -> Router {
         var r = base
-        r.get("/stream") { req in
+        let stream: Handler = { req in
             let n = Int(req.query["n"] ?? "3") ?? 3
             return .streaming(contentType: "text/plain") { stream in
                 let t = Thread {
@@ -287,7 +287,7 @@ extension TestApp {
                 t.start()
             }
         }
-        r.get("/forever") { _ in
+        let forever: Handler = { _ in
             .streaming(contentType: "text/event-stream") { stream in
                 stream.write("data: hello\n\n")
                 // Never finishes: the client goes away.
@@ -297,6 +297,10 @@ extension TestApp {
                 }
                 t.start()
             }
+        }
+        for prefix in ["", "/live"] {
+            r.get(prefix + "/stream", stream)
+            r.get(prefix + "/forever", forever)
         }
         return r
     }

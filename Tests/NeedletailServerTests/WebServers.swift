@@ -40,11 +40,68 @@ func shippedConfig(_ relative: String, replacing: [(String, String)]) throws -> 
     return text
 }
 
+/// A child process started with posix_spawn, with a clean signal mask and default handlers
+/// (Foundation's Process passes on a mask that blocks SIGTERM, which lighttpd keeps), output to
+/// /dev/null. `stop()` sends SIGTERM, then SIGKILL after a grace period, and reaps it.
+final class SpawnedProcess {
+    let pid: pid_t
+
+    init(_ path: String, _ arguments: [String]) throws {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGTERM, SIGINT, SIGPIPE, SIGQUIT, SIGHUP] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, path, &actions, &attr, argv, environ)
+        guard rc == 0 else { throw TestClient.Failure(description: "posix_spawn \(path): \(String(cString: strerror(rc)))") }
+        pid = child
+    }
+
+    private var reaped = false
+
+    var isRunning: Bool {
+        guard !reaped else { return false }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { reaped = true }
+        return !reaped
+    }
+
+    func stop(grace: Double = 3) {
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
+        let end = monotonicSeconds() + grace
+        while isRunning && monotonicSeconds() < end { usleep(20_000) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            reaped = true
+        }
+    }
+
+    deinit { stop() }
+}
+
 /// A real nginx (from Debian) in the foreground with its own prefix, stopped by `stop()`.
 final class NginxProcess {
     let dir: String
     let port: UInt16
-    private let process = Process()
+    private var process: SpawnedProcess?
 
     /// `serverBlocks` go inside `http { }`; they include `fastcgi_params` from the prefix.
     init(serverBlocks: String, port: UInt16) throws {
@@ -70,10 +127,7 @@ final class NginxProcess {
         }
         """
         try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        process.arguments = ["-p", dir, "-c", dir + "/nginx.conf"]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try SpawnedProcess("/usr/sbin/nginx", ["-p", dir, "-c", dir + "/nginx.conf"])
         guard waitForPort(port) else {
             stop()
             throw TestClient.Failure(description: "nginx did not start: " + ((try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? ""))
@@ -83,10 +137,7 @@ final class NginxProcess {
     var errorLog: String { (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "" }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        process?.stop()
     }
 
     deinit { stop() }
@@ -96,7 +147,7 @@ final class NginxProcess {
 final class LighttpdProcess {
     let dir: String
     let port: UInt16
-    private let process = Process()
+    private var process: SpawnedProcess?
 
     init(include: String, port: UInt16) throws {
         self.port = port
@@ -110,11 +161,7 @@ final class LighttpdProcess {
         \(include)
         """
         try conf.write(toFile: dir + "/lighttpd.conf", atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/lighttpd")
-        process.arguments = ["-D", "-f", dir + "/lighttpd.conf"]
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        process = try SpawnedProcess("/usr/sbin/lighttpd", ["-D", "-f", dir + "/lighttpd.conf"])
         guard waitForPort(port) else {
             stop()
             throw TestClient.Failure(description: "lighttpd did not start: \(errorLog)")
@@ -124,10 +171,7 @@ final class LighttpdProcess {
     var errorLog: String { (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "" }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        process?.stop()
     }
 
     deinit { stop() }

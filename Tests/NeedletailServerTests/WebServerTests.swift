@@ -1,0 +1,174 @@
+import Foundation
+import Glibc
+import Testing
+import NeedletailLoop
+@testable import NeedletailServer
+
+/// Needletail behind real nginx and lighttpd, with the configs shipped in nginx/ and lighttpd/.
+@Suite("Behind nginx and lighttpd", .serialized)
+struct WebServerTests {
+    func withFastCGIServer<T>(unixPath: String, _ body: (SocketAddress) throws -> T) throws -> T {
+        var config = ServerConfiguration()
+        config.loops = 1
+        config.unixSocketMode = 0o666
+        let server = try Server(responder: TestApp.withStreaming(TestApp.router()),
+                                listeners: [.fastCGI(.ipv4(host: "127.0.0.1", port: 0)), .fastCGI(.unix(path: unixPath))],
+                                configuration: config)
+        server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        return try body(server.addresses[0])
+    }
+
+    @Test(.enabled(if: toolAvailable("nginx") || FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))
+    func nginxOverUnixSocketAndTCP() throws {
+        let dir = makeTempDir("needletail-app")
+        let sock = dir + "/app.sock"
+        try withFastCGIServer(unixPath: sock) { tcp in
+            guard case .ipv4(_, let appPort) = tcp else { return }
+            let unixPort = freePort(), tcpPort = freePort()
+            let blocks = try shippedConfig("nginx/needletail-unix.conf", replacing: [
+                ("listen 80;", "listen 127.0.0.1:\(unixPort);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
+            ]) + "\n" + shippedConfig("nginx/needletail-tcp.conf", replacing: [
+                ("listen 80;", "listen 127.0.0.1:\(tcpPort);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
+            ])
+            let nginx = try NginxProcess(serverBlocks: blocks, port: unixPort)
+            defer { nginx.stop() }
+            #expect(waitForPort(tcpPort))
+            for port in [unixPort, tcpPort] {
+                let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+                try c.send("GET /hello?name=%3CTLUG%3E HTTP/1.1\r\nHost: t\r\n\r\n")
+                let r = try c.readResponse()
+                #expect(r.status == 200)
+                #expect(r.text == "<h1>Hello &lt;TLUG&gt;</h1>")
+                #expect(r.header("content-type") == "text/html; charset=utf-8")
+                try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+                #expect(try c.readResponse().text == "hello")
+                try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+                #expect(try c.readResponse().text == "abcde")
+                try c.send("GET /info?q=1 HTTP/1.1\r\nHost: example.org:8080\r\nUser-Agent: tester\r\n\r\n")
+                let info = try c.readResponse().text
+                // Debian's fastcgi_params sends HTTP_HOST as $host: without the port.
+                #expect(info == "GET /info /info?q=1 host=example.org remote=127.0.0.1 secure=false ua=tester len=0")
+                try c.send("GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n")
+                let nf = try c.readResponse()
+                #expect(nf.status == 404)
+                #expect(nf.text.contains("404 Not Found"))
+                try c.send("GET /live/stream?n=3 HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(try c.readResponse().text == "part 0\npart 1\npart 2\n")
+            }
+            #expect(!nginx.errorLog.contains("upstream prematurely closed"), "\(nginx.errorLog)")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("wrk")))
+    func nginxKeepAlivePoolUnderLoadHasNoStalls() throws {
+        let dir = makeTempDir("needletail-app")
+        try withFastCGIServer(unixPath: dir + "/app.sock") { tcp in
+            guard case .ipv4(_, let appPort) = tcp else { return }
+            let port = freePort()
+            let nginx = try NginxProcess(serverBlocks: try shippedConfig("nginx/needletail-tcp.conf", replacing: [
+                ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
+            ]), port: port)
+            defer { nginx.stop() }
+            let r = try run("wrk", ["-t1", "-c100", "-d10s", "--latency", "http://127.0.0.1:\(port)/hello?name=load"])
+            #expect(r.status == 0)
+            #expect(r.output.contains("requests in"))
+            #expect(!r.output.contains("Non-2xx"), "\(r.output)")
+            #expect(!r.output.contains("Socket errors"), "\(r.output)")
+            // Max latency: no multi-second stall (php-fpm and one-thread libfcgi show 1 s+ here).
+            let maxLine = r.output.split(separator: "\n").first { $0.contains("Latency") && !$0.contains("Distribution") } ?? ""
+            let fields = maxLine.split(separator: " ")
+            let maxText = fields.count >= 4 ? String(fields[3]) : "?"
+            #expect(maxText.hasSuffix("us") || maxText.hasSuffix("ms"), "max latency \(maxText)\n\(r.output)")
+        }
+    }
+
+    @Test func clientAbortMidResponseFreesTheRequest() throws {
+        let dir = makeTempDir("needletail-app")
+        try withFastCGIServer(unixPath: dir + "/app.sock") { tcp in
+            guard case .ipv4(_, let appPort) = tcp else { return }
+            let port = freePort()
+            let nginx = try NginxProcess(serverBlocks: try shippedConfig("nginx/needletail-tcp.conf", replacing: [
+                ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
+            ]), port: port)
+            defer { nginx.stop() }
+            let before = TestApp.cancelledStreams.load(ordering: .relaxed)
+            do {
+                let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+                try c.send("GET /live/forever HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(try c.fill(), "the first event arrives through nginx")
+            }  // the browser goes away; nginx closes its upstream connection
+            var waited = 0
+            while TestApp.cancelledStreams.load(ordering: .relaxed) == before && waited < 300 {
+                usleep(10_000)
+                waited += 1
+            }
+            #expect(TestApp.cancelledStreams.load(ordering: .relaxed) > before, "the app saw the abort")
+            let d = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+            try d.send("GET /hello?name=after HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try d.readResponse().text == "<h1>Hello after</h1>")
+        }
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
+    func lighttpdOverUnixSocket() throws {
+        let dir = makeTempDir("needletail-app")
+        let sock = dir + "/app.sock"
+        try withFastCGIServer(unixPath: sock) { _ in
+            let port = freePort()
+            let lighttpd = try LighttpdProcess(include: try shippedConfig("lighttpd/needletail-socket.conf", replacing: [
+                ("/run/needletail/app.sock", sock),
+            ]), port: port)
+            defer { lighttpd.stop() }
+            let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+            try c.send("GET /hello?name=%3Clighttpd%3E HTTP/1.1\r\nHost: t\r\n\r\n")
+            let r = try c.readResponse()
+            #expect(r.status == 200, "\(lighttpd.errorLog)")
+            #expect(r.text == "<h1>Hello &lt;lighttpd&gt;</h1>")
+            try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody")
+            #expect(try c.readResponse().text == "body")
+            try c.send("GET /info HTTP/1.1\r\nHost: h:\(port)\r\n\r\n")
+            #expect(try c.readResponse().text.contains("host=h:\(port)"), "lighttpd keeps the port in HTTP_HOST")
+        }
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
+    func lighttpdSpawnsTheAppWithItsSocketOnFd0() throws {
+        let dir = makeTempDir("needletail-spawn")
+        let port = freePort()
+        let lighttpd = try LighttpdProcess(include: try shippedConfig("lighttpd/needletail-spawn.conf", replacing: [
+            ("/usr/local/bin/needletail-demo", demoBinary()), ("/run/lighttpd/needletail.sock", dir + "/spawn.sock"),
+        ]), port: port)
+        defer { lighttpd.stop() }
+        var r: TestClient.Response?
+        for _ in 0..<50 {  // lighttpd starts the app in the background
+            if let c = try? TestClient(.ipv4(host: "127.0.0.1", port: port)) {
+                try c.send("GET /hello?name=spawned HTTP/1.1\r\nHost: t\r\n\r\n")
+                r = try? c.readResponse()
+                if r?.status == 200 { break }
+            }
+            usleep(100_000)
+        }
+        #expect(r?.text == "<h1>Hello spawned</h1>", "\(lighttpd.errorLog)")
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
+    func lighttpdRunsTheAppAsCGI() throws {
+        let port = freePort()
+        let lighttpd = try LighttpdProcess(include: try shippedConfig("lighttpd/needletail-cgi.conf", replacing: [
+            ("/usr/local/bin/needletail-demo", demoBinary()),
+        ]), port: port)
+        defer { lighttpd.stop() }
+        let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+        try c.send("GET /app/hello?name=%3Ccgi%3E HTTP/1.1\r\nHost: t\r\n\r\n")
+        let r = try c.readResponse()
+        #expect(r.status == 200, "\(lighttpd.errorLog)")
+        #expect(r.text == "<h1>Hello &lt;cgi&gt;</h1>")
+        let d = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+        try d.send("POST /app/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+        #expect(try d.readResponse().text.hasPrefix("3 "))
+    }
+}
