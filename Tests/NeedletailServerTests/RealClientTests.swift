@@ -119,3 +119,29 @@ struct DemoCommandTests {
         #expect(log.contains("SIGTERM"))
     }
 }
+
+@Suite("The libfcgi compatibility responder", .serialized)
+struct LibFCGITests {
+    @Test(.enabled(if: toolAvailable("cgi-fcgi")))
+    func servesThroughLibfcgi() throws {
+        let path = "/tmp/needletail-libfcgi-\(getpid()).sock"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: demoBinary())
+        p.arguments = ["serve", "--fastcgi", "unix:\(path)", "--fastcgi-impl", "libfcgi", "--loops", "1"]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        for _ in 0..<50 where access(path, F_OK) != 0 { usleep(100_000) }
+        let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", path],
+                                         env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=%3Clib%3E", "QUERY_STRING": "name=%3Clib%3E"])
+        #expect(get.output.contains("Status: 200 OK"))
+        #expect(get.output.hasSuffix("<h1>Hello &lt;lib&gt;</h1>"))
+        let post = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", path],
+                                          env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "4"], stdin: "abcd")
+        #expect(post.output.contains("\r\n\r\n4 "))
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(access(path, F_OK) != 0, "socket removed at exit")
+    }
+}
