@@ -257,6 +257,32 @@ struct FastCGITests {
         }
     }
 
+    @Test func peersOutsideFCGIWebServerAddrsAreRefused() throws {
+        var config = ServerConfiguration()
+        config.loops = 1
+        config.fastCGI.allowedPeers = ["192.0.2.1"]
+        let server = try Server(responder: TestApp.router(), listeners: [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
+        server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        let c = try FCGIClient(server.addresses[0])
+        try? c.send(FCGIClient.request(id: 1, helloParams))
+        #expect((try? c.readRecord()) ?? nil == nil, "closed without an answer")
+    }
+
+    @Test(.enabled(if: toolAvailable("spawn-fcgi") && toolAvailable("cgi-fcgi")))
+    func spawnFcgiHandsTheSocketOnFd0() throws {
+        let port = freePort()
+        let spawner = try SpawnedProcess("/usr/bin/spawn-fcgi", ["-n", "-a", "127.0.0.1", "-p", "\(port)", "--", demoBinary(), "--loops", "1"])
+        defer { spawner.stop() }
+        #expect(waitForPort(port))
+        let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", "127.0.0.1:\(port)"],
+                                         env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=spawned"])
+        #expect(get.output.hasSuffix("<h1>Hello spawned</h1>"))
+    }
+
     @Test(.enabled(if: toolAvailable("cgi-fcgi")))
     func cgiFcgiOverTCPAndUnixSocket() throws {
         let path = "/tmp/needletail-fcgi-\(getpid()).sock"

@@ -145,3 +145,36 @@ struct LibFCGITests {
         #expect(access(path, F_OK) != 0, "socket removed at exit")
     }
 }
+
+@Suite("Out of file descriptors", .serialized)
+struct FileDescriptorExhaustionTests {
+    /// Reads utime + stime of `pid` in clock ticks.
+    func cpuTicks(_ pid: pid_t) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+    }
+
+    @Test func emfileDoesNotSpinAndServingResumes() throws {
+        let port = freePort()
+        // 40 descriptors: a few for the process, then the listener runs out quickly.
+        let server = try SpawnedProcess("/bin/bash", ["-c", "ulimit -n 40; exec \(demoBinary()) serve --http 127.0.0.1:\(port) --loops 1"])
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        var clients: [TestClient] = []
+        for _ in 0..<60 {
+            if let c = try? TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 1) { clients.append(c) }
+        }
+        usleep(300_000)
+        let before = cpuTicks(server.pid)
+        usleep(1_000_000)
+        let used = cpuTicks(server.pid) - before
+        #expect(used < 20, "the loop does not spin while out of descriptors (\(used) ticks in 1 s)")
+        clients.removeAll()  // free descriptors
+        usleep(300_000)
+        let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+        try c.send("GET /hello?name=again HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(try c.readResponse().text == "<h1>Hello again</h1>")
+    }
+}
