@@ -1,8 +1,52 @@
 import NeedletailBytes
 import NeedletailWeb
 
-/// What FastCGI and plain CGI share: turning CGI/1.1 variables (RFC 3875) into a `Request`,
-/// and a `Response` into CGI response headers.
+/// CGI/1.1 variables (RFC 3875) as one byte array and the ranges of each name and value: how
+/// FastCGI PARAMS arrive, and what the gateway reads without making a string per variable.
+public struct CGIParams {
+    public var bytes: [UInt8]
+    public var pairs: [(name: Range<Int>, value: Range<Int>)]
+
+    public init(bytes: [UInt8], pairs: [(name: Range<Int>, value: Range<Int>)]) {
+        self.bytes = bytes
+        self.pairs = pairs
+    }
+
+    /// From name-value strings (plain CGI's environment, libfcgi's envp).
+    public init(_ list: [(name: String, value: String)]) {
+        var bytes: [UInt8] = []
+        var pairs: [(name: Range<Int>, value: Range<Int>)] = []
+        for (n, v) in list {
+            let ns = bytes.count
+            bytes += n.utf8
+            let vs = bytes.count
+            bytes += v.utf8
+            pairs.append((ns..<vs, vs..<bytes.count))
+        }
+        self.init(bytes: bytes, pairs: pairs)
+    }
+
+    /// The value of the first variable called `name`.
+    public func value(_ name: StaticString) -> String? {
+        for p in pairs where equals(p.name, name) { return String(decoding: bytes[p.value], as: UTF8.self) }
+        return nil
+    }
+
+    @inline(__always)
+    func equals(_ r: Range<Int>, _ s: StaticString) -> Bool {
+        guard r.count == s.utf8CodeUnitCount else { return false }
+        let p = s.utf8Start
+        var j = 0
+        for i in r {
+            if bytes[i] != p[j] { return false }
+            j += 1
+        }
+        return true
+    }
+}
+
+/// What FastCGI and plain CGI share: turning CGI/1.1 variables into a `Request`, and a
+/// `Response` into CGI response headers.
 public enum CGIGateway {
     /// Why variables could not become a request; answered as a CGI response, never a crash.
     public struct Refusal: Error, CustomStringConvertible {
@@ -20,115 +64,157 @@ public enum CGIGateway {
     ///   CONTENT_TYPE and a non-empty CONTENT_LENGTH become Content-Type and Content-Length;
     /// - HTTP_HOST (with or without a port) is the host; REMOTE_ADDR the peer; HTTPS=on (or
     ///   REQUEST_SCHEME=https) marks the request secure.
-    public static func request(from params: [(name: String, value: String)], body: [UInt8]) throws(Refusal) -> Request {
-        var method: String?
-        var requestURI: String?
-        var scriptName = ""
-        var pathInfo = ""
-        var queryString: String?
-        var serverProtocol = "HTTP/1.1"
-        var remote = ""
-        var secure = false
-        var host: String?
-        var fields: [(String, String)] = []
-        for (name, value) in params {
-            switch name {
-            case "REQUEST_METHOD": method = value
-            case "REQUEST_URI": requestURI = value
-            case "SCRIPT_NAME": scriptName = value
-            case "PATH_INFO": pathInfo = value
-            case "QUERY_STRING": queryString = value
-            case "SERVER_PROTOCOL": serverProtocol = value
-            case "REMOTE_ADDR": remote = value
-            case "HTTPS": secure = secure || value.lowercased() == "on" || value == "1"
-            case "REQUEST_SCHEME": secure = secure || value.lowercased() == "https"
-            case "CONTENT_TYPE": if !value.isEmpty { fields.append(("Content-Type", value)) }
-            case "CONTENT_LENGTH": if !value.isEmpty { fields.append(("Content-Length", value)) }
-            default:
-                if name.hasPrefix("HTTP_") {
-                    let header = headerName(fromParam: name)
-                    fields.append((header, value))
-                    if name == "HTTP_HOST" && host == nil { host = value }
-                }
+    ///
+    /// The request keeps `params.bytes` (with the header lines appended) as its storage: the
+    /// target, path, host, query and header values are ranges of it.
+    public static func request(from params: consuming CGIParams, body: [UInt8]) throws(Refusal) -> Request {
+        var storage = params.bytes
+        let pairs = params.pairs
+        var method: Range<Int>?, requestURI: Range<Int>?, queryString: Range<Int>?, host: Range<Int>?
+        var scriptName = 0..<0, pathInfo = 0..<0, remote = 0..<0
+        var http10 = false, secure = false
+        let headersStart = storage.count
+        storage.reserveCapacity(storage.count * 2)
+        func appendField(_ name: (inout [UInt8]) -> Void, value: Range<Int>) {
+            name(&storage)
+            storage.append(UInt8(ascii: ":"))
+            storage.append(32)
+            storage.append(contentsOf: storage[value])
+            storage.append(13)
+            storage.append(10)
+        }
+        for (n, v) in pairs {
+            let first = n.isEmpty ? 0 : params.bytes[n.lowerBound]
+            if first == UInt8(ascii: "H") && n.count > 5 && params.equals(n.lowerBound..<(n.lowerBound + 5), "HTTP_") {
+                if params.equals(n, "HTTP_HOST") && host == nil { host = v }
+                appendField({ out in
+                    // HTTP_X_FORWARDED_FOR → X-Forwarded-For
+                    var upper = true
+                    for i in (n.lowerBound + 5)..<n.upperBound {
+                        let b = params.bytes[i]
+                        if b == UInt8(ascii: "_") {
+                            out.append(UInt8(ascii: "-"))
+                            upper = true
+                        } else {
+                            out.append(upper ? b : (b >= 65 && b <= 90 ? b | 0x20 : b))
+                            upper = false
+                        }
+                    }
+                }, value: v)
+                continue
+            }
+            switch n.count {
+            case 5 where params.equals(n, "HTTPS"):
+                secure = secure || params.equals(v, "on") || params.equals(v, "ON") || params.equals(v, "1")
+            case 9 where params.equals(n, "PATH_INFO"): pathInfo = v
+            case 11 where params.equals(n, "REQUEST_URI"): requestURI = v
+            case 11 where params.equals(n, "SCRIPT_NAME"): scriptName = v
+            case 11 where params.equals(n, "REMOTE_ADDR"): remote = v
+            case 12 where params.equals(n, "QUERY_STRING"): queryString = v
+            case 12 where params.equals(n, "CONTENT_TYPE"):
+                if !v.isEmpty { appendField({ $0 += "Content-Type".utf8 }, value: v) }
+            case 14 where params.equals(n, "REQUEST_METHOD"): method = v
+            case 14 where params.equals(n, "CONTENT_LENGTH"):
+                if !v.isEmpty { appendField({ $0 += "Content-Length".utf8 }, value: v) }
+            case 14 where params.equals(n, "REQUEST_SCHEME"):
+                secure = secure || params.equals(v, "https")
+            case 15 where params.equals(n, "SERVER_PROTOCOL"): http10 = params.equals(v, "HTTP/1.0")
+            default: break
             }
         }
+        let headerLines = headersStart..<storage.count
         guard let m = method, !m.isEmpty else { throw Refusal(status: .badRequest, reason: "no REQUEST_METHOD") }
-        guard let httpMethod = HTTPMethod(rawValue: m) else {
-            throw Refusal(status: .notImplemented, reason: "method not supported")
+        let parsed = storage.withUnsafeBytes { raw -> Result<HTTPMethod, HTTPError> in
+            do throws(HTTPError) {
+                return .success(try HTTPHeadParser.parseMethod(UnsafeRawBufferPointer(rebasing: raw[m])))
+            } catch {
+                return .failure(error)
+            }
         }
-        let target: String
-        let rawPath: String
-        var query: String
+        let httpMethod: HTTPMethod
+        switch parsed {
+        case .success(let method): httpMethod = method
+        case .failure(let error): throw Refusal(status: error.status, reason: error.reason)
+        }
+
+        // Target, path and query.
+        let target: Range<Int>
+        var rawPath: Range<Int>
+        var query: Range<Int>
         if let uri = requestURI, !uri.isEmpty {
             target = uri
-            if let q = uri.firstIndex(of: "?") {
-                rawPath = String(uri[..<q])
-                query = String(uri[uri.index(after: q)...])
-            } else {
-                rawPath = uri
-                query = ""
-            }
-            if let qs = queryString { query = qs }
+            var q = uri.lowerBound
+            while q < uri.upperBound && storage[q] != UInt8(ascii: "?") { q += 1 }
+            rawPath = uri.lowerBound..<q
+            query = q < uri.upperBound ? (q + 1)..<uri.upperBound : uri.upperBound..<uri.upperBound
         } else {
-            // SCRIPT_NAME and PATH_INFO are already decoded (RFC 3875 4.1.5, 4.1.13).
-            rawPath = encodePath(scriptName + pathInfo)
-            query = queryString ?? ""
-            target = query.isEmpty ? rawPath : rawPath + "?" + query
+            // SCRIPT_NAME and PATH_INFO are already decoded (RFC 3875 4.1.5, 4.1.13): re-encode.
+            let decoded = String(decoding: storage[scriptName], as: UTF8.self) + String(decoding: storage[pathInfo], as: UTF8.self)
+            let start = storage.count
+            storage += encodePath(decoded.isEmpty ? "/" : decoded).utf8
+            rawPath = start..<storage.count
+            target = rawPath
+            query = 0..<0
         }
-        guard let path = PercentDecoding.decodePathString(rawPath.isEmpty ? "/" : rawPath) else {
-            throw Refusal(status: .badRequest, reason: "invalid percent-encoding, NUL or non-UTF-8 in path")
+        if let qs = queryString { query = qs }
+        if rawPath.isEmpty {
+            let start = storage.count
+            storage.append(UInt8(ascii: "/"))
+            rawPath = start..<storage.count
         }
-        var queryCheck = Array(query.utf8)
-        guard queryCheck.withUnsafeMutableBufferPointer({ PercentDecoding.isValid(UnsafeBufferPointer($0)) }) else {
+        var decodedPath: String? = nil
+        let needsDecoding = storage[rawPath].contains { $0 == UInt8(ascii: "%") || $0 <= 32 || $0 >= 127 }
+        if needsDecoding {
+            guard let p = storage.withUnsafeBufferPointer({ PercentDecoding.decodePath(UnsafeBufferPointer(rebasing: $0[rawPath])) }) else {
+                throw Refusal(status: .badRequest, reason: "invalid percent-encoding, NUL or non-UTF-8 in path")
+            }
+            decodedPath = p
+        }
+        guard storage.withUnsafeBufferPointer({ PercentDecoding.isValid(UnsafeBufferPointer(rebasing: $0[query])) }) else {
             throw Refusal(status: .badRequest, reason: "invalid percent-encoding in query")
         }
-        let version: HTTPVersion = serverProtocol == "HTTP/1.0" ? .http1_0 : .http1_1
-        return Request(method: httpMethod, version: version, path: path, query: QueryParameters(query),
-                       headers: HeaderFields(fields), body: body, host: host,
-                       remote: remote.isEmpty ? .unknown : .text(remote), isSecure: secure, target: target)
+        return Request(method: httpMethod, version: http10 ? .http1_0 : .http1_1, storage: storage, target: target,
+                       rawPath: rawPath, decodedPath: decodedPath, host: host,
+                       query: QueryParameters(storage: storage, range: query),
+                       headers: HeaderFields(lines: storage, range: headerLines), body: body,
+                       remote: remote.isEmpty ? .unknown : .text(String(decoding: storage[remote], as: UTF8.self)),
+                       isSecure: secure)
     }
 
-    /// `HTTP_X_FORWARDED_FOR` → `X-Forwarded-For`.
-    static func headerName(fromParam name: String) -> String {
-        var out = ""
-        var upper = true
-        for ch in name.dropFirst(5) {
-            if ch == "_" {
-                out.append("-")
-                upper = true
-            } else {
-                out.append(upper ? Character(ch.uppercased()) : Character(ch.lowercased()))
-                upper = false
-            }
-        }
-        return out
+    /// `request(from:body:)` for name-value strings.
+    public static func request(from list: [(name: String, value: String)], body: [UInt8]) throws(Refusal) -> Request {
+        try request(from: CGIParams(list), body: body)
     }
 
     /// Re-encodes a decoded path so that it can be decoded again (`%` and bytes outside
     /// visible ASCII).
     static func encodePath(_ path: String) -> String {
-        var out = ""
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
         for b in path.utf8 {
             if b > 32 && b < 127 && b != UInt8(ascii: "%") && b != UInt8(ascii: "?") && b != UInt8(ascii: "#") {
-                out.unicodeScalars.append(Unicode.Scalar(b))
+                out.append(b)
             } else {
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(b >> 4)], hex[Int(b & 15)]], as: UTF8.self)
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Appends CGI response headers: `Status` with its reason phrase (nginx copies it as is),
-    /// Content-Type, Content-Length when known, the app's fields (unsafe ones dropped), and the
-    /// blank line.
-    public static func encodeHead(_ response: Response, contentLength: Int?, extra: [(String, String)] = [], into out: ByteBuffer,
-                           dropped: (String) -> Void) {
+    /// Content-Type, Content-Length when known, the app's fields and `extra` (unsafe ones
+    /// dropped), and the blank line.
+    public static func encodeHead(_ response: Response, contentLength: Int?, extra: [(name: String, value: String)] = [],
+                                  into out: ByteBuffer, dropped: (String) -> Void) {
         let status = response.status
         out.append("Status: ")
         out.appendDecimal(status.code)
         out.append(32)
-        out.append(string: status.reason.filter { $0 != "\r" && $0 != "\n" })
+        if HTTPResponseEncoder.isSafe(value: status.reason) {
+            out.append(string: status.reason)
+        } else {
+            out.append(string: HTTPStatus.standardReason(status.code))
+        }
         out.append("\r\n")
         if let ct = response.contentType {
             if HTTPResponseEncoder.isSafe(value: ct) {
@@ -144,15 +230,17 @@ public enum CGIGateway {
             out.appendDecimal(n)
             out.append("\r\n")
         }
-        for (name, value) in response.headers + extra.map({ (name: $0.0, value: $0.1) }) {
-            guard HTTPResponseEncoder.isSafe(name: name, value: value) else {
-                dropped(name)
-                continue
+        for fields in [response.headers, extra] where !fields.isEmpty {
+            for (name, value) in fields {
+                guard HTTPResponseEncoder.isSafe(name: name, value: value) else {
+                    dropped(name)
+                    continue
+                }
+                out.append(string: name)
+                out.append(": ")
+                out.append(string: value)
+                out.append("\r\n")
             }
-            out.append(string: name)
-            out.append(": ")
-            out.append(string: value)
-            out.append("\r\n")
         }
         out.append("\r\n")
     }

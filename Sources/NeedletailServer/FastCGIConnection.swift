@@ -56,6 +56,8 @@ final class FastCGIConnection: ConnectionHandler {
     /// Content of a small record being collected (BEGIN_REQUEST, ABORT, GET_VALUES, unknown).
     @exclusivity(unchecked) private var small: [UInt8] = []
     @exclusivity(unchecked) private var requests: [UInt16: PendingRequest] = [:]
+    /// Where a response's CGI head is composed before it is framed (reused: no allocation).
+    private let headScratch = ByteBuffer(capacity: 512)
 
     init(context: FastCGILoopContext) {
         self.context = context
@@ -207,15 +209,16 @@ final class FastCGIConnection: ConnectionHandler {
     // MARK: Requests and responses
 
     private func dispatch(_ r: PendingRequest, on connection: Connection) {
-        let params: [(name: String, value: String)]
-        switch r.params.withUnsafeBytes({ FastCGI.decodePairs($0, maxLength: context.limits.maxParamsBytes) }) {
-        case .success(let p): params = p
+        let params: CGIParams
+        switch r.params.withUnsafeBytes({ FastCGI.decodePairRanges($0, maxLength: context.limits.maxParamsBytes) }) {
+        case .success(let p): params = CGIParams(bytes: r.params, pairs: p)
         case .failure:
             let refusal = CGIGateway.Refusal(status: .badRequest, reason: "malformed FastCGI params")
             finish(r, with: CGIGateway.refusalResponse(refusal), headOnly: false, on: connection)
             return
         }
         let request: Request
+        r.params = []  // the request owns the bytes now (no copy when it appends header lines)
         do {
             request = try CGIGateway.request(from: params, body: r.body)
         } catch {
@@ -234,7 +237,8 @@ final class FastCGIConnection: ConnectionHandler {
     private func finish(_ r: PendingRequest, with response: Response, headOnly: Bool, on connection: Connection) {
         let body = headOnly || response.status.forbidsBody || response.stream != nil ? Chunks() : response.body
         let context = self.context
-        let head = ByteBuffer(capacity: 256)
+        let head = headScratch
+        head.removeAll()
         CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, into: head) { name in
             context.logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
         }

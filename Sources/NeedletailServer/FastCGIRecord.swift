@@ -81,9 +81,11 @@ enum FastCGI {
     }
 
     /// Decodes name-value pairs (1-byte lengths below 128, else 4 bytes big-endian with the top
-    /// bit set; a 4-byte form of a small length is accepted). Each length is capped at `maxLength`.
-    static func decodePairs(_ bytes: UnsafeRawBufferPointer, maxLength: Int) -> Result<[(name: String, value: String)], PairError> {
-        var pairs: [(name: String, value: String)] = []
+    /// bit set; a 4-byte form of a small length is accepted) into the byte ranges of each name
+    /// and value. Each length is capped at `maxLength` before anything is read or allocated.
+    static func decodePairRanges(_ bytes: UnsafeRawBufferPointer, maxLength: Int) -> Result<[(name: Range<Int>, value: Range<Int>)], PairError> {
+        var pairs: [(name: Range<Int>, value: Range<Int>)] = []
+        pairs.reserveCapacity(32)
         var i = 0
         func length() -> Int? {
             guard i < bytes.count else { return nil }
@@ -100,13 +102,19 @@ enum FastCGI {
             guard let nameLength = length(), let valueLength = length() else { return .failure(.truncated) }
             guard nameLength <= maxLength, valueLength <= maxLength else { return .failure(.tooLong) }
             guard nameLength + valueLength <= bytes.count - i else { return .failure(.truncated) }
-            let name = String(decoding: bytes[i..<(i + nameLength)], as: UTF8.self)
+            let name = i..<(i + nameLength)
             i += nameLength
-            let value = String(decoding: bytes[i..<(i + valueLength)], as: UTF8.self)
+            pairs.append((name, i..<(i + valueLength)))
             i += valueLength
-            pairs.append((name, value))
         }
         return .success(pairs)
+    }
+
+    /// Decodes name-value pairs as strings (management records).
+    static func decodePairs(_ bytes: UnsafeRawBufferPointer, maxLength: Int) -> Result<[(name: String, value: String)], PairError> {
+        decodePairRanges(bytes, maxLength: maxLength).map { ranges in
+            ranges.map { (String(decoding: bytes[$0.name], as: UTF8.self), String(decoding: bytes[$0.value], as: UTF8.self)) }
+        }
     }
 
     /// Encodes one name-value pair.
