@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <sys/socket.h>
 #include <sched.h>
+#include <spawn.h>
 #include "CNeedletailLinux.h"
 
 int nt_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -11,4 +12,8 @@ int nt_available_cpus(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
     return CPU_COUNT(&set);
+}
+
+int nt_spawn_closefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

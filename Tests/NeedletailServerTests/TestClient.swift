@@ -21,7 +21,7 @@ final class TestClient {
         case .ipv6: family = AF_INET6
         case .unix: family = AF_UNIX
         }
-        fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -12,9 +12,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <spawn.h>
 
 /// accept4(2): needs _GNU_SOURCE, which the Glibc module does not define.
 int nt_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+, needs _GNU_SOURCE): the child keeps
+/// no descriptor from `from` up. Used by tests and tools that spawn servers.
+int nt_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
 
 /// CPUs in this process's affinity mask (sched_getaffinity), or -1.
 int nt_available_cpus(void);
