@@ -217,6 +217,8 @@ public final class Connection {
         guard !isClosed else { return }
         var want: UInt32 = 0
         if lingering || (!readingPaused && !throttled && !peerHalfClosed) { want |= nt_epollin() }
+        // While paused (a streamed or parked response), still learn when the peer goes away.
+        if readingPaused && !peerHalfClosed { want |= nt_epollrdhup() }
         if wantWritable { want |= nt_epollout() }
         if want != interest {
             loop.modify(self, events: want)

@@ -199,6 +199,13 @@ public final class EventLoop: @unchecked Sendable {
             c.pump()
             if c.isClosed { return }
         }
+        if events & nt_epollrdhup() != 0 && c.readingPaused && !c.peerHalfClosed {
+            // The peer closed while we were not reading (a stream or a parked response).
+            c.peerHalfClosed = true
+            c.handler.peerClosed(c)
+            if !c.isClosed { c.pump() }
+            return
+        }
         if events & (nt_epollin() | nt_epollhup()) != 0 {
             readable(c)
         }

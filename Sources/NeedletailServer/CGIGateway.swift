@@ -230,18 +230,8 @@ public enum CGIGateway {
             out.appendDecimal(n)
             out.append("\r\n")
         }
-        for fields in [response.headers, extra] where !fields.isEmpty {
-            for (name, value) in fields {
-                guard HTTPResponseEncoder.isSafe(name: name, value: value) else {
-                    dropped(name)
-                    continue
-                }
-                out.append(string: name)
-                out.append(": ")
-                out.append(string: value)
-                out.append("\r\n")
-            }
-        }
+        HTTPResponseEncoder.appendFields(response.headers, into: out, dropped: dropped)
+        HTTPResponseEncoder.appendFields(extra, into: out, dropped: dropped)
         out.append("\r\n")
     }
 

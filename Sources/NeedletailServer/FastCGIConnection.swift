@@ -17,19 +17,6 @@ public struct FastCGILimits: Sendable {
     public init() {}
 }
 
-/// What every FastCGI connection on one loop shares.
-final class FastCGILoopContext {
-    let responder: any Responder
-    let limits: FastCGILimits
-    let logger: Logger
-
-    init(responder: any Responder, limits: FastCGILimits, logger: Logger) {
-        self.responder = responder
-        self.limits = limits
-        self.logger = logger
-    }
-}
-
 /// The FastCGI responder codec for one connection from a web server: records in, the same
 /// `Request` the HTTP codec makes, CGI headers and body out as STDOUT records, then
 /// END_REQUEST. Several requests may be in flight on one connection (multiplexing).
@@ -48,7 +35,7 @@ final class FastCGIConnection: ConnectionHandler {
         }
     }
 
-    private let context: FastCGILoopContext
+    private let context: LoopContext
     // Record being read: its header, content and padding still to come.
     @exclusivity(unchecked) private var header: FastCGI.Header?
     @exclusivity(unchecked) private var contentLeft = 0
@@ -59,7 +46,7 @@ final class FastCGIConnection: ConnectionHandler {
     /// Where a response's CGI head is composed before it is framed (reused: no allocation).
     private let headScratch = ByteBuffer(capacity: 512)
 
-    init(context: FastCGILoopContext) {
+    init(context: LoopContext) {
         self.context = context
     }
 
@@ -104,15 +91,15 @@ final class FastCGIConnection: ConnectionHandler {
         switch FastCGI.RecordType(rawValue: h.type) {
         case .params:
             guard let r = requests[h.requestID], !r.paramsDone else { return }
-            guard r.params.count + piece.count <= context.limits.maxParamsBytes else {
+            guard r.params.count + piece.count <= context.fastCGI.maxParamsBytes else {
                 failParams(r, on: connection)
                 return
             }
             r.params.append(contentsOf: piece)
         case .stdin:
             guard let r = requests[h.requestID], !r.stdinDone else { return }
-            guard r.body.count + piece.count <= context.limits.maxBodyBytes else {
-                let refusal = CGIGateway.Refusal(status: .contentTooLarge, reason: "request body larger than \(context.limits.maxBodyBytes) bytes")
+            guard r.body.count + piece.count <= context.fastCGI.maxBodyBytes else {
+                let refusal = CGIGateway.Refusal(status: .contentTooLarge, reason: "request body larger than \(context.fastCGI.maxBodyBytes) bytes")
                 finish(r, with: CGIGateway.refusalResponse(refusal), headOnly: false, on: connection)
                 return
             }
@@ -195,8 +182,8 @@ final class FastCGIConnection: ConnectionHandler {
 
     /// PARAMS over the cap: a STDERR line, END_REQUEST, and the connection closes.
     private func failParams(_ r: PendingRequest, on connection: Connection) {
-        let message = "needletail: FastCGI params larger than \(context.limits.maxParamsBytes) bytes\n"
-        context.logger.warning("FastCGI params over the limit", metadata: ["limit": "\(context.limits.maxParamsBytes)"])
+        let message = "needletail: FastCGI params larger than \(context.fastCGI.maxParamsBytes) bytes\n"
+        context.logger.warning("FastCGI params over the limit", metadata: ["limit": "\(context.fastCGI.maxParamsBytes)"])
         connection.write { out in
             Array(message.utf8).withUnsafeBytes { FastCGI.appendRecord(.stderr, id: r.id, content: $0, to: out) }
             FastCGI.appendRecord(.stderr, id: r.id, content: UnsafeRawBufferPointer(start: nil, count: 0), to: out)
@@ -210,7 +197,7 @@ final class FastCGIConnection: ConnectionHandler {
 
     private func dispatch(_ r: PendingRequest, on connection: Connection) {
         let params: CGIParams
-        switch r.params.withUnsafeBytes({ FastCGI.decodePairRanges($0, maxLength: context.limits.maxParamsBytes) }) {
+        switch r.params.withUnsafeBytes({ FastCGI.decodePairRanges($0, maxLength: context.fastCGI.maxParamsBytes) }) {
         case .success(let p): params = CGIParams(bytes: r.params, pairs: p)
         case .failure:
             let refusal = CGIGateway.Refusal(status: .badRequest, reason: "malformed FastCGI params")
@@ -239,9 +226,7 @@ final class FastCGIConnection: ConnectionHandler {
         let context = self.context
         let head = headScratch
         head.removeAll()
-        CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, into: head) { name in
-            context.logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
-        }
+        CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, into: head, dropped: context.droppedField)
         let total = head.count + body.count
         if total <= FastCGI.maxContent {
             // One STDOUT record: header, CGI head and body chunks (static ones by reference), padding.
@@ -292,9 +277,7 @@ final class FastCGIConnection: ConnectionHandler {
     private func startStream(_ r: PendingRequest, _ response: Response, produce: @Sendable (ResponseStream) -> Void, on connection: Connection) {
         let context = self.context
         let head = ByteBuffer(capacity: 256)
-        CGIGateway.encodeHead(response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], into: head) { name in
-            context.logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
-        }
+        CGIGateway.encodeHead(response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], into: head, dropped: context.droppedField)
         writeStdout(id: r.id, head.bytes, on: connection)
         let id = r.id
         let sink = LoopStreamSink(connection: connection, frame: { [weak self] connection, chunks in
@@ -318,7 +301,7 @@ final class FastCGIConnection: ConnectionHandler {
             connection.closeAfterFlush()
         } else if requests.isEmpty {
             connection.setNoDelay()
-            connection.setTimeout(seconds: context.limits.idleTimeout)
+            connection.setTimeout(seconds: context.fastCGI.idleTimeout)
         }
     }
 

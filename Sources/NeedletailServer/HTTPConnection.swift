@@ -4,17 +4,25 @@ import NeedletailBytes
 import NeedletailLoop
 import NeedletailWeb
 
-/// What every HTTP connection on one loop shares: the app, the limits, the Date cache.
-final class HTTPLoopContext {
+/// What every connection on one loop shares, whichever protocol it speaks: the app, the
+/// limits, the Date cache, the logger.
+final class LoopContext {
     let responder: any Responder
     let limits: HTTPLimits
+    let fastCGI: FastCGILimits
     let dates = HTTPDateCache()
     let logger: Logger
 
-    init(responder: any Responder, limits: HTTPLimits, logger: Logger) {
+    init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, logger: Logger) {
         self.responder = responder
         self.limits = limits
+        self.fastCGI = fastCGI
         self.logger = logger
+    }
+
+    /// Logs a response field that was left out because it could have split the response.
+    func droppedField(_ name: String) {
+        logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
     }
 }
 
@@ -22,7 +30,7 @@ final class HTTPLoopContext {
 /// queues responses in order (a pipelined batch leaves in one writev), enforces limits and
 /// timeouts, and closes when HTTP says so.
 final class HTTPConnection: ConnectionHandler {
-    private let context: HTTPLoopContext
+    private let context: LoopContext
     // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
     @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
     @exclusivity(unchecked) private var headTimerStarted = false
@@ -30,7 +38,7 @@ final class HTTPConnection: ConnectionHandler {
     @exclusivity(unchecked) private var activeStream: LoopStreamSink?
     @exclusivity(unchecked) private var streamKeepAlive = false
 
-    init(context: HTTPLoopContext) {
+    init(context: LoopContext) {
         self.context = context
         decoder = HTTPRequestDecoder(limits: context.limits)
     }
@@ -160,9 +168,7 @@ final class HTTPConnection: ConnectionHandler {
         let context = self.context
         connection.write { out in
             HTTPResponseEncoder.encodeHead(response, framing: framing,
-                                           keepAlive: keepAlive, version: version, date: date, into: out) { name in
-                context.logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
-            }
+                                           keepAlive: keepAlive, version: version, date: date, into: out, dropped: context.droppedField)
         }
     }
 

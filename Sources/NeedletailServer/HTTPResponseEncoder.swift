@@ -25,6 +25,21 @@ enum HTTPResponseEncoder {
         return nameOK && isSafe(value: value)
     }
 
+    /// Appends `name: value` lines (HTTP and CGI heads alike), leaving out and reporting any
+    /// field whose name is not a token or whose value holds CR, LF or NUL.
+    static func appendFields(_ fields: [(name: String, value: String)], into out: ByteBuffer, dropped: (String) -> Void) {
+        for (name, value) in fields {
+            guard isSafe(name: name, value: value) else {
+                dropped(name)
+                continue
+            }
+            out.append(string: name)
+            out.append(": ")
+            out.append(string: value)
+            out.append("\r\n")
+        }
+    }
+
     /// Whether a field value is free of CR, LF and NUL.
     @inline(__always)
     static func isSafe(value: String) -> Bool {
@@ -80,16 +95,7 @@ enum HTTPResponseEncoder {
         case .none, .untilClose:
             break
         }
-        for (name, value) in response.headers {
-            guard isSafe(name: name, value: value) else {
-                dropped(name)
-                continue
-            }
-            out.append(string: name)
-            out.append(": ")
-            out.append(string: value)
-            out.append("\r\n")
-        }
+        appendFields(response.headers, into: out, dropped: dropped)
         if !keepAlive {
             out.append("Connection: close\r\n")
         } else if version == .http1_0 {

@@ -135,23 +135,23 @@ public final class Server: Sendable {
         let logger = self.logger
         let exclusive = group.loops.count > 1
         group.start { loop in
-            let http = HTTPLoopContext(responder: responder, limits: configuration.http, logger: logger)
-            let fcgi = FastCGILoopContext(responder: responder, limits: configuration.fastCGI, logger: logger)
+            let context = LoopContext(responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI, logger: logger)
             func factory(_ kind: Listener.Kind) -> HandlerFactory {
                 switch kind {
                 case .http:
                     return { connection in
                         connection.setTimeout(seconds: configuration.http.headerTimeout)
-                        return HTTPConnection(context: http)
+                        return HTTPConnection(context: context)
                     }
                 case .fastCGI:
                     return { connection in
-                        if !fcgi.limits.allowedPeers.isEmpty, !fcgi.limits.allowedPeers.contains(connection.remoteAddress) {
+                        let allowed = configuration.fastCGI.allowedPeers
+                        if !allowed.isEmpty, !allowed.contains(connection.remoteAddress) {
                             logger.warning("FastCGI connection refused: peer not in FCGI_WEB_SERVER_ADDRS", metadata: ["peer": "\(connection.remoteAddress)"])
                             connection.closeAfterFlush()
                         }
-                        connection.setTimeout(seconds: fcgi.limits.idleTimeout)
-                        return FastCGIConnection(context: fcgi)
+                        connection.setTimeout(seconds: configuration.fastCGI.idleTimeout)
+                        return FastCGIConnection(context: context)
                     }
                 }
             }

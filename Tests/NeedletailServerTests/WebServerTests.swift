@@ -63,8 +63,9 @@ struct WebServerTests {
         }
     }
 
-    @Test(.enabled(if: toolAvailable("wrk")))
-    func nginxKeepAlivePoolUnderLoadHasNoStalls() throws {
+    /// The app on TCP behind nginx with the shipped `nginx/needletail-tcp.conf`; `body` gets
+    /// nginx's port.
+    func withAppBehindNginxTCP(_ body: (UInt16) throws -> Void) throws {
         let dir = makeTempDir("needletail-app")
         try withFastCGIServer(unixPath: dir + "/app.sock") { tcp in
             guard case .ipv4(_, let appPort) = tcp else { return }
@@ -73,6 +74,13 @@ struct WebServerTests {
                 ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
             ]), port: port)
             defer { nginx.stop() }
+            try body(port)
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("wrk")))
+    func nginxKeepAlivePoolUnderLoadHasNoStalls() throws {
+        try withAppBehindNginxTCP { port in
             let r = try run("wrk", ["-t1", "-c100", "-d10s", "--latency", "http://127.0.0.1:\(port)/hello?name=load"])
             #expect(r.status == 0)
             #expect(r.output.contains("requests in"))
@@ -87,14 +95,7 @@ struct WebServerTests {
     }
 
     @Test func clientAbortMidResponseFreesTheRequest() throws {
-        let dir = makeTempDir("needletail-app")
-        try withFastCGIServer(unixPath: dir + "/app.sock") { tcp in
-            guard case .ipv4(_, let appPort) = tcp else { return }
-            let port = freePort()
-            let nginx = try NginxProcess(serverBlocks: try shippedConfig("nginx/needletail-tcp.conf", replacing: [
-                ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
-            ]), port: port)
-            defer { nginx.stop() }
+        try withAppBehindNginxTCP { port in
             let before = TestApp.cancelledStreams.load(ordering: .relaxed)
             do {
                 let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
