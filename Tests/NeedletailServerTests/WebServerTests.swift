@@ -34,7 +34,7 @@ struct WebServerTests {
             ]) + "\n" + shippedConfig("nginx/needletail-tcp.conf", replacing: [
                 ("listen 80;", "listen 127.0.0.1:\(tcpPort);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
             ])
-            let nginx = try NginxProcess(serverBlocks: blocks, port: unixPort)
+            let nginx = try WebServerProcess.nginx(serverBlocks: blocks, port: unixPort)
             defer { nginx.stop() }
             #expect(waitForPort(tcpPort))
             for port in [unixPort, tcpPort] {
@@ -70,7 +70,7 @@ struct WebServerTests {
         try withFastCGIServer(unixPath: dir + "/app.sock") { tcp in
             guard case .ipv4(_, let appPort) = tcp else { return }
             let port = freePort()
-            let nginx = try NginxProcess(serverBlocks: try shippedConfig("nginx/needletail-tcp.conf", replacing: [
+            let nginx = try WebServerProcess.nginx(serverBlocks: try shippedConfig("nginx/needletail-tcp.conf", replacing: [
                 ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
             ]), port: port)
             defer { nginx.stop() }
@@ -120,7 +120,7 @@ struct WebServerTests {
         let sock = dir + "/app.sock"
         try withFastCGIServer(unixPath: sock) { _ in
             let port = freePort()
-            let lighttpd = try LighttpdProcess(include: try shippedConfig("lighttpd/needletail-socket.conf", replacing: [
+            let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-socket.conf", replacing: [
                 ("/run/needletail/app.sock", sock),
             ]), port: port)
             defer { lighttpd.stop() }
@@ -140,7 +140,7 @@ struct WebServerTests {
     func lighttpdSpawnsTheAppWithItsSocketOnFd0() throws {
         let dir = makeTempDir("needletail-spawn")
         let port = freePort()
-        let lighttpd = try LighttpdProcess(include: try shippedConfig("lighttpd/needletail-spawn.conf", replacing: [
+        let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-spawn.conf", replacing: [
             ("/usr/local/bin/needletail-demo", demoBinary()), ("/run/lighttpd/needletail.sock", dir + "/spawn.sock"),
         ]), port: port)
         defer { lighttpd.stop() }
@@ -159,7 +159,7 @@ struct WebServerTests {
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
     func lighttpdRunsTheAppAsCGI() throws {
         let port = freePort()
-        let lighttpd = try LighttpdProcess(include: try shippedConfig("lighttpd/needletail-cgi.conf", replacing: [
+        let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-cgi.conf", replacing: [
             ("/usr/local/bin/needletail-demo", demoBinary()),
         ]), port: port)
         defer { lighttpd.stop() }

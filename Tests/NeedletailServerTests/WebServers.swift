@@ -100,82 +100,68 @@ final class SpawnedProcess {
     deinit { stop() }
 }
 
-/// A real nginx (from Debian) in the foreground with its own prefix, stopped by `stop()`.
-final class NginxProcess {
+/// A real web server (Debian's nginx or lighttpd) in the foreground with its own temporary
+/// directory for config, pid and error log; stopped by `stop()` or when released.
+final class WebServerProcess {
     let dir: String
     let port: UInt16
     private var process: SpawnedProcess?
 
-    /// `serverBlocks` go inside `http { }`; they include `fastcgi_params` from the prefix.
-    init(serverBlocks: String, port: UInt16) throws {
+    private init(prefix: String, port: UInt16, executable: String, arguments: (String) -> [String], config: (String) throws -> Void) throws {
         self.port = port
-        dir = makeTempDir("needletail-nginx")
-        try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: dir + "/fastcgi_params")
-        let user = getuid() == 0 ? "user root;" : ""
-        let conf = """
-        \(user)
-        worker_processes 1;
-        daemon off;
-        pid \(dir)/nginx.pid;
-        error_log \(dir)/error.log warn;
-        events { worker_connections 4096; }
-        http {
-            access_log off;
-            client_body_temp_path \(dir)/body;
-            fastcgi_temp_path \(dir)/fastcgi;
-            proxy_temp_path \(dir)/proxy;
-            uwsgi_temp_path \(dir)/uwsgi;
-            scgi_temp_path \(dir)/scgi;
-            \(serverBlocks)
-        }
-        """
-        try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-        process = try SpawnedProcess("/usr/sbin/nginx", ["-p", dir, "-c", dir + "/nginx.conf"])
+        dir = makeTempDir(prefix)
+        try config(dir)
+        process = try SpawnedProcess(executable, arguments(dir))
         guard waitForPort(port) else {
             stop()
-            throw TestClient.Failure(description: "nginx did not start: " + ((try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? ""))
+            throw TestClient.Failure(description: "\(executable) did not start: \(errorLog)")
         }
     }
 
     var errorLog: String { (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "" }
 
-    func stop() {
-        process?.stop()
-    }
+    func stop() { process?.stop() }
 
     deinit { stop() }
-}
 
-/// A real lighttpd (from Debian) in the foreground, stopped by `stop()`.
-final class LighttpdProcess {
-    let dir: String
-    let port: UInt16
-    private var process: SpawnedProcess?
-
-    init(include: String, port: UInt16) throws {
-        self.port = port
-        dir = makeTempDir("needletail-lighttpd")
-        let conf = """
-        server.document-root = "\(dir)"
-        server.port = \(port)
-        server.bind = "127.0.0.1"
-        server.errorlog = "\(dir)/error.log"
-        server.pid-file = "\(dir)/lighttpd.pid"
-        \(include)
-        """
-        try conf.write(toFile: dir + "/lighttpd.conf", atomically: true, encoding: .utf8)
-        process = try SpawnedProcess("/usr/sbin/lighttpd", ["-D", "-f", dir + "/lighttpd.conf"])
-        guard waitForPort(port) else {
-            stop()
-            throw TestClient.Failure(description: "lighttpd did not start: \(errorLog)")
+    /// nginx with `serverBlocks` inside `http { }` (they may include `fastcgi_params`).
+    static func nginx(serverBlocks: String, port: UInt16) throws -> WebServerProcess {
+        try WebServerProcess(prefix: "needletail-nginx", port: port, executable: "/usr/sbin/nginx",
+                             arguments: { ["-p", $0, "-c", $0 + "/nginx.conf"] }) { dir in
+            try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: dir + "/fastcgi_params")
+            let user = getuid() == 0 ? "user root;" : ""
+            try """
+            \(user)
+            worker_processes 1;
+            daemon off;
+            pid \(dir)/nginx.pid;
+            error_log \(dir)/error.log warn;
+            events { worker_connections 4096; }
+            http {
+                access_log off;
+                client_body_temp_path \(dir)/body;
+                fastcgi_temp_path \(dir)/fastcgi;
+                proxy_temp_path \(dir)/proxy;
+                uwsgi_temp_path \(dir)/uwsgi;
+                scgi_temp_path \(dir)/scgi;
+                \(serverBlocks)
+            }
+            """.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
         }
     }
 
-    var errorLog: String { (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "" }
-
-    func stop() {
-        process?.stop()
+    /// lighttpd on 127.0.0.1:`port` with `include` appended to a minimal config.
+    static func lighttpd(include: String, port: UInt16) throws -> WebServerProcess {
+        try WebServerProcess(prefix: "needletail-lighttpd", port: port, executable: "/usr/sbin/lighttpd",
+                             arguments: { ["-D", "-f", $0 + "/lighttpd.conf"] }) { dir in
+            try """
+            server.document-root = "\(dir)"
+            server.port = \(port)
+            server.bind = "127.0.0.1"
+            server.errorlog = "\(dir)/error.log"
+            server.pid-file = "\(dir)/lighttpd.pid"
+            \(include)
+            """.write(toFile: dir + "/lighttpd.conf", atomically: true, encoding: .utf8)
+        }
     }
-
-    deinit { stop() }
 }
