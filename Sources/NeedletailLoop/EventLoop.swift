@@ -38,7 +38,7 @@ public final class EventLoop: @unchecked Sendable {
 
     private let epfd: Int32
     private let wakeFD: Int32
-    @exclusivity(unchecked) private var listeners: [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool)] = []
+    @exclusivity(unchecked) private var listeners: [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool)] = []
     @exclusivity(unchecked) private var connections: [Connection?] = []
     @exclusivity(unchecked) private var generation: UInt32 = 0
     @exclusivity(unchecked) private var wheel: TimerWheel
@@ -96,12 +96,14 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Adds a listener; `factory` makes the handler of each connection it accepts.
     /// `exclusive` (for a socket shared by several loops) wakes one loop per connection.
-    public func addListener(_ socket: ListeningSocket, exclusive: Bool = false, factory: @escaping HandlerFactory) {
+    /// `readAtAccept`: try to read as soon as a connection is accepted (for listeners with
+    /// TCP_DEFER_ACCEPT, where the first bytes are normally there already).
+    public func addListener(_ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false, factory: @escaping HandlerFactory) {
         var ev = epoll_event()
         ev.events = nt_epollin() | (exclusive ? nt_epollexclusive() : 0)
         ev.data.u64 = EventLoop.listenerTag | UInt64(listeners.count)
         epoll_ctl(epfd, EPOLL_CTL_ADD, socket.fd, &ev)
-        listeners.append((socket, factory, true))
+        listeners.append((socket, factory, true, readAtAccept))
     }
 
     /// Runs `task` on this loop's thread soon. Safe from any thread.
@@ -353,7 +355,13 @@ public final class EventLoop: @unchecked Sendable {
             c.close()
             return
         }
-        if isStopping, c.handler.shutdownRequested(c) { c.close() }
+        if isStopping, c.handler.shutdownRequested(c) {
+            c.close()
+            return
+        }
+        // With TCP_DEFER_ACCEPT the request is usually there already: read it now and save a
+        // trip through epoll_wait (if not, the read says EAGAIN and epoll tells us later).
+        if listeners[listener].readAtAccept { readable(c) }
     }
 
     // MARK: Called by Connection

@@ -16,6 +16,10 @@ public struct ListeningSocket: Sendable {
         public var reusePort = false
         /// File mode for a unix socket (e.g. 0o660 so the web server's group can connect).
         public var unixMode: mode_t? = nil
+        /// TCP_DEFER_ACCEPT seconds (TCP only; 0 = off): the kernel hands over a connection only
+        /// once its first bytes have arrived, so the loop can read right after accept instead of
+        /// waiting for another readiness event (teepeedee2 did the same).
+        public var deferAcceptSeconds: Int32 = 0
         /// Bind only, without listening (a probe that a port is free: a probe that listened
         /// could take a connection and then drop it).
         public var bindOnly = false
@@ -36,6 +40,10 @@ public struct ListeningSocket: Sendable {
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
             if options.reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4) }
             if case .ipv6 = address { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
+            if options.deferAcceptSeconds > 0 {
+                var seconds = options.deferAcceptSeconds
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &seconds, 4)
+            }
         }
         let rc = try address.withSockaddr { sa, len in Glibc.bind(fd, sa, len) }
         guard rc == 0 else {

@@ -100,6 +100,9 @@ public final class Server: Sendable {
                 let actual = probe.address
                 probe.close(unlinking: false)
                 options.reusePort = true
+                // HTTP clients speak first: have the kernel wait for the request before accept.
+                // (FastCGI web servers do too, but their connections are few and long-lived.)
+                if listener.kind == .http { options.deferAcceptSeconds = 10 }
                 for i in perLoop.indices {
                     let s = try ListeningSocket.bind(actual, options: options)
                     opened.append((s, false))
@@ -155,7 +158,9 @@ public final class Server: Sendable {
                     }
                 }
             }
-            for (s, kind) in listenersByLoop[loop.index] { loop.addListener(s, factory: factory(kind)) }
+            for (s, kind) in listenersByLoop[loop.index] {
+                loop.addListener(s, readAtAccept: kind == .http, factory: factory(kind))
+            }
             for (s, kind) in shared { loop.addListener(s, exclusive: exclusive, factory: factory(kind)) }
         }
     }

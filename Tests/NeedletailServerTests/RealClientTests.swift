@@ -164,7 +164,11 @@ struct FileDescriptorExhaustionTests {
         #expect(waitForPort(port))
         var clients: [TestClient] = []
         for _ in 0..<60 {
-            if let c = try? TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 1) { clients.append(c) }
+            // A first byte, so that TCP_DEFER_ACCEPT hands the connection to the server.
+            if let c = try? TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 1) {
+                try? c.send("G")
+                clients.append(c)
+            }
         }
         usleep(300_000)
         let before = cpuTicks(server.pid)
