@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "NeedletailBytes"),
         .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "NeedletailBytes"]),
         .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"]),
+        // Records in memory, made durable by a checksummed append-only log (Glibc only).
+        .target(name: "NeedletailStore"),
         .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
         .target(name: "NeedletailServer", dependencies: [
             "CNeedletailLinux", "NeedletailLoop", "NeedletailWeb",
@@ -36,7 +38,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Needletail", dependencies: [
-            "NeedletailBytes", "NeedletailHTML", "NeedletailWeb", "NeedletailServer", "NeedletailLoop",
+            "NeedletailBytes", "NeedletailHTML", "NeedletailWeb", "NeedletailServer", "NeedletailLoop", "NeedletailStore",
         ]),
         .executableTarget(name: "needletail-demo", dependencies: [
             "Needletail", "NeedletailFCGICompat",
@@ -46,6 +48,7 @@ let package = Package(
         .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML"]),
         .testTarget(name: "NeedletailWebTests", dependencies: ["NeedletailWeb"]),
+        .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore"]),
         .testTarget(name: "NeedletailServerTests", dependencies: ["NeedletailServer", "Needletail", "CNeedletailLinux"]),
     ],
     swiftLanguageModes: [.v6]

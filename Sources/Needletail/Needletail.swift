@@ -3,4 +3,5 @@
 @_exported import NeedletailHTML
 @_exported import NeedletailLoop
 @_exported import NeedletailServer
+@_exported import NeedletailStore
 @_exported import NeedletailWeb

@@ -1,0 +1,177 @@
+import Glibc
+
+/// The append-only log of a store (format: docs/STORE-FORMAT.md). Owns the file descriptor and
+/// its lock; appends entries; reads them back on open, cutting a torn tail.
+final class LogFile {
+    static let magic: [UInt8] = Array("NTLSTORE".utf8)
+    static let version: UInt32 = 1
+    static let headerLength = 16
+    static let entryHeaderLength = 8
+    /// Entries larger than this are refused on write and treated as damage on read.
+    static let maxEntry = 256 << 20
+
+    let path: String
+    let fd: Int32
+    /// Bytes in the file that belong to whole, valid entries (where the next append goes).
+    private(set) var length: Int
+
+    /// What opening found.
+    struct Recovery: Equatable {
+        var entries = 0
+        var cutBytes = 0
+        var cutAt: Int?
+    }
+
+    /// Opens (creating if needed) and locks the log, and returns every valid entry's payload.
+    init(path: String, repair: Bool, lockTimeout: Double, onEntry: ([UInt8]) throws(StoreError) -> Void) throws(StoreError) {
+        self.path = path
+        let created = access(path, F_OK) != 0
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
+        length = 0
+        var ok = false
+        defer { if !ok { Glibc.close(fd) } }
+        try LogFile.lock(fd, path: path, timeout: lockTimeout)
+        if created || fileSize() == 0 {
+            var header = LogFile.magic
+            withUnsafeBytes(of: LogFile.version.littleEndian) { header += $0 }
+            header += [0, 0, 0, 0]
+            try writeAll(header, at: 0)
+            try sync()
+            LogFile.syncDirectory(of: path)
+            length = LogFile.headerLength
+        } else {
+            recovery = try replay(repair: repair, onEntry: onEntry)
+        }
+        ok = true
+    }
+
+    private(set) var recovery = Recovery()
+
+    private var isClosed = false
+
+    /// Closes the file, which releases the lock. Idempotent.
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        Glibc.close(fd)
+    }
+
+    deinit { close() }
+
+    private static func lock(_ fd: Int32, path: String, timeout: Double) throws(StoreError) {
+        var waited = 0.0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK, waited < timeout else {
+                throw .locked("\(path) is in use by another process")
+            }
+            usleep(10_000)
+            waited += 0.01
+        }
+    }
+
+    private func fileSize() -> Int {
+        var st = stat()
+        fstat(fd, &st)
+        return Int(st.st_size)
+    }
+
+    private func replay(repair: Bool, onEntry: ([UInt8]) throws(StoreError) -> Void) throws(StoreError) -> Recovery {
+        let size = fileSize()
+        var data = [UInt8](repeating: 0, count: size)
+        var got = 0
+        while got < size {
+            let n = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, size - got, off_t(got)) }
+            guard n > 0 else { throw .io("read \(path): \(String(cString: strerror(errno)))") }
+            got += n
+        }
+        guard size >= LogFile.headerLength, Array(data[0..<8]) == LogFile.magic else {
+            throw .corrupt("\(path) is not a Needletail store log (bad magic)")
+        }
+        let version = readLE(UInt32.self, data, 8)
+        guard version == LogFile.version else { throw .corrupt("\(path) has log format version \(version); this build reads \(LogFile.version)") }
+        var r = Recovery()
+        var offset = LogFile.headerLength
+        while offset < size {
+            let left = size - offset
+            var problem: String?
+            var payloadLength = 0
+            if left < LogFile.entryHeaderLength {
+                problem = "incomplete entry header"
+            } else {
+                payloadLength = Int(readLE(UInt32.self, data, offset))
+                let crc = readLE(UInt32.self, data, offset + 4)
+                if payloadLength > LogFile.maxEntry || payloadLength > left - LogFile.entryHeaderLength {
+                    problem = "entry length \(payloadLength) runs past the end"
+                } else {
+                    let start = offset + LogFile.entryHeaderLength
+                    let computed = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<(start + payloadLength)])) }
+                    if computed != crc { problem = "checksum mismatch" }
+                }
+            }
+            if let p = problem {
+                let isTail = p != "checksum mismatch" || offset + LogFile.entryHeaderLength + payloadLength == size
+                if !isTail && !repair { throw .damaged(offset: offset, reason: p) }
+                // A torn last entry (a write cut by a crash), or damage the caller chose to cut.
+                r.cutAt = offset
+                r.cutBytes = size - offset
+                guard ftruncate(fd, off_t(offset)) == 0 else { throw .io("truncate \(path): \(String(cString: strerror(errno)))") }
+                try sync()
+                break
+            }
+            let start = offset + LogFile.entryHeaderLength
+            try onEntry(Array(data[start..<(start + payloadLength)]))
+            r.entries += 1
+            offset = start + payloadLength
+        }
+        length = r.cutAt ?? size
+        return r
+    }
+
+    /// Appends one entry (length, CRC32C, payload) in one write. On failure the file is cut
+    /// back to where it was, so a half-written entry never stays.
+    func append(_ payload: [UInt8]) throws(StoreError) -> Int {
+        guard payload.count <= LogFile.maxEntry else { throw .io("entry of \(payload.count) bytes is larger than \(LogFile.maxEntry)") }
+        var entry: [UInt8] = []
+        entry.reserveCapacity(payload.count + LogFile.entryHeaderLength)
+        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { entry += $0 }
+        withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { entry += $0 }
+        entry += payload
+        let at = length
+        do {
+            try writeAll(entry, at: at)
+        } catch {
+            _ = ftruncate(fd, off_t(at))
+            throw error
+        }
+        length = at + entry.count
+        return length
+    }
+
+    private func writeAll(_ bytes: [UInt8], at offset: Int) throws(StoreError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io("write \(path): \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+
+    /// fdatasync: the appended bytes and the file's size are on disk when it returns.
+    func sync() throws(StoreError) {
+        guard fdatasync(fd) == 0 else { throw .io("fdatasync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// fsync of the directory, so that a newly created (or renamed) file's name is durable.
+    static func syncDirectory(of path: String) {
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let d = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if d >= 0 {
+            fsync(d)
+            Glibc.close(d)
+        }
+    }
+}

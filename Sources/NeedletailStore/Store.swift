@@ -1,0 +1,249 @@
+import Glibc
+
+/// When appended entries reach the disk (Redis's appendfsync).
+public enum FsyncPolicy: Sendable {
+    /// A commit returns only after its entry is on disk. Writers that commit at the same time
+    /// share one fdatasync (group commit).
+    case always
+    /// A background thread syncs once a second: a crash loses at most about a second.
+    case everySecond
+    /// The kernel decides.
+    case never
+}
+
+/// Records, typed and indexed, in memory, made durable by a checksummed append-only log.
+///
+/// ```swift
+/// let store = try Store(path: "data/board.log")
+/// let messages = try store.table(Message.self, indexes: [Index(\.forum), Index(\.author)])
+/// let id = try messages.insert(Message(forum: "Debian", text: "hi", author: "ann", time: 0))
+/// let debian = messages.lookup(\.forum, "Debian")          // newest first
+/// try store.transaction { tx in                                // all or nothing
+///     tx.delete(id, from: messages)
+///     tx.insert(Message(...), into: messages)
+/// }
+/// ```
+///
+/// Safe from any thread: one lock guards the tables and the log's tail; readers never see half a
+/// transaction. With `.always`, a commit waits for its fdatasync outside the lock, so
+/// concurrent commits share one.
+public final class Store: @unchecked Sendable {
+    public let path: String
+    public let policy: FsyncPolicy
+    /// What opening the log found (entries replayed, bytes cut from a torn tail).
+    public let recovery: Recovery
+
+    /// The report of opening a log.
+    public struct Recovery: Sendable, Equatable, CustomStringConvertible {
+        public let entries: Int
+        public let cutBytes: Int
+        public let cutAt: Int?
+        public var description: String {
+            if let at = cutAt { return "recovered \(entries) entries, cut \(cutBytes) bytes at offset \(at)" }
+            return "recovered \(entries) entries"
+        }
+    }
+
+    let lock = PThreadLock()
+    private let log: LogFile
+    /// Record bytes replayed for types whose table is not open yet, by type name and id.
+    private var unclaimed: [String: [Int: [UInt8]]] = [:]
+    private var tables: [String: AnyTable] = [:]
+    private let durability = GroupSync()
+    private var syncThread: pthread_t?
+    private var closed = false
+
+    /// Opens (or creates) the store whose log is at `path`, replaying it. A torn last entry is
+    /// cut and reported in `recovery`; damage before the end is an error unless `repair` (which
+    /// keeps the entries before the damage). Waits up to `lockTimeout` seconds for another
+    /// process to release the log.
+    public init(path: String, fsync policy: FsyncPolicy = .always, repair: Bool = false, lockTimeout: Double = 5) throws(StoreError) {
+        self.path = path
+        self.policy = policy
+        var unclaimed: [String: [Int: [UInt8]]] = [:]
+        log = try LogFile(path: path, repair: repair, lockTimeout: lockTimeout) { payload throws(StoreError) in
+            for op in try Operation.decode(payload) {
+                switch op.kind {
+                case .put: unclaimed[op.type, default: [:]][op.id] = op.bytes
+                case .delete: unclaimed[op.type]?[op.id] = nil
+                }
+            }
+        }
+        self.unclaimed = unclaimed
+        let r = log.recovery
+        recovery = Recovery(entries: r.entries, cutBytes: r.cutBytes, cutAt: r.cutAt)
+        durability.reset(to: log.length)
+        if policy == .everySecond { startSyncThread() }
+    }
+
+    deinit { close() }
+
+    /// Syncs and releases the log. Further writes fail.
+    public func close() {
+        let first: Bool = lock.withLock {
+            if closed { return false }
+            closed = true
+            return true
+        }
+        guard first else { return }
+        if let t = syncThread { pthread_join(t, nil) }
+        lock.withLock {
+            try? log.sync()
+            log.close()
+        }
+    }
+
+    /// The table of `R` records, created on first use (replayed records are decoded then).
+    /// `indexes` are built now and kept up to date.
+    public func table<R: Record>(_ type: R.Type, indexes: [Index<R>] = []) throws(StoreError) -> Table<R> {
+        try lock.withLock { () throws(StoreError) -> Table<R> in
+            if let t = tables[R.typeName] {
+                guard let typed = t as? Table<R> else { throw .corrupt("type name \(R.typeName) used by two record types") }
+                return typed
+            }
+            let t = Table<R>(store: self, indexes: indexes)
+            for (id, bytes) in (unclaimed.removeValue(forKey: R.typeName) ?? [:]).sorted(by: { $0.key < $1.key }) {
+                try t.applyPut(id: id, bytes: bytes)
+            }
+            tables[R.typeName] = t
+            return t
+        }
+    }
+
+    /// Runs `body` to collect changes, then commits them as one log entry: all of them or none,
+    /// in memory and on disk. Nothing is applied if `body` throws or a change is invalid.
+    @discardableResult
+    public func transaction<T>(_ body: (inout Transaction) throws -> T) throws -> T {
+        var tx = Transaction(store: self)
+        let result = try body(&tx)
+        try commit(tx.operations)
+        return result
+    }
+
+    /// Encodes, appends, applies, and (with `.always`) waits until durable.
+    func commit(_ ops: [Operation]) throws(StoreError) {
+        guard !ops.isEmpty else { return }
+        let payload = Operation.encode(ops)
+        let end: Int = try lock.withLock { () throws(StoreError) -> Int in
+            guard !closed else { throw .io("store \(path) is closed") }
+            // Check first, so that an invalid change leaves both memory and log untouched.
+            for op in ops where op.kind == .delete || op.isUpdate {
+                guard let t = tables[op.type], t.contains(op.id) else { throw .notFound(op.id) }
+            }
+            let end = try log.append(payload)
+            for op in ops {
+                guard let t = tables[op.type] else { continue }
+                switch op.kind {
+                case .put: try t.applyPut(id: op.id, bytes: op.bytes)
+                case .delete: t.applyDelete(id: op.id)
+                }
+            }
+            durability.appended(upTo: end)
+            return end
+        }
+        if policy == .always { try durability.waitUntilDurable(end, sync: log.sync) }
+    }
+
+    private func startSyncThread() {
+        syncThread = spawnStoreThread { [self] in
+            while !lock.withLock({ closed }) {
+                usleep(200_000)
+                durability.syncIfBehind(everyMilliseconds: 1000, sync: log.sync)
+            }
+        }
+    }
+
+    /// Log size in bytes (tests, reports).
+    public var logLength: Int { lock.withLock { log.length } }
+}
+
+/// Changes collected by `Store.transaction`; ids of inserted records are known at once.
+public struct Transaction {
+    let store: Store
+    var operations: [Operation] = []
+
+    /// Adds `record` to `table`; returns its new id.
+    @discardableResult
+    public mutating func insert<R: Record>(_ record: R, into table: Table<R>) -> Int {
+        let id = table.reserveID()
+        operations.append(Operation(kind: .put, type: R.typeName, id: id, bytes: Operation.bytes(of: record), isUpdate: false))
+        return id
+    }
+
+    /// Replaces the record `id` of `table` (the commit fails if there is none).
+    public mutating func update<R: Record>(_ id: Int, to record: R, in table: Table<R>) {
+        operations.append(Operation(kind: .put, type: R.typeName, id: id, bytes: Operation.bytes(of: record), isUpdate: true))
+    }
+
+    /// Removes the record `id` of `table` (the commit fails if there is none).
+    public mutating func delete<R: Record>(_ id: Int, from table: Table<R>) {
+        operations.append(Operation(kind: .delete, type: R.typeName, id: id, bytes: [], isUpdate: false))
+    }
+}
+
+/// One change in a log entry.
+struct Operation {
+    enum Kind: UInt8 { case put = 1, delete = 2 }
+    var kind: Kind
+    var type: String
+    var id: Int
+    var bytes: [UInt8]
+    var isUpdate: Bool
+
+    static func bytes<R: Record>(of record: R) -> [UInt8] {
+        var w = RecordWriter()
+        record.encode(to: &w)
+        return w.bytes
+    }
+
+    /// Entry payload: u8 format (1), u32 count, then per change: u8 kind, u16 type-name length,
+    /// the name, u64 id, and for a put u32 length + the record's fields.
+    static func encode(_ ops: [Operation]) -> [UInt8] {
+        var w = RecordWriter()
+        w.bytes.append(1)
+        w.appendLE(UInt32(ops.count))
+        for op in ops {
+            w.bytes.append(op.kind.rawValue)
+            w.appendLE(UInt16(op.type.utf8.count))
+            w.bytes += op.type.utf8
+            w.appendLE(UInt64(op.id))
+            if op.kind == .put {
+                w.appendLE(UInt32(op.bytes.count))
+                w.bytes += op.bytes
+            }
+        }
+        return w.bytes
+    }
+
+    static func decode(_ p: [UInt8]) throws(StoreError) -> [Operation] {
+        var i = 0
+        func need(_ n: Int) throws(StoreError) { if i + n > p.count { throw .corrupt("log entry ends early") } }
+        try need(5)
+        guard p[0] == 1 else { throw .corrupt("unknown entry format \(p[0])") }
+        let count = Int(readLE(UInt32.self, p, 1))
+        i = 5
+        var ops: [Operation] = []
+        for _ in 0..<count {
+            try need(3)
+            guard let kind = Kind(rawValue: p[i]) else { throw .corrupt("unknown change kind \(p[i])") }
+            let nameLength = Int(readLE(UInt16.self, p, i + 1))
+            i += 3
+            try need(nameLength + 8)
+            let type = String(decoding: p[i..<(i + nameLength)], as: UTF8.self)
+            i += nameLength
+            let id = Int(readLE(UInt64.self, p, i))
+            i += 8
+            var bytes: [UInt8] = []
+            if kind == .put {
+                try need(4)
+                let n = Int(readLE(UInt32.self, p, i))
+                i += 4
+                try need(n)
+                bytes = Array(p[i..<(i + n)])
+                i += n
+            }
+            ops.append(Operation(kind: kind, type: type, id: id, bytes: bytes, isUpdate: false))
+        }
+        return ops
+    }
+}

@@ -1,0 +1,279 @@
+import Glibc
+import NeedletailStore
+import Synchronization
+import Testing
+
+struct Message: Record, Equatable {
+    static let typeName = "message"
+    var forum: String
+    var text: String
+    var author: String
+    var time: Int
+
+    init(forum: String, text: String, author: String = "ann", time: Int = 0) {
+        self.forum = forum
+        self.text = text
+        self.author = author
+        self.time = time
+    }
+
+    func encode(to w: inout RecordWriter) {
+        w.write(1, forum)
+        w.write(2, text)
+        w.write(3, author)
+        w.write(4, time)
+    }
+
+    init(from r: RecordReader) throws(StoreError) {
+        forum = try r.string(1)
+        text = try r.string(2)
+        author = try r.string(3)
+        time = try r.int(4)
+    }
+}
+
+/// The same type a version later: one more field, read with a default.
+struct MessageV2: Record, Equatable {
+    static let typeName = "message"
+    var forum: String
+    var text: String
+    var pinned: Bool
+
+    func encode(to w: inout RecordWriter) {
+        w.write(1, forum)
+        w.write(2, text)
+        w.write(5, pinned)
+    }
+
+    init(forum: String, text: String, pinned: Bool) {
+        self.forum = forum
+        self.text = text
+        self.pinned = pinned
+    }
+
+    init(from r: RecordReader) throws(StoreError) {
+        forum = try r.string(1)
+        text = try r.string(2)
+        pinned = try r.bool(5, default: false)
+    }
+}
+
+func tempLogPath(_ name: String = "store") -> String {
+    var template = Array("/tmp/needletail-store-XXXXXX".utf8CString)
+    let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    return dir + "/\(name).log"
+}
+
+func fileBytes(_ path: String) -> [UInt8] {
+    guard let f = fopen(path, "rb") else { return [] }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return out
+}
+
+func writeFile(_ path: String, _ bytes: [UInt8]) {
+    let f = fopen(path, "wb")!
+    _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, bytes.count, f) }
+    fclose(f)
+}
+
+@Suite("Records store")
+struct StoreTests {
+    @Test func everyCall() throws {
+        let path = tempLogPath()
+        let store = try Store(path: path)
+        let messages = try store.table(Message.self, indexes: [Index(\Message.forum), Index(\Message.author)])
+        let a = try messages.insert(Message(forum: "Debian", text: "one"))
+        let b = try messages.insert(Message(forum: "Debian", text: "two", author: "bob"))
+        let c = try messages.insert(Message(forum: "Gentoo", text: "three"))
+        #expect(a < b && b < c, "monotonic ids")
+        #expect(messages.count == 3)
+        #expect(messages.get(b)?.text == "two")
+        #expect(messages.lookup(\Message.forum, "Debian").map(\.id) == [b, a], "newest first")
+        #expect(messages.lookup(\Message.forum, "Debian", newestFirst: false).map(\.id) == [a, b])
+        #expect(messages.lookup(\Message.forum, "Ubuntu").isEmpty)
+        #expect(try messages.unique(\Message.author, "bob")?.id == b)
+        #expect(throws: StoreError.notUnique) { try messages.unique(\Message.author, "ann") }
+        try messages.update(b, to: Message(forum: "Gentoo", text: "moved", author: "bob"))
+        #expect(messages.lookup(\Message.forum, "Gentoo").map(\.id) == [c, b])
+        #expect(messages.lookup(\Message.forum, "Debian").map(\.id) == [a])
+        try messages.delete(a)
+        #expect(messages.get(a) == nil)
+        #expect(messages.lookup(\Message.forum, "Debian").isEmpty)
+        #expect(throws: StoreError.notFound(a)) { try messages.delete(a) }
+        #expect(throws: StoreError.notFound(999)) { try messages.update(999, to: Message(forum: "x", text: "y")) }
+        #expect(messages.all().map(\.id) == [b, c])
+        store.close()
+
+        // Reopened: the same records, indexes rebuilt, ids go on from the highest.
+        let again = try Store(path: path)
+        #expect(again.recovery.description == "recovered 5 entries")
+        let m2 = try again.table(Message.self, indexes: [Index(\Message.forum)])
+        #expect(m2.all().map(\.record) == [Message(forum: "Gentoo", text: "moved", author: "bob"), Message(forum: "Gentoo", text: "three")])
+        #expect(m2.lookup(\Message.forum, "Gentoo").map(\.id) == [c, b])
+        #expect(try m2.insert(Message(forum: "Ubuntu", text: "new")) > c)
+    }
+
+    @Test func transactionsAreAllOrNothing() throws {
+        let path = tempLogPath()
+        let store = try Store(path: path)
+        let messages = try store.table(Message.self, indexes: [Index(\Message.forum)])
+        let keep = try messages.insert(Message(forum: "Debian", text: "keep"))
+        let lengthBefore = store.logLength
+        // A change that cannot apply (delete of a missing id) rejects the whole transaction.
+        #expect(throws: StoreError.notFound(12345)) {
+            try store.transaction { tx in
+                tx.insert(Message(forum: "Debian", text: "never"), into: messages)
+                tx.delete(12345, from: messages)
+            }
+        }
+        struct Abort: Error {}
+        #expect(throws: Abort.self) {
+            try store.transaction { tx in
+                tx.insert(Message(forum: "Debian", text: "never either"), into: messages)
+                throw Abort()
+            }
+        }
+        #expect(messages.count == 1)
+        #expect(store.logLength == lengthBefore, "nothing reached the log")
+        let (x, y) = try store.transaction { tx in
+            (tx.insert(Message(forum: "Gentoo", text: "x"), into: messages), tx.insert(Message(forum: "Gentoo", text: "y"), into: messages))
+        }
+        try store.transaction { tx in
+            tx.delete(keep, from: messages)
+            tx.update(x, to: Message(forum: "Gentoo", text: "x2"), in: messages)
+        }
+        store.close()
+        let again = try Store(path: path)
+        let m = try again.table(Message.self)
+        #expect(m.all().map(\.record.text) == ["x2", "y"])
+        #expect(m.get(y) != nil)
+    }
+
+    @Test func addedFieldLoadsOldLogsAndUnopenedTablesSurvive() throws {
+        let path = tempLogPath()
+        do {
+            let store = try Store(path: path)
+            let v1 = try store.table(Message.self)
+            try v1.insert(Message(forum: "Debian", text: "old"))
+            store.close()
+        }
+        let store = try Store(path: path)
+        let v2 = try store.table(MessageV2.self)
+        #expect(v2.all().map(\.record) == [MessageV2(forum: "Debian", text: "old", pinned: false)])
+    }
+
+    @Test func tornTailIsCutAndReported() throws {
+        let path = tempLogPath()
+        do {
+            let store = try Store(path: path)
+            let t = try store.table(Message.self)
+            for i in 0..<10 { try t.insert(Message(forum: "f", text: "\(i)")) }
+            store.close()
+        }
+        let whole = fileBytes(path)
+        // The last entry loses its final bytes, as if the machine died mid-write.
+        writeFile(path, Array(whole.dropLast(5)))
+        let store = try Store(path: path)
+        #expect(store.recovery.entries == 9)
+        #expect(store.recovery.cutAt != nil)
+        #expect(store.recovery.description.hasPrefix("recovered 9 entries, cut "))
+        #expect(try store.table(Message.self).count == 9)
+        store.close()
+        // An incomplete header at the end too.
+        writeFile(path, fileBytes(path) + [7, 0, 0])
+        let again = try Store(path: path)
+        #expect(again.recovery.entries == 9 && again.recovery.cutBytes == 3)
+    }
+
+    @Test func damageInTheMiddleIsAnErrorUnlessRepaired() throws {
+        let path = tempLogPath()
+        var offsets: [Int] = []
+        do {
+            let store = try Store(path: path)
+            let t = try store.table(Message.self)
+            for i in 0..<10 {
+                offsets.append(store.logLength)
+                try t.insert(Message(forum: "f", text: "record \(i)"))
+            }
+            store.close()
+        }
+        var bytes = fileBytes(path)
+        bytes[offsets[4] + 12] ^= 0x40  // flip a bit inside entry 4's payload
+        writeFile(path, bytes)
+        #expect(throws: StoreError.damaged(offset: offsets[4], reason: "checksum mismatch")) { try Store(path: path) }
+        let repaired = try Store(path: path, repair: true)
+        #expect(repaired.recovery.entries == 4)
+        #expect(repaired.recovery.cutAt == offsets[4])
+        #expect(try repaired.table(Message.self).all().map(\.record.text) == (0..<4).map { "record \($0)" })
+    }
+
+    @Test func notALogIsRefused() throws {
+        let path = tempLogPath()
+        writeFile(path, Array("hello, this is not a store".utf8))
+        #expect(throws: StoreError.self) { try Store(path: path) }
+    }
+
+    @Test func secondOpenIsLockedOut() throws {
+        let path = tempLogPath()
+        let first = try Store(path: path)
+        #expect(throws: StoreError.self) { try Store(path: path, lockTimeout: 0.1) }
+        first.close()
+    }
+
+    @Test(arguments: [FsyncPolicy.always, .everySecond, .never])
+    func concurrentWritersAndReaders(_ policy: FsyncPolicy) throws {
+        let path = tempLogPath()
+        let store = try Store(path: path, fsync: policy)
+        let messages = try store.table(Message.self, indexes: [Index(\Message.forum)])
+        let writers = 8, perWriter = 100
+        let oddSeen = Atomic<Int>(0)
+        let done = Atomic<Int>(0)
+        var threads: [pthread_t] = []
+        for w in 0..<writers {
+            threads.append(startThread {
+                for i in 0..<perWriter {
+                    // Two records per transaction: a reader must never see an odd count.
+                    try? store.transaction { tx in
+                        tx.insert(Message(forum: "w\(w)", text: "\(i)a"), into: messages)
+                        tx.insert(Message(forum: "w\(w)", text: "\(i)b"), into: messages)
+                    }
+                }
+                done.add(1, ordering: .relaxed)
+            })
+        }
+        threads.append(startThread {
+            while done.load(ordering: .relaxed) < writers {
+                if messages.count % 2 != 0 { oddSeen.add(1, ordering: .relaxed) }
+            }
+        })
+        for t in threads { pthread_join(t, nil) }
+        #expect(oddSeen.load(ordering: .relaxed) == 0)
+        #expect(messages.count == writers * perWriter * 2)
+        #expect(messages.lookup(\Message.forum, "w3").count == perWriter * 2)
+        store.close()
+        let again = try Store(path: path)
+        #expect(try again.table(Message.self).count == writers * perWriter * 2)
+    }
+}
+
+private final class Box: @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    var tid = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    pthread_create(&tid, nil, { arg in
+        Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+        return nil
+    }, box)
+    return tid
+}
