@@ -11,7 +11,7 @@ final class LogFile {
     static let maxEntry = 256 << 20
 
     let path: String
-    let fd: Int32
+    private(set) var fd: Int32
     /// Bytes in the file that belong to whole, valid entries (where the next append goes).
     private(set) var length: Int
 
@@ -158,6 +158,69 @@ final class LogFile {
             }
             done += n
         }
+    }
+
+    /// Writes a new log at `path + ".compact"` holding `entries` (payloads), synced; returns its
+    /// length. The caller then copies the tail and calls `replace(with:)`.
+    static func writeCompacted(path: String, entries: [[UInt8]]) throws(StoreError) -> (fd: Int32, length: Int) {
+        let tmp = path + ".compact"
+        let fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io("open \(tmp): \(String(cString: strerror(errno)))") }
+        var bytes = magic
+        withUnsafeBytes(of: version.littleEndian) { bytes += $0 }
+        bytes += [0, 0, 0, 0]
+        for payload in entries {
+            withUnsafeBytes(of: UInt32(payload.count).littleEndian) { bytes += $0 }
+            withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { bytes += $0 }
+            bytes += payload
+        }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let e = String(cString: strerror(errno))
+                Glibc.close(fd)
+                unlink(tmp)
+                throw .io("write \(tmp): \(e)")
+            }
+            done += n
+        }
+        return (fd, bytes.count)
+    }
+
+    /// Appends the bytes of this log from `offset` to its end onto `fd` (at `at`); returns the
+    /// new length there.
+    func copyTail(from offset: Int, to fd: Int32, at: Int) throws(StoreError) -> Int {
+        let n = length - offset
+        guard n > 0 else { return at }
+        var buf = [UInt8](repeating: 0, count: n)
+        var got = 0
+        while got < n {
+            let r = buf.withUnsafeMutableBytes { pread(self.fd, $0.baseAddress! + got, n - got, off_t(offset + got)) }
+            guard r > 0 else { throw .io("read \(path): \(String(cString: strerror(errno)))") }
+            got += r
+        }
+        var done = 0
+        while done < n {
+            let w = buf.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, n - done, off_t(at + done)) }
+            guard w > 0 else { throw .io("write \(path).compact: \(String(cString: strerror(errno)))") }
+            done += w
+        }
+        return at + n
+    }
+
+    /// Makes the compacted file the log: sync it, lock it, rename it over the old one, sync the
+    /// directory, and drop the old descriptor.
+    func replace(with newFD: Int32, length newLength: Int) throws(StoreError) {
+        let tmp = path + ".compact"
+        guard fdatasync(newFD) == 0 else { throw .io("fdatasync \(tmp): \(String(cString: strerror(errno)))") }
+        guard flock(newFD, LOCK_EX | LOCK_NB) == 0 else { throw .locked("\(tmp) is locked") }
+        guard rename(tmp, path) == 0 else { throw .io("rename \(tmp): \(String(cString: strerror(errno)))") }
+        LogFile.syncDirectory(of: path)
+        Glibc.close(fd)
+        fd = newFD
+        length = newLength
     }
 
     /// fdatasync: the appended bytes and the file's size are on disk when it returns.

@@ -78,7 +78,8 @@ public final class Store: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Syncs and releases the log. Further writes fail.
+    /// Syncs and releases the log (and the lock on it). Further writes fail; tables keep
+    /// answering reads from memory. Call it when done: tables keep their store alive.
     public func close() {
         let first: Bool = lock.withLock {
             if closed { return false }
@@ -90,6 +91,7 @@ public final class Store: @unchecked Sendable {
         lock.withLock {
             try? log.sync()
             log.close()
+            tables.removeAll()  // tables hold the store; this lets both go
         }
     }
 
@@ -142,6 +144,47 @@ public final class Store: @unchecked Sendable {
             return end
         }
         if policy == .always { try durability.waitUntilDurable(end, sync: log.sync) }
+    }
+
+    /// Rewrites the log as one put per live record (a snapshot) followed by whatever was
+    /// committed meanwhile, and swaps it in with an atomic rename. Writers go on while the
+    /// snapshot is written; they wait only while the tail is copied and the file renamed.
+    /// Returns the bytes saved.
+    @discardableResult
+    public func compact() throws(StoreError) -> Int {
+        // 1. Under the lock: the live records as payloads, and where the log ends now.
+        let (entries, mark) = try lock.withLock { () throws(StoreError) -> ([[UInt8]], Int) in
+            guard !closed else { throw .io("store \(path) is closed") }
+            var ops: [Operation] = []
+            for (type, rows) in unclaimed {
+                for (id, bytes) in rows { ops.append(Operation(kind: .put, type: type, id: id, bytes: bytes, isUpdate: false)) }
+            }
+            for t in tables.values { ops += t.snapshotOperations() }
+            // Batches of up to 1,000 records per entry.
+            var entries: [[UInt8]] = []
+            var i = 0
+            while i < ops.count {
+                entries.append(Operation.encode(Array(ops[i..<min(i + 1000, ops.count)])))
+                i += 1000
+            }
+            return (entries, log.length)
+        }
+        // 2. Without the lock: write and sync the snapshot.
+        let (fd, written) = try LogFile.writeCompacted(path: path, entries: entries)
+        // 3. Under the lock again: the entries committed meanwhile, then the swap.
+        return try lock.withLock { () throws(StoreError) -> Int in
+            do throws(StoreError) {
+                let old = log.length
+                let end = try log.copyTail(from: mark, to: fd, at: written)
+                try log.replace(with: fd, length: end)
+                durability.reset(to: end)
+                return old - end
+            } catch {
+                Glibc.close(fd)
+                unlink(path + ".compact")
+                throw error
+            }
+        }
     }
 
     private func startSyncThread() {

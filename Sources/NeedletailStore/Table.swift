@@ -11,6 +11,7 @@ public struct Index<R: Record>: Sendable {
 
 /// What the store needs from a table whatever its record type.
 protocol AnyTable: AnyObject {
+    func snapshotOperations() -> [Operation]
     func applyPut(id: Int, bytes: [UInt8]) throws(StoreError)
     func applyDelete(id: Int)
     func contains(_ id: Int) -> Bool
@@ -19,7 +20,8 @@ protocol AnyTable: AnyObject {
 /// The records of one type: by id, and through the indexes declared when the table was opened.
 /// Reads and writes may come from any thread (the store's lock guards them).
 public final class Table<R: Record>: AnyTable, @unchecked Sendable {
-    private unowned let store: Store
+    /// Strong: a table keeps its store open. `Store.close()` breaks the cycle.
+    private let store: Store
     private var rows: [Int: R] = [:]
     private var nextID = 1
     private let indexes: [Index<R>]
@@ -98,6 +100,12 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
     }
 
     func contains(_ id: Int) -> Bool { rows[id] != nil }
+
+    func snapshotOperations() -> [Operation] {
+        rows.sorted { $0.key < $1.key }.map {
+            Operation(kind: .put, type: R.typeName, id: $0.key, bytes: Operation.bytes(of: $0.value), isUpdate: false)
+        }
+    }
 
     func applyPut(id: Int, bytes: [UInt8]) throws(StoreError) {
         let record = try R(from: RecordReader(bytes))

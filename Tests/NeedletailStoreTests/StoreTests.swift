@@ -277,3 +277,60 @@ func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     }, box)
     return tid
 }
+
+@Suite("Records store compaction")
+struct CompactionTests {
+    @Test func compactionKeepsEveryLiveRecordAndShrinksTheLog() throws {
+        let path = tempLogPath()
+        let store = try Store(path: path, fsync: .never)
+        let t = try store.table(Message.self, indexes: [Index(\Message.forum)])
+        var live: [Int: String] = [:]
+        for i in 0..<2000 {
+            let id = try t.insert(Message(forum: "f\(i % 3)", text: "v\(i)"))
+            live[id] = "v\(i)"
+        }
+        for (id, _) in live where id % 2 == 0 {
+            try t.update(id, to: Message(forum: "f9", text: "updated"))
+            live[id] = "updated"
+        }
+        for id in live.keys where id % 5 == 0 {
+            try t.delete(id)
+            live[id] = nil
+        }
+        let before = store.logLength
+        let saved = try store.compact()
+        #expect(saved > 0 && store.logLength == before - saved)
+        let after = try t.insert(Message(forum: "f1", text: "after compaction"))
+        live[after] = "after compaction"
+        store.close()
+        let again = try Store(path: path)
+        let m = try again.table(Message.self)
+        #expect(Dictionary(uniqueKeysWithValues: m.all().map { ($0.id, $0.record.text) }) == live)
+        #expect(access(path + ".compact", F_OK) != 0)
+    }
+
+    @Test func compactionWhileWritersGoOn() throws {
+        let path = tempLogPath()
+        let store = try Store(path: path, fsync: .always)
+        let t = try store.table(Message.self)
+        for i in 0..<500 { try t.insert(Message(forum: "seed", text: "\(i)")) }
+        let done = Atomic<Int>(0)
+        var threads: [pthread_t] = []
+        for w in 0..<4 {
+            threads.append(startThread {
+                for i in 0..<200 { _ = try? t.insert(Message(forum: "w\(w)", text: "\(i)")) }
+                done.add(1, ordering: .relaxed)
+            })
+        }
+        var compactions = 0
+        while done.load(ordering: .relaxed) < 4 {
+            try store.compact()
+            compactions += 1
+        }
+        for th in threads { pthread_join(th, nil) }
+        #expect(compactions > 0)
+        #expect(t.count == 500 + 4 * 200)
+        store.close()
+        #expect(try Store(path: path).table(Message.self).count == 500 + 4 * 200)
+    }
+}
