@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "Needletail", targets: ["Needletail"]),
         .executable(name: "needletail-demo", targets: ["needletail-demo"]),
+        .executable(name: "needletail-store", targets: ["needletail-store"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +45,11 @@ let package = Package(
             "Needletail", "NeedletailFCGICompat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Check, repair and compact store logs; drives the crash tests.
+        .executableTarget(name: "needletail-store", dependencies: [
+            "NeedletailStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML"]),

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Glibc
+import NeedletailStore
+
+/// Inspects and maintains a Needletail store log (like redis-check-aof), and drives the crash
+/// tests.
+struct StoreTool: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "needletail-store",
+        abstract: "Check, repair or compact a Needletail store log.",
+        subcommands: [Check.self, Repair.self, Compact.self, Torture.self])
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Replay the log and report what it holds (cuts a torn tail).")
+    @Argument(help: "The log file.") var path: String
+    func run() throws {
+        do {
+            let store = try Store(path: path, fsync: .never)
+            print("\(path): \(store.recovery), \(store.logLength) bytes")
+            store.close()
+        } catch {
+            print("\(path): \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Repair: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Keep the entries before the first damaged one, cut the rest.")
+    @Argument(help: "The log file.") var path: String
+    func run() throws {
+        let store = try Store(path: path, fsync: .never, repair: true)
+        print("\(path): \(store.recovery)")
+        store.close()
+    }
+}
+
+struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Rewrite the log as its live records.")
+    @Argument(help: "The log file.") var path: String
+    func run() throws {
+        let store = try Store(path: path, fsync: .always)
+        let saved = try store.compact()
+        print("\(path): \(store.recovery); compacted, \(saved) bytes saved, \(store.logLength) bytes now")
+        store.close()
+    }
+}
+
+/// A record for the crash tests: a sequence number and some bytes.
+struct TortureEntry: Record {
+    static let typeName = "torture"
+    var seq: Int
+    var payload: String
+    func encode(to w: inout RecordWriter) {
+        w.write(1, seq)
+        w.write(2, payload)
+    }
+    init(seq: Int, payload: String) {
+        self.seq = seq
+        self.payload = payload
+    }
+    init(from r: RecordReader) throws(StoreError) {
+        seq = try r.int(1)
+        payload = try r.string(2)
+    }
+}
+
+struct Torture: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Insert records with fsync always, printing `ack N` after each commit returns, until killed.",
+        shouldDisplay: false)
+    @Argument(help: "The log file.") var path: String
+    @Option(help: "Writer threads.") var threads: Int = 4
+
+    func run() throws {
+        let store = try Store(path: path, fsync: .always)
+        let table = try store.table(TortureEntry.self)
+        let start = table.all().map(\.record.seq).max() ?? 0
+        for t in 0..<threads {
+            var tid = pthread_t()
+            let box = Unmanaged.passRetained(Job(store: store, table: table, first: start + 1 + t, step: threads)).toOpaque()
+            pthread_create(&tid, nil, { arg in
+                let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+                var seq = job.first
+                while true {
+                    do {
+                        try job.table.insert(TortureEntry(seq: seq, payload: String(repeating: "x", count: seq % 200)))
+                    } catch {
+                        let line = "torture: \(error)\n"
+                        _ = line.withCString { write(2, $0, strlen($0)) }
+                        Glibc.exit(1)
+                    }
+                    let line = "ack \(seq)\n"
+                    _ = line.withCString { write(1, $0, strlen($0)) }
+                    seq += job.step
+                }
+            }, box)
+        }
+        while true { sleep(60) }
+    }
+
+    final class Job {
+        let store: Store
+        let table: Table<TortureEntry>
+        let first: Int
+        let step: Int
+        init(store: Store, table: Table<TortureEntry>, first: Int, step: Int) {
+            self.store = store
+            self.table = table
+            self.first = first
+            self.step = step
+        }
+    }
+}
+
+StoreTool.main()
