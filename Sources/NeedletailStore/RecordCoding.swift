@@ -64,49 +64,63 @@ public struct RecordWriter {
     }
 }
 
-/// Reads the tagged fields of one record. Missing fields get the default given; a field of the
-/// wrong kind is an error naming the tag.
-public struct RecordReader {
-    private var fields: [UInt8: (kind: FieldKind, range: Range<Int>)] = [:]
-    private let bytes: [UInt8]
+/// A record's field bytes: a range of a larger array (a log entry read at open, or an encoded
+/// record), so that replaying a log copies no record.
+public struct RecordBytes: Sendable {
+    let storage: [UInt8]
+    let range: Range<Int>
 
-    init(_ bytes: [UInt8]) throws(StoreError) {
-        self.bytes = bytes
-        var i = 0
-        func need(_ n: Int) throws(StoreError) {
-            if i + n > bytes.count { throw StoreError.corrupt("record field runs past its end") }
-        }
-        while i < bytes.count {
-            try need(2)
-            let tag = bytes[i]
-            guard let kind = FieldKind(rawValue: bytes[i + 1]) else { throw StoreError.corrupt("unknown field kind \(bytes[i + 1])") }
-            i += 2
-            let start: Int
-            switch kind {
-            case .int, .double:
-                try need(8)
-                start = i
-                i += 8
-            case .bool:
-                try need(1)
-                start = i
-                i += 1
-            case .string, .bytes:
-                try need(4)
-                let n = Int(readLE(UInt32.self, bytes, i))
-                i += 4
-                try need(n)
-                start = i
-                i += n
-            }
-            fields[tag] = (kind, start..<i)
-        }
+    init(_ bytes: [UInt8]) {
+        storage = bytes
+        range = 0..<bytes.count
     }
 
-    private func field(_ tag: UInt8, _ kind: FieldKind) throws(StoreError) -> Range<Int>? {
-        guard let f = fields[tag] else { return nil }
-        guard f.kind == kind else { throw StoreError.corrupt("field \(tag) has kind \(f.kind), expected \(kind)") }
-        return f.range
+    init(storage: [UInt8], range: Range<Int>) {
+        self.storage = storage
+        self.range = range
+    }
+
+    var count: Int { range.count }
+}
+
+/// Reads the tagged fields of one record. Missing fields get the default given; a field of the
+/// wrong kind, or bytes that do not parse, are errors naming the tag. Fields are found by
+/// scanning (records have a handful), so reading builds no table.
+public struct RecordReader {
+    private let bytes: [UInt8]
+    private let range: Range<Int>
+
+    init(_ record: RecordBytes) {
+        bytes = record.storage
+        range = record.range
+    }
+
+    /// The kind and value range of field `tag`, or nil.
+    private func field(_ tag: UInt8, _ expected: FieldKind) throws(StoreError) -> Range<Int>? {
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i < end {
+            guard i + 2 <= end else { throw StoreError.corrupt("record field runs past its end") }
+            let t = bytes[i]
+            guard let kind = FieldKind(rawValue: bytes[i + 1]) else { throw StoreError.corrupt("unknown field kind \(bytes[i + 1])") }
+            i += 2
+            let length: Int
+            switch kind {
+            case .int, .double: length = 8
+            case .bool: length = 1
+            case .string, .bytes:
+                guard i + 4 <= end else { throw StoreError.corrupt("record field runs past its end") }
+                length = Int(readLE(UInt32.self, bytes, i))
+                i += 4
+            }
+            guard i + length <= end else { throw StoreError.corrupt("record field runs past its end") }
+            if t == tag {
+                guard kind == expected else { throw StoreError.corrupt("field \(tag) has kind \(kind), expected \(expected)") }
+                return i..<(i + length)
+            }
+            i += length
+        }
+        return nil
     }
 
     public func int(_ tag: UInt8, default value: Int? = nil) throws(StoreError) -> Int {
@@ -116,7 +130,7 @@ public struct RecordReader {
 
     public func string(_ tag: UInt8, default value: String? = nil) throws(StoreError) -> String {
         guard let r = try field(tag, .string) else { return try missing(tag, value) }
-        return String(decoding: bytes[r], as: UTF8.self)
+        return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[r]), as: UTF8.self) }
     }
 
     public func bytes(_ tag: UInt8, default value: [UInt8]? = nil) throws(StoreError) -> [UInt8] {
@@ -140,10 +154,7 @@ public struct RecordReader {
     }
 }
 
+@inline(__always)
 func readLE<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], _ at: Int) -> T {
-    var v: T = 0
-    withUnsafeMutableBytes(of: &v) { dst in
-        for i in 0..<MemoryLayout<T>.size { dst[i] = bytes[at + i] }
-    }
-    return T(littleEndian: v)
+    bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self)) }
 }

@@ -47,7 +47,7 @@ public final class Store: @unchecked Sendable {
     let lock = PThreadLock()
     private let log: LogFile
     /// Record bytes replayed for types whose table is not open yet, by type name and id.
-    private var unclaimed: [String: [Int: [UInt8]]] = [:]
+    private var unclaimed: [String: [Int: RecordBytes]] = [:]
     private var tables: [String: AnyTable] = [:]
     private let durability = GroupSync()
     private var syncThread: pthread_t?
@@ -60,13 +60,23 @@ public final class Store: @unchecked Sendable {
     public init(path: String, fsync policy: FsyncPolicy = .always, repair: Bool = false, lockTimeout: Double = 5) throws(StoreError) {
         self.path = path
         self.policy = policy
-        var unclaimed: [String: [Int: [UInt8]]] = [:]
+        var unclaimed: [String: [Int: RecordBytes]] = [:]
         log = try LogFile(path: path, repair: repair, lockTimeout: lockTimeout) { payload throws(StoreError) in
-            for op in try Operation.decode(payload) {
-                switch op.kind {
-                case .put: unclaimed[op.type, default: [:]][op.id] = op.bytes
-                case .delete: unclaimed[op.type]?[op.id] = nil
+            let ops = try Operation.decode(payload)
+            var i = 0
+            while i < ops.count {
+                // A run of changes to one type goes into its dictionary without re-hashing the name.
+                let type = ops[i].type
+                var rows = unclaimed.removeValue(forKey: type) ?? [:]
+                while i < ops.count && ops[i].type == type {
+                    let op = ops[i]
+                    switch op.kind {
+                    case .put: rows[op.id] = op.bytes
+                    case .delete: rows[op.id] = nil
+                    }
+                    i += 1
                 }
+                unclaimed[type] = rows
             }
         }
         self.unclaimed = unclaimed
@@ -104,9 +114,7 @@ public final class Store: @unchecked Sendable {
                 return typed
             }
             let t = Table<R>(store: self, indexes: indexes)
-            for (id, bytes) in (unclaimed.removeValue(forKey: R.typeName) ?? [:]).sorted(by: { $0.key < $1.key }) {
-                try t.applyPut(id: id, bytes: bytes)
-            }
+            try t.load(unclaimed.removeValue(forKey: R.typeName) ?? [:])
             tables[R.typeName] = t
             return t
         }
@@ -220,7 +228,7 @@ public struct Transaction {
 
     /// Removes the record `id` of `table` (the commit fails if there is none).
     public mutating func delete<R: Record>(_ id: Int, from table: Table<R>) {
-        operations.append(Operation(kind: .delete, type: R.typeName, id: id, bytes: [], isUpdate: false))
+        operations.append(Operation(kind: .delete, type: R.typeName, id: id, bytes: RecordBytes([]), isUpdate: false))
     }
 }
 
@@ -230,13 +238,13 @@ struct Operation {
     var kind: Kind
     var type: String
     var id: Int
-    var bytes: [UInt8]
+    var bytes: RecordBytes
     var isUpdate: Bool
 
-    static func bytes<R: Record>(of record: R) -> [UInt8] {
+    static func bytes<R: Record>(of record: R) -> RecordBytes {
         var w = RecordWriter()
         record.encode(to: &w)
-        return w.bytes
+        return RecordBytes(w.bytes)
     }
 
     /// Entry payload: u8 format (1), u32 count, then per change: u8 kind, u16 type-name length,
@@ -252,7 +260,7 @@ struct Operation {
             w.appendLE(UInt64(op.id))
             if op.kind == .put {
                 w.appendLE(UInt32(op.bytes.count))
-                w.bytes += op.bytes
+                w.bytes += op.bytes.storage[op.bytes.range]
             }
         }
         return w.bytes
@@ -266,23 +274,31 @@ struct Operation {
         let count = Int(readLE(UInt32.self, p, 1))
         i = 5
         var ops: [Operation] = []
+        ops.reserveCapacity(min(count, 100_000))
+        var lastType: String?
+        var lastTypeBytes: [UInt8] = []
         for _ in 0..<count {
             try need(3)
             guard let kind = Kind(rawValue: p[i]) else { throw .corrupt("unknown change kind \(p[i])") }
             let nameLength = Int(readLE(UInt16.self, p, i + 1))
             i += 3
             try need(nameLength + 8)
-            let type = String(decoding: p[i..<(i + nameLength)], as: UTF8.self)
+            // Entries hold many changes to one type: make its name once.
+            if lastType == nil || !p[i..<(i + nameLength)].elementsEqual(lastTypeBytes) {
+                lastType = String(decoding: p[i..<(i + nameLength)], as: UTF8.self)
+                lastTypeBytes = Array(p[i..<(i + nameLength)])
+            }
+            let type = lastType!
             i += nameLength
             let id = Int(readLE(UInt64.self, p, i))
             i += 8
-            var bytes: [UInt8] = []
+            var bytes = RecordBytes([])
             if kind == .put {
                 try need(4)
                 let n = Int(readLE(UInt32.self, p, i))
                 i += 4
                 try need(n)
-                bytes = Array(p[i..<(i + n)])
+                bytes = RecordBytes(storage: p, range: i..<(i + n))  // no copy: shares the entry
                 i += n
             }
             ops.append(Operation(kind: kind, type: type, id: id, bytes: bytes, isUpdate: false))

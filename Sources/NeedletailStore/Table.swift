@@ -12,7 +12,7 @@ public struct Index<R: Record>: Sendable {
 /// What the store needs from a table whatever its record type.
 protocol AnyTable: AnyObject {
     func snapshotOperations() -> [Operation]
-    func applyPut(id: Int, bytes: [UInt8]) throws(StoreError)
+    func applyPut(id: Int, bytes: RecordBytes) throws(StoreError)
     func applyDelete(id: Int)
     func contains(_ id: Int) -> Bool
 }
@@ -51,7 +51,7 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
 
     /// Removes the record `id`.
     public func delete(_ id: Int) throws(StoreError) {
-        try store.commit([Operation(kind: .delete, type: R.typeName, id: id, bytes: [], isUpdate: false)])
+        try store.commit([Operation(kind: .delete, type: R.typeName, id: id, bytes: RecordBytes([]), isUpdate: false)])
     }
 
     // MARK: Reads
@@ -101,13 +101,27 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
 
     func contains(_ id: Int) -> Bool { rows[id] != nil }
 
+    /// Decodes the records replayed from the log, in id order (so index buckets stay sorted by
+    /// appending).
+    func load(_ raw: [Int: RecordBytes]) throws(StoreError) {
+        rows.reserveCapacity(raw.count)
+        for id in raw.keys.sorted() {
+            let record = try R(from: RecordReader(raw[id].unsafelyUnwrapped))
+            rows[id] = record
+            for (i, index) in indexes.enumerated() {
+                buckets[i][index.key(record), default: []].append(id)
+            }
+            if id >= nextID { nextID = id + 1 }
+        }
+    }
+
     func snapshotOperations() -> [Operation] {
         rows.sorted { $0.key < $1.key }.map {
             Operation(kind: .put, type: R.typeName, id: $0.key, bytes: Operation.bytes(of: $0.value), isUpdate: false)
         }
     }
 
-    func applyPut(id: Int, bytes: [UInt8]) throws(StoreError) {
+    func applyPut(id: Int, bytes: RecordBytes) throws(StoreError) {
         let record = try R(from: RecordReader(bytes))
         if let old = rows[id] { unindex(old, id: id) }
         rows[id] = record

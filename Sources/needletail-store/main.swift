@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import NeedletailStore
 
@@ -8,7 +9,7 @@ struct StoreTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "needletail-store",
         abstract: "Check, repair or compact a Needletail store log.",
-        subcommands: [Check.self, Repair.self, Compact.self, Torture.self])
+        subcommands: [Check.self, Repair.self, Compact.self, Torture.self, Fill.self])
 }
 
 struct Check: ParsableCommand {
@@ -111,6 +112,37 @@ struct Torture: ParsableCommand {
             self.first = first
             self.step = step
         }
+    }
+}
+
+struct Fill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Append N small records (1,000 per transaction) and time reopening the log: the load benchmark.",
+        shouldDisplay: false)
+    @Argument(help: "The log file.") var path: String
+    @Option(help: "Records to add.") var count: Int = 1_000_000
+
+    func run() throws {
+        let store = try Store(path: path, fsync: .never)
+        let table = try store.table(TortureEntry.self)
+        var seq = 0
+        while seq < count {
+            try store.transaction { tx in
+                for _ in 0..<min(1000, count - seq) {
+                    seq += 1
+                    tx.insert(TortureEntry(seq: seq, payload: "record \(seq)"), into: table)
+                }
+            }
+        }
+        store.close()
+        var t0 = timespec(), t1 = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t0)
+        let again = try Store(path: path, fsync: .never)
+        let n = try again.table(TortureEntry.self).count
+        clock_gettime(CLOCK_MONOTONIC, &t1)
+        let seconds = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9
+        print("loaded \(n) records (\(again.logLength) bytes) in \(String(format: "%.3f", seconds)) s")
+        again.close()
     }
 }
 

@@ -334,3 +334,15 @@ struct CompactionTests {
         #expect(try Store(path: path).table(Message.self).count == 500 + 4 * 200)
     }
 }
+
+@Suite struct CRC32CTests {
+    @Test func knownValues() throws {
+        // RFC 3720 B.4 check value, and lengths around the 8-byte step.
+        let store = try Store(path: tempLogPath(), fsync: .never)
+        store.close()
+        #expect(crc32cOf(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(crc32cOf([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(crc32cOf([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(crc32cOf((0..<32).map { UInt8($0) }) == 0x46DD_794E)
+    }
+}
