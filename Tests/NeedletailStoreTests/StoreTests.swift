@@ -1,5 +1,5 @@
 import Glibc
-import NeedletailStore
+@testable import NeedletailStore
 import Synchronization
 import Testing
 
@@ -237,7 +237,7 @@ struct StoreTests {
         let done = Atomic<Int>(0)
         var threads: [pthread_t] = []
         for w in 0..<writers {
-            threads.append(startThread {
+            threads.append(spawnStoreThread {
                 for i in 0..<perWriter {
                     // Two records per transaction: a reader must never see an odd count.
                     try? store.transaction { tx in
@@ -248,7 +248,7 @@ struct StoreTests {
                 done.add(1, ordering: .relaxed)
             })
         }
-        threads.append(startThread {
+        threads.append(spawnStoreThread {
             while done.load(ordering: .relaxed) < writers {
                 if messages.count % 2 != 0 { oddSeen.add(1, ordering: .relaxed) }
             }
@@ -261,21 +261,6 @@ struct StoreTests {
         let again = try Store(path: path)
         #expect(try again.table(Message.self).count == writers * perWriter * 2)
     }
-}
-
-private final class Box: @unchecked Sendable {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    var tid = pthread_t()
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    pthread_create(&tid, nil, { arg in
-        Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
-        return nil
-    }, box)
-    return tid
 }
 
 @Suite("Records store compaction")
@@ -317,7 +302,7 @@ struct CompactionTests {
         let done = Atomic<Int>(0)
         var threads: [pthread_t] = []
         for w in 0..<4 {
-            threads.append(startThread {
+            threads.append(spawnStoreThread {
                 for i in 0..<200 { _ = try? t.insert(Message(forum: "w\(w)", text: "\(i)")) }
                 done.add(1, ordering: .relaxed)
             })
