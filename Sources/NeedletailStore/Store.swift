@@ -47,7 +47,7 @@ public final class Store: @unchecked Sendable {
     let lock = PThreadLock()
     private let log: LogFile
     /// Record bytes replayed for types whose table is not open yet, by type name and id.
-    private var unclaimed: [String: [Int: RecordBytes]] = [:]
+    private var unclaimed: [String: DenseRows<RecordBytes>] = [:]
     private var tables: [String: AnyTable] = [:]
     private let durability = GroupSync()
     private var syncThread: pthread_t?
@@ -60,16 +60,17 @@ public final class Store: @unchecked Sendable {
     public init(path: String, fsync policy: FsyncPolicy = .always, repair: Bool = false, lockTimeout: Double = 5) throws(StoreError) {
         self.path = path
         self.policy = policy
-        var unclaimed: [String: [Int: RecordBytes]] = [:]
+        var unclaimed: [String: DenseRows<RecordBytes>] = [:]
         log = try LogFile(path: path, repair: repair, lockTimeout: lockTimeout) { payload throws(StoreError) in
             let ops = try Operation.decode(payload)
             var i = 0
             while i < ops.count {
                 // A run of changes to one type goes into its dictionary without re-hashing the name.
                 let type = ops[i].type
-                var rows = unclaimed.removeValue(forKey: type) ?? [:]
+                var rows = unclaimed.removeValue(forKey: type) ?? DenseRows()
                 while i < ops.count && ops[i].type == type {
                     let op = ops[i]
+                    guard rows.canHold(op.id) else { throw StoreError.corrupt("record id \(op.id) out of range") }
                     switch op.kind {
                     case .put: rows[op.id] = op.bytes
                     case .delete: rows[op.id] = nil
@@ -114,7 +115,7 @@ public final class Store: @unchecked Sendable {
                 return typed
             }
             let t = Table<R>(store: self, indexes: indexes)
-            try t.load(unclaimed.removeValue(forKey: R.typeName) ?? [:])
+            try t.load(unclaimed.removeValue(forKey: R.typeName) ?? DenseRows())
             tables[R.typeName] = t
             return t
         }
@@ -165,7 +166,7 @@ public final class Store: @unchecked Sendable {
             guard !closed else { throw .io("store \(path) is closed") }
             var ops: [Operation] = []
             for (type, rows) in unclaimed {
-                for (id, bytes) in rows { ops.append(Operation(kind: .put, type: type, id: id, bytes: bytes, isUpdate: false)) }
+                for (id, bytes) in rows.entries { ops.append(Operation(kind: .put, type: type, id: id, bytes: bytes, isUpdate: false)) }
             }
             for t in tables.values { ops += t.snapshotOperations() }
             // Batches of up to 1,000 records per entry.

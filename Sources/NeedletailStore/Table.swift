@@ -1,11 +1,41 @@
 /// An index over one field of a record type: `Index(\Message.forum)`.
 public struct Index<R: Record>: Sendable {
     let keyPath: PartialKeyPath<R> & Sendable
-    let key: @Sendable (R) -> AnyHashable
+    let makeStorage: @Sendable () -> IndexStorage<R>
 
     public init<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable) {
         self.keyPath = keyPath
-        key = { AnyHashable($0[keyPath: keyPath]) }
+        makeStorage = { TypedIndexStorage<R, K>(keyPath) }
+    }
+}
+
+/// The ids of the records per key of one index, in increasing id order.
+class IndexStorage<R: Record> {
+    func add(_ record: R, id: Int) {}
+    func remove(_ record: R, id: Int) {}
+}
+
+/// An index's buckets with the key's own type: hashing and comparing `K` directly (an
+/// `AnyHashable` key costs several times more per lookup).
+final class TypedIndexStorage<R: Record, K: Hashable>: IndexStorage<R> {
+    let keyPath: KeyPath<R, K>
+    var buckets: [K: [Int]] = [:]
+
+    init(_ keyPath: KeyPath<R, K>) { self.keyPath = keyPath }
+
+    override func add(_ record: R, id: Int) {
+        let key = record[keyPath: keyPath]
+        if let last = buckets[key]?.last, last > id {
+            buckets[key]!.insert(id, at: buckets[key]!.firstIndex { $0 > id } ?? buckets[key]!.count)
+        } else {
+            buckets[key, default: []].append(id)
+        }
+    }
+
+    override func remove(_ record: R, id: Int) {
+        let key = record[keyPath: keyPath]
+        buckets[key]?.removeAll { $0 == id }
+        if buckets[key]?.isEmpty == true { buckets[key] = nil }
     }
 }
 
@@ -22,16 +52,19 @@ protocol AnyTable: AnyObject {
 public final class Table<R: Record>: AnyTable, @unchecked Sendable {
     /// Strong: a table keeps its store open. `Store.close()` breaks the cycle.
     private let store: Store
-    private var rows: [Int: R] = [:]
+    private var rows = DenseRows<R>()
     private var nextID = 1
     private let indexes: [Index<R>]
     /// Per index: key → ids in increasing order (ids are monotonic, so appending keeps order).
-    private var buckets: [[AnyHashable: [Int]]]
+    private let storages: [IndexStorage<R>]
+    /// Key paths seen in lookups, by identity, with the index they name (comparing key paths
+    /// for equality is slow; each literal is one object, so identity hits after the first use).
+    private var keyPathAliases: [(AnyKeyPath, Int)] = []
 
     init(store: Store, indexes: [Index<R>]) {
         self.store = store
         self.indexes = indexes
-        buckets = Array(repeating: [:], count: indexes.count)
+        storages = indexes.map { $0.makeStorage() }
     }
 
     // MARK: Writes (each is a transaction of one change)
@@ -66,19 +99,23 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
 
     /// Every record, by increasing id.
     public func all() -> [(id: Int, record: R)] {
-        store.lock.withLock { rows.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+        store.lock.withLock { rows.entries.map { ($0.id, $0.value) } }
     }
 
     /// Records whose indexed field `keyPath` equals `value`, newest (highest id) first unless
     /// `newestFirst` is false. Average O(1) to find them; `keyPath` must be one of the indexes.
     public func lookup<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K, newestFirst: Bool = true) -> [(id: Int, record: R)] {
-        store.lock.withLock {
-            guard let i = indexes.firstIndex(where: { $0.keyPath == keyPath }) else {
-                preconditionFailure("\(keyPath) is not an index of \(R.typeName); declare it when opening the table")
+        return store.lock.withLock {
+            let i = indexPosition(keyPath)
+            guard let storage = storages[i] as? TypedIndexStorage<R, K>, let ids = storage.buckets[value] else { return [] }
+            var out: [(id: Int, record: R)] = []
+            out.reserveCapacity(ids.count)
+            if newestFirst {
+                for id in ids.reversed() { if let r = rows[id] { out.append((id, r)) } }
+            } else {
+                for id in ids { if let r = rows[id] { out.append((id, r)) } }
             }
-            let ids = buckets[i][AnyHashable(value)] ?? []
-            let ordered = newestFirst ? Array(ids.reversed()) : ids
-            return ordered.compactMap { id in rows[id].map { (id, $0) } }
+            return out
         }
     }
 
@@ -87,6 +124,16 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
         let found = lookup(keyPath, value, newestFirst: false)
         guard found.count <= 1 else { throw .notUnique }
         return found.first
+    }
+
+    /// Which index serves `keyPath` (called under the store's lock).
+    private func indexPosition(_ keyPath: AnyKeyPath) -> Int {
+        for (alias, i) in keyPathAliases where alias === keyPath { return i }
+        guard let i = indexes.firstIndex(where: { $0.keyPath == keyPath }) else {
+            preconditionFailure("\(keyPath) is not an index of \(R.typeName); declare it when opening the table")
+        }
+        if keyPathAliases.count < 64 { keyPathAliases.append((keyPath, i)) }
+        return i
     }
 
     // MARK: Applying changes (under the store's lock)
@@ -103,51 +150,40 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
 
     /// Decodes the records replayed from the log, in id order (so index buckets stay sorted by
     /// appending).
-    func load(_ raw: [Int: RecordBytes]) throws(StoreError) {
-        rows.reserveCapacity(raw.count)
-        for id in raw.keys.sorted() {
-            let record = try R(from: RecordReader(raw[id].unsafelyUnwrapped))
+    func load(_ raw: DenseRows<RecordBytes>) throws(StoreError) {
+        rows.reserveCapacity(raw.slots.count)
+        for (i, bytes) in raw.slots.enumerated() {
+            guard let bytes else { continue }
+            let id = i + 1
+            let record = try R(from: RecordReader(bytes))
             rows[id] = record
-            for (i, index) in indexes.enumerated() {
-                buckets[i][index.key(record), default: []].append(id)
-            }
+            for storage in storages { storage.add(record, id: id) }
             if id >= nextID { nextID = id + 1 }
         }
     }
 
     func snapshotOperations() -> [Operation] {
-        rows.sorted { $0.key < $1.key }.map {
-            Operation(kind: .put, type: R.typeName, id: $0.key, bytes: Operation.bytes(of: $0.value), isUpdate: false)
+        rows.entries.map {
+            Operation(kind: .put, type: R.typeName, id: $0.id, bytes: Operation.bytes(of: $0.value), isUpdate: false)
         }
     }
 
     func applyPut(id: Int, bytes: RecordBytes) throws(StoreError) {
+        guard rows.canHold(id) else { throw .corrupt("record id \(id) out of range") }
         let record = try R(from: RecordReader(bytes))
         if let old = rows[id] { unindex(old, id: id) }
         rows[id] = record
-        for (i, index) in indexes.enumerated() {
-            let key = index.key(record)
-            var ids = buckets[i][key] ?? []
-            if let last = ids.last, last > id {
-                ids.insert(id, at: ids.firstIndex { $0 > id } ?? ids.count)
-            } else {
-                ids.append(id)
-            }
-            buckets[i][key] = ids
-        }
+        for storage in storages { storage.add(record, id: id) }
         if id >= nextID { nextID = id + 1 }
     }
 
     func applyDelete(id: Int) {
-        guard let old = rows.removeValue(forKey: id) else { return }
+        guard let old = rows[id] else { return }
+        rows[id] = nil
         unindex(old, id: id)
     }
 
     private func unindex(_ record: R, id: Int) {
-        for (i, index) in indexes.enumerated() {
-            let key = index.key(record)
-            buckets[i][key]?.removeAll { $0 == id }
-            if buckets[i][key]?.isEmpty == true { buckets[i][key] = nil }
-        }
+        for storage in storages { storage.remove(record, id: id) }
     }
 }

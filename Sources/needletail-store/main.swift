@@ -142,7 +142,17 @@ struct Fill: ParsableCommand {
         clock_gettime(CLOCK_MONOTONIC, &t1)
         let seconds = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9
         print("loaded \(n) records (\(again.logLength) bytes) in \(String(format: "%.3f", seconds)) s")
+        // Indexed lookups: the table again with an index on seq, then `count` lookups.
         again.close()
+        let indexed = try Store(path: path, fsync: .never)
+        let t = try indexed.table(TortureEntry.self, indexes: [Index(\TortureEntry.seq)])
+        var found = 0
+        clock_gettime(CLOCK_MONOTONIC, &t0)
+        for k in 1...n { found += t.lookup(\TortureEntry.seq, k).count }
+        clock_gettime(CLOCK_MONOTONIC, &t1)
+        let lookupSeconds = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9
+        print("\(found) indexed lookups in \(String(format: "%.3f", lookupSeconds)) s: \(String(format: "%.0f", lookupSeconds / Double(n) * 1e9)) ns each")
+        indexed.close()
     }
 }
 
