@@ -1,8 +1,9 @@
 /// Values by record id in an array indexed by id: ids are handed out in sequence, so the array
 /// is dense (a deleted record leaves a hole). Faster than a dictionary to fill and to read, and
 /// iterates in id order for free.
+@usableFromInline
 struct DenseRows<T> {
-    private(set) var slots: [T?] = []
+    @usableFromInline private(set) var slots: [T?] = []
     private(set) var count = 0
 
     /// Ids further than this past the last slot are refused (a damaged id must not make the
@@ -11,8 +12,9 @@ struct DenseRows<T> {
 
     func canHold(_ id: Int) -> Bool { id >= 1 && id <= slots.count + DenseRows.maxGap }
 
+    @usableFromInline
     subscript(id: Int) -> T? {
-        get { id >= 1 && id <= slots.count ? slots[id - 1] : nil }
+        @inlinable get { id >= 1 && id <= slots.count ? slots[id - 1] : nil }
         set {
             precondition(canHold(id), "record id \(id) out of range")
             if id == slots.count + 1, newValue != nil {

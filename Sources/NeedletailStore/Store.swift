@@ -44,7 +44,7 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    let lock = PThreadLock()
+    @usableFromInline let lock = PThreadLock()
     private let log: LogFile
     /// Record bytes replayed for types whose table is not open yet, by type name and id.
     private var unclaimed: [String: DenseRows<RecordBytes>] = [:]

@@ -1,11 +1,13 @@
 import Glibc
 
 /// A pthread mutex (a lock that may be held across calls that throw typed errors).
+@usableFromInline
 final class PThreadLock: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
+    @usableFromInline var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }
 
+    @inlinable
     func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }

@@ -10,6 +10,7 @@ public struct Index<R: Record>: Sendable {
 }
 
 /// The ids of the records per key of one index, in increasing id order.
+@usableFromInline
 class IndexStorage<R: Record> {
     func add(_ record: R, id: Int) {}
     func remove(_ record: R, id: Int) {}
@@ -17,9 +18,10 @@ class IndexStorage<R: Record> {
 
 /// An index's buckets with the key's own type: hashing and comparing `K` directly (an
 /// `AnyHashable` key costs several times more per lookup).
+@usableFromInline
 final class TypedIndexStorage<R: Record, K: Hashable>: IndexStorage<R> {
     let keyPath: KeyPath<R, K>
-    var buckets: [K: [Int]] = [:]
+    @usableFromInline var buckets: [K: [Int]] = [:]
 
     init(_ keyPath: KeyPath<R, K>) { self.keyPath = keyPath }
 
@@ -51,12 +53,12 @@ protocol AnyTable: AnyObject {
 /// Reads and writes may come from any thread (the store's lock guards them).
 public final class Table<R: Record>: AnyTable, @unchecked Sendable {
     /// Strong: a table keeps its store open. `Store.close()` breaks the cycle.
-    private let store: Store
-    private var rows = DenseRows<R>()
+    @usableFromInline let store: Store
+    @usableFromInline var rows = DenseRows<R>()
     private var nextID = 1
     private let indexes: [Index<R>]
     /// Per index: key → ids in increasing order (ids are monotonic, so appending keeps order).
-    private let storages: [IndexStorage<R>]
+    @usableFromInline let storages: [IndexStorage<R>]
     /// Key paths seen in lookups, by identity, with the index they name (comparing key paths
     /// for equality is slow; each literal is one object, so identity hits after the first use).
     private var keyPathAliases: [(AnyKeyPath, Int)] = []
@@ -104,10 +106,13 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
 
     /// Records whose indexed field `keyPath` equals `value`, newest (highest id) first unless
     /// `newestFirst` is false. Average O(1) to find them; `keyPath` must be one of the indexes.
+    @inlinable
     public func lookup<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K, newestFirst: Bool = true) -> [(id: Int, record: R)] {
         return store.lock.withLock {
             let i = indexPosition(keyPath)
-            guard let storage = storages[i] as? TypedIndexStorage<R, K>, let ids = storage.buckets[value] else { return [] }
+            // The index at `i` was made for this key path, hence for `K`.
+            let storage = unsafeDowncast(storages[i], to: TypedIndexStorage<R, K>.self)
+            guard let ids = storage.buckets[value] else { return [] }
             var out: [(id: Int, record: R)] = []
             out.reserveCapacity(ids.count)
             if newestFirst {
@@ -127,7 +132,8 @@ public final class Table<R: Record>: AnyTable, @unchecked Sendable {
     }
 
     /// Which index serves `keyPath` (called under the store's lock).
-    private func indexPosition(_ keyPath: AnyKeyPath) -> Int {
+    @usableFromInline
+    func indexPosition(_ keyPath: AnyKeyPath) -> Int {
         for (alias, i) in keyPathAliases where alias === keyPath { return i }
         guard let i = indexes.firstIndex(where: { $0.keyPath == keyPath }) else {
             preconditionFailure("\(keyPath) is not an index of \(R.typeName); declare it when opening the table")
