@@ -24,6 +24,9 @@ final class GroupSync: @unchecked Sendable {
     private var durable = 0
     private var syncing = false
     private var lastSync = 0.0
+    /// Writers waiting for a sync: when several are, the leader lingers a moment so that the
+    /// next sync covers more of them (PostgreSQL's commit_delay, applied only under contention).
+    private var waiting = 0
 
     init() {
         pthread_mutex_init(&mutex, nil)
@@ -52,13 +55,23 @@ final class GroupSync: @unchecked Sendable {
     /// Returns once everything up to `offset` has been synced, by this thread or another.
     func waitUntilDurable(_ offset: Int, sync: () throws(StoreError) -> Void) throws(StoreError) {
         pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        waiting += 1
+        defer {
+            waiting -= 1
+            pthread_mutex_unlock(&mutex)
+        }
         while durable < offset {
             if syncing {
                 pthread_cond_wait(&cond, &mutex)
                 continue
             }
             syncing = true
+            // Let writers that were woken with us append first, so that one sync covers them
+            // too (a larger group: more commits per fdatasync). A lone writer does not wait.
+            let contended = waiting > 1
+            pthread_mutex_unlock(&mutex)
+            if contended { usleep(50) } else { sched_yield() }
+            pthread_mutex_lock(&mutex)
             let target = appended
             pthread_mutex_unlock(&mutex)
             var failure: StoreError?

@@ -1,0 +1,190 @@
+// NeedletailStore against SQLite (WAL; synchronous=FULL and NORMAL), same inserts and lookups,
+// same run. Usage: swift run -c release --package-path Benchmarks store-bench [--quick]
+import CSQLite
+import Glibc
+import Needletail
+import Synchronization
+
+struct Row: Record {
+    static let typeName = "row"
+    var key: Int
+    var text: String
+    func encode(to w: inout RecordWriter) {
+        w.write(1, key)
+        w.write(2, text)
+    }
+    init(key: Int, text: String) {
+        self.key = key
+        self.text = text
+    }
+    init(from r: RecordReader) throws(StoreError) {
+        key = try r.int(1)
+        text = try r.string(2)
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func tempDir() -> String {
+    var template = Array("/tmp/needletail-store-bench-XXXXXX".utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+}
+
+func residentBytes() -> Int {
+    guard let f = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(f) }
+    var size = 0, rss = 0
+    _ = withUnsafeMutablePointer(to: &size) { s in withUnsafeMutablePointer(to: &rss) { r in withVaList([s, r]) { vfscanf(f, "%ld %ld", $0) } } }
+    return rss * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Runs `body(thread)` on `threads` threads and returns the wall time.
+func parallel(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> Double {
+    let start = now()
+    var tids: [pthread_t] = []
+    for t in 0..<threads {
+        tids.append(spawnThread { body(t) })
+    }
+    for t in tids { pthread_join(t, nil) }
+    return now() - start
+}
+
+let quick = CommandLine.arguments.contains("--quick")
+let writers = 16
+let perWriterDurable = quick ? 50 : 500
+let perWriterFast = quick ? 500 : 5_000
+let lookups = quick ? 20_000 : 200_000
+
+var rows: [(String, String)] = []
+
+// MARK: Needletail inserts per policy
+
+for (name, policy, per) in [("always", FsyncPolicy.always, perWriterDurable), ("everySecond", .everySecond, perWriterFast), ("never", .never, perWriterFast)] {
+    let dir = tempDir()
+    let store = try Store(path: dir + "/bench.log", fsync: policy)
+    let table = try store.table(Row.self, indexes: [Index(\Row.key)])
+    let seconds = parallel(writers) { t in
+        for i in 0..<per { _ = try? table.insert(Row(key: t * per + i, text: "row \(i) of writer \(t)")) }
+    }
+    let total = writers * per
+    rows.append(("Needletail, fsync \(name), \(writers) writers", "\(Int(Double(total) / seconds)) inserts/s"))
+    store.close()
+}
+
+// MARK: SQLite inserts, WAL, FULL and NORMAL
+
+func sqliteInserts(synchronous: String, per: Int) -> Double {
+    let dir = tempDir()
+    let path = dir + "/bench.db"
+    var setup: OpaquePointer?
+    sqlite3_open(path, &setup)
+    sqlite3_exec(setup, "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synchronous); CREATE TABLE row(id INTEGER PRIMARY KEY, key INTEGER, text TEXT); CREATE INDEX row_key ON row(key);", nil, nil, nil)
+    sqlite3_close(setup)
+    let seconds = parallel(writers) { t in
+        var db: OpaquePointer?
+        sqlite3_open(path, &db)
+        sqlite3_busy_timeout(db, 60_000)
+        sqlite3_exec(db, "PRAGMA synchronous=\(synchronous);", nil, nil, nil)
+        var stmt: OpaquePointer?
+        sqlite3_prepare_v2(db, "INSERT INTO row(key, text) VALUES (?, ?)", -1, &stmt, nil)
+        for i in 0..<per {
+            sqlite3_bind_int64(stmt, 1, Int64(t * per + i))
+            let text = "row \(i) of writer \(t)"
+            sqlite3_bind_text(stmt, 2, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+            while sqlite3_step(stmt) == SQLITE_BUSY { usleep(100) }
+            sqlite3_reset(stmt)
+        }
+        sqlite3_finalize(stmt)
+        sqlite3_close(db)
+    }
+    return Double(writers * per) / seconds
+}
+
+for (sync, per) in [("FULL", perWriterDurable), ("NORMAL", perWriterFast)] {
+    rows.append(("SQLite WAL, synchronous=\(sync), \(writers) writers", "\(Int(sqliteInserts(synchronous: sync, per: per))) inserts/s"))
+}
+
+// MARK: Lookups
+
+do {
+    let dir = tempDir()
+    let store = try Store(path: dir + "/lookup.log", fsync: .never)
+    let table = try store.table(Row.self, indexes: [Index(\Row.key)])
+    try store.transaction { tx in
+        for k in 0..<lookups { tx.insert(Row(key: k, text: "row \(k)"), into: table) }
+    }
+    var found = 0
+    let start = now()
+    for k in 0..<lookups { found += table.lookup(\Row.key, k).count }
+    let ns = (now() - start) / Double(lookups) * 1e9
+    rows.append(("Needletail indexed lookup (\(found) found)", "\(Int(ns)) ns"))
+    store.close()
+
+    var db: OpaquePointer?
+    sqlite3_open(dir + "/lookup.db", &db)
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE row(id INTEGER PRIMARY KEY, key INTEGER, text TEXT); CREATE INDEX row_key ON row(key); BEGIN;", nil, nil, nil)
+    var ins: OpaquePointer?
+    sqlite3_prepare_v2(db, "INSERT INTO row(key, text) VALUES (?, ?)", -1, &ins, nil)
+    for k in 0..<lookups {
+        sqlite3_bind_int64(ins, 1, Int64(k))
+        sqlite3_bind_text(ins, 2, "row \(k)", -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        sqlite3_step(ins)
+        sqlite3_reset(ins)
+    }
+    sqlite3_finalize(ins)
+    sqlite3_exec(db, "COMMIT;", nil, nil, nil)
+    var sel: OpaquePointer?
+    sqlite3_prepare_v2(db, "SELECT id, key, text FROM row WHERE key = ?", -1, &sel, nil)
+    var sqlFound = 0
+    let s2 = now()
+    for k in 0..<lookups {
+        sqlite3_bind_int64(sel, 1, Int64(k))
+        while sqlite3_step(sel) == SQLITE_ROW {
+            _ = String(cString: sqlite3_column_text(sel, 2))
+            sqlFound += 1
+        }
+        sqlite3_reset(sel)
+    }
+    let sqlNs = (now() - s2) / Double(lookups) * 1e9
+    sqlite3_finalize(sel)
+    sqlite3_close(db)
+    rows.append(("SQLite indexed lookup, prepared (\(sqlFound) found)", "\(Int(sqlNs)) ns"))
+}
+
+// MARK: Load and memory
+
+do {
+    let count = quick ? 100_000 : 1_000_000
+    let dir = tempDir()
+    let path = dir + "/load.log"
+    do {
+        let store = try Store(path: path, fsync: .never)
+        let table = try store.table(Row.self)
+        var k = 0
+        while k < count {
+            try store.transaction { tx in
+                for _ in 0..<1000 where k < count {
+                    tx.insert(Row(key: k, text: "row \(k)"), into: table)
+                    k += 1
+                }
+            }
+        }
+        store.close()
+    }
+    let before = residentBytes()
+    let start = now()
+    let store = try Store(path: path, fsync: .never)
+    let n = try store.table(Row.self).count
+    let seconds = now() - start
+    let perRecord = (residentBytes() - before) / max(n, 1)
+    rows.append(("Needletail load of \(n) records", "\(Int(seconds * 1000)) ms"))
+    rows.append(("Needletail memory per loaded record (RSS growth)", "\(perRecord) bytes"))
+    store.close()
+}
+
+print("| measure | result |\n|---|---:|")
+for (k, v) in rows { print("| \(k) | \(v) |") }
