@@ -7,13 +7,13 @@ import PackageDescription
 let package = Package(
     name: "NeedletailBenchmarks",
     dependencies: [
-        .package(path: ".."),
+        .package(name: "Needletail", path: ".."),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .executableTarget(name: "store-bench", dependencies: [
             "CSQLite",
-            .product(name: "Needletail", package: "main"),
+            .product(name: "Needletail", package: "Needletail"),
         ]),
     ],
     swiftLanguageModes: [.v6]
