@@ -48,25 +48,6 @@ struct Compact: ParsableCommand {
     }
 }
 
-/// A record for the crash tests: a sequence number and some bytes.
-struct TortureEntry: Record {
-    static let typeName = "torture"
-    var seq: Int
-    var payload: String
-    func encode(to w: inout RecordWriter) {
-        w.write(1, seq)
-        w.write(2, payload)
-    }
-    init(seq: Int, payload: String) {
-        self.seq = seq
-        self.payload = payload
-    }
-    init(from r: RecordReader) throws(StoreError) {
-        seq = try r.int(1)
-        payload = try r.string(2)
-    }
-}
-
 struct Torture: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Insert records with fsync always, printing `ack N` after each commit returns, until killed.",
@@ -76,8 +57,8 @@ struct Torture: ParsableCommand {
 
     func run() throws {
         let store = try Store(path: path, fsync: .always)
-        let table = try store.table(TortureEntry.self)
-        let start = table.all().map(\.record.seq).max() ?? 0
+        let table = try store.table(SampleRecord.self)
+        let start = table.all().map(\.record.key).max() ?? 0
         for t in 0..<threads {
             var tid = pthread_t()
             let box = Unmanaged.passRetained(Job(store: store, table: table, first: start + 1 + t, step: threads)).toOpaque()
@@ -86,7 +67,7 @@ struct Torture: ParsableCommand {
                 var seq = job.first
                 while true {
                     do {
-                        try job.table.insert(TortureEntry(seq: seq, payload: String(repeating: "x", count: seq % 200)))
+                        try job.table.insert(SampleRecord(key: seq, text: String(repeating: "x", count: seq % 200)))
                     } catch {
                         let line = "torture: \(error)\n"
                         _ = line.withCString { write(2, $0, strlen($0)) }
@@ -103,10 +84,10 @@ struct Torture: ParsableCommand {
 
     final class Job {
         let store: Store
-        let table: Table<TortureEntry>
+        let table: Table<SampleRecord>
         let first: Int
         let step: Int
-        init(store: Store, table: Table<TortureEntry>, first: Int, step: Int) {
+        init(store: Store, table: Table<SampleRecord>, first: Int, step: Int) {
             self.store = store
             self.table = table
             self.first = first
@@ -124,13 +105,13 @@ struct Fill: ParsableCommand {
 
     func run() throws {
         let store = try Store(path: path, fsync: .never)
-        let table = try store.table(TortureEntry.self)
+        let table = try store.table(SampleRecord.self)
         var seq = 0
         while seq < count {
             try store.transaction { tx in
                 for _ in 0..<min(1000, count - seq) {
                     seq += 1
-                    tx.insert(TortureEntry(seq: seq, payload: "record \(seq)"), into: table)
+                    tx.insert(SampleRecord(key: seq, text: "record \(seq)"), into: table)
                 }
             }
         }
@@ -138,17 +119,17 @@ struct Fill: ParsableCommand {
         var t0 = timespec(), t1 = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t0)
         let again = try Store(path: path, fsync: .never)
-        let n = try again.table(TortureEntry.self).count
+        let n = try again.table(SampleRecord.self).count
         clock_gettime(CLOCK_MONOTONIC, &t1)
         let seconds = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9
         print("loaded \(n) records (\(again.logLength) bytes) in \(String(format: "%.3f", seconds)) s")
         // Indexed lookups: the table again with an index on seq, then `count` lookups.
         again.close()
         let indexed = try Store(path: path, fsync: .never)
-        let t = try indexed.table(TortureEntry.self, indexes: [Index(\TortureEntry.seq)])
+        let t = try indexed.table(SampleRecord.self, indexes: [Index(\SampleRecord.key)])
         var found = 0
         clock_gettime(CLOCK_MONOTONIC, &t0)
-        for k in 1...n { found += t.lookup(\TortureEntry.seq, k).count }
+        for k in 1...n { found += t.lookup(\SampleRecord.key, k).count }
         clock_gettime(CLOCK_MONOTONIC, &t1)
         let lookupSeconds = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9
         print("\(found) indexed lookups in \(String(format: "%.3f", lookupSeconds)) s: \(String(format: "%.0f", lookupSeconds / Double(n) * 1e9)) ns each")

@@ -3,21 +3,6 @@ import Glibc
 import NeedletailStore
 import Testing
 
-/// The record `needletail-store torture` writes.
-struct TortureEntry: Record {
-    static let typeName = "torture"
-    var seq: Int
-    var payload: String
-    func encode(to w: inout RecordWriter) {
-        w.write(1, seq)
-        w.write(2, payload)
-    }
-    init(from r: RecordReader) throws(StoreError) {
-        seq = try r.int(1)
-        payload = try r.string(2)
-    }
-}
-
 /// The store tool built next to the test bundle.
 func storeTool() -> String {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -52,7 +37,7 @@ struct CrashTests {
                 if let n = Int(line.dropFirst(4)) { acknowledged.insert(n) }
             }
             let store = try Store(path: path, fsync: .never)
-            let seqs = Set(try store.table(TortureEntry.self).all().map(\.record.seq))
+            let seqs = Set(try store.table(SampleRecord.self).all().map(\.record.key))
             let lost = acknowledged.subtracting(seqs)
             #expect(lost.isEmpty, "round \(round): \(lost.count) acknowledged writes lost (\(store.recovery))")
             store.close()

@@ -5,24 +5,6 @@ import Glibc
 import Needletail
 import Synchronization
 
-struct Row: Record {
-    static let typeName = "row"
-    var key: Int
-    var text: String
-    func encode(to w: inout RecordWriter) {
-        w.write(1, key)
-        w.write(2, text)
-    }
-    init(key: Int, text: String) {
-        self.key = key
-        self.text = text
-    }
-    init(from r: RecordReader) throws(StoreError) {
-        key = try r.int(1)
-        text = try r.string(2)
-    }
-}
-
 func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -66,9 +48,9 @@ var rows: [(String, String)] = []
 for (name, policy, per) in [("always", FsyncPolicy.always, perWriterDurable), ("everySecond", .everySecond, perWriterFast), ("never", .never, perWriterFast)] {
     let dir = tempDir()
     let store = try Store(path: dir + "/bench.log", fsync: policy)
-    let table = try store.table(Row.self, indexes: [Index(\Row.key)])
+    let table = try store.table(SampleRecord.self, indexes: [Index(\SampleRecord.key)])
     let seconds = parallel(writers) { t in
-        for i in 0..<per { _ = try? table.insert(Row(key: t * per + i, text: "row \(i) of writer \(t)")) }
+        for i in 0..<per { _ = try? table.insert(SampleRecord(key: t * per + i, text: "row \(i) of writer \(t)")) }
     }
     let total = writers * per
     rows.append(("Needletail, fsync \(name), \(writers) writers", "\(Int(Double(total) / seconds)) inserts/s"))
@@ -113,13 +95,13 @@ for (sync, per) in [("FULL", perWriterDurable), ("NORMAL", perWriterFast)] {
 do {
     let dir = tempDir()
     let store = try Store(path: dir + "/lookup.log", fsync: .never)
-    let table = try store.table(Row.self, indexes: [Index(\Row.key)])
+    let table = try store.table(SampleRecord.self, indexes: [Index(\SampleRecord.key)])
     try store.transaction { tx in
-        for k in 0..<lookups { tx.insert(Row(key: k, text: "row \(k)"), into: table) }
+        for k in 0..<lookups { tx.insert(SampleRecord(key: k, text: "row \(k)"), into: table) }
     }
     var found = 0
     let start = now()
-    for k in 0..<lookups { found += table.lookup(\Row.key, k).count }
+    for k in 0..<lookups { found += table.lookup(\SampleRecord.key, k).count }
     let ns = (now() - start) / Double(lookups) * 1e9
     rows.append(("Needletail indexed lookup (\(found) found)", "\(Int(ns)) ns"))
     store.close()
@@ -163,12 +145,12 @@ do {
     let path = dir + "/load.log"
     do {
         let store = try Store(path: path, fsync: .never)
-        let table = try store.table(Row.self)
+        let table = try store.table(SampleRecord.self)
         var k = 0
         while k < count {
             try store.transaction { tx in
                 for _ in 0..<1000 where k < count {
-                    tx.insert(Row(key: k, text: "row \(k)"), into: table)
+                    tx.insert(SampleRecord(key: k, text: "row \(k)"), into: table)
                     k += 1
                 }
             }
@@ -178,7 +160,7 @@ do {
     let before = residentBytes()
     let start = now()
     let store = try Store(path: path, fsync: .never)
-    let n = try store.table(Row.self).count
+    let n = try store.table(SampleRecord.self).count
     let seconds = now() - start
     let perRecord = (residentBytes() - before) / max(n, 1)
     rows.append(("Needletail load of \(n) records", "\(Int(seconds * 1000)) ms"))
