@@ -12,6 +12,9 @@ public struct FastCGILimits: Sendable {
     public var maxBodyBytes = 1 << 20
     /// Seconds an idle connection from the web server is kept (nginx keeps pooled ones).
     public var idleTimeout = 300
+    /// Requests in flight on one connection (multiplexing); a BEGIN_REQUEST beyond it is
+    /// answered END_REQUEST with OVERLOADED. Advertised as FCGI_MAX_REQS.
+    public var maxRequestsPerConnection = 1000
     /// Peers allowed to connect (FCGI_WEB_SERVER_ADDRS); empty means any.
     public var allowedPeers: [String] = []
     public init() {}
@@ -119,6 +122,11 @@ final class FastCGIConnection: ConnectionHandler {
             let role = UInt16(small[0]) << 8 | UInt16(small[1])
             let keep = small[2] & FastCGI.flagKeepConn != 0
             if requests[id] != nil { return protocolError("BEGIN_REQUEST for active request \(id)", on: connection) }
+            guard requests.count < context.fastCGI.maxRequestsPerConnection else {
+                connection.write { FastCGI.appendEndRequest(id: id, appStatus: 0, status: .overloaded, to: $0) }
+                if !keep { connection.closeAfterFlush() }
+                return
+            }
             guard role == FastCGI.roleResponder else {
                 connection.write { FastCGI.appendEndRequest(id: id, appStatus: 0, status: .unknownRole, to: $0) }
                 if !keep { connection.closeAfterFlush() }
@@ -164,7 +172,7 @@ final class FastCGIConnection: ConnectionHandler {
         for (name, _) in asked {
             switch name {
             case "FCGI_MAX_CONNS": FastCGI.appendPair(name: name, value: "10000", to: &answer)
-            case "FCGI_MAX_REQS": FastCGI.appendPair(name: name, value: "10000", to: &answer)
+            case "FCGI_MAX_REQS": FastCGI.appendPair(name: name, value: "\(context.fastCGI.maxRequestsPerConnection)", to: &answer)
             case "FCGI_MPXS_CONNS": FastCGI.appendPair(name: name, value: "1", to: &answer)
             default: break
             }

@@ -257,6 +257,22 @@ struct FastCGITests {
         }
     }
 
+    @Test func requestsInFlightPerConnectionAreCapped() throws {
+        try withFastCGI { _, address in
+            let c = try FCGIClient(address)
+            // 1,000 requests begun and left open, then one more: OVERLOADED.
+            var bytes: [UInt8] = []
+            for id in 1...1000 { bytes += FCGIClient.begin(id: UInt16(id)) }
+            bytes += FCGIClient.begin(id: 1001)
+            try c.send(bytes)
+            let r = try #require(try c.readRecord())
+            #expect(r.type == 3 && r.id == 1001 && r.content[4] == 2, "END_REQUEST with OVERLOADED")
+            // Ending one frees a place.
+            try c.send(FCGIClient.record(4, id: 5, FCGIClient.pairs(helloParams)) + FCGIClient.record(4, id: 5, []) + FCGIClient.record(5, id: 5, []))
+            #expect(try c.readAnswers([5])[5]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
+        }
+    }
+
     @Test func peersOutsideFCGIWebServerAddrsAreRefused() throws {
         var config = ServerConfiguration()
         config.loops = 1
