@@ -48,7 +48,7 @@ let package = Package(
         ]),
         // Check, repair and compact store logs; drives the crash tests.
         .executableTarget(name: "needletail-store", dependencies: [
-            "NeedletailStore",
+            "NeedletailStore", "NeedletailLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "CNeedletailLinux"]),

@@ -75,12 +75,6 @@ public final class ByteBuffer {
         s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
-    /// Appends a copy of `bytes`.
-    @inlinable
-    public func append(contentsOf bytes: some Sequence<UInt8>) {
-        for b in bytes { append(b) }
-    }
-
     /// Appends the decimal digits of `value`.
     @inlinable
     public func appendDecimal(_ value: Int) {
@@ -125,6 +119,4 @@ public final class ByteBuffer {
     @inlinable
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
-    /// A copy of the bytes as an array.
-    public var array: [UInt8] { Array(bytes) }
 }

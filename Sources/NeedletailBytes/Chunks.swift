@@ -135,14 +135,6 @@ public struct Chunks {
         }
     }
 
-    /// The links with owned ranges resolved against `storage`, for an output queue that retains
-    /// `storage` while it writes. `storage` is `nil` when the chain has no dynamic bytes.
-    public func links() -> (storage: ByteBuffer?, parts: [Part]) {
-        var parts = closed
-        if let s = storage, s.count > openStart { parts.append(.owned(openStart..<s.count)) }
-        return (storage, parts)
-    }
-
     /// Visits the links without building an array: `storage` is the owner of every `.owned` range.
     @inlinable
     public func withLinks(_ body: (ByteBuffer?, Part) -> Void) {

@@ -103,11 +103,6 @@ public struct ListeningSocket: Sendable {
         return rc != 0 && errno == ENOTCONN
     }
 
-    /// Another listener on the same address with SO_REUSEPORT (one per loop).
-    public func sibling(options: Options) throws(SocketError) -> ListeningSocket {
-        try ListeningSocket.bind(address, options: options)
-    }
-
     private static func boundAddress(fd: Int32, asked: SocketAddress) -> SocketAddress {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)

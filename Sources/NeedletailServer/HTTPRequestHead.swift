@@ -249,7 +249,7 @@ struct HTTPHeadParser {
                     throw HTTPError(.expectationFailed, "only Expect: 100-continue is understood")
                 }
             case 10 where lowerEquals(name, "connection"):
-                forEachToken(value) { t in
+                forEachListItem(value) { t in
                     if lowerEquals(t, "close") { closeToken = true }
                     else if lowerEquals(t, "keep-alive") { keepAliveToken = true }
                 }
@@ -386,11 +386,6 @@ func forEachListItem(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPo
         if e > s { body(UnsafeRawBufferPointer(rebasing: value[s..<e])) }
         start = end + 1
     }
-}
-
-/// Calls `body` with each token of a Connection-style list.
-func forEachToken(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
-    forEachListItem(value, body)
 }
 
 /// A non-negative decimal of at most 18 digits, or `nil`.

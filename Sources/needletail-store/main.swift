@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import NeedletailLoop
 import NeedletailStore
 
 /// Inspects and maintains a Needletail store log (like redis-check-aof), and drives the crash
@@ -59,15 +60,13 @@ struct Torture: ParsableCommand {
         let store = try Store(path: path, fsync: .always)
         let table = try store.table(SampleRecord.self)
         let start = table.all().map(\.record.key).max() ?? 0
+        let step = threads
         for t in 0..<threads {
-            var tid = pthread_t()
-            let box = Unmanaged.passRetained(Job(store: store, table: table, first: start + 1 + t, step: threads)).toOpaque()
-            pthread_create(&tid, nil, { arg in
-                let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
-                var seq = job.first
+            _ = spawnThread {
+                var seq = start + 1 + t
                 while true {
                     do {
-                        try job.table.insert(SampleRecord(key: seq, text: String(repeating: "x", count: seq % 200)))
+                        try table.insert(SampleRecord(key: seq, text: String(repeating: "x", count: seq % 200)))
                     } catch {
                         let line = "torture: \(error)\n"
                         _ = line.withCString { write(2, $0, strlen($0)) }
@@ -75,24 +74,11 @@ struct Torture: ParsableCommand {
                     }
                     let line = "ack \(seq)\n"
                     _ = line.withCString { write(1, $0, strlen($0)) }
-                    seq += job.step
+                    seq += step
                 }
-            }, box)
+            }
         }
         while true { sleep(60) }
-    }
-
-    final class Job {
-        let store: Store
-        let table: Table<SampleRecord>
-        let first: Int
-        let step: Int
-        init(store: Store, table: Table<SampleRecord>, first: Int, step: Int) {
-            self.store = store
-            self.table = table
-            self.first = first
-            self.step = step
-        }
     }
 }
 
