@@ -22,7 +22,9 @@ let package = Package(
         // Byte buffers and chunk chains: shared by the loop (which writes them) and HTML (which renders them).
         .target(name: "NeedletailBytes"),
         .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "NeedletailBytes"]),
-        .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"]),
+        // HTML, CSS: element types, attributes and CSS properties generated from the tables in
+        // Spec/ by scripts/generate-html (output committed under Generated/).
+        .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"], exclude: ["Spec"]),
         // Records in memory, made durable by a checksummed append-only log (Glibc only).
         .target(name: "NeedletailStore"),
         .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML"]),

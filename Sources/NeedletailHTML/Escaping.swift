@@ -40,6 +40,146 @@ public enum HTMLEscaping {
         if n > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<n])) }
     }
 
+    /// Appends `text` to `buffer` with only `& < >` replaced: enough for element content, where
+    /// quotes mean nothing.
+    @inlinable
+    public static func appendText(_ text: UnsafeRawBufferPointer, to buffer: ByteBuffer) {
+        buffer.reserve(text.count)
+        var runStart = 0
+        var i = 0
+        let n = text.count
+        while i < n {
+            let b = text[i]
+            if b < 0x3F && (b == UInt8(ascii: "&") || b == UInt8(ascii: "<") || b == UInt8(ascii: ">")) {
+                if i > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<i])) }
+                buffer.append(entity(b)!)
+                runStart = i + 1
+            }
+            i += 1
+        }
+        if n > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<n])) }
+    }
+
+    /// Comment text that cannot close or break the comment: no `--` anywhere (each becomes
+    /// `- -`), no leading `>` or `->`, no trailing `-`.
+    public static func commentSafe(_ text: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        for b in text.utf8 {
+            if b == UInt8(ascii: "-"), out.last == UInt8(ascii: "-") { out.append(UInt8(ascii: " ")) }
+            if b == UInt8(ascii: ">"), out.isEmpty || out == [UInt8(ascii: "-")] { out.append(UInt8(ascii: " ")) }
+            out.append(b)
+        }
+        if out.last == UInt8(ascii: "-") { out.append(UInt8(ascii: " ")) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `url` may go into a URL attribute (`href`, `src`, `action`, ...) as it is:
+    /// `javascript:` and `vbscript:` are refused in any letter case and with any leading
+    /// whitespace or control characters (which browsers skip), and so is `data:` unless it is a
+    /// raster image (`data:image/png`, `gif`, `jpeg`, `webp`, `avif`). Relative URLs and other
+    /// schemes pass.
+    public static func isSafeURL(_ url: String) -> Bool {
+        var scheme: [UInt8] = []
+        var started = false
+        for b in url.utf8 {
+            if !started && b <= 0x20 { continue }
+            started = true
+            // Browsers drop tab and newline anywhere in a URL ("java\tscript:").
+            if b == 0x09 || b == 0x0A || b == 0x0D { continue }
+            if b == UInt8(ascii: ":") { break }
+            if b == UInt8(ascii: "/") || b == UInt8(ascii: "?") || b == UInt8(ascii: "#") { return true }
+            scheme.append(b | 0x20)  // ASCII lower case (good enough for the letters compared)
+            if scheme.count > 12 { return true }
+        }
+        let name = String(decoding: scheme, as: UTF8.self)
+        if name == "javascript" || name == "vbscript" { return false }
+        if name == "data" {
+            var lower = ""
+            for ch in url.utf8.drop(while: { $0 <= 0x20 }).prefix(20) { lower.unicodeScalars.append(Unicode.Scalar(ch | (ch >= 0x41 && ch <= 0x5A ? 0x20 : 0))) }
+            for ok in ["data:image/png", "data:image/gif", "data:image/jpeg", "data:image/webp", "data:image/avif"] where lower.hasPrefix(ok) {
+                return true
+            }
+            return false
+        }
+        return true
+    }
+
+    /// What an unsafe URL is replaced with: inert, and easy to spot in the page.
+    public static let refusedURL = "about:invalid#needletail-refused-url"
+
+    /// Appends `text` as the body of a JSON (and JavaScript) string literal, quotes included:
+    /// `"` `\\` and control characters escaped as JSON requires, and `< > &` as `\u003c \u003e
+    /// \u0026` (plus U+2028/U+2029), so that no `</script`, `<!--` or `]]>` can appear in any
+    /// letter case: safe inside `<script>` and in event-handler attributes.
+    public static func appendJSONString(_ text: String, to buffer: ByteBuffer) {
+        buffer.append(UInt8(ascii: "\""))
+        var s = text
+        s.withUTF8 { utf8 in
+            let hex: StaticString = "0123456789abcdef"
+            var i = 0
+            let n = utf8.count
+            var runStart = 0
+            func flush(_ end: Int) {
+                if end > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[runStart..<end])) }
+            }
+            while i < n {
+                let b = utf8[i]
+                var replacement: StaticString? = nil
+                var unicode: UInt8? = nil
+                switch b {
+                case UInt8(ascii: "\""): replacement = "\\\""
+                case UInt8(ascii: "\\"): replacement = "\\\\"
+                case 0x0A: replacement = "\\n"
+                case 0x0D: replacement = "\\r"
+                case 0x09: replacement = "\\t"
+                case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"), UInt8(ascii: "'"): unicode = b
+                case 0..<0x20, 0x7F: unicode = b
+                case 0xE2 where i + 2 < n && utf8[i + 1] == 0x80 && (utf8[i + 2] == 0xA8 || utf8[i + 2] == 0xA9):
+                    flush(i)
+                    buffer.append(utf8[i + 2] == 0xA8 ? "\\u2028" : "\\u2029")
+                    i += 3
+                    runStart = i
+                    continue
+                default: break
+                }
+                if let r = replacement {
+                    flush(i); buffer.append(r); runStart = i + 1
+                } else if let u = unicode {
+                    flush(i)
+                    buffer.append("\\u00")
+                    buffer.append(hex.utf8Start[Int(u >> 4)])
+                    buffer.append(hex.utf8Start[Int(u & 0xF)])
+                    runStart = i + 1
+                }
+                i += 1
+            }
+            flush(n)
+        }
+        buffer.append(UInt8(ascii: "\""))
+    }
+
+    /// `text` as a JSON string literal (see `appendJSONString`).
+    public static func jsonString(_ text: String) -> String {
+        let b = ByteBuffer(capacity: text.utf8.count + 8)
+        appendJSONString(text, to: b)
+        return String(decoding: b.bytes, as: UTF8.self)
+    }
+
+    /// `text` as a CSS string literal, double-quoted: every character outside letters, digits,
+    /// space and a few harmless marks becomes a CSS hex escape (`\\3c `), so nothing can end
+    /// the string, the declaration or the `<style>` element.
+    public static func cssString(_ text: String) -> String {
+        var out = "\""
+        for u in text.unicodeScalars {
+            let v = u.value
+            let plain = (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A)
+                || v == 0x20 || v == 0x2D || v == 0x5F || v == 0x2E || v == 0x2C || v == 0x21 || v >= 0xA0
+            if plain { out.unicodeScalars.append(u) } else { out += "\\" + String(v, radix: 16) + " " }
+        }
+        return out + "\""
+    }
+
     /// `text` escaped as a new string (tests, logs).
     public static func escaped(_ text: String) -> String {
         let b = ByteBuffer(capacity: text.utf8.count + 16)

@@ -1,0 +1,216 @@
+import NeedletailBytes
+
+/// One attribute of an element: a name fixed at compile time (or a checked `data-`/`aria-`
+/// suffix) and a typed value, escaped for a double-quoted attribute when rendered.
+public struct Attribute {
+    @usableFromInline
+    enum Name {
+        case known(StaticString)
+        case data(String)
+        case aria(String)
+    }
+
+    @usableFromInline
+    enum Value {
+        case text(String)
+        case url(String)
+        case trustedURL(String)
+        case int(Int)
+        case number(Double)
+        case flag
+        case style(CSSStyle)
+    }
+
+    @usableFromInline let name: Name
+    @usableFromInline let value: Value
+
+    @inlinable
+    init(_ name: Name, _ value: Value) {
+        self.name = name
+        self.value = value
+    }
+
+    @inlinable
+    func render(into out: inout HTMLOutput) {
+        switch name {
+        case .known(let n):
+            out.append(" ")
+            out.append(n)
+            if case .text(let v) = value, n.utf8CodeUnitCount == 2, n.utf8Start[0] == UInt8(ascii: "i"), n.utf8Start[1] == UInt8(ascii: "d") {
+                out.noteID(v)
+            }
+        case .data(let n):
+            out.append(" data-")
+            out.chunks.append(unescaped: n)
+        case .aria(let n):
+            out.append(" aria-")
+            out.chunks.append(unescaped: n)
+        }
+        switch value {
+        case .flag:
+            return
+        case .text(let v):
+            out.append("=\"")
+            out.appendAttributeValue(v)
+        case .url(let v):
+            out.append("=\"")
+            out.appendAttributeValue(HTMLEscaping.isSafeURL(v) ? v : HTMLEscaping.refusedURL)
+        case .trustedURL(let v):
+            out.append("=\"")
+            out.appendAttributeValue(v)
+        case .int(let v):
+            out.append("=\"")
+            out.appendDecimal(v)
+        case .number(let v):
+            out.append("=\"")
+            out.chunks.append(unescaped: v.isFinite ? "\(v)" : "0")
+        case .style(let s):
+            out.append("=\"")
+            out.appendAttributeValue(s.declarationsText)
+        }
+        out.append("\"")
+    }
+}
+
+/// The attributes of one element, in the order they were given. Up to three are stored inline
+/// (no allocation); more go to an array.
+public struct AttributeList {
+    @usableFromInline var first: Attribute?
+    @usableFromInline var second: Attribute?
+    @usableFromInline var third: Attribute?
+    @usableFromInline var more: [Attribute]?
+
+    @inlinable
+    public init() {}
+
+    /// Whether no attribute was given.
+    @inlinable
+    public var isEmpty: Bool { first == nil }
+
+    @inlinable
+    mutating func append(_ a: Attribute) {
+        // Several `.class(...)` calls make one attribute: a second `class=` would be ignored.
+        if case .known(let n) = a.name, Attribute.isClass(n), case .text(let extra) = a.value {
+            if let merged = mergeClass(extra) { self = merged; return }
+        }
+        if first == nil { first = a } else if second == nil { second = a } else if third == nil { third = a } else {
+            more = (more ?? []) + [a]
+        }
+    }
+
+    @usableFromInline
+    func mergeClass(_ extra: String) -> AttributeList? {
+        func merged(_ a: Attribute?) -> Attribute? {
+            guard let a, case .known(let n) = a.name, Attribute.isClass(n), case .text(let v) = a.value else { return nil }
+            return Attribute(a.name, .text(v.isEmpty ? extra : v + " " + extra))
+        }
+        var copy = self
+        if let m = merged(first) { copy.first = m; return copy }
+        if let m = merged(second) { copy.second = m; return copy }
+        if let m = merged(third) { copy.third = m; return copy }
+        if let more {
+            for (i, a) in more.enumerated() { if let m = merged(a) { copy.more![i] = m; return copy } }
+        }
+        return nil
+    }
+
+    /// Renders ` name="value"` for each attribute.
+    @inlinable
+    public func render(into out: inout HTMLOutput) {
+        guard let a = first else { return }
+        a.render(into: &out)
+        guard let b = second else { return }
+        b.render(into: &out)
+        guard let c = third else { return }
+        c.render(into: &out)
+        if let more { for m in more { m.render(into: &out) } }
+    }
+}
+
+/// An element: content plus attributes, set with modifiers (`.id("x")`, `.class("post")`, and
+/// each element's own, generated from the attribute table). An attribute the element does not
+/// have is a compile-time error ("value of type 'Div<...>' has no member 'href'").
+public protocol HTMLElement: HTMLContent {
+    /// The attributes given so far.
+    var attributes: AttributeList { get set }
+}
+
+extension HTMLElement {
+    /// Adds an attribute with a text value.
+    @inlinable
+    public consuming func attribute(_ name: StaticString, text value: String) -> Self {
+        attributes.append(Attribute(.known(name), .text(value)))
+        return self
+    }
+
+    @inlinable
+    consuming func adding(_ name: StaticString, _ value: Attribute.Value) -> Self {
+        attributes.append(Attribute(.known(name), value))
+        return self
+    }
+
+    /// `data-NAME="value"`. `name` must be lower-case letters, digits, `-`, `_` or `.`; any
+    /// other name is a programming error, reported and skipped (the page still renders).
+    @inlinable
+    public consuming func data(_ name: String, _ value: String) -> Self {
+        if Attribute.isValidSuffix(name) { attributes.append(Attribute(.data(name), .text(value))) }
+        return self
+    }
+
+    /// `aria-NAME="value"` (same rule for `name` as `data`).
+    @inlinable
+    public consuming func aria(_ name: String, _ value: String) -> Self {
+        if Attribute.isValidSuffix(name) { attributes.append(Attribute(.aria(name), .text(value))) }
+        return self
+    }
+
+    /// The `style` attribute from typed CSS declarations: `.style(.display(.flex), .gap(.px(4)))`.
+    @inlinable
+    public consuming func style(_ declarations: CSSDeclaration...) -> Self {
+        attributes.append(Attribute(.known("style"), .style(CSSStyle(declarations))))
+        return self
+    }
+
+    /// Adds one class when `condition` holds (for states such as "selected").
+    @inlinable
+    public consuming func `class`(_ name: String, if condition: Bool) -> Self {
+        if condition { attributes.append(Attribute(.known("class"), .text(name))) }
+        return self
+    }
+}
+
+extension Attribute {
+    @inlinable
+    static func isClass(_ n: StaticString) -> Bool {
+        n.utf8CodeUnitCount == 5 && n.utf8Start[0] == UInt8(ascii: "c") && n.utf8Start[1] == UInt8(ascii: "l")
+    }
+
+    @usableFromInline
+    static func isValidSuffix(_ name: String) -> Bool {
+        guard !name.isEmpty else { return false }
+        for b in name.utf8 {
+            let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
+            if !ok {
+                HTMLOutput.reportBadName(name)
+                return false
+            }
+        }
+        return true
+    }
+}
+
+extension HTMLOutput {
+    @usableFromInline
+    static func reportBadName(_ name: String) {
+        var line = "needletail: attribute name suffix \"\(name)\" is not lower-case letters, digits, '-', '_', '.'; skipped\n"
+        line.withUTF8 { p in _ = fputsBytes(p) }
+    }
+}
+
+/// A URL the application vouches for, exempt from the `javascript:`/`data:` check of URL
+/// attributes: `.href(trusted: TrustedURL("data:text/html,..."))`.
+public struct TrustedURL: ExpressibleByStringLiteral, Sendable {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public init(stringLiteral value: String) { self.value = value }
+}
