@@ -166,16 +166,18 @@ public enum HTMLEscaping {
         return String(decoding: b.bytes, as: UTF8.self)
     }
 
-    /// `text` as a CSS string literal, double-quoted: every character outside letters, digits,
-    /// space and a few harmless marks becomes a CSS hex escape (`\\3c `), so nothing can end
-    /// the string, the declaration or the `<style>` element.
+    /// `text` as a CSS string literal, double-quoted: quotes, backslash, `< > { } ; &` and
+    /// control characters become CSS hex escapes (`\\3c `), so nothing can end the string, the
+    /// declaration or the `<style>` element.
     public static func cssString(_ text: String) -> String {
         var out = "\""
         for u in text.unicodeScalars {
             let v = u.value
-            let plain = (v >= 0x30 && v <= 0x39) || (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A)
-                || v == 0x20 || v == 0x2D || v == 0x5F || v == 0x2E || v == 0x2C || v == 0x21 || v >= 0xA0
-            if plain { out.unicodeScalars.append(u) } else { out += "\\" + String(v, radix: 16) + " " }
+            switch u {
+            case "\"", "'", "\\", "<", ">", "{", "}", ";", "&": out += "\\" + String(v, radix: 16) + " "
+            default:
+                if v < 0x20 || v == 0x7F { out += "\\" + String(v, radix: 16) + " " } else { out.unicodeScalars.append(u) }
+            }
         }
         return out + "\""
     }
