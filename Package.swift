@@ -25,6 +25,8 @@ let package = Package(
         // HTML, CSS: element types, attributes and CSS properties generated from the tables in
         // Spec/ by scripts/generate-html (output committed under Generated/).
         .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"], exclude: ["Spec"]),
+        // JavaScript written in Swift; the client runtime is written with it.
+        .target(name: "NeedletailJS", dependencies: ["NeedletailHTML"]),
         // Records in memory, made durable by a checksummed append-only log (Glibc only).
         .target(name: "NeedletailStore"),
         .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
@@ -41,7 +43,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Needletail", dependencies: [
-            "NeedletailBytes", "NeedletailHTML", "NeedletailWeb", "NeedletailServer", "NeedletailLoop", "NeedletailStore",
+            "NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailWeb", "NeedletailServer", "NeedletailLoop", "NeedletailStore",
         ]),
         .executableTarget(name: "needletail-demo", dependencies: [
             "Needletail", "NeedletailFCGICompat",
@@ -56,6 +58,7 @@ let package = Package(
         .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "CNeedletailLinux"]),
         // MustNotCompile/ holds sources that a test compiles with swiftc expecting errors.
         .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML"], exclude: ["MustNotCompile"]),
+        .testTarget(name: "NeedletailJSTests", dependencies: ["NeedletailJS"]),
         .testTarget(name: "NeedletailWebTests", dependencies: ["NeedletailWeb"]),
         .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore"]),
         .testTarget(name: "NeedletailServerTests", dependencies: ["NeedletailServer", "Needletail", "CNeedletailLinux"]),

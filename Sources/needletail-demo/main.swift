@@ -21,25 +21,25 @@ struct Serve: ParsableCommand {
         else HTTP on 127.0.0.1:8080.
         """)
 
-    @Option(name: .long, help: "Listen for HTTP on HOST:PORT, [IPv6]:PORT or unix:/path (repeatable).")
+    @ArgumentParser.Option(name: .long, help: "Listen for HTTP on HOST:PORT, [IPv6]:PORT or unix:/path (repeatable).")
     var http: [String] = []
 
-    @Option(name: .long, help: "Listen for FastCGI on HOST:PORT or unix:/path (repeatable).")
+    @ArgumentParser.Option(name: .long, help: "Listen for FastCGI on HOST:PORT or unix:/path (repeatable).")
     var fastcgi: [String] = []
 
-    @Option(name: .long, help: "FastCGI implementation: native (on the event loops) or libfcgi (blocking threads).")
+    @ArgumentParser.Option(name: .long, help: "FastCGI implementation: native (on the event loops) or libfcgi (blocking threads).")
     var fastcgiImpl: String = "native"
 
-    @Option(name: .long, help: "File mode of unix sockets, octal (e.g. 660).")
+    @ArgumentParser.Option(name: .long, help: "File mode of unix sockets, octal (e.g. 660).")
     var socketMode: String?
 
-    @Option(name: .long, help: "Number of event loops (threads). Default: one per CPU.")
+    @ArgumentParser.Option(name: .long, help: "Number of event loops (threads). Default: one per CPU.")
     var loops: Int?
 
-    @Option(name: .long, help: "Largest request body in bytes (over it: 413).")
+    @ArgumentParser.Option(name: .long, help: "Largest request body in bytes (over it: 413).")
     var maxBody: Int = 1 << 20
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func validate() throws {
