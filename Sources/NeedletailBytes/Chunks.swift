@@ -28,6 +28,15 @@ public struct Chunks {
     @inlinable
     public init() {}
 
+    /// A chain from parts a writer assembled itself (`HTMLOutput`): `closed` links, then the
+    /// bytes of `buffer` from `openStart` on as the last one.
+    @inlinable
+    public init(assembling closed: [Part], buffer: ByteBuffer, openStart: Int) {
+        self.closed = closed
+        self.storage = buffer
+        self.openStart = openStart
+    }
+
     /// A chain holding one static chunk.
     @inlinable
     public init(_ literal: StaticString) {

@@ -41,10 +41,10 @@ public struct Attribute {
             }
         case .data(let n):
             out.append(" data-")
-            out.chunks.append(unescaped: n)
+            out.append(unescaped: n)
         case .aria(let n):
             out.append(" aria-")
-            out.chunks.append(unescaped: n)
+            out.append(unescaped: n)
         }
         switch value {
         case .flag:
@@ -63,7 +63,7 @@ public struct Attribute {
             out.appendDecimal(v)
         case .number(let v):
             out.append("=\"")
-            out.chunks.append(unescaped: v.isFinite ? "\(v)" : "0")
+            out.append(unescaped: v.isFinite ? "\(v)" : "0")
         case .style(let s):
             out.append("=\"")
             out.appendAttributeValue(s.declarationsText)
@@ -90,28 +90,33 @@ public struct AttributeList {
     @inlinable
     mutating func append(_ a: Attribute) {
         // Several `.class(...)` calls make one attribute: a second `class=` would be ignored.
-        if case .known(let n) = a.name, Attribute.isClass(n), case .text(let extra) = a.value {
-            if let merged = mergeClass(extra) { self = merged; return }
+        if first != nil, case .known(let n) = a.name, Attribute.isClass(n), case .text(let extra) = a.value, mergeClass(extra) {
+            return
         }
         if first == nil { first = a } else if second == nil { second = a } else if third == nil { third = a } else {
             more = (more ?? []) + [a]
         }
     }
 
+    /// Appends `extra` to an existing class attribute; false if there is none.
     @usableFromInline
-    func mergeClass(_ extra: String) -> AttributeList? {
-        func merged(_ a: Attribute?) -> Attribute? {
-            guard let a, case .known(let n) = a.name, Attribute.isClass(n), case .text(let v) = a.value else { return nil }
-            return Attribute(a.name, .text(v.isEmpty ? extra : v + " " + extra))
+    mutating func mergeClass(_ extra: String) -> Bool {
+        func merge(_ a: inout Attribute?) -> Bool {
+            guard let old = a, case .known(let n) = old.name, Attribute.isClass(n), case .text(let v) = old.value else { return false }
+            a = Attribute(old.name, .text(v.isEmpty ? extra : v + " " + extra))
+            return true
         }
-        var copy = self
-        if let m = merged(first) { copy.first = m; return copy }
-        if let m = merged(second) { copy.second = m; return copy }
-        if let m = merged(third) { copy.third = m; return copy }
-        if let more {
-            for (i, a) in more.enumerated() { if let m = merged(a) { copy.more![i] = m; return copy } }
+        if merge(&first) || merge(&second) || merge(&third) { return true }
+        guard var list = more else { return false }
+        for i in list.indices {
+            var item: Attribute? = list[i]
+            if merge(&item) {
+                list[i] = item!
+                more = list
+                return true
+            }
         }
-        return nil
+        return false
     }
 
     /// Renders ` name="value"` for each attribute.
@@ -139,43 +144,50 @@ extension HTMLElement {
     /// Adds an attribute with a text value.
     @inlinable
     public consuming func attribute(_ name: StaticString, text value: String) -> Self {
-        attributes.append(Attribute(.known(name), .text(value)))
-        return self
+        adding(name, .text(value))
     }
 
     @inlinable
     consuming func adding(_ name: StaticString, _ value: Attribute.Value) -> Self {
-        attributes.append(Attribute(.known(name), value))
-        return self
+        // `consume` makes this a move: without it the optimiser copied the whole element (and
+        // its subtree) on every modifier.
+        var element = consume self
+        element.attributes.append(Attribute(.known(name), value))
+        return element
+    }
+
+    @inlinable
+    consuming func adding(_ attribute: Attribute) -> Self {
+        var element = consume self
+        element.attributes.append(attribute)
+        return element
     }
 
     /// `data-NAME="value"`. `name` must be lower-case letters, digits, `-`, `_` or `.`; any
     /// other name is a programming error, reported and skipped (the page still renders).
     @inlinable
     public consuming func data(_ name: String, _ value: String) -> Self {
-        if Attribute.isValidSuffix(name) { attributes.append(Attribute(.data(name), .text(value))) }
+        if Attribute.isValidSuffix(name) { return adding(Attribute(.data(name), .text(value))) }
         return self
     }
 
     /// `aria-NAME="value"` (same rule for `name` as `data`).
     @inlinable
     public consuming func aria(_ name: String, _ value: String) -> Self {
-        if Attribute.isValidSuffix(name) { attributes.append(Attribute(.aria(name), .text(value))) }
+        if Attribute.isValidSuffix(name) { return adding(Attribute(.aria(name), .text(value))) }
         return self
     }
 
     /// The `style` attribute from typed CSS declarations: `.style(.display(.flex), .gap(.px(4)))`.
     @inlinable
     public consuming func style(_ declarations: CSSDeclaration...) -> Self {
-        attributes.append(Attribute(.known("style"), .style(CSSStyle(declarations))))
-        return self
+        adding("style", .style(CSSStyle(declarations)))
     }
 
     /// Adds one class when `condition` holds (for states such as "selected").
     @inlinable
     public consuming func `class`(_ name: String, if condition: Bool) -> Self {
-        if condition { attributes.append(Attribute(.known("class"), .text(name))) }
-        return self
+        condition ? adding("class", .text(name)) : self
     }
 }
 

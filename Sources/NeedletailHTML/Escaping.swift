@@ -19,38 +19,28 @@ public enum HTMLEscaping {
         }
     }
 
-    /// Appends `text` to `buffer` with `& < > " '` replaced by entities: safe in element
-    /// content and in double- or single-quoted attribute values alike.
-    @inlinable
-    public static func appendEscaped(_ text: UnsafeRawBufferPointer, to buffer: ByteBuffer) {
-        buffer.reserve(text.count)
-        var runStart = 0
-        var i = 0
-        let n = text.count
-        while i < n {
-            let b = text[i]
-            // Every byte needing an entity is below '?' (0x3F); most text bytes are above it.
-            if b < 0x3F, let e = entity(b) {
-                if i > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<i])) }
-                buffer.append(e)
-                runStart = i + 1
-            }
-            i += 1
-        }
-        if n > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<n])) }
-    }
+    /// For each byte: 1 if it needs an entity in attribute values (`& " ' < >`), 2 if in text
+    /// too (`& < >`), 0 otherwise. A literal, so it costs no initialisation.
+    @usableFromInline
+    static let table: StaticString = """
+    0000000000000000000000000000000000100021000000000000000000002020\
+    0000000000000000000000000000000000000000000000000000000000000000\
+    0000000000000000000000000000000000000000000000000000000000000000\
+    0000000000000000000000000000000000000000000000000000000000000000
+    """
 
-    /// Appends `text` to `buffer` with only `& < >` replaced: enough for element content, where
-    /// quotes mean nothing.
-    @inlinable
-    public static func appendText(_ text: UnsafeRawBufferPointer, to buffer: ByteBuffer) {
-        buffer.reserve(text.count)
+    /// Appends `text` to `buffer` with the bytes whose table entry is at least `level`
+    /// replaced by entities. Unchanged runs are copied in one go.
+    @inlinable @inline(__always)
+    static func appendReplacing(_ text: UnsafeRawBufferPointer, to buffer: ByteBuffer, level: UInt8) {
+        buffer.reserve(text.count + 16)
+        let t = table.utf8Start
         var runStart = 0
         var i = 0
         let n = text.count
         while i < n {
             let b = text[i]
-            if b < 0x3F && (b == UInt8(ascii: "&") || b == UInt8(ascii: "<") || b == UInt8(ascii: ">")) {
+            if t[Int(b)] >= level {
                 if i > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<i])) }
                 buffer.append(entity(b)!)
                 runStart = i + 1
@@ -58,6 +48,20 @@ public enum HTMLEscaping {
             i += 1
         }
         if n > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<n])) }
+    }
+
+    /// Appends `text` to `buffer` with `& < > " '` replaced by entities: safe in element
+    /// content and in double- or single-quoted attribute values alike.
+    @inlinable
+    public static func appendEscaped(_ text: UnsafeRawBufferPointer, to buffer: ByteBuffer) {
+        appendReplacing(text, to: buffer, level: UInt8(ascii: "1"))
+    }
+
+    /// Appends `text` to `buffer` with only `& < >` replaced: enough for element content, where
+    /// quotes mean nothing.
+    @inlinable
+    public static func appendText(_ text: UnsafeRawBufferPointer, to buffer: ByteBuffer) {
+        appendReplacing(text, to: buffer, level: UInt8(ascii: "2"))
     }
 
     /// Comment text that cannot close or break the comment: no `--` anywhere (each becomes

@@ -4,8 +4,12 @@ import NeedletailBytes
 /// escaped into the chain's own buffer), plus, in debug builds, the ids seen so far so that a
 /// duplicate id is reported when the page is rendered.
 public struct HTMLOutput {
-    /// The markup rendered so far.
-    public var chunks: Chunks
+    // The output is assembled here directly (not through `Chunks.append`, which checks that
+    // its buffer is uniquely referenced on every call): one pooled buffer for the dynamic and
+    // small static bytes, and the list of finished links. `chunks` hands the result over.
+    @usableFromInline var buffer: ByteBuffer
+    @usableFromInline var closed: [Chunks.Part] = []
+    @usableFromInline var openStart = 0
 
     #if DEBUG
     @usableFromInline var ids: Set<String> = []
@@ -16,37 +20,61 @@ public struct HTMLOutput {
     public var duplicateIDs: [String] { [] }
     #endif
 
-    /// An output that appends to `chunks`.
+    /// An empty output, its buffer taken from this thread's `BufferPool`.
     @inlinable
-    public init(chunks: Chunks = Chunks()) { self.chunks = chunks }
+    public init() { buffer = BufferPool.take(capacity: 4096) }
 
-    /// Appends markup that is a compile-time constant (tag names, fixed attribute names).
+    /// The markup rendered so far, as a chunk chain (a `Response` body).
+    @inlinable
+    public var chunks: Chunks { Chunks(assembling: closed, buffer: buffer, openStart: openStart) }
+
+    /// Appends markup that is a compile-time constant (tag names, fixed attribute names): copied
+    /// if short, referenced if long.
     @inlinable @inline(__always)
-    public mutating func append(_ markup: StaticString) { chunks.append(markup) }
+    public mutating func append(_ markup: StaticString) {
+        if markup.utf8CodeUnitCount < Chunks.coalesceLimit {
+            buffer.append(markup)
+        } else {
+            append(static: UnsafeRawBufferPointer(start: markup.utf8Start, count: markup.utf8CodeUnitCount))
+        }
+    }
+
+    /// Appends bytes that stay valid and unchanged for the life of the process: referenced if
+    /// long (no copy), copied if short.
+    @inlinable
+    public mutating func append(static bytes: UnsafeRawBufferPointer) {
+        if bytes.count < Chunks.coalesceLimit {
+            buffer.append(bytes)
+        } else {
+            if buffer.count > openStart {
+                closed.append(.owned(openStart..<buffer.count))
+                openStart = buffer.count
+            }
+            closed.append(.immortal(bytes))
+        }
+    }
+
+    /// Appends `string` as it is (no escaping): for markup that is already safe.
+    @inlinable
+    public mutating func append(unescaped string: String) { buffer.append(string: string) }
 
     /// Appends text content, escaped for element content: `& < >`.
     @inlinable
     public mutating func appendText(_ text: String) {
         var s = text
-        s.withUTF8 { utf8 in
-            let raw = UnsafeRawBufferPointer(utf8)
-            HTMLEscaping.appendText(raw, to: chunks.buffer(reserving: raw.count))
-        }
+        s.withUTF8 { HTMLEscaping.appendText(UnsafeRawBufferPointer($0), to: buffer) }
     }
 
     /// Appends an attribute value (to go between double quotes), escaped: `& " ' < >`.
     @inlinable
     public mutating func appendAttributeValue(_ value: String) {
         var s = value
-        s.withUTF8 { utf8 in
-            let raw = UnsafeRawBufferPointer(utf8)
-            HTMLEscaping.appendEscaped(raw, to: chunks.buffer(reserving: raw.count))
-        }
+        s.withUTF8 { HTMLEscaping.appendEscaped(UnsafeRawBufferPointer($0), to: buffer) }
     }
 
     /// Appends the decimal digits of `value`.
     @inlinable
-    public mutating func appendDecimal(_ value: Int) { chunks.append(value) }
+    public mutating func appendDecimal(_ value: Int) { buffer.appendDecimal(value) }
 
     /// Notes an `id` attribute value; in debug builds a value seen before is reported on stderr
     /// and kept in `duplicateIDs`.
@@ -111,5 +139,5 @@ public struct StaticHTML<Content: HTMLContent>: HTMLContent, @unchecked Sendable
     public var markup: String { String(decoding: bytes, as: UTF8.self) }
 
     @inlinable
-    public func render(into out: inout HTMLOutput) { out.chunks.append(static: bytes) }
+    public func render(into out: inout HTMLOutput) { out.append(static: bytes) }
 }

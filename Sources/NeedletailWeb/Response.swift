@@ -52,3 +52,13 @@ public struct Response {
         headers.append((name, value))
     }
 }
+
+import NeedletailHTML
+
+extension Response {
+    /// An HTML page rendered from the DSL: `.html(Html { ... })`.
+    @inlinable
+    public static func html(_ content: some HTMLContent, status: HTTPStatus = .ok) -> Response {
+        Response(status: status, contentType: htmlType, body: content.render())
+    }
+}

@@ -7,18 +7,17 @@ enum DemoApp {
 
         // The talk's framework-overhead benchmark: <h1>Hello NAME</h1>, NAME escaped.
         router.get("/hello") { request in
-            var page = Chunks()
-            page.append("<h1>Hello ")
-            page.append(escaping: request.query["name"] ?? "world")
-            page.append("</h1>")
-            return .html(page)
+            .html(H1 { "Hello "; request.query["name"] ?? "world" })
         }
 
         router.get("/") { _ in
-            var page = Chunks()
-            page.append("<!DOCTYPE html>\n<title>Needletail</title>\n<h1>Needletail demo</h1>\n")
-            page.append("<p><a href=\"/hello?name=world\">/hello?name=world</a></p>\n")
-            return .html(page)
+            .html(Html {
+                Head { Meta().charset("utf-8"); Title("Needletail") }
+                Body {
+                    H1("Needletail demo")
+                    P { A("/hello?name=world").href("/hello?name=world") }
+                }
+            }.lang("en"))
         }
 
         // Echoes a request body's size and digest (tests of bodies and chunked uploads).

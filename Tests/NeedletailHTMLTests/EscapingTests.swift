@@ -94,3 +94,29 @@ import Testing
         #expect(d.string == "x")
     }
 }
+
+@Suite struct EscapingTableTests {
+    @Test func everyByteIsEscapedExactlyWhenItMustBe() {
+        for b in UInt8(0)...UInt8(127) {
+            let s = String(UnicodeScalar(b))
+            let text = Span(s).renderedString().dropFirst(6).dropLast(7)
+            let attr = Span("").title(s).renderedString()
+            let textExpected: String
+            switch b {
+            case UInt8(ascii: "&"): textExpected = "&amp;"
+            case UInt8(ascii: "<"): textExpected = "&lt;"
+            case UInt8(ascii: ">"): textExpected = "&gt;"
+            default: textExpected = s
+            }
+            #expect(String(text) == textExpected, "byte \(b) in text")
+            let attrValue: String
+            switch b {
+            case UInt8(ascii: "\""): attrValue = "&quot;"
+            case UInt8(ascii: "'"): attrValue = "&#39;"
+            default: attrValue = textExpected
+            }
+            #expect(attr == "<span title=\"\(attrValue)\"></span>", "byte \(b) in an attribute")
+        }
+        #expect(Span("ü ✓ <é>").renderedString() == "<span>ü ✓ &lt;é&gt;</span>")
+    }
+}

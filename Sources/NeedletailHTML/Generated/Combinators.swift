@@ -3,91 +3,91 @@
 
 // A combination of children belongs to a category when every part does.
 
-extension HTMLTuple: FlowContent where repeat each Content: FlowContent {}
+extension HTMLPair: FlowContent where First: FlowContent, Second: FlowContent {}
 extension HTMLEither: FlowContent where First: FlowContent, Second: FlowContent {}
 extension Optional: FlowContent where Wrapped: FlowContent {}
 extension Array: FlowContent where Element: FlowContent {}
 extension ForEach: FlowContent where Content: FlowContent {}
 extension StaticHTML: FlowContent where Content: FlowContent {}
-extension HTMLTuple: PhrasingContent where repeat each Content: PhrasingContent {}
+extension HTMLPair: PhrasingContent where First: PhrasingContent, Second: PhrasingContent {}
 extension HTMLEither: PhrasingContent where First: PhrasingContent, Second: PhrasingContent {}
 extension Optional: PhrasingContent where Wrapped: PhrasingContent {}
 extension Array: PhrasingContent where Element: PhrasingContent {}
 extension ForEach: PhrasingContent where Content: PhrasingContent {}
 extension StaticHTML: PhrasingContent where Content: PhrasingContent {}
-extension HTMLTuple: NonInteractive where repeat each Content: NonInteractive {}
+extension HTMLPair: NonInteractive where First: NonInteractive, Second: NonInteractive {}
 extension HTMLEither: NonInteractive where First: NonInteractive, Second: NonInteractive {}
 extension Optional: NonInteractive where Wrapped: NonInteractive {}
 extension Array: NonInteractive where Element: NonInteractive {}
 extension ForEach: NonInteractive where Content: NonInteractive {}
 extension StaticHTML: NonInteractive where Content: NonInteractive {}
-extension HTMLTuple: FormFree where repeat each Content: FormFree {}
+extension HTMLPair: FormFree where First: FormFree, Second: FormFree {}
 extension HTMLEither: FormFree where First: FormFree, Second: FormFree {}
 extension Optional: FormFree where Wrapped: FormFree {}
 extension Array: FormFree where Element: FormFree {}
 extension ForEach: FormFree where Content: FormFree {}
 extension StaticHTML: FormFree where Content: FormFree {}
-extension HTMLTuple: DocumentContent where repeat each Content: DocumentContent {}
+extension HTMLPair: DocumentContent where First: DocumentContent, Second: DocumentContent {}
 extension HTMLEither: DocumentContent where First: DocumentContent, Second: DocumentContent {}
 extension Optional: DocumentContent where Wrapped: DocumentContent {}
 extension Array: DocumentContent where Element: DocumentContent {}
 extension ForEach: DocumentContent where Content: DocumentContent {}
 extension StaticHTML: DocumentContent where Content: DocumentContent {}
-extension HTMLTuple: MetadataContent where repeat each Content: MetadataContent {}
+extension HTMLPair: MetadataContent where First: MetadataContent, Second: MetadataContent {}
 extension HTMLEither: MetadataContent where First: MetadataContent, Second: MetadataContent {}
 extension Optional: MetadataContent where Wrapped: MetadataContent {}
 extension Array: MetadataContent where Element: MetadataContent {}
 extension ForEach: MetadataContent where Content: MetadataContent {}
 extension StaticHTML: MetadataContent where Content: MetadataContent {}
-extension HTMLTuple: ListItemContent where repeat each Content: ListItemContent {}
+extension HTMLPair: ListItemContent where First: ListItemContent, Second: ListItemContent {}
 extension HTMLEither: ListItemContent where First: ListItemContent, Second: ListItemContent {}
 extension Optional: ListItemContent where Wrapped: ListItemContent {}
 extension Array: ListItemContent where Element: ListItemContent {}
 extension ForEach: ListItemContent where Content: ListItemContent {}
 extension StaticHTML: ListItemContent where Content: ListItemContent {}
-extension HTMLTuple: DescriptionListContent where repeat each Content: DescriptionListContent {}
+extension HTMLPair: DescriptionListContent where First: DescriptionListContent, Second: DescriptionListContent {}
 extension HTMLEither: DescriptionListContent where First: DescriptionListContent, Second: DescriptionListContent {}
 extension Optional: DescriptionListContent where Wrapped: DescriptionListContent {}
 extension Array: DescriptionListContent where Element: DescriptionListContent {}
 extension ForEach: DescriptionListContent where Content: DescriptionListContent {}
 extension StaticHTML: DescriptionListContent where Content: DescriptionListContent {}
-extension HTMLTuple: TableContent where repeat each Content: TableContent {}
+extension HTMLPair: TableContent where First: TableContent, Second: TableContent {}
 extension HTMLEither: TableContent where First: TableContent, Second: TableContent {}
 extension Optional: TableContent where Wrapped: TableContent {}
 extension Array: TableContent where Element: TableContent {}
 extension ForEach: TableContent where Content: TableContent {}
 extension StaticHTML: TableContent where Content: TableContent {}
-extension HTMLTuple: TableRowContent where repeat each Content: TableRowContent {}
+extension HTMLPair: TableRowContent where First: TableRowContent, Second: TableRowContent {}
 extension HTMLEither: TableRowContent where First: TableRowContent, Second: TableRowContent {}
 extension Optional: TableRowContent where Wrapped: TableRowContent {}
 extension Array: TableRowContent where Element: TableRowContent {}
 extension ForEach: TableRowContent where Content: TableRowContent {}
 extension StaticHTML: TableRowContent where Content: TableRowContent {}
-extension HTMLTuple: TableCellContent where repeat each Content: TableCellContent {}
+extension HTMLPair: TableCellContent where First: TableCellContent, Second: TableCellContent {}
 extension HTMLEither: TableCellContent where First: TableCellContent, Second: TableCellContent {}
 extension Optional: TableCellContent where Wrapped: TableCellContent {}
 extension Array: TableCellContent where Element: TableCellContent {}
 extension ForEach: TableCellContent where Content: TableCellContent {}
 extension StaticHTML: TableCellContent where Content: TableCellContent {}
-extension HTMLTuple: ColumnContent where repeat each Content: ColumnContent {}
+extension HTMLPair: ColumnContent where First: ColumnContent, Second: ColumnContent {}
 extension HTMLEither: ColumnContent where First: ColumnContent, Second: ColumnContent {}
 extension Optional: ColumnContent where Wrapped: ColumnContent {}
 extension Array: ColumnContent where Element: ColumnContent {}
 extension ForEach: ColumnContent where Content: ColumnContent {}
 extension StaticHTML: ColumnContent where Content: ColumnContent {}
-extension HTMLTuple: SelectContent where repeat each Content: SelectContent {}
+extension HTMLPair: SelectContent where First: SelectContent, Second: SelectContent {}
 extension HTMLEither: SelectContent where First: SelectContent, Second: SelectContent {}
 extension Optional: SelectContent where Wrapped: SelectContent {}
 extension Array: SelectContent where Element: SelectContent {}
 extension ForEach: SelectContent where Content: SelectContent {}
 extension StaticHTML: SelectContent where Content: SelectContent {}
-extension HTMLTuple: OptionContent where repeat each Content: OptionContent {}
+extension HTMLPair: OptionContent where First: OptionContent, Second: OptionContent {}
 extension HTMLEither: OptionContent where First: OptionContent, Second: OptionContent {}
 extension Optional: OptionContent where Wrapped: OptionContent {}
 extension Array: OptionContent where Element: OptionContent {}
 extension ForEach: OptionContent where Content: OptionContent {}
 extension StaticHTML: OptionContent where Content: OptionContent {}
-extension HTMLTuple: MediaContent where repeat each Content: MediaContent {}
+extension HTMLPair: MediaContent where First: MediaContent, Second: MediaContent {}
 extension HTMLEither: MediaContent where First: MediaContent, Second: MediaContent {}
 extension Optional: MediaContent where Wrapped: MediaContent {}
 extension Array: MediaContent where Element: MediaContent {}

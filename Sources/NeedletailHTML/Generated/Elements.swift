@@ -266,7 +266,7 @@ public struct Style: HTMLElement, MetadataContent, NonInteractive, FormFree {
             attributes.render(into: &out)
             out.append(">")
         }
-        out.chunks.append(unescaped: body)
+        out.append(unescaped: body)
         out.append("</style>")
     }
 }
@@ -286,7 +286,7 @@ public struct Script: HTMLElement, MetadataContent, PhrasingContent, NonInteract
             attributes.render(into: &out)
             out.append(">")
         }
-        out.chunks.append(unescaped: body)
+        out.append(unescaped: body)
         out.append("</script>")
     }
 }
