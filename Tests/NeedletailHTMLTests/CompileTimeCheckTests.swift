@@ -62,6 +62,14 @@ import Testing
         #expect(r.status == 0, "\(r.output)")
     }
 
+    /// The 200-line page of the compile-time benchmark stays valid.
+    @Test func benchmarkPageCompiles() throws {
+        let page = Self.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Benchmarks/typecheck/Page200.swift")
+        let r = try Self.typecheck(page)
+        #expect(r.status == 0, "\(r.output)")
+    }
+
     @Test func everyCaseIsRefusedWithItsMessage() throws {
         let cases = try Self.cases()
         #expect(cases.count >= 30)
