@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "NeedletailJS", dependencies: ["NeedletailHTML"]),
         // Records in memory, made durable by a checksummed append-only log (Glibc only).
         .target(name: "NeedletailStore"),
-        .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
+        .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS"]),
         .target(name: "NeedletailServer", dependencies: [
             "CNeedletailLinux", "NeedletailLoop", "NeedletailWeb",
             .product(name: "Logging", package: "swift-log"),

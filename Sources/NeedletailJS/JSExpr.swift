@@ -97,8 +97,8 @@ public struct JSExpr: Sendable, ExpressibleByStringLiteral, ExpressibleByInteger
     /// `typeof a`.
     public var typeOf: JSExpr { JSExpr(code: "typeof " + operand(Self.prefix), precedence: Self.prefix) }
 
-    /// `a ? b : c`.
-    public func then(_ yes: JSExpr, else no: JSExpr) -> JSExpr {
+    /// `a ? b : c`. (Not named `then`: that is the promise method, `p.then(f)`.)
+    public func ternary(_ yes: JSExpr, _ no: JSExpr) -> JSExpr {
         JSExpr(code: operand(4) + " ? " + yes.operand(3) + " : " + no.operand(3), precedence: 3)
     }
 

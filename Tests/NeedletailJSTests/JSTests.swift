@@ -31,7 +31,7 @@ func runNode(_ code: String) throws -> (status: Int32, output: String) {
         #expect(x["k"].length.code == "x[\"k\"].length")
         #expect(JSExpr.object(["a": 1, "b-c": "d"]).code == "{a: 1, \"b-c\": \"d\"}")
         #expect(JSExpr.new(JS.EventSource, "/live").code == "new EventSource(\"/live\")")
-        #expect((x > 0).then("pos", else: "neg").code == "x > 0 ? \"pos\" : \"neg\"")
+        #expect((x > 0).ternary("pos", "neg").code == "x > 0 ? \"pos\" : \"neg\"")
     }
 
     @Test func literalsFromSwiftValuesAreSafeInScript() {

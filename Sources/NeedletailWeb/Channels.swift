@@ -1,0 +1,107 @@
+import Glibc
+import Synchronization
+
+/// Named version counters with waiting subscribers: the live half of the framework.
+///
+/// A page records the versions of the channels its live regions show when it is built, so
+/// nothing is lost between render and subscribe (teepeedee2's rule). A subscriber says which
+/// versions it has; if any is old it is answered at once, otherwise it waits (parked: no
+/// thread, only this record and the connection) until `notify` bumps one of them, or until
+/// its deadline. `notify` may be called from any thread; the subscribers are answered on the
+/// notifying thread, their bytes handed to their own loops.
+public final class Channels: Sendable {
+    struct Subscriber {
+        let wanted: [String]
+        let deadline: UInt64
+        let isCancelled: @Sendable () -> Bool
+        let deliver: @Sendable () -> Void
+    }
+
+    struct State {
+        var versions: [String: UInt64] = [:]
+        var subscribers: [Int: Subscriber] = [:]
+        var byChannel: [String: Set<Int>] = [:]
+        var nextID = 0
+    }
+
+    let state = Mutex(State())
+    let clock: @Sendable () -> UInt64
+    let sweeper: Atomic<Bool> = Atomic(false)
+
+    public init(clock: @escaping @Sendable () -> UInt64 = monotonicSeconds) {
+        self.clock = clock
+    }
+
+    /// The current version of `channel` (0 until its first notify).
+    public func version(_ channel: String) -> UInt64 {
+        state.withLock { $0.versions[channel] ?? 0 }
+    }
+
+    /// The channels among `known` whose version differs from the one given.
+    public func changed(_ known: [(String, UInt64)]) -> [String] {
+        state.withLock { s in known.filter { (s.versions[$0.0] ?? 0) != $0.1 }.map(\.0) }
+    }
+
+    /// Bumps `channel` and answers every subscriber waiting on it.
+    public func notify(_ channel: String) {
+        let due: [Subscriber] = state.withLock { s in
+            s.versions[channel, default: 0] += 1
+            guard let ids = s.byChannel[channel] else { return [] }
+            return ids.compactMap { remove(id: $0, from: &s) }
+        }
+        for d in due { d.deliver() }
+    }
+
+    /// Number of parked subscribers.
+    public var waiting: Int { state.withLock { $0.subscribers.count } }
+
+    /// Parks a subscriber that has `known` versions, unless one is already old: then `deliver`
+    /// runs at once. `deliver` runs exactly once: on a change, at the deadline (`timeout`
+    /// seconds), or never if `isCancelled` turns true first (the client left).
+    public func wait(for known: [(String, UInt64)], timeout: UInt64,
+                     isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable () -> Void) {
+        startSweeper()
+        let parked: Bool = state.withLock { s in
+            if known.contains(where: { (s.versions[$0.0] ?? 0) != $0.1 }) { return false }
+            let id = s.nextID
+            s.nextID += 1
+            s.subscribers[id] = Subscriber(wanted: known.map(\.0), deadline: clock() + timeout, isCancelled: isCancelled, deliver: deliver)
+            for (c, _) in known { s.byChannel[c, default: []].insert(id) }
+            return true
+        }
+        if !parked { deliver() }
+    }
+
+    func remove(id: Int, from s: inout State) -> Subscriber? {
+        guard let sub = s.subscribers.removeValue(forKey: id) else { return nil }
+        for c in sub.wanted {
+            s.byChannel[c]?.remove(id)
+            if s.byChannel[c]?.isEmpty == true { s.byChannel[c] = nil }
+        }
+        return sub
+    }
+
+    /// Once a second: answer subscribers past their deadline, drop those whose client left.
+    func sweep() {
+        let now = clock()
+        let due: [Subscriber] = state.withLock { s in
+            let ids = s.subscribers.filter { $0.value.deadline <= now || $0.value.isCancelled() }.map(\.key)
+            return ids.compactMap { remove(id: $0, from: &s) }
+        }
+        for d in due where !d.isCancelled() { d.deliver() }
+    }
+
+    func startSweeper() {
+        guard sweeper.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        _ = pthread_create(&thread, nil, { arg in
+            let channels = Unmanaged<Channels>.fromOpaque(arg!).takeUnretainedValue()
+            while true {
+                sleep(1)
+                channels.sweep()
+            }
+        }, box.toOpaque())
+        pthread_detach(thread)
+    }
+}

@@ -1,0 +1,112 @@
+import NeedletailJS
+
+/// The client runtime, written with NeedletailJS and served as `/_nt/runtime.js`.
+///
+/// What it does, and nothing more: forms marked `data-nt="form"` are sent in the background
+/// (a failed send falls back to the normal POST, and an expired form reloads the page); one
+/// poll at a time asks `/_nt/poll` for the page's channels and applies the HTML operations it
+/// gets back (`replace`, `append`, `remove` an element by id; never code); the next poll starts
+/// after a jittered pause, failures back off exponentially (capped at 30 s); `#nt-status` says
+/// "live" or "reconnecting". Without it every form and link still works.
+public enum ClientRuntime {
+    public static let program: JSProgram = {
+        let status = JSExpr.name("status")
+        let view = JSExpr.name("view")
+        let channels = JSExpr.name("channels")
+        let failures = JSExpr.name("failures")
+        let t = JSExpr.name("t")
+        let op = JSExpr.name("op")
+        let target = JSExpr.name("target")
+        let kind = JSExpr.name("kind")
+        let r = JSExpr.name("r")
+        let text = JSExpr.name("text")
+        let form = JSExpr.name("form")
+        let event = JSExpr.name("event")
+        let f = JSExpr.name("f")
+        let v = JSExpr.name("v")
+        let math = JS.Math
+        return JSProgram {
+            Const("status", JS.document.getElementById("nt-status"))
+            If(status === nil) { Return() }
+            Const("view", status.dataset.ntView)
+            Let("channels", status.dataset.ntChannels)
+            Let("failures", 0)
+            Function("apply", "text") {
+                Const("t", JS.document.createElement("template"))
+                Assign(t.innerHTML, text)
+                ForOf("op", in: t.content.querySelectorAll("template[data-nt-op]")) {
+                    Const("target", JS.document.getElementById(op.dataset.ntTarget))
+                    Const("kind", op.dataset.ntOp)
+                    If(target === nil) { Continue }
+                    If(kind === "replace") {
+                        target.replaceWith(op.content.cloneNode(true))
+                    }.elseIf(kind === "append") {
+                        target.append(op.content.cloneNode(true))
+                    }.elseIf(kind === "remove") {
+                        target.remove()
+                    }
+                }
+                Const("v", t.content.querySelector("template[data-nt-versions]"))
+                If(v !== nil) { Assign(channels, v.dataset.ntVersions) }
+                JSExpr.name("bind")(JS.document)
+            }
+            Function("poll") {
+                JS.fetch("/_nt/poll?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels),
+                         .object(["credentials": "same-origin", "cache": "no-store"]))
+                    .then(.function("r") {
+                        If(r.status === 410) {
+                            JS.location.reload()
+                            Return(nil)
+                        }
+                        If(!r.ok) { Throw(JSExpr.new(JS.Error, r.status)) }
+                        Return(r.text())
+                    })
+                    .then(.function("text") {
+                        If(text === nil) { Return() }
+                        Assign(failures, 0)
+                        Assign(status.textContent, "live")
+                        JSExpr.name("apply")(text)
+                        JS.setTimeout(JSExpr.name("poll"), 50 + math.random() * 100)
+                    })
+                    .catch(.function {
+                        AddAssign(failures, 1)
+                        Assign(status.textContent, "reconnecting")
+                        JS.setTimeout(JSExpr.name("poll"), math.min(30000, 500 * math.pow(2, failures)) * (0.5 + math.random()))
+                    })
+            }
+            Function("submit", "event") {
+                Const("form", event.currentTarget)
+                event.preventDefault()
+                JS.fetch(form.action, .object([
+                    "method": "POST",
+                    "body": JSExpr.new(JS.URLSearchParams, JSExpr.new(JS.FormData, form)),
+                    "headers": .object(["X-Needletail": "1"]),
+                    "credentials": "same-origin",
+                ]))
+                .then(.function("r") {
+                    If(r.status === 410) {
+                        JS.location.reload()
+                    }.elseIf(r.ok) {
+                        form.reset()
+                    }.else {
+                        form.submit()
+                    }
+                })
+                .catch(.function { form.submit() })
+            }
+            Function("bind", "root") {
+                ForOf("f", in: JSExpr.name("root").querySelectorAll("form[data-nt=form]")) {
+                    If(!f.ntBound) {
+                        Assign(f.ntBound, true)
+                        f.addEventListener("submit", JSExpr.name("submit"))
+                    }
+                }
+            }
+            JSExpr.name("bind")(JS.document)
+            JSExpr.name("poll")()
+        }
+    }()
+
+    /// The runtime as served: the program inside a function called at once.
+    public static let source: String = program.wrapped
+}

@@ -1,0 +1,194 @@
+import NeedletailBytes
+import NeedletailHTML
+import Synchronization
+
+/// The shared state of a live application: sessions, channels, and the framework's own
+/// endpoints under `/_nt/` (actions, polls, the client runtime).
+public final class LiveAppCore: Sendable {
+    public let sessions: SessionStore
+    public let channels: Channels
+    /// How long a poll waits for a change before answering "nothing new" (seconds).
+    public let pollTimeout: UInt64
+
+    /// Where the client runtime is served.
+    public static let runtimePath = "/_nt/runtime.js"
+
+    /// Headers of every live page: a Content-Security-Policy under which the runtime works
+    /// (scripts only from this origin, no inline script), no MIME sniffing, no full referrer to
+    /// other sites, and no caching of pages that carry per-session action ids.
+    public static let pageHeaders: [(name: String, value: String)] = [
+        ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("Cache-Control", "no-store"),
+    ]
+
+    public init(sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25) {
+        self.sessions = sessions
+        self.channels = channels
+        self.pollTimeout = pollTimeout
+    }
+
+    /// Builds a page for `request` with `build`, adding the session cookie when the session is
+    /// new, the page headers, and keeping the view for later actions and polls.
+    public func page(for request: Request, _ build: (Page) -> Response) -> Response {
+        let (session, isNew) = sessions.session(for: request)
+        let view = LiveView(path: request.target)
+        let page = Page(request: request, session: session, view: view, app: self)
+        var response = build(page)
+        session.state.withLock { st in
+            st.views.append(view)
+            if st.views.count > sessions.viewsKept { st.views.removeFirst(st.views.count - sessions.viewsKept) }
+        }
+        trimActions(of: session)
+        for h in LiveAppCore.pageHeaders { response.addHeader(h.name, h.value) }
+        if isNew { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: request)) }
+        return response
+    }
+
+    /// Keeps at most `maxActions` actions per session, dropping those of the oldest views first.
+    func trimActions(of session: Session) {
+        let views = session.state.withLock { $0.views }
+        var total = views.reduce(0) { $0 + $1.actionCount }
+        for v in views where total > sessions.maxActions {
+            total -= v.state.withLock { st -> Int in
+                let n = st.actions.count
+                st.actions.removeAll()
+                return n
+            }
+        }
+    }
+
+    /// The framework's endpoints; `nil` for other paths.
+    public func respondToInternal(_ request: Request) -> Response? {
+        let path = request.path
+        guard path.hasPrefix("/_nt/") else { return nil }
+        if path == LiveAppCore.runtimePath { return runtimeResponse() }
+        if path == "/_nt/poll" { return poll(request) }
+        if path.hasPrefix("/_nt/a/") {
+            guard request.method == .post else {
+                var r = Router.errorPage(.methodNotAllowed, detail: "Actions are sent with POST.")
+                r.addHeader("Allow", "POST")
+                return r
+            }
+            return action(String(path.dropFirst(7)), request)
+        }
+        return Router.errorPage(.notFound, detail: "No page at this address.")
+    }
+
+    func view(_ id: String, in session: Session) -> LiveView? {
+        session.state.withLock { $0.views.first { $0.id == id } }
+    }
+
+    func action(_ id: String, _ request: Request) -> Response {
+        let fromRuntime = request.headers["x-needletail"] != nil
+        guard let session = sessions.existing(for: request),
+              let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
+                  for v in st.views.reversed() {
+                      if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
+                  }
+                  return nil
+              })
+        else {
+            return Router.errorPage(.gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again.")
+        }
+        action.run(request)
+        if fromRuntime { return Response(status: .noContent) }
+        return .redirect(to: view.path)
+    }
+
+    /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,
+    /// else parked until a change or `pollTimeout`.
+    func poll(_ request: Request) -> Response {
+        guard let session = sessions.existing(for: request), let viewID = request.query["v"],
+              let view = view(viewID, in: session)
+        else {
+            return Router.errorPage(.gone, detail: "This page is no longer live; reload it.")
+        }
+        var parsed: [(String, UInt64)] = []
+        for part in (request.query["c"] ?? "").split(separator: ";") {
+            guard let bar = part.lastIndex(of: "|"), let v = UInt64(part[part.index(after: bar)...]) else {
+                return Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")
+            }
+            parsed.append((String(part[..<bar]), v))
+        }
+        let page = Page(request: request, session: session, view: view, app: self)
+        let known = parsed
+        if !channels.changed(known).isEmpty || known.isEmpty {
+            return .html(answer(page, known))
+        }
+        return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
+            channels.wait(for: known, timeout: pollTimeout, isCancelled: { stream.isCancelled }) {
+                stream.write(self.answer(page, known))
+                stream.finish()
+            }
+        }
+    }
+
+    /// The update for a viewer that has `known` versions: the regions showing a changed
+    /// channel, rendered again, as `<template data-nt-op="replace" data-nt-target=ID>`
+    /// operations, then the new versions.
+    func answer(_ page: Page, _ known: [(String, UInt64)]) -> Chunks {
+        let changed = Set(channels.changed(known))
+        // Versions before rendering, as for pages.
+        let versions = known.map { "\($0.0)|\(channels.version($0.0))" }.joined(separator: ";")
+        let regions = page.view.state.withLock { st -> [LiveView.Region] in
+            // The latest region per id (re-renders register again).
+            var seen = Set<String>()
+            return st.regions.reversed().filter { seen.insert($0.id).inserted }
+        }
+        var out = HTMLOutput()
+        for r in regions where r.channels.contains(where: changed.contains) {
+            Template { RawHTML(r.render(page).string) }.data("nt-op", "replace").data("nt-target", r.id).render(into: &out)
+        }
+        Template().data("nt-versions", versions).render(into: &out)
+        return out.chunks
+    }
+
+    let runtimeBody = StaticBytes(ClientRuntime.source)
+
+    func runtimeResponse() -> Response {
+        var body = Chunks()
+        body.append(static: runtimeBody.bytes)
+        var r = Response(status: .ok, contentType: "text/javascript; charset=utf-8", body: body)
+        r.addHeader("Cache-Control", "public, max-age=3600")
+        r.addHeader("X-Content-Type-Options", "nosniff")
+        return r
+    }
+}
+
+/// Bytes copied once into memory that lives as long as the process (sent by reference).
+struct StaticBytes: @unchecked Sendable {
+    let bytes: UnsafeRawBufferPointer
+    init(_ text: String) {
+        let utf8 = Array(text.utf8)
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(utf8.count, 1), alignment: 1)
+        p.copyBytes(from: utf8)
+        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(p)[0..<utf8.count])
+    }
+}
+
+/// A router plus sessions, actions and channels: `page` registers live pages; everything under
+/// `/_nt/` is the framework's.
+public struct LiveApp: Responder {
+    public let core: LiveAppCore
+    public var router: Router
+
+    public init(router: Router = Router(), core: LiveAppCore = LiveAppCore()) {
+        self.router = router
+        self.core = core
+    }
+
+    /// The channels, for `notify`.
+    public var channels: Channels { core.channels }
+
+    /// Registers a live page at `path` (GET): `build` gets a `Page` (request, session, view).
+    public mutating func page(_ path: String, _ build: @escaping @Sendable (Page) -> Response) {
+        let core = core
+        router.get(path) { request in core.page(for: request, build) }
+    }
+
+    public func respond(to request: Request) -> Response {
+        core.respondToInternal(request) ?? router.respond(to: request)
+    }
+}

@@ -1,0 +1,146 @@
+import Synchronization
+
+/// 128 random bits from the system CSPRNG (`getrandom(2)` behind Swift's
+/// `SystemRandomNumberGenerator`), as 32 lower-case hex digits.
+public func randomToken() -> String {
+    var g = SystemRandomNumberGenerator()
+    let a = g.next() as UInt64, b = g.next() as UInt64
+    func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+    return hex(a) + hex(b)
+}
+
+/// One visitor: an id in a cookie, a generated user name, values the app keeps for it, and the
+/// views (rendered pages) whose actions and live regions are still valid.
+public final class Session: Sendable {
+    /// The id (128 random bits, hex). Never shown to other users.
+    public let id: String
+    /// A generated name, as teepeedee2 gave each visitor ("anonymous-7f3a").
+    public let userName: String
+    let state: Mutex<State>
+
+    struct State {
+        var values: [String: any Sendable] = [:]
+        var lastUsed: UInt64
+        /// Views, oldest first; at most `SessionStore.viewsKept`.
+        var views: [LiveView] = []
+    }
+
+    init(id: String, now: UInt64) {
+        self.id = id
+        userName = "user-" + id.prefix(6)
+        state = Mutex(State(lastUsed: now))
+    }
+
+    /// A value the app stored for this session.
+    public subscript(key: String) -> (any Sendable)? {
+        get { state.withLock { $0.values[key] } }
+        set { state.withLock { $0.values[key] = newValue } }
+    }
+}
+
+/// The sessions in memory: looked up by the id in the `nt_session` cookie (or, when the browser
+/// refuses cookies, the `_s` field that action forms then carry), expired after an idle time,
+/// and capped in number with least-recently-used eviction.
+public final class SessionStore: Sendable {
+    /// The cookie's name.
+    public let cookieName: String
+    /// Idle time after which a session is forgotten (seconds).
+    public let idleTimeout: UInt64
+    /// Most sessions kept; the least recently used goes first.
+    public let maxSessions: Int
+    /// Views whose actions stay valid per session (the back button works for this many pages).
+    public let viewsKept: Int
+    /// Most actions per session, over all its views; the oldest go first.
+    public let maxActions: Int
+
+    let sessions = Mutex<[String: Session]>([:])
+    let clock: @Sendable () -> UInt64
+
+    public init(cookieName: String = "nt_session", idleTimeout: UInt64 = 30 * 60, maxSessions: Int = 100_000,
+                viewsKept: Int = 8, maxActions: Int = 512, clock: @escaping @Sendable () -> UInt64 = monotonicSeconds) {
+        self.cookieName = cookieName
+        self.idleTimeout = idleTimeout
+        self.maxSessions = maxSessions
+        self.viewsKept = viewsKept
+        self.maxActions = maxActions
+        self.clock = clock
+    }
+
+    /// Number of sessions in memory.
+    public var count: Int { sessions.withLock { $0.count } }
+
+    /// The session whose id `request` carries (cookie first, then an `_s` form or query field),
+    /// if it exists and has not expired. Touches it.
+    public func existing(for request: Request) -> Session? {
+        let now = clock()
+        for id in [request.cookie(cookieName), request.form["_s"], request.query["_s"]] {
+            guard let id, id.utf8.count == 32 else { continue }
+            let found: Session? = sessions.withLock { all in
+                guard let s = all[id] else { return nil }
+                let expired = s.state.withLock { st -> Bool in
+                    if now - st.lastUsed > idleTimeout { return true }
+                    st.lastUsed = now
+                    return false
+                }
+                if expired { all[id] = nil; return nil }
+                return s
+            }
+            if let found { return found }
+        }
+        return nil
+    }
+
+    /// The request's session, or a new one (`isNew`: the response must set the cookie).
+    public func session(for request: Request) -> (session: Session, isNew: Bool) {
+        if let s = existing(for: request) { return (s, false) }
+        let now = clock()
+        let s = Session(id: randomToken(), now: now)
+        sessions.withLock { all in
+            if all.count >= maxSessions { evict(&all, now: now) }
+            all[s.id] = s
+        }
+        return (s, true)
+    }
+
+    /// Drops expired sessions, then the least recently used tenth if still full.
+    func evict(_ all: inout [String: Session], now: UInt64) {
+        let ages = all.map { (id: $0.key, used: $0.value.state.withLock { $0.lastUsed }) }
+        for a in ages where now - a.used > idleTimeout { all[a.id] = nil }
+        guard all.count >= maxSessions else { return }
+        let drop = max(1, maxSessions / 10)
+        for a in ages.filter({ all[$0.id] != nil }).sorted(by: { $0.used < $1.used }).prefix(drop) { all[a.id] = nil }
+    }
+
+    /// The `Set-Cookie` value for `session`: HttpOnly, SameSite=Lax, Secure when the request came
+    /// over HTTPS (directly, or as a proxy said with `X-Forwarded-Proto: https`).
+    public func cookie(for session: Session, request: Request) -> String {
+        var c = "\(cookieName)=\(session.id); Path=/; HttpOnly; SameSite=Lax"
+        if request.isSecure || request.headers["x-forwarded-proto"]?.lowercased() == "https" { c += "; Secure" }
+        return c
+    }
+}
+
+import Glibc
+
+/// Seconds on the monotonic clock.
+@Sendable public func monotonicSeconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec)
+}
+
+extension Request {
+    /// The value of cookie `name`, if the request has it.
+    public func cookie(_ name: String) -> String? {
+        for value in headers.values("cookie") {
+            for pair in value.split(separator: ";") {
+                let p = pair.drop(while: { $0 == " " })
+                if p.hasPrefix(name + "=") { return String(p.dropFirst(name.utf8.count + 1)) }
+            }
+        }
+        return nil
+    }
+}

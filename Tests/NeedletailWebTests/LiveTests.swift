@@ -1,0 +1,252 @@
+import Foundation
+import NeedletailBytes
+import NeedletailHTML
+import NeedletailWeb
+import Synchronization
+import Testing
+
+/// A clock the tests move by hand.
+final class FakeClock: Sendable {
+    let now = Atomic<UInt64>(1000)
+    var read: @Sendable () -> UInt64 { { self.now.load(ordering: .relaxed) } }
+    func advance(_ s: UInt64) { now.add(s, ordering: .relaxed) }
+}
+
+func get(_ path: String, query: String = "", cookie: String? = nil, headers: [(String, String)] = []) -> Request {
+    var h = headers
+    if let cookie { h.append(("Cookie", cookie)) }
+    return Request(method: .get, path: path, query: QueryParameters(query), headers: HeaderFields(h), target: query.isEmpty ? path : path + "?" + query)
+}
+
+func post(_ path: String, form: String = "", cookie: String? = nil, headers: [(String, String)] = []) -> Request {
+    var h = headers + [("Content-Type", "application/x-www-form-urlencoded")]
+    if let cookie { h.append(("Cookie", cookie)) }
+    return Request(method: .post, path: path, headers: HeaderFields(h), body: Array(form.utf8))
+}
+
+func header(_ r: Response, _ name: String) -> String? { r.headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+
+/// `nt_session=ID` from a Set-Cookie value.
+func cookiePair(_ r: Response) -> String? { header(r, "Set-Cookie").map { String($0.split(separator: ";")[0]) } }
+
+final class Counter: Sendable {
+    let value = Mutex(0)
+    func withLock<T>(_ body: (inout Int) -> T) -> T { value.withLock { body(&$0) } }
+}
+
+/// A page with a counter in a live region and a form that bumps it.
+func counterApp(sessions: SessionStore = SessionStore()) -> (LiveApp, Counter) {
+    let counter = Counter()
+    var app = LiveApp(core: LiveAppCore(sessions: sessions))
+    let channels = app.channels
+    app.page("/counter") { page in
+        .html(Div {
+            page.live("count", channels: ["counter"]) { _ in P { counter.withLock { $0 } } }
+            page.actionForm({ _ in counter.withLock { $0 += 1 }; channels.notify("counter") }) { Button("+1") }
+            page.liveStatus
+        })
+    }
+    return (app, counter)
+}
+
+func actionPath(in body: String) -> String? {
+    guard let r = body.range(of: "action=\"/_nt/a/") else { return nil }
+    return "/_nt/a/" + body[r.upperBound...].prefix(32)
+}
+
+@Suite struct SessionTests {
+    @Test func idsAreRandomHexAndUnique() {
+        var seen = Set<String>()
+        for _ in 0..<1000 {
+            let t = randomToken()
+            #expect(t.count == 32 && t.allSatisfy { $0.isHexDigit })
+            seen.insert(t)
+        }
+        #expect(seen.count == 1000)
+    }
+
+    @Test func cookieFlagsAndLookup() {
+        let store = SessionStore()
+        let (s, isNew) = store.session(for: get("/"))
+        #expect(isNew)
+        let cookie = store.cookie(for: s, request: get("/"))
+        #expect(cookie == "nt_session=\(s.id); Path=/; HttpOnly; SameSite=Lax")
+        #expect(store.cookie(for: s, request: get("/", headers: [("X-Forwarded-Proto", "https")])).hasSuffix("; Secure"))
+        let again = store.session(for: get("/", cookie: "a=b; nt_session=\(s.id); c=d"))
+        #expect(again.session === s && !again.isNew)
+        #expect(store.session(for: get("/", query: "_s=\(s.id)")).session === s, "URL fallback when cookies are refused")
+        #expect(s.userName.hasPrefix("user-"))
+        #expect(store.session(for: get("/", cookie: "nt_session=0123456789abcdef0123456789abcdef")).isNew, "unknown ids are never adopted")
+    }
+
+    @Test func idleSessionsExpire() {
+        let clock = FakeClock()
+        let store = SessionStore(idleTimeout: 60, clock: clock.read)
+        let s = store.session(for: get("/")).session
+        clock.advance(59)
+        #expect(store.existing(for: get("/", cookie: "nt_session=\(s.id)")) === s)
+        clock.advance(61)
+        #expect(store.existing(for: get("/", cookie: "nt_session=\(s.id)")) == nil)
+    }
+
+    @Test func leastRecentlyUsedIsEvictedAtTheCap() {
+        let clock = FakeClock()
+        let store = SessionStore(maxSessions: 10, clock: clock.read)
+        var ids: [String] = []
+        for _ in 0..<10 {
+            ids.append(store.session(for: get("/")).session.id)
+            clock.advance(1)
+        }
+        _ = store.existing(for: get("/", cookie: "nt_session=\(ids[0])"))  // the oldest, used again
+        clock.advance(1)
+        _ = store.session(for: get("/"))
+        #expect(store.count <= 10)
+        #expect(store.existing(for: get("/", cookie: "nt_session=\(ids[0])")) != nil)
+        #expect(store.existing(for: get("/", cookie: "nt_session=\(ids[1])")) == nil, "the least recently used went")
+    }
+}
+
+@Suite struct ActionTests {
+    @Test func formPostRedirectsAndRunsTheClosure() throws {
+        let (app, counter) = counterApp()
+        let page = app.respond(to: get("/counter"))
+        let cookie = try #require(cookiePair(page))
+        #expect(header(page, "Content-Security-Policy")?.contains("script-src 'self'") == true)
+        let body = page.body.string
+        let action = try #require(actionPath(in: body))
+        #expect(body.contains("name=\"_s\""), "the first page carries the id: the browser may refuse the cookie")
+        #expect(!app.respond(to: get("/counter", cookie: cookie)).body.string.contains("name=\"_s\""), "not once the cookie came back")
+        let r = app.respond(to: post(action, cookie: cookie))
+        #expect(r.status == .seeOther)
+        #expect(header(r, "Location") == "/counter")
+        #expect(counter.withLock { $0 } == 1)
+        let js = app.respond(to: post(action, cookie: cookie, headers: [("X-Needletail", "1")]))
+        #expect(js.status == .noContent)
+        #expect(counter.withLock { $0 } == 2)
+    }
+
+    @Test func actionsAreBoundToTheirSession() throws {
+        let (app, counter) = counterApp()
+        let page = app.respond(to: get("/counter"))
+        let action = try #require(actionPath(in: page.body.string))
+        let other = try #require(cookiePair(app.respond(to: get("/counter"))))
+        let r = app.respond(to: post(action, cookie: other))
+        #expect(r.status == .gone)
+        #expect(r.body.string.contains("expired"))
+        #expect(app.respond(to: post(action)).status == .gone, "no session at all")
+        #expect(app.respond(to: post("/_nt/a/nonsense", cookie: other)).status == .gone)
+        #expect(counter.withLock { $0 } == 0)
+        #expect(app.respond(to: get(action)).status == .methodNotAllowed)
+    }
+
+    @Test func theLastEightViewsKeepTheirActions() throws {
+        let (app, counter) = counterApp()
+        let first = app.respond(to: get("/counter"))
+        let cookie = try #require(cookiePair(first))
+        var actions = [try #require(actionPath(in: first.body.string))]
+        for _ in 0..<8 { actions.append(try #require(actionPath(in: app.respond(to: get("/counter", cookie: cookie)).body.string))) }
+        #expect(app.respond(to: post(actions[0], cookie: cookie)).status == .gone, "nine views ago")
+        #expect(app.respond(to: post(actions[1], cookie: cookie)).status == .seeOther, "eight views ago: the back button works")
+        #expect(app.respond(to: post(actions[8], cookie: cookie)).status == .seeOther)
+        #expect(counter.withLock { $0 } == 2)
+    }
+
+    @Test func actionsPerSessionAreCapped() throws {
+        let sessions = SessionStore(maxActions: 20)
+        var app = LiveApp(core: LiveAppCore(sessions: sessions))
+        app.page("/many") { page in
+            .html(Div { ForEach(0..<15) { _ in page.actionButton("x") { _ in } } })
+        }
+        let first = app.respond(to: get("/many"))
+        let cookie = try #require(cookiePair(first))
+        let old = try #require(actionPath(in: first.body.string))
+        _ = app.respond(to: get("/many", cookie: cookie))
+        #expect(app.respond(to: post(old, cookie: cookie)).status == .gone, "15 + 15 > 20: the oldest view's actions went")
+    }
+}
+
+/// Captures what a streamed response writes.
+final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
+    let written = Mutex<String>("")
+    let done = Mutex(false)
+    var finished: Bool { done.withLock { $0 } }
+    func write(_ chunks: ChunksTransfer) { written.withLock { $0 += chunks.chunks.string } }
+    func finish() { done.withLock { $0 = true } }
+    var isCancelled: Bool { false }
+}
+
+@Suite struct ChannelTests {
+    @Test func versionsAndImmediateAnswers() throws {
+        let (app, counter) = counterApp()
+        let page = app.respond(to: get("/counter"))
+        let cookie = try #require(cookiePair(page))
+        let body = page.body.string
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        #expect(body.contains("data-nt-channels=\"counter|0\""))
+        counter.withLock { $0 = 5 }
+        app.channels.notify("counter")
+        let r = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0", cookie: cookie))
+        #expect(r.status == .ok && r.stream == nil, "an old version is answered at once")
+        #expect(r.body.string == "<template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>5</p></div></template><template data-nt-versions=\"counter|1\"></template>")
+        #expect(app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7Cx", cookie: cookie)).status == .badRequest)
+        #expect(app.respond(to: get("/_nt/poll", query: "v=nope&c=counter%7C1", cookie: cookie)).status == .gone)
+    }
+
+    @Test func parkedPollIsAnsweredOnNotify() throws {
+        let (app, counter) = counterApp()
+        let page = app.respond(to: get("/counter"))
+        let cookie = try #require(cookiePair(page))
+        let body = page.body.string
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let r = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0", cookie: cookie))
+        let produce = try #require(r.stream, "a current version parks the poll")
+        let sink = CapturingSink()
+        produce(ResponseStream(sink: sink))
+        #expect(app.channels.waiting == 1)
+        #expect(!sink.finished)
+        counter.withLock { $0 = 7 }
+        app.channels.notify("counter")
+        #expect(sink.finished)
+        #expect(sink.written.withLock { $0 }.contains("<p>7</p>"))
+        #expect(app.channels.waiting == 0)
+        app.channels.notify("other")  // nobody waits on it: nothing happens
+    }
+
+    @Test func parkedPollTimesOutWithNoChange() throws {
+        let clock = FakeClock()
+        let channels = Channels(clock: clock.read)
+        let done = Counter()
+        channels.wait(for: [("c", 0)], timeout: 25, isCancelled: { false }) { done.withLock { $0 += 1 } }
+        clock.advance(26)
+        var waited = 0
+        while done.withLock({ $0 }) == 0 && waited < 30 { usleep(100_000); waited += 1 }
+        let count = done.withLock { $0 }
+        #expect(count == 1, "the sweeper answers at the deadline")
+        #expect(channels.waiting == 0)
+    }
+}
+
+@Suite struct RuntimeTests {
+    @Test func runtimeIsValidJavaScriptAndSmall() throws {
+        let path = NSTemporaryDirectory() + "nt-runtime-\(getpid()).js"
+        try ClientRuntime.source.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["node", "--check", path]
+        try check.run()
+        check.waitUntilExit()
+        #expect(check.terminationStatus == 0)
+        let gz = Process()
+        gz.executableURL = URL(fileURLWithPath: "/bin/sh")
+        gz.arguments = ["-c", "gzip -9 -c '\(path)' | wc -c"]
+        let pipe = Pipe()
+        gz.standardOutput = pipe
+        try gz.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        gz.waitUntilExit()
+        let size = Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max
+        #expect(size <= 2048, "runtime is \(size) bytes gzipped")
+        print("client runtime: \(ClientRuntime.source.utf8.count) bytes, \(size) gzipped")
+    }
+}
