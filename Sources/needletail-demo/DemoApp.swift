@@ -1,7 +1,18 @@
+import Glibc
 import Needletail
 
 /// The demo application: ordinary app code, the same whichever way it is served.
 enum DemoApp {
+    /// The whole app: the plain routes below plus the live message board, whose records live
+    /// in `dataDirectory` (posts are acknowledged only once fsync'd: policy always).
+    static func app(dataDirectory: String) throws -> LiveApp {
+        mkdir(dataDirectory, 0o755)
+        let store = try Store(path: dataDirectory + "/board.log", fsync: .always)
+        var app = LiveApp(router: router())
+        try Board.install(into: &app, store: store)
+        return app
+    }
+
     static func router() -> Router {
         var router = Router()
 
@@ -16,6 +27,7 @@ enum DemoApp {
                 Body {
                     H1("Needletail demo")
                     P { A("/hello?name=world").href("/hello?name=world") }
+                    P { A("The message board").href("/board") }
                 }
             }.lang("en"))
         }

@@ -39,6 +39,9 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "Largest request body in bytes (over it: 413).")
     var maxBody: Int = 1 << 20
 
+    @ArgumentParser.Option(name: .long, help: "Folder for the message board's records (created if missing).")
+    var data: String = "needletail-data"
+
     @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -54,7 +57,13 @@ struct Serve: ParsableCommand {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "needletail")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let app = DemoApp.router()
+        let app: LiveApp
+        do {
+            app = try DemoApp.app(dataDirectory: data)
+        } catch {
+            logger.critical("cannot open the board's records in \(data): \(error)")
+            throw ExitCode(1)
+        }
 
         if http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest {
             throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))

@@ -1,0 +1,88 @@
+import Glibc
+import Needletail
+
+// The message board: forums and posts as records, one live page. Every open viewer sees a
+// post (or a deletion) appear without reloading; without JavaScript, forms post and redirect.
+
+struct Forum: Record {
+    static let typeName = "forum"
+    var name: String
+    init(name: String) { self.name = name }
+    func encode(to w: inout RecordWriter) { w.write(1, name) }
+    init(from r: RecordReader) throws(StoreError) { name = try r.string(1) }
+}
+
+struct Post: Record {
+    static let typeName = "post"
+    var forum: String, author: String, time: Int, text: String
+    init(forum: String, author: String, time: Int, text: String) {
+        (self.forum, self.author, self.time, self.text) = (forum, author, time, text)
+    }
+    func encode(to w: inout RecordWriter) { w.write(1, forum); w.write(2, author); w.write(3, time); w.write(4, text) }
+    init(from r: RecordReader) throws(StoreError) {
+        (forum, author, time, text) = (try r.string(1), try r.string(2), try r.int(3), try r.string(4))
+    }
+}
+
+enum Board {
+    static let sheet = Stylesheet {
+        CSSRule(.tag(.body), .fontFamily(.systemUI, .sansSerif), .maxWidth(.em(50)), .margin(0, .auto), .padding(.em(1)))
+        CSSRule(.tag(.nav).descendant(.tag(.li)), .display(.inline), .marginRight(.em(1)))
+        CSSRule(.class("current"), .fontWeight(.bold))
+        CSSRule(.class("author"), .fontWeight(.w600))
+        CSSRule(.tag(.time), .color(.gray))
+        CSSRule(.class("nt-link"), .backgroundColor(.transparent), .borderStyle(.none), .color(.blue), .cursor(.pointer))
+        CSSRule(.tag(.form).and(.class("inline")), .display(.inline))
+    }
+
+    static func install(into app: inout LiveApp, store: Store) throws {
+        let forums = try store.table(Forum.self)
+        let posts = try store.table(Post.self, indexes: [Index(\Post.forum)])
+        if forums.count == 0 { for name in ["Ubuntu", "Gentoo", "Debian"] { _ = try forums.insert(Forum(name: name)) } }
+        let channels = app.channels
+        app.page("/board") { page in
+            let names = forums.all().map(\.record.name)
+            let forum = page.request.query["forum"].flatMap { names.contains($0) ? $0 : nil } ?? "Debian"
+            let me = page.session.userName
+            return .html(Html {
+                Head { Meta().charset("utf-8"); Title("Board: " + forum); Style(sheet); page.runtimeScript }
+                Body {
+                    Nav { Ul { ForEach(names) { n in Li { A(n).href("/board?forum=" + n).class("current", if: n == forum) } } } }
+                    H1 { "Forum "; forum }
+                    P { "You post as "; Strong(me); "." }
+                    page.actionForm({ request in
+                        guard let text = request.form["text"], !text.isEmpty, text.utf8.count <= 2000 else { return }
+                        if (try? posts.insert(Post(forum: forum, author: me, time: Int(time(nil)), text: text))) != nil {
+                            channels.notify("forum:" + forum)
+                        }
+                    }) { Input().type(.text).name("text").required().maxlength(2000).placeholder("Message"); Button("Post").type(.submit) }
+                    page.live("messages", channels: ["forum:" + forum]) { page in
+                        Ol {
+                            ForEach(posts.lookup(\Post.forum, forum)) { p in
+                                Li {
+                                    Span(p.record.author).class("author"); " "; Time(utc(p.record.time)); " "; p.record.text
+                                    if p.record.author == page.session.userName {
+                                        " "
+                                        page.actionButton("delete") { _ in
+                                            if posts.get(p.id)?.author == me, (try? posts.delete(p.id)) != nil { channels.notify("forum:" + forum) }
+                                        }.class("inline")
+                                    }
+                                }.id("m\(p.id)")
+                            }
+                        }
+                    }
+                    page.liveStatus
+                }
+            }.lang("en"))
+        }
+    }
+
+    /// "2026-11-27 06:05 UTC".
+    static func utc(_ t: Int) -> String {
+        var tm = tm()
+        var tt = time_t(t)
+        gmtime_r(&tt, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday)) \(two(tm.tm_hour)):\(two(tm.tm_min)) UTC"
+    }
+}
