@@ -108,13 +108,13 @@ public final class Store: @unchecked Sendable {
 
     /// The table of `R` records, created on first use (replayed records are decoded then).
     /// `indexes` are built now and kept up to date.
-    public func table<R: Record>(_ type: R.Type, indexes: [Index<R>] = []) throws(StoreError) -> Table<R> {
-        try lock.withLock { () throws(StoreError) -> Table<R> in
+    public func table<R: Record>(_ type: R.Type, indexes: [Index<R>] = []) throws(StoreError) -> RecordTable<R> {
+        try lock.withLock { () throws(StoreError) -> RecordTable<R> in
             if let t = tables[R.typeName] {
-                guard let typed = t as? Table<R> else { throw .corrupt("type name \(R.typeName) used by two record types") }
+                guard let typed = t as? RecordTable<R> else { throw .corrupt("type name \(R.typeName) used by two record types") }
                 return typed
             }
-            let t = Table<R>(store: self, indexes: indexes)
+            let t = RecordTable<R>(store: self, indexes: indexes)
             try t.load(unclaimed.removeValue(forKey: R.typeName) ?? DenseRows())
             tables[R.typeName] = t
             return t
@@ -216,19 +216,19 @@ public struct Transaction {
 
     /// Adds `record` to `table`; returns its new id.
     @discardableResult
-    public mutating func insert<R: Record>(_ record: R, into table: Table<R>) -> Int {
+    public mutating func insert<R: Record>(_ record: R, into table: RecordTable<R>) -> Int {
         let id = table.reserveID()
         operations.append(Operation(kind: .put, type: R.typeName, id: id, bytes: Operation.bytes(of: record), isUpdate: false))
         return id
     }
 
     /// Replaces the record `id` of `table` (the commit fails if there is none).
-    public mutating func update<R: Record>(_ id: Int, to record: R, in table: Table<R>) {
+    public mutating func update<R: Record>(_ id: Int, to record: R, in table: RecordTable<R>) {
         operations.append(Operation(kind: .put, type: R.typeName, id: id, bytes: Operation.bytes(of: record), isUpdate: true))
     }
 
     /// Removes the record `id` of `table` (the commit fails if there is none).
-    public mutating func delete<R: Record>(_ id: Int, from table: Table<R>) {
+    public mutating func delete<R: Record>(_ id: Int, from table: RecordTable<R>) {
         operations.append(Operation(kind: .delete, type: R.typeName, id: id, bytes: RecordBytes([]), isUpdate: false))
     }
 }

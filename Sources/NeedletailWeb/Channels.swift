@@ -28,7 +28,7 @@ public final class Channels: Sendable {
     let clock: @Sendable () -> UInt64
     let sweeper: Atomic<Bool> = Atomic(false)
 
-    public init(clock: @escaping @Sendable () -> UInt64 = monotonicSeconds) {
+    public init(clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot) {
         self.clock = clock
     }
 

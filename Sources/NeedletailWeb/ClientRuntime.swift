@@ -51,6 +51,7 @@ public enum ClientRuntime {
                 JSExpr.name("bind")(JS.document)
             }
             Function("poll") {
+                Assign(status.textContent, "live")
                 JS.fetch("/_nt/poll?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels),
                          .object(["credentials": "same-origin", "cache": "no-store"]))
                     .then(.function("r") {
@@ -64,7 +65,6 @@ public enum ClientRuntime {
                     .then(.function("text") {
                         If(text === nil) { Return() }
                         Assign(failures, 0)
-                        Assign(status.textContent, "live")
                         JSExpr.name("apply")(text)
                         JS.setTimeout(JSExpr.name("poll"), 50 + math.random() * 100)
                     })

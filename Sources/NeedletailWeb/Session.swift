@@ -60,7 +60,7 @@ public final class SessionStore: Sendable {
     let clock: @Sendable () -> UInt64
 
     public init(cookieName: String = "nt_session", idleTimeout: UInt64 = 30 * 60, maxSessions: Int = 100_000,
-                viewsKept: Int = 8, maxActions: Int = 512, clock: @escaping @Sendable () -> UInt64 = monotonicSeconds) {
+                viewsKept: Int = 8, maxActions: Int = 512, clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot) {
         self.cookieName = cookieName
         self.idleTimeout = idleTimeout
         self.maxSessions = maxSessions
@@ -126,7 +126,7 @@ public final class SessionStore: Sendable {
 import Glibc
 
 /// Seconds on the monotonic clock.
-@Sendable public func monotonicSeconds() -> UInt64 {
+@Sendable public func secondsSinceBoot() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec)

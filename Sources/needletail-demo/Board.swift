@@ -1,5 +1,6 @@
 import Glibc
 import Needletail
+import Synchronization
 
 // The message board: forums and posts as records, one live page. Every open viewer sees a
 // post (or a deletion) appear without reloading; without JavaScript, forms post and redirect.
@@ -35,17 +36,39 @@ enum Board {
         CSSRule(.tag(.form).and(.class("inline")), .display(.inline))
     }
 
-    static func install(into app: inout LiveApp, store: Store) throws {
-        let forums = try store.table(Forum.self)
-        let posts = try store.table(Post.self, indexes: [Index(\Post.forum)])
-        if forums.count == 0 { for name in ["Ubuntu", "Gentoo", "Debian"] { _ = try forums.insert(Forum(name: name)) } }
+    /// The records, opened on the first visit to the board (so that processes that never show
+    /// it, such as CGI runs of other pages, never take the store's lock).
+    final class Records: Sendable {
+        let forums: RecordTable<Forum>, posts: RecordTable<Post>
+        init(path: String) throws {
+            let store = try Store(path: path, fsync: .always)
+            forums = try store.table(Forum.self)
+            posts = try store.table(Post.self, indexes: [Index(\Post.forum)])
+            if forums.count == 0 { for name in ["Ubuntu", "Gentoo", "Debian"] { _ = try forums.insert(Forum(name: name)) } }
+        }
+    }
+
+    static func install(into app: inout LiveApp, path: String, onError: @escaping @Sendable (String) -> Void) {
+        let opened = Mutex<Records?>(nil)
         let channels = app.channels
         app.page("/board") { page in
+            let records = opened.withLock { r -> Records? in
+                if r == nil {
+                    do { r = try Records(path: path) } catch { onError("cannot open the board's records at \(path): \(error)") }
+                }
+                return r
+            }
+            guard let forums = records?.forums, let posts = records?.posts else {
+                return Router.errorPage(.serviceUnavailable, detail: "The board's records cannot be opened; the server log says why.")
+            }
             let names = forums.all().map(\.record.name)
             let forum = page.request.query["forum"].flatMap { names.contains($0) ? $0 : nil } ?? "Debian"
             let me = page.session.userName
             return .html(Html {
-                Head { Meta().charset("utf-8"); Title("Board: " + forum); Style(sheet); page.runtimeScript }
+                Head {
+                    Meta().charset("utf-8"); Title("Board: " + forum); Style(sheet); page.runtimeScript
+                    Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
+                }
                 Body {
                     Nav { Ul { ForEach(names) { n in Li { A(n).href("/board?forum=" + n).class("current", if: n == forum) } } } }
                     H1 { "Forum "; forum }

@@ -5,11 +5,10 @@ import Needletail
 enum DemoApp {
     /// The whole app: the plain routes below plus the live message board, whose records live
     /// in `dataDirectory` (posts are acknowledged only once fsync'd: policy always).
-    static func app(dataDirectory: String) throws -> LiveApp {
+    static func app(dataDirectory: String, onError: @escaping @Sendable (String) -> Void) -> LiveApp {
         mkdir(dataDirectory, 0o755)
-        let store = try Store(path: dataDirectory + "/board.log", fsync: .always)
         var app = LiveApp(router: router())
-        try Board.install(into: &app, store: store)
+        Board.install(into: &app, path: dataDirectory + "/board.log", onError: onError)
         return app
     }
 

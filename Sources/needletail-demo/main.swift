@@ -57,13 +57,8 @@ struct Serve: ParsableCommand {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "needletail")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let app: LiveApp
-        do {
-            app = try DemoApp.app(dataDirectory: data)
-        } catch {
-            logger.critical("cannot open the board's records in \(data): \(error)")
-            throw ExitCode(1)
-        }
+        let errorLogger = logger
+        let app = DemoApp.app(dataDirectory: data) { errorLogger.error("\($0)") }
 
         if http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest {
             throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))

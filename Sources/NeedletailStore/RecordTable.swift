@@ -51,7 +51,7 @@ protocol AnyTable: AnyObject {
 
 /// The records of one type: by id, and through the indexes declared when the table was opened.
 /// Reads and writes may come from any thread (the store's lock guards them).
-public final class Table<R: Record>: AnyTable, @unchecked Sendable {
+public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     /// Strong: a table keeps its store open. `Store.close()` breaks the cycle.
     @usableFromInline let store: Store
     @usableFromInline var rows = DenseRows<R>()
