@@ -1,0 +1,88 @@
+import Foundation
+import Glibc
+import NeedletailLoop
+import Testing
+
+/// The demo's message board over real sockets: durability, and live updates through lighttpd.
+@Suite struct BoardTests {
+    struct Visitor {
+        let port: UInt16
+        var cookie = ""
+
+        /// GETs `path`, keeping the session cookie; returns the body.
+        mutating func get(_ path: String) throws -> String {
+            let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+            try c.send("GET \(path) HTTP/1.1\r\nHost: t\r\n\(cookie.isEmpty ? "" : "Cookie: \(cookie)\r\n")Connection: close\r\n\r\n")
+            let r = try c.readResponse()
+            if let set = r.header("set-cookie") { cookie = String(set.split(separator: ";")[0]) }
+            return r.text
+        }
+
+        /// Posts the board's form on `page` with `text`; returns the status.
+        func post(on page: String, _ text: String) throws -> Int {
+            guard let r = page.range(of: "action=\"/_nt/a/") else { throw TestClient.Failure(description: "no action form") }
+            let action = "/_nt/a/" + page[r.upperBound...].prefix(32)
+            let body = "text=" + text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+            try c.send("POST \(action) HTTP/1.1\r\nHost: t\r\nCookie: \(cookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+            return try c.readResponse().status
+        }
+    }
+
+    /// A post acknowledged (the redirect came back) survives kill -9 and a restart.
+    @Test func acknowledgedPostsSurviveKill9() throws {
+        let data = makeTempDir("needletail-board")
+        let port = freePort()
+        var server: SpawnedProcess? = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", data, "--loops", "1"])
+        #expect(waitForPort(port))
+        var v = Visitor(port: port)
+        var texts: [String] = []
+        for i in 0..<5 {
+            let page = try v.get("/board?forum=Ubuntu")
+            let text = "durable \(i) <\(Int.random(in: 0..<1_000_000))>"
+            #expect(try v.post(on: page, text) == 303)
+            texts.append(text)
+        }
+        kill(server!.pid, SIGKILL)
+        server!.stop()
+        server = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", data, "--loops", "1"])
+        defer { server?.stop() }
+        #expect(waitForPort(port))
+        var fresh = Visitor(port: port)
+        let page = try fresh.get("/board?forum=Ubuntu")
+        for t in texts {
+            #expect(page.contains(t.replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")), "\(t) after kill -9")
+        }
+    }
+
+    /// Behind lighttpd FastCGI a parked long-poll is answered with the new post.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
+    func longPollThroughLighttpd() throws {
+        let data = makeTempDir("needletail-board")
+        let sock = data + "/app.sock"
+        let app = try SpawnedProcess(demoBinary(), ["serve", "--fastcgi", "unix:" + sock, "--data", data, "--loops", "1"])
+        defer { app.stop() }
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: sock) && waited < 200 { usleep(20_000); waited += 1 }
+        let port = freePort()
+        let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-socket.conf", replacing: [
+            ("/run/needletail/app.sock", sock),
+        ]), port: port)
+        defer { lighttpd.stop() }
+        var watcher = Visitor(port: port)
+        let page = try watcher.get("/board?forum=Gentoo")
+        let view = try #require(page.range(of: "data-nt-view=\"").map { String(page[$0.upperBound...].prefix(32)) })
+        let poll = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
+        try poll.send("GET /_nt/poll?v=\(view)&c=forum:Gentoo%7C0 HTTP/1.1\r\nHost: t\r\nCookie: \(watcher.cookie)\r\n\r\n")
+        usleep(200_000)
+        var poster = Visitor(port: port)
+        let text = "through lighttpd \(Int.random(in: 0..<1_000_000))"
+        let posterPage = try poster.get("/board?forum=Gentoo")
+        let status = try poster.post(on: posterPage, text)
+        #expect(status == 303, "\(lighttpd.errorLog)")
+        let answer = try poll.readResponse()
+        #expect(answer.status == 200, "\(lighttpd.errorLog)")
+        #expect(answer.text.contains(text))
+        #expect(answer.text.contains("data-nt-versions=\"forum:Gentoo|1\""))
+    }
+}
