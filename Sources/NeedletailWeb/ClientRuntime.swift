@@ -3,11 +3,14 @@ import NeedletailJS
 /// The client runtime, written with NeedletailJS and served as `/_nt/runtime.js`.
 ///
 /// What it does, and nothing more: forms marked `data-nt="form"` are sent in the background
-/// (a failed send falls back to the normal POST, and an expired form reloads the page); one
-/// poll at a time asks `/_nt/poll` for the page's channels and applies the HTML operations it
-/// gets back (`replace`, `append`, `remove` an element by id; never code); the next poll starts
-/// after a jittered pause, failures back off exponentially (capped at 30 s); `#nt-status` says
-/// "live" or "reconnecting". Without it every form and link still works.
+/// (a failed send falls back to the normal POST, and an expired form reloads the page); the
+/// page's channels are followed over server-sent events (`/_nt/events`), or with one long-poll
+/// at a time (`/_nt/poll`) when the page asks for it (`data-nt-transport="poll"`), when the
+/// browser has no EventSource, or when the first event does not arrive within 3 s (a proxy
+/// that buffers); the HTML operations that come back (`replace`, `append`, `remove` an element
+/// by id; never code) are applied; the next poll starts after a jittered pause, failures back
+/// off exponentially with jitter (capped at 30 s); `#nt-status` says "live" or "reconnecting".
+/// Without it every form and link still works.
 public enum ClientRuntime {
     public static let program: JSProgram = {
         let status = JSExpr.name("status")
@@ -24,7 +27,11 @@ public enum ClientRuntime {
         let event = JSExpr.name("event")
         let f = JSExpr.name("f")
         let v = JSExpr.name("v")
+        let es = JSExpr.name("es")
+        let heard = JSExpr.name("heard")
+        let timer = JSExpr.name("timer")
         let math = JS.Math
+        let backoff = JSExpr.name("backoff")
         return JSProgram {
             Const("status", JS.document.getElementById("nt-status"))
             If(status === nil) { Return() }
@@ -50,10 +57,38 @@ public enum ClientRuntime {
                 If(v !== nil) { Assign(channels, v.dataset.ntVersions) }
                 JSExpr.name("bind")(JS.document)
             }
+            Function("url", "kind") {
+                Return("/_nt/" + JSExpr.name("kind") + "?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels))
+            }
+            Function("backoff") {
+                AddAssign(failures, 1)
+                Assign(status.textContent, "reconnecting")
+                Return(math.min(30000, 500 * math.pow(2, failures)) * (0.5 + math.random()))
+            }
+            Function("listen") {
+                Const("es", JSExpr.new(JS.EventSource, JSExpr.name("url")("events")))
+                Let("heard", false)
+                Const("timer", JS.setTimeout(.function {
+                    If(!heard) {
+                        es.close()
+                        JSExpr.name("poll")()
+                    }
+                }, 3000))
+                Assign(es.onmessage, .function("e") {
+                    Assign(heard, true)
+                    Assign(failures, 0)
+                    Assign(status.textContent, "live")
+                    JSExpr.name("apply")(JSExpr.name("e").data)
+                })
+                Assign(es.onerror, .function {
+                    es.close()
+                    JS.clearTimeout(timer)
+                    JS.setTimeout(heard.ternary(JSExpr.name("listen"), JSExpr.name("poll")), backoff())
+                })
+            }
             Function("poll") {
                 Assign(status.textContent, "live")
-                JS.fetch("/_nt/poll?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels),
-                         .object(["credentials": "same-origin", "cache": "no-store"]))
+                JS.fetch(JSExpr.name("url")("poll"), .object(["credentials": "same-origin", "cache": "no-store"]))
                     .then(.function("r") {
                         If(r.status === 410) {
                             JS.location.reload()
@@ -68,11 +103,7 @@ public enum ClientRuntime {
                         JSExpr.name("apply")(text)
                         JS.setTimeout(JSExpr.name("poll"), 50 + math.random() * 100)
                     })
-                    .catch(.function {
-                        AddAssign(failures, 1)
-                        Assign(status.textContent, "reconnecting")
-                        JS.setTimeout(JSExpr.name("poll"), math.min(30000, 500 * math.pow(2, failures)) * (0.5 + math.random()))
-                    })
+                    .catch(.function { JS.setTimeout(JSExpr.name("poll"), backoff()) })
             }
             Function("submit", "event") {
                 Const("form", event.currentTarget)
@@ -103,7 +134,11 @@ public enum ClientRuntime {
                 }
             }
             JSExpr.name("bind")(JS.document)
-            JSExpr.name("poll")()
+            If(status.dataset.ntTransport !== "poll" && JS.window.EventSource !== .undefined) {
+                JSExpr.name("listen")()
+            }.else {
+                JSExpr.name("poll")()
+            }
         }
     }()
 

@@ -94,11 +94,16 @@ public final class Page: @unchecked Sendable {
         return LiveRegion(id: id, content: content(self))
     }
 
+    /// How the runtime follows channels: server-sent events (falling back to long-polls when
+    /// they do not get through) or long-polls only.
+    public enum Transport: String, Sendable { case events, poll }
+
     /// The runtime's anchor: a status element carrying the view id and the channel versions of
     /// the live regions built so far. Put it at the end of `body`.
-    public var liveStatus: some FlowContent {
+    public func liveStatus(transport: Transport = .events) -> some FlowContent {
         let versions = collected.withLock { $0 }.map { "\($0.0)|\($0.1)" }.joined(separator: ";")
-        return Div().id("nt-status").data("nt-view", view.id).data("nt-channels", versions).aria("live", "polite")
+        return Div().id("nt-status").data("nt-view", view.id).data("nt-channels", versions)
+            .data("nt-transport", transport.rawValue).aria("live", "polite")
     }
 
     /// The runtime's script tag (a cacheable file; works under `script-src 'self'`).

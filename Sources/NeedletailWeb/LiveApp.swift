@@ -65,6 +65,7 @@ public final class LiveAppCore: Sendable {
         guard path.hasPrefix("/_nt/") else { return nil }
         if path == LiveAppCore.runtimePath { return runtimeResponse() }
         if path == "/_nt/poll" { return poll(request) }
+        if path == "/_nt/events" { return events(request) }
         if path.hasPrefix("/_nt/a/") {
             guard request.method == .post else {
                 var r = Router.errorPage(.methodNotAllowed, detail: "Actions are sent with POST.")
@@ -97,41 +98,88 @@ public final class LiveAppCore: Sendable {
         return .redirect(to: view.path)
     }
 
-    /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,
-    /// else parked until a change or `pollTimeout`.
-    func poll(_ request: Request) -> Response {
+    /// The page and channel versions a poll or event stream asks about, or the error answer.
+    func subscription(_ request: Request) -> Result<(Page, [(String, UInt64)]), ResponseError> {
         guard let session = sessions.existing(for: request), let viewID = request.query["v"],
               let view = view(viewID, in: session)
         else {
-            return Router.errorPage(.gone, detail: "This page is no longer live; reload it.")
+            return .failure(ResponseError(Router.errorPage(.gone, detail: "This page is no longer live; reload it.")))
         }
         var parsed: [(String, UInt64)] = []
         for part in (request.query["c"] ?? "").split(separator: ";") {
             guard let bar = part.lastIndex(of: "|"), let v = UInt64(part[part.index(after: bar)...]) else {
-                return Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")
+                return .failure(ResponseError(Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")))
             }
             parsed.append((String(part[..<bar]), v))
         }
-        let page = Page(request: request, session: session, view: view, app: self)
-        let known = parsed
+        return .success((Page(request: request, session: session, view: view, app: self), parsed))
+    }
+
+    /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,
+    /// else parked until a change or `pollTimeout`.
+    func poll(_ request: Request) -> Response {
+        let page: Page, known: [(String, UInt64)]
+        switch subscription(request) {
+        case .failure(let e): return e.response
+        case .success(let s): (page, known) = s
+        }
         if !channels.changed(known).isEmpty || known.isEmpty {
-            return .html(answer(page, known))
+            return .html(answer(page, known).body)
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
             channels.wait(for: known, timeout: pollTimeout, isCancelled: { stream.isCancelled }) {
-                stream.write(self.answer(page, known))
+                stream.write(self.answer(page, known).body)
                 stream.finish()
             }
         }
     }
 
+    /// `GET /_nt/events?v=VIEW&c=...`: server-sent events. The first event comes at once (the
+    /// runtime falls back to long-polls if it does not arrive: a buffering proxy); then one per
+    /// change, and a comment line every 15 s so that proxies and the browser keep the stream.
+    func events(_ request: Request) -> Response {
+        let page: Page, known: [(String, UInt64)]
+        switch subscription(request) {
+        case .failure(let e): return e.response
+        case .success(let s): (page, known) = s
+        }
+        return .streaming(contentType: "text/event-stream", headers: [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]) { stream in
+            self.send(page, known, to: stream)
+        }
+    }
+
+    /// Sends the update for `known`, then follows the channels from the versions sent.
+    func send(_ page: Page, _ known: [(String, UInt64)], to stream: ResponseStream) {
+        guard !stream.isCancelled else { return }
+        let (body, now) = answer(page, known)
+        stream.write(Self.event(body.string))
+        follow(page, now, stream)
+    }
+
+    /// Waits for a change of `known`: sends it, or a heartbeat comment at each timeout.
+    func follow(_ page: Page, _ known: [(String, UInt64)], _ stream: ResponseStream) {
+        channels.wait(for: known, timeout: 15, isCancelled: { stream.isCancelled }) { [self] in
+            if channels.changed(known).isEmpty {
+                stream.write(": heartbeat\n\n")
+                follow(page, known, stream)
+            } else {
+                send(page, known, to: stream)
+            }
+        }
+    }
+
+    /// `text` as one SSE event: each line prefixed with `data: `.
+    static func event(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { "data: " + $0 }.joined(separator: "\n") + "\n\n"
+    }
+
     /// The update for a viewer that has `known` versions: the regions showing a changed
     /// channel, rendered again, as `<template data-nt-op="replace" data-nt-target=ID>`
-    /// operations, then the new versions.
-    func answer(_ page: Page, _ known: [(String, UInt64)]) -> Chunks {
+    /// operations, then the new versions (returned too, for the next wait).
+    func answer(_ page: Page, _ known: [(String, UInt64)]) -> (body: Chunks, versions: [(String, UInt64)]) {
         let changed = Set(channels.changed(known))
-        // Versions before rendering, as for pages.
-        let versions = known.map { "\($0.0)|\(channels.version($0.0))" }.joined(separator: ";")
+        // Versions before rendering, as for pages: a change during the render is sent again.
+        let now = known.map { ($0.0, channels.version($0.0)) }
         let regions = page.view.state.withLock { st -> [LiveView.Region] in
             // The latest region per id (re-renders register again).
             var seen = Set<String>()
@@ -141,8 +189,8 @@ public final class LiveAppCore: Sendable {
         for r in regions where r.channels.contains(where: changed.contains) {
             Template { RawHTML(r.render(page).string) }.data("nt-op", "replace").data("nt-target", r.id).render(into: &out)
         }
-        Template().data("nt-versions", versions).render(into: &out)
-        return out.chunks
+        Template().data("nt-versions", now.map { "\($0.0)|\($0.1)" }.joined(separator: ";")).render(into: &out)
+        return (out.chunks, now)
     }
 
     let runtimeBody = StaticBytes(ClientRuntime.source)
@@ -155,6 +203,12 @@ public final class LiveAppCore: Sendable {
         r.addHeader("X-Content-Type-Options", "nosniff")
         return r
     }
+}
+
+/// An error answer carried through `Result`.
+struct ResponseError: Error, @unchecked Sendable {
+    let response: Response
+    init(_ response: Response) { self.response = response }
 }
 
 /// Bytes copied once into memory that lives as long as the process (sent by reference).

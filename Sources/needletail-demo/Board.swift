@@ -94,7 +94,7 @@ enum Board {
                             }
                         }
                     }
-                    page.liveStatus
+                    page.liveStatus(transport: page.request.query["transport"] == "poll" ? .poll : .events)
                 }
             }.lang("en"))
         }

@@ -98,15 +98,20 @@ struct Browser {
     /// Two browsers with JavaScript and one without on the board at `base`: a post from each
     /// appears in the other JavaScript browser within 1 s, without a reload; the one without
     /// JavaScript gets POST, redirect, GET; no console errors under the page's CSP.
-    func exercise(base: String) throws {
+    func exercise(base: String, transport: String) throws {
         let driver = try WebDriver()
         let a = try driver.browser(), b = try driver.browser(), noJS = try driver.browser(javascript: false)
         defer { a.quit(); b.quit(); noJS.quit() }
-        let board = base + "/board?forum=Debian"
+        let board = base + "/board?forum=Debian&transport=" + transport
         try a.open(board)
         try b.open(board)
         // The runtime has started when its status element says so.
-        #expect(b.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil, "B's runtime is polling")
+        let live = b.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") }
+        #expect(live != nil, "B's runtime follows the channels")
+        if transport == "events" {
+            // The first event arrives at once; the long-poll fallback would start only after 3 s.
+            #expect((live ?? 9) < 2.5, "server-sent events got through (no fallback)")
+        }
         let viewB = b.viewID
         let text = "Hello from A <TLUG> \(Int.random(in: 0..<1_000_000))"
         try a.type(Self.postForm + " input[name=\"text\"]", text)
@@ -114,7 +119,7 @@ struct Browser {
         let escaped = text.replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
         let seen = b.wait(seconds: 1) { $0.contains(escaped) }
         #expect(seen != nil, "B shows A's post within 1 s")
-        print("browser: A's post appeared in B after \(seen.map { String(Int($0 * 1000)) } ?? "-") ms (\(base))")
+        print("browser: A's post appeared in B after \(seen.map { String(Int($0 * 1000)) } ?? "-") ms (\(base), \(transport))")
         #expect(b.viewID == viewB, "without reloading")
         #expect(a.wait(seconds: 2) { $0.contains(escaped) } != nil, "and in A itself")
 
@@ -142,7 +147,8 @@ struct Browser {
         let server = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", data, "--loops", "2"])
         defer { server.stop() }
         #expect(waitForPort(port))
-        try exercise(base: "http://127.0.0.1:\(port)")
+        try exercise(base: "http://127.0.0.1:\(port)", transport: "events")
+        try exercise(base: "http://127.0.0.1:\(port)", transport: "poll")
     }
 
     @Test(.enabled(if: WebDriver.available && FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))
@@ -158,6 +164,7 @@ struct Browser {
             ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
         ]), port: port)
         defer { nginx.stop() }
-        try exercise(base: "http://127.0.0.1:\(port)")
+        try exercise(base: "http://127.0.0.1:\(port)", transport: "events")
+        try exercise(base: "http://127.0.0.1:\(port)", transport: "poll")
     }
 }

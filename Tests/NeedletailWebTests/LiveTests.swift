@@ -43,7 +43,7 @@ func counterApp(sessions: SessionStore = SessionStore()) -> (LiveApp, Counter) {
         .html(Div {
             page.live("count", channels: ["counter"]) { _ in P { counter.withLock { $0 } } }
             page.actionForm({ _ in counter.withLock { $0 += 1 }; channels.notify("counter") }) { Button("+1") }
-            page.liveStatus
+            page.liveStatus()
         })
     }
     return (app, counter)
@@ -210,6 +210,29 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(sink.written.withLock { $0 }.contains("<p>7</p>"))
         #expect(app.channels.waiting == 0)
         app.channels.notify("other")  // nobody waits on it: nothing happens
+    }
+
+    @Test func eventStreamSendsAtOnceAndOnEachChange() throws {
+        let (app, counter) = counterApp()
+        let page = app.respond(to: get("/counter"))
+        let cookie = try #require(cookiePair(page))
+        let body = page.body.string
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let r = app.respond(to: get("/_nt/events", query: "v=\(view)&c=counter%7C0", cookie: cookie))
+        #expect(r.contentType == "text/event-stream")
+        #expect(header(r, "X-Accel-Buffering") == "no")
+        let sink = CapturingSink()
+        let produce = try #require(r.stream)
+        produce(ResponseStream(sink: sink))
+        #expect(sink.written.withLock { $0 } == "data: <template data-nt-versions=\"counter|0\"></template>\n\n", "a first event at once")
+        counter.withLock { $0 = 3 }
+        app.channels.notify("counter")
+        let text = sink.written.withLock { $0 }
+        #expect(text.hasSuffix("data: <template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>3</p></div></template><template data-nt-versions=\"counter|1\"></template>\n\n"))
+        #expect(!sink.finished, "the stream stays open")
+        #expect(app.channels.waiting == 1, "and follows from the new version")
+        app.channels.notify("counter")
+        #expect(sink.written.withLock { $0 }.hasSuffix("counter|2\"></template>\n\n"))
     }
 
     @Test func parkedPollTimesOutWithNoChange() throws {
