@@ -105,6 +105,7 @@ public enum LibFCGIResponder {
                 let r = try CGIGateway.request(from: params, body: body)
                 isHead = r.method == .head
                 response = responder.respond(to: r)
+                _ = response.loadFileBody()
             } catch {
                 response = .text("400 Bad Request: \(error)\n", status: .badRequest)
             }

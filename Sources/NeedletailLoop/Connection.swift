@@ -117,6 +117,11 @@ public final class Connection {
     }
 
     /// Queues a chunk chain (static chunks by address, large dynamic runs by reference).
+    public func write(file: FileRegion) {
+        output.append(file: file.file, offset: file.offset, count: file.count)
+    }
+
+    /// Queues a chain of chunks.
     public func write(_ chunks: Chunks) {
         output.append(chunks)
     }

@@ -14,6 +14,8 @@ struct OutputQueue {
         var base: UnsafeRawPointer?
         var offset: Int
         var count: Int
+        /// For a file link: the file, sent with sendfile(2) from `offset`.
+        var file: OpenFile? = nil
 
         @inline(__always)
         var start: UnsafeRawPointer {
@@ -68,6 +70,13 @@ struct OutputQueue {
         pending += bytes.count
     }
 
+    /// Queues `count` bytes of `file` from `offset`, sent with sendfile(2).
+    mutating func append(file: OpenFile, offset: Int, count: Int) {
+        guard count > 0 else { return }
+        links.append(Link(owner: nil, base: nil, offset: offset, count: count, file: file))
+        pending += count
+    }
+
     /// Queues a chain: small dynamic runs copied, large ones referenced.
     mutating func append(_ chunks: Chunks) {
         chunks.withLinks { storage, part in
@@ -92,13 +101,29 @@ struct OutputQueue {
         case failed(Int32)
     }
 
-    /// Writes as much as the socket takes, `iovMax` links per call.
+    /// Writes as much as the socket takes: memory links with writev (`iovMax` per call), file
+    /// links with sendfile.
     mutating func write(fd: Int32, iov: UnsafeMutablePointer<iovec>) -> WriteResult {
         while pending > 0 {
+            if let file = links[head].file {
+                var off = off_t(links[head].offset)
+                let w = sendfile(fd, file.fd, &off, links[head].count)
+                if w < 0 {
+                    let e = errno
+                    if e == EINTR { continue }
+                    if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+                    return .failed(e)
+                }
+                if w == 0 { return .failed(EIO) }  // the file shrank under us
+                let asked = links[head].count
+                consume(w)
+                if w < asked { return .wouldBlock }
+                continue
+            }
             var n = 0
             var asked = 0
             var i = head
-            while i < links.count && n < Int(NT_IOV_MAX) {
+            while i < links.count && n < Int(NT_IOV_MAX) && links[i].file == nil {
                 let l = links[i]
                 iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: l.start), iov_len: l.count)
                 asked += l.count
@@ -126,6 +151,7 @@ struct OutputQueue {
             let c = links[head].count
             if left >= c {
                 links[head].owner = nil  // release a referenced body as soon as it is out
+                links[head].file = nil
                 left -= c
                 head += 1
             } else {

@@ -32,7 +32,7 @@ public enum CGIResponder {
             params.append(("REQUEST_URI", uri))
         }
         let length = Int(params.first { $0.name == "CONTENT_LENGTH" }?.value ?? "") ?? 0
-        let response: Response
+        var response: Response
         if length > maxBodyBytes {
             response = CGIGateway.refusalResponse(.init(status: .contentTooLarge, reason: "request body larger than \(maxBodyBytes) bytes"))
         } else {
@@ -47,6 +47,7 @@ public enum CGIResponder {
             do {
                 let request = try CGIGateway.request(from: params, body: body)
                 response = responder.respond(to: request)
+                _ = response.loadFileBody()
                 if let produce = response.stream, request.method != .head {
                     return stream(response, produce: produce)
                 }

@@ -220,7 +220,8 @@ final class FastCGIConnection: ConnectionHandler {
             finish(r, with: CGIGateway.refusalResponse(error), headOnly: false, on: connection)
             return
         }
-        let response = context.responder.respond(to: request)
+        var response = context.responder.respond(to: request)
+        _ = response.loadFileBody()  // no sendfile into FastCGI records
         if let produce = response.stream, request.method != .head {
             startStream(r, response, produce: produce, on: connection)
         } else {

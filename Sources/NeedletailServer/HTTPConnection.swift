@@ -156,9 +156,9 @@ final class HTTPConnection: ConnectionHandler {
 
     private func write(_ response: Response, headOnly: Bool, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
         let forbidsBody = response.status.forbidsBody
-        writeHead(response, framing: forbidsBody ? .none : .length(response.body.count), keepAlive: keepAlive, version: version, on: connection)
+        writeHead(response, framing: forbidsBody ? .none : .length(response.bodyCount), keepAlive: keepAlive, version: version, on: connection)
         if !headOnly && !forbidsBody {
-            connection.write(response.body)
+            if let file = response.file { connection.write(file: file) } else { connection.write(response.body) }
         }
     }
 

@@ -53,6 +53,8 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     public static let found = HTTPStatus(code: 302, reason: "Found")
     public static let seeOther = HTTPStatus(code: 303, reason: "See Other")
     public static let notModified = HTTPStatus(code: 304, reason: "Not Modified")
+    public static let partialContent = HTTPStatus(code: 206, reason: "Partial Content")
+    public static let rangeNotSatisfiable = HTTPStatus(code: 416, reason: "Range Not Satisfiable")
     public static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
     public static let gone = HTTPStatus(code: 410, reason: "Gone")
     public static let forbidden = HTTPStatus(code: 403, reason: "Forbidden")

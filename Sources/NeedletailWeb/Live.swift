@@ -108,7 +108,7 @@ public final class Page: @unchecked Sendable {
 
     /// The runtime's script tag (a cacheable file; works under `script-src 'self'`).
     public var runtimeScript: some MetadataContent {
-        Script().src(LiveAppCore.runtimePath).defer()
+        Script().src(LiveAppCore.runtimePath + "?v=" + LiveAppCore.runtime.version).defer()
     }
 }
 

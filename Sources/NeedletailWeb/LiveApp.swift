@@ -63,7 +63,7 @@ public final class LiveAppCore: Sendable {
     public func respondToInternal(_ request: Request) -> Response? {
         let path = request.path
         guard path.hasPrefix("/_nt/") else { return nil }
-        if path == LiveAppCore.runtimePath { return runtimeResponse() }
+        if path == LiveAppCore.runtimePath { return runtimeResponse(request) }
         if path == "/_nt/poll" { return poll(request) }
         if path == "/_nt/events" { return events(request) }
         if path.hasPrefix("/_nt/a/") {
@@ -193,15 +193,42 @@ public final class LiveAppCore: Sendable {
         return (out.chunks, now)
     }
 
-    let runtimeBody = StaticBytes(ClientRuntime.source)
+    static let runtime = StaticAsset(ClientRuntime.source, type: "text/javascript; charset=utf-8")
 
-    func runtimeResponse() -> Response {
+    func runtimeResponse(_ request: Request) -> Response { LiveAppCore.runtime.respond(to: request) }
+}
+
+/// Bytes served from memory with a content hash as ETag (304 on If-None-Match) and a long
+/// cache lifetime: the client runtime, an app's style sheets. Pages refer to them with the
+/// hash in the URL (`?v=...`), so a new version is fetched at once.
+public struct StaticAsset: Sendable {
+    let bytes: StaticBytes
+    /// The content hash (FNV-1a, 64 bits, hex).
+    public let version: String
+    public let type: String
+    public let maxAge: Int
+
+    public init(_ text: String, type: String, maxAge: Int = 31_536_000) {
+        bytes = StaticBytes(text)
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        version = String(h, radix: 16)
+        self.type = type
+        self.maxAge = maxAge
+    }
+
+    /// The asset, or 304 when the client has this version.
+    public func respond(to request: Request) -> Response {
+        let etag = "\"" + version + "\""
+        let headers: [(name: String, value: String)] = [
+            ("ETag", etag), ("Cache-Control", "public, max-age=\(maxAge), immutable"), ("X-Content-Type-Options", "nosniff"),
+        ]
+        if let inm = request.headers["if-none-match"], inm.split(separator: ",").contains(where: { $0.drop(while: { $0 == " " }) == etag }) {
+            return Response(status: .notModified, headers: headers)
+        }
         var body = Chunks()
-        body.append(static: runtimeBody.bytes)
-        var r = Response(status: .ok, contentType: "text/javascript; charset=utf-8", body: body)
-        r.addHeader("Cache-Control", "public, max-age=3600")
-        r.addHeader("X-Content-Type-Options", "nosniff")
-        return r
+        body.append(static: bytes.bytes)
+        return Response(status: .ok, contentType: type, headers: headers, body: body)
     }
 }
 
@@ -236,6 +263,16 @@ public struct LiveApp: Responder {
     /// The channels, for `notify`.
     public var channels: Channels { core.channels }
 
+    /// A public folder served under its prefix (see `StaticFiles`).
+    public var staticFiles: StaticFiles?
+
+    /// Serves `sheet` at `path` as a cached asset; returns the URL to link (with its version).
+    public mutating func stylesheet(_ path: String, _ sheet: Stylesheet) -> String {
+        let asset = StaticAsset(sheet.css, type: "text/css; charset=utf-8")
+        router.get(path) { asset.respond(to: $0) }
+        return path + "?v=" + asset.version
+    }
+
     /// Registers a live page at `path` (GET): `build` gets a `Page` (request, session, view).
     public mutating func page(_ path: String, _ build: @escaping @Sendable (Page) -> Response) {
         let core = core
@@ -243,6 +280,6 @@ public struct LiveApp: Responder {
     }
 
     public func respond(to request: Request) -> Response {
-        core.respondToInternal(request) ?? router.respond(to: request)
+        core.respondToInternal(request) ?? staticFiles?.respond(to: request) ?? router.respond(to: request)
     }
 }

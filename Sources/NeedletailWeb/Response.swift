@@ -5,6 +5,22 @@ import NeedletailBytes
 /// The codec that sends it adds the framing (status line, Date, Content-Length, Connection for
 /// HTTP; a `Status:` line and FastCGI records behind a web server).
 public struct Response {
+    /// The body's length: the file region's when there is one.
+    public var bodyCount: Int { file?.count ?? body.count }
+
+    /// For codecs that cannot send a file by descriptor: the file region read into `body`.
+    /// A file that can no longer be read gives a 500 (logged by the caller through `false`).
+    public mutating func loadFileBody() -> Bool {
+        guard let f = file else { return true }
+        file = nil
+        if let c = f.read() {
+            body = c
+            return true
+        }
+        self = Router.errorPage(.internalServerError, detail: "The file could not be read.")
+        return false
+    }
+
     /// The status.
     public var status: HTTPStatus
     /// The Content-Type field value, if any.
@@ -14,6 +30,9 @@ public struct Response {
     public var headers: [(name: String, value: String)]
     /// The body (not sent for HEAD, 204 and 304, but its length still is for HEAD).
     public var body: Chunks
+    /// When set, the body is this part of a file instead (static files): sent with sendfile(2)
+    /// by the native server, read into records by FastCGI and CGI. `body` is ignored.
+    public var file: FileRegion?
     /// When set, the body is produced over time instead (see `Response.streaming`) and `body`
     /// is ignored.
     public var stream: (@Sendable (ResponseStream) -> Void)?

@@ -51,6 +51,7 @@ enum Board {
     static func install(into app: inout LiveApp, path: String, onError: @escaping @Sendable (String) -> Void) {
         let opened = Mutex<Records?>(nil)
         let channels = app.channels
+        let css = app.stylesheet("/board.css", sheet)
         app.page("/board") { page in
             let records = opened.withLock { r -> Records? in
                 if r == nil {
@@ -66,7 +67,7 @@ enum Board {
             let me = page.session.userName
             return .html(Html {
                 Head {
-                    Meta().charset("utf-8"); Title("Board: " + forum); Style(sheet); page.runtimeScript
+                    Meta().charset("utf-8"); Title("Board: " + forum); Link().rel("stylesheet").href(css); page.runtimeScript
                     Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
                 }
                 Body {

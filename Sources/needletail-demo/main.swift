@@ -42,6 +42,9 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "Folder for the message board's records (created if missing).")
     var data: String = "needletail-data"
 
+    @ArgumentParser.Option(name: .long, help: "Folder whose files are served under /static/ (sendfile, ETag, ranges).")
+    var `public`: String?
+
     @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -58,7 +61,7 @@ struct Serve: ParsableCommand {
         var logger = Logger(label: "needletail")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let errorLogger = logger
-        let app = DemoApp.app(dataDirectory: data) { errorLogger.error("\($0)") }
+        let app = DemoApp.app(dataDirectory: data, publicDirectory: `public`) { errorLogger.error("\($0)") }
 
         if http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest {
             throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))

@@ -1,0 +1,187 @@
+import Glibc
+import NeedletailBytes
+
+/// Files from a public folder: sendfile(2) natively, ETag and Last-Modified with conditional
+/// requests (304), single byte ranges (206, 416), MIME types by extension, and no way out of
+/// the folder (no `..`, no hidden files, no symlink leading elsewhere).
+public struct StaticFiles: Sendable {
+    /// The folder, resolved (no symlinks).
+    public let root: String
+    /// The URL prefix they are served under, e.g. `/static/`.
+    public let prefix: String
+    /// `Cache-Control: public, max-age=` this many seconds.
+    public let maxAge: Int
+
+    /// Nil when `root` is not a directory.
+    public init?(root: String, prefix: String = "/static/", maxAge: Int = 3600) {
+        guard let resolved = realpath(root, nil) else { return nil }
+        defer { free(resolved) }
+        var st = stat()
+        guard stat(resolved, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
+        self.root = String(cString: resolved)
+        self.prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
+        self.maxAge = maxAge
+    }
+
+    /// The answer for `request` if its path is under `prefix`, else nil.
+    public func respond(to request: Request) -> Response? {
+        let path = request.path
+        guard path.hasPrefix(prefix) else { return nil }
+        guard request.method == .get || request.method == .head else {
+            var r = Router.errorPage(.methodNotAllowed, detail: "Files are only read here.")
+            r.addHeader("Allow", "GET, HEAD")
+            return r
+        }
+        let relative = path.dropFirst(prefix.count)
+        let segments = relative.split(separator: "/", omittingEmptySubsequences: false)
+        guard !relative.isEmpty, !segments.contains(where: { $0.isEmpty || $0.hasPrefix(".") || $0.contains("\0") || $0.contains("\\") }) else {
+            return Router.errorPage(.notFound, detail: "No file at this address.")
+        }
+        // The resolved path must still be inside the folder (a symlink may point anywhere).
+        guard let real = realpath(root + "/" + relative, nil) else { return Router.errorPage(.notFound, detail: "No file at this address.") }
+        let full = String(cString: real)
+        free(real)
+        guard full.hasPrefix(root + "/"), let file = OpenFile(path: full) else {
+            return Router.errorPage(.notFound, detail: "No file at this address.")
+        }
+        var st = stat()
+        guard fstat(file.fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            return Router.errorPage(.notFound, detail: "No file at this address.")
+        }
+        let size = Int(st.st_size)
+        let mtime = Int(st.st_mtim.tv_sec)
+        let etag = "\"" + String(mtime, radix: 16) + "-" + String(size, radix: 16) + "\""
+        var headers: [(name: String, value: String)] = [
+            ("ETag", etag), ("Last-Modified", HTTPDate.format(mtime)), ("Cache-Control", "public, max-age=\(maxAge)"),
+            ("Accept-Ranges", "bytes"), ("X-Content-Type-Options", "nosniff"),
+        ]
+        if Self.notModified(request, etag: etag, mtime: mtime) {
+            return Response(status: .notModified, headers: headers)
+        }
+        let type = MIMEType.forPath(full)
+        var range = 0..<size
+        var status = HTTPStatus.ok
+        if let spec = request.headers["range"], Self.ifRangeAllows(request, etag: etag) {
+            switch Self.parseRange(spec, size: size) {
+            case .whole: break
+            case .part(let r):
+                range = r
+                status = .partialContent
+                headers.append(("Content-Range", "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(size)"))
+            case .unsatisfiable:
+                headers.append(("Content-Range", "bytes */\(size)"))
+                var r = Router.errorPage(.rangeNotSatisfiable, detail: "The range is outside the file.")
+                r.headers += headers
+                return r
+            }
+        }
+        var r = Response(status: status, contentType: type, headers: headers)
+        r.file = FileRegion(file: file, offset: range.lowerBound, count: range.count)
+        return r
+    }
+
+    static func notModified(_ request: Request, etag: String, mtime: Int) -> Bool {
+        if let inm = request.headers.combined("if-none-match") {
+            return inm.split(separator: ",").contains { tag in
+                let t = tag.drop(while: { $0 == " " })
+                return t == "*" || t == etag || t == "W/" + etag
+            }
+        }
+        if let ims = request.headers["if-modified-since"], let since = HTTPDate.parse(ims) {
+            return mtime <= since
+        }
+        return false
+    }
+
+    static func ifRangeAllows(_ request: Request, etag: String) -> Bool {
+        guard let ifRange = request.headers["if-range"] else { return true }
+        return ifRange == etag
+    }
+
+    enum RangeAnswer: Equatable { case whole, part(Range<Int>), unsatisfiable }
+
+    /// One `bytes=` range (`a-b`, `a-`, `-n`). Several ranges, or a syntax error, give the whole
+    /// file (RFC 9110 lets a server ignore Range).
+    static func parseRange(_ spec: String, size: Int) -> RangeAnswer {
+        guard spec.hasPrefix("bytes="), !spec.contains(",") else { return .whole }
+        let r = spec.dropFirst(6).trimmingSpaces
+        guard let dash = r.firstIndex(of: "-") else { return .whole }
+        let a = r[..<dash], b = r[r.index(after: dash)...]
+        if a.isEmpty {
+            guard let n = Int(b), n > 0 else { return n0(b) }
+            return size == 0 ? .unsatisfiable : .part(max(0, size - n)..<size)
+        }
+        guard let start = Int(a), start >= 0 else { return .whole }
+        if start >= size { return .unsatisfiable }
+        if b.isEmpty { return .part(start..<size) }
+        guard let end = Int(b), end >= start else { return .whole }
+        return .part(start..<min(end + 1, size))
+    }
+
+    private static func n0(_ b: Substring) -> RangeAnswer { Int(b) == 0 ? .unsatisfiable : .whole }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring { drop(while: { $0 == " " }) }
+}
+
+/// Content types by file extension.
+public enum MIMEType {
+    static let types: [String: String] = [
+        "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8", "css": "text/css; charset=utf-8",
+        "js": "text/javascript; charset=utf-8", "mjs": "text/javascript; charset=utf-8", "json": "application/json",
+        "txt": "text/plain; charset=utf-8", "xml": "application/xml", "svg": "image/svg+xml", "png": "image/png",
+        "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif",
+        "ico": "image/x-icon", "woff": "font/woff", "woff2": "font/woff2", "wasm": "application/wasm",
+        "pdf": "application/pdf", "map": "application/json", "md": "text/markdown; charset=utf-8",
+    ]
+
+    /// The type for `path`'s extension; `application/octet-stream` when unknown.
+    public static func forPath(_ path: String) -> String {
+        guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return "application/octet-stream" }
+        return types[path[path.index(after: dot)...].lowercased()] ?? "application/octet-stream"
+    }
+}
+
+/// HTTP dates (IMF-fixdate, RFC 9110 section 5.6.7).
+public enum HTTPDate {
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`.
+    public static func format(_ t: Int) -> String {
+        var tt = time_t(t)
+        var tm = tm()
+        gmtime_r(&tt, &tm)
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = strftime(&buf, 64, "%a, %d %b %Y %H:%M:%S GMT", &tm)
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Seconds since the epoch, or nil if `text` is not an IMF-fixdate.
+    public static func parse(_ text: String) -> Int? {
+        let b = Array(text.utf8)
+        // "Sun, 06 Nov 1994 08:49:37 GMT": fixed positions.
+        guard b.count == 29, b[3] == UInt8(ascii: ","), b[4] == 32, b[7] == 32, b[11] == 32, b[16] == 32,
+              b[19] == UInt8(ascii: ":"), b[22] == UInt8(ascii: ":"), b[25] == 32, Array(b[26...]) == Array("GMT".utf8)
+        else { return nil }
+        func number(_ r: Range<Int>) -> Int32? {
+            var v: Int32 = 0
+            for i in r {
+                guard b[i] >= 48 && b[i] <= 57 else { return nil }
+                v = v * 10 + Int32(b[i] - 48)
+            }
+            return v
+        }
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        guard let month = months.firstIndex(of: String(decoding: b[8..<11], as: UTF8.self)),
+              let day = number(5..<7), let year = number(12..<16), let hour = number(17..<19),
+              let minute = number(20..<22), let second = number(23..<25)
+        else { return nil }
+        var tm = tm()
+        tm.tm_year = year - 1900
+        tm.tm_mon = Int32(month)
+        tm.tm_mday = day
+        tm.tm_hour = hour
+        tm.tm_min = minute
+        tm.tm_sec = second
+        return Int(timegm(&tm))
+    }
+}
