@@ -96,7 +96,7 @@ public final class Page: @unchecked Sendable {
 
     /// How the runtime follows channels: server-sent events (falling back to long-polls when
     /// they do not get through) or long-polls only.
-    public enum Transport: String, Sendable { case events, poll }
+    public enum Transport: String, Sendable, CaseIterable, ParameterValue { case events, poll }
 
     /// The runtime's anchor: a status element carrying the view id and the channel versions of
     /// the live regions built so far. Put it at the end of `body`.

@@ -1,3 +1,4 @@
+import Glibc
 import NeedletailBytes
 import NeedletailHTML
 import Synchronization
@@ -23,19 +24,36 @@ public final class LiveAppCore: Sendable {
         ("Cache-Control", "no-store"),
     ]
 
-    public init(sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25) {
+    /// Where errors thrown by page builders are reported (the client only sees a 500 page).
+    public let onError: @Sendable (String) -> Void
+
+    public init(sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25,
+                onError: @escaping @Sendable (String) -> Void = { message in
+                    var line = "needletail: " + message + "\n"
+                    line.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
+                }) {
         self.sessions = sessions
         self.channels = channels
         self.pollTimeout = pollTimeout
+        self.onError = onError
     }
 
     /// Builds a page for `request` with `build`, adding the session cookie when the session is
     /// new, the page headers, and keeping the view for later actions and polls.
-    public func page(for request: Request, _ build: (Page) -> Response) -> Response {
+    public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
         let (session, isNew) = sessions.session(for: request)
         let view = LiveView(path: request.target)
         let page = Page(request: request, session: session, view: view, app: self)
-        var response = build(page)
+        var response: Response
+        do {
+            response = try build(page)
+        } catch let e as ParameterError {
+            response = Router.errorPage(.badRequest, detail: e.description)
+        } catch {
+            // The details go to the log, never to the client.
+            onError("page \(request.path) failed: \(error)")
+            response = Router.errorPage(.internalServerError, detail: "Something went wrong on our side; it has been logged.")
+        }
         session.state.withLock { st in
             st.views.append(view)
             if st.views.count > sessions.viewsKept { st.views.removeFirst(st.views.count - sessions.viewsKept) }
@@ -274,7 +292,7 @@ public struct LiveApp: Responder {
     }
 
     /// Registers a live page at `path` (GET): `build` gets a `Page` (request, session, view).
-    public mutating func page(_ path: String, _ build: @escaping @Sendable (Page) -> Response) {
+    public mutating func page(_ path: String, _ build: @escaping @Sendable (Page) throws -> Response) {
         let core = core
         router.get(path) { request in core.page(for: request, build) }
     }

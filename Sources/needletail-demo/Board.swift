@@ -63,7 +63,9 @@ enum Board {
                 return Router.errorPage(.serviceUnavailable, detail: "The board's records cannot be opened; the server log says why.")
             }
             let names = forums.all().map(\.record.name)
-            let forum = page.request.query["forum"].flatMap { names.contains($0) ? $0 : nil } ?? "Debian"
+            let asked = try page.request.parameter("forum", default: "Debian")
+            let forum = names.contains(asked) ? asked : "Debian"
+            let transport = try page.request.parameter("transport", default: Page.Transport.events)
             let me = page.session.userName
             return .html(Html {
                 Head {
@@ -95,7 +97,7 @@ enum Board {
                             }
                         }
                     }
-                    page.liveStatus(transport: page.request.query["transport"] == "poll" ? .poll : .events)
+                    page.liveStatus(transport: transport)
                 }
             }.lang("en"))
         }

@@ -273,3 +273,50 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         print("client runtime: \(ClientRuntime.source.utf8.count) bytes, \(size) gzipped")
     }
 }
+
+@Suite struct PageTests {
+    enum Sort: String, CaseIterable, ParameterValue { case newest, oldest }
+
+    struct Oops: Error {}
+
+    @Test func typedParametersWithDefaultsFromQueryFormAndCookies() throws {
+        var app = LiveApp()
+        app.page("/list") { page in
+            let n = try page.request.parameter("n", default: 10)
+            let sort = try page.request.parameter("sort", default: Sort.newest)
+            let compact = try page.request.parameter("compact", default: false)
+            return .text("n=\(n) sort=\(sort.rawValue) compact=\(compact)")
+        }
+        app.page("/fail") { _ in throw Oops() }
+        #expect(app.respond(to: get("/list")).body.string == "n=10 sort=newest compact=false")
+        #expect(app.respond(to: get("/list", query: "n=3&sort=oldest&compact=yes")).body.string == "n=3 sort=oldest compact=true")
+        #expect(app.respond(to: get("/list", cookie: "n=7")).body.string.hasPrefix("n=7 "), "from a cookie")
+        let bad = app.respond(to: get("/list", query: "n=ten"))
+        #expect(bad.status == .badRequest)
+        #expect(bad.body.string.contains("The parameter n must be an integer (it was &quot;ten&quot;)."))
+        let badSort = app.respond(to: get("/list", query: "sort=random"))
+        #expect(badSort.body.string.contains("one of newest, oldest"))
+        let fail = app.respond(to: get("/fail"))
+        #expect(fail.status == .internalServerError)
+        #expect(!fail.body.string.contains("Oops"), "no internals in the page")
+    }
+
+    @Test func virtualHostsPickBySiteNameWithAliasesAndDefault() {
+        var a = Router(), b = Router(), d = Router()
+        a.get("/") { _ in .text("site a") }
+        b.get("/") { _ in .text("site b") }
+        d.get("/") { _ in .text("default") }
+        var hosts = VirtualHosts(default: d)
+        hosts.add(["a.example", "www.a.example"], a)
+        hosts.add(["b.example"], b)
+        func site(_ host: String?) -> String {
+            hosts.respond(to: Request(method: .get, path: "/", host: host)).body.string
+        }
+        #expect(site("a.example") == "site a")
+        #expect(site("WWW.A.example:8080") == "site a")
+        #expect(site("b.example.") == "site b")
+        #expect(site("c.example") == "default")
+        #expect(site(nil) == "default")
+        #expect(site("[::1]:80") == "default")
+    }
+}
