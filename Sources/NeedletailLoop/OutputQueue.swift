@@ -150,7 +150,13 @@ struct OutputQueue {
         while left > 0 {
             let c = links[head].count
             if left >= c {
-                links[head].owner = nil  // release a referenced body as soon as it is out
+                // Release a referenced body as soon as it is out; if nothing else holds its
+                // buffer, it goes back to this thread's pool (a page rendered on this loop
+                // reuses it, already grown to size).
+                if var o = links[head].owner {
+                    links[head].owner = nil
+                    if o !== own && isKnownUniquelyReferenced(&o) { BufferPool.recycle(o) }
+                }
                 links[head].file = nil
                 left -= c
                 head += 1

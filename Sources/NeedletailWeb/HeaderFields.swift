@@ -92,6 +92,16 @@ public struct HeaderFields: Sendable, Sequence {
         return nil
     }
 
+    /// The first non-nil result of `body` over the values of fields called `name`, read in
+    /// place (no string made).
+    public func firstValue<T>(_ name: String, _ body: (ArraySlice<UInt8>) -> T?) -> T? {
+        var p = range.lowerBound
+        while let f = field(at: &p) {
+            if nameMatches(f.name, name), let r = body(storage[f.value]) { return r }
+        }
+        return nil
+    }
+
     /// Every value of fields called `name`, in order.
     public func values(_ name: String) -> [String] {
         var out: [String] = []

@@ -53,8 +53,9 @@ public final class Page: @unchecked Sendable {
     }
 
     /// Whether forms must carry the session id (the browser sent no session cookie).
-    var needsSessionField: Bool { request.cookie(app.sessions.cookieName) != session.id }
+    lazy var needsSessionField: Bool = request.cookie(app.sessions.cookieName) != session.id
 
+    @usableFromInline
     func register(_ run: @escaping @Sendable (Request) -> Void) -> String {
         let id = randomToken()
         view.state.withLock { $0.actions[id] = LiveView.Action(run: run) }
@@ -66,14 +67,18 @@ public final class Page: @unchecked Sendable {
     /// It posts to an unguessable address bound to this session, which is its CSRF protection.
     /// Without JavaScript it is an ordinary POST answered by a redirect back to the page; with
     /// the runtime it is sent in the background and the page updates through its live regions.
+    @inlinable
     public func actionForm<Content: FlowContent & FormFree>(
         _ handler: @escaping @Sendable (Request) -> Void,
         @HTMLBuilder content: () -> Content
     ) -> Form<HTMLPair<Content, SessionField>> {
         let id = register(handler)
-        let field = SessionField(id: needsSessionField ? session.id : nil)
+        let field = sessionField()
         return Form { content(); field }.method(.post).action("/_nt/a/" + id).data("nt", "form")
     }
+
+    @usableFromInline
+    func sessionField() -> SessionField { SessionField(id: needsSessionField ? session.id : nil) }
 
     /// A one-button form that runs `handler`: the action link of the framework (a POST, so that
     /// no prefetcher or crawler triggers it).
@@ -84,14 +89,26 @@ public final class Page: @unchecked Sendable {
 
     /// A region that is rendered again and sent to every open viewer when one of `channels` is
     /// notified. `content` is called now, and again for each update (with the viewer's page).
+    @inlinable
     public func live<Content: FlowContent & SendableMetatype>(_ id: String, channels: [String],
                                           @HTMLBuilder content: @escaping @Sendable (Page) -> Content) -> LiveRegion<Content> {
-        // Versions first, then the content: an update landing in between is sent again, never lost.
+        // Inlinable so that the content's type is known where the page is written: rendering
+        // through unspecialised generics cost a third of a board request (metadata lookups).
+        recordVersions(of: channels)
+        addRegion(id, channels: channels) { page in LiveRegion(id: id, content: content(page)).render() }
+        return LiveRegion(id: id, content: content(self))
+    }
+
+    /// Versions first, then the content: an update landing in between is sent again, never lost.
+    @usableFromInline
+    func recordVersions(of channels: [String]) {
         let versions = channels.map { ($0, app.channels.version($0)) }
         collected.withLock { c in for v in versions where !c.contains(where: { $0.0 == v.0 }) { c.append(v) } }
-        let render: @Sendable (Page) -> Chunks = { page in LiveRegion(id: id, content: content(page)).render() }
+    }
+
+    @usableFromInline
+    func addRegion(_ id: String, channels: [String], render: @escaping @Sendable (Page) -> Chunks) {
         view.state.withLock { $0.regions.append(LiveView.Region(id: id, channels: channels, render: render)) }
-        return LiveRegion(id: id, content: content(self))
     }
 
     /// How the runtime follows channels: server-sent events (falling back to long-polls when
@@ -100,14 +117,16 @@ public final class Page: @unchecked Sendable {
 
     /// The runtime's anchor: a status element carrying the view id and the channel versions of
     /// the live regions built so far. Put it at the end of `body`.
-    public func liveStatus(transport: Transport = .events) -> some FlowContent {
+    // Concrete result types (not `some`): an opaque type from another module made every page
+    // containing it resolve its metadata by demangling at run time.
+    public func liveStatus(transport: Transport = .events) -> Div<EmptyHTML> {
         let versions = collected.withLock { $0 }.map { "\($0.0)|\($0.1)" }.joined(separator: ";")
         return Div().id("nt-status").data("nt-view", view.id).data("nt-channels", versions)
             .data("nt-transport", transport.rawValue).aria("live", "polite")
     }
 
     /// The runtime's script tag (a cacheable file; works under `script-src 'self'`).
-    public var runtimeScript: some MetadataContent {
+    public var runtimeScript: Script {
         Script().src(LiveAppCore.runtimePath + "?v=" + LiveAppCore.runtime.version).defer()
     }
 }
@@ -115,6 +134,7 @@ public final class Page: @unchecked Sendable {
 /// A hidden `_s` field with the session id, only when the browser did not send the cookie.
 public struct SessionField: FlowContent, PhrasingContent, NonInteractive, FormFree {
     let id: String?
+    @usableFromInline init(id: String?) { self.id = id }
     public func render(into out: inout HTMLOutput) {
         if let id { Input().type(.hidden).name("_s").value(id).render(into: &out) }
     }
@@ -122,11 +142,32 @@ public struct SessionField: FlowContent, PhrasingContent, NonInteractive, FormFr
 
 /// `<div id=... data-nt-live>`: a live region (see `Page.live`).
 public struct LiveRegion<Content: FlowContent>: FlowContent {
-    let id: String
-    let content: Content
-    public func render(into out: inout HTMLOutput) {
+    @usableFromInline let id: String
+    @usableFromInline let content: Content
+    @inlinable init(id: String, content: Content) {
+        self.id = id
+        self.content = content
+    }
+    @inlinable public func render(into out: inout HTMLOutput) {
         Div { content }.id(id).data("nt-live", "").render(into: &out)
     }
 }
 extension LiveRegion: NonInteractive where Content: NonInteractive {}
 extension LiveRegion: FormFree where Content: FormFree {}
+
+/// Renders of content that is the same for every viewer, kept per key and version: a live
+/// region that does not depend on the viewer is rendered once per change, not once per
+/// request (the board's message list for a reader with no posts of their own, say).
+public final class RenderCache: Sendable {
+    let entries = Mutex<[String: (version: UInt64, html: String)]>([:])
+
+    public init() {}
+
+    /// The cached markup for `key` at `version`, rendering it with `build` on a miss.
+    public func html<Content: HTMLContent>(_ key: String, version: UInt64, @HTMLBuilder _ build: () -> Content) -> RawHTML {
+        if let hit = entries.withLock({ $0[key] }), hit.version == version { return RawHTML(hit.html) }
+        let html = build().renderedString()
+        entries.withLock { $0[key] = (version, html) }
+        return RawHTML(html)
+    }
+}

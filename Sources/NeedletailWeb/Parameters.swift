@@ -45,12 +45,18 @@ public struct ParameterError: Error, Sendable, CustomStringConvertible {
     public let name: String
     public let expected: String
     public let got: String
+    @inlinable public init(name: String, expected: String, got: String) {
+        self.name = name
+        self.expected = expected
+        self.got = got
+    }
     public var description: String { "The parameter \(name) must be \(expected) (it was \"\(got)\")." }
 }
 
 extension Request {
     /// The parameter `name` as a `T`: from the form body, else the query, else a cookie; the
     /// default when it is absent; a `ParameterError` when it cannot be read as a `T`.
+    @inlinable
     public func parameter<T: ParameterValue>(_ name: String, default value: T) throws(ParameterError) -> T {
         guard let text = form[name] ?? query[name] ?? cookie(name) else { return value }
         guard let v = T(parameterText: text) else {

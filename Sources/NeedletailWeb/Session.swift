@@ -4,12 +4,18 @@ import Synchronization
 /// `SystemRandomNumberGenerator`), as 32 lower-case hex digits.
 public func randomToken() -> String {
     var g = SystemRandomNumberGenerator()
-    let a = g.next() as UInt64, b = g.next() as UInt64
-    func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+    let words = (g.next() as UInt64, g.next() as UInt64)
+    return withUnsafeBytes(of: words) { raw in
+        String(unsafeUninitializedCapacity: 32) { out in
+            let digits: StaticString = "0123456789abcdef"
+            let d = digits.utf8Start
+            for (i, b) in raw.enumerated() {
+                out[2 * i] = d[Int(b >> 4)]
+                out[2 * i + 1] = d[Int(b & 15)]
+            }
+            return 32
+        }
     }
-    return hex(a) + hex(b)
 }
 
 /// One visitor: an id in a cookie, a generated user name, values the app keeps for it, and the
@@ -76,8 +82,10 @@ public final class SessionStore: Sendable {
     /// if it exists and has not expired. Touches it.
     public func existing(for request: Request) -> Session? {
         let now = clock()
-        for id in [request.cookie(cookieName), request.form["_s"], request.query["_s"]] {
-            guard let id, id.utf8.count == 32 else { continue }
+        // The cookie first; the `_s` fields only when there is no usable cookie.
+        for source in 0..<3 {
+            let value = source == 0 ? request.cookie(cookieName) : source == 1 ? request.query["_s"] : request.form["_s"]
+            guard let id = value, id.utf8.count == 32 else { continue }
             let found: Session? = sessions.withLock { all in
                 guard let s = all[id] else { return nil }
                 let expired = s.state.withLock { st -> Bool in
@@ -133,14 +141,21 @@ import Glibc
 }
 
 extension Request {
-    /// The value of cookie `name`, if the request has it.
+    /// The value of cookie `name`, if the request has it. Scans the Cookie fields in place.
     public func cookie(_ name: String) -> String? {
-        for value in headers.values("cookie") {
-            for pair in value.split(separator: ";") {
-                let p = pair.drop(while: { $0 == " " })
-                if p.hasPrefix(name + "=") { return String(p.dropFirst(name.utf8.count + 1)) }
+        let key = Array(name.utf8)
+        return headers.firstValue("cookie") { value -> String? in
+            var i = value.startIndex
+            while i < value.endIndex {
+                while i < value.endIndex && (value[i] == 32 || value[i] == UInt8(ascii: ";")) { i += 1 }
+                let pairStart = i
+                while i < value.endIndex && value[i] != UInt8(ascii: ";") { i += 1 }
+                let pair = value[pairStart..<i]
+                if pair.count > key.count, pair[pairStart + key.count] == UInt8(ascii: "="), pair.starts(with: key) {
+                    return String(decoding: pair[(pairStart + key.count + 1)...], as: UTF8.self)
+                }
             }
+            return nil
         }
-        return nil
     }
 }

@@ -40,11 +40,14 @@ enum Board {
     /// it, such as CGI runs of other pages, never take the store's lock).
     final class Records: Sendable {
         let forums: RecordTable<Forum>, posts: RecordTable<Post>
+        /// The forums' names (they never change while the app runs).
+        let names: [String]
         init(path: String) throws {
             let store = try Store(path: path, fsync: .always)
             forums = try store.table(Forum.self)
-            posts = try store.table(Post.self, indexes: [Index(\Post.forum)])
+            posts = try store.table(Post.self, indexes: [Index(\Post.forum), Index(\Post.author)])
             if forums.count == 0 { for name in ["Ubuntu", "Gentoo", "Debian"] { _ = try forums.insert(Forum(name: name)) } }
+            names = forums.all().map(\.record.name)
         }
     }
 
@@ -52,6 +55,7 @@ enum Board {
         let opened = Mutex<Records?>(nil)
         let channels = app.channels
         let css = app.stylesheet("/board.css", sheet)
+        let cache = RenderCache()
         app.page("/board") { page in
             let records = opened.withLock { r -> Records? in
                 if r == nil {
@@ -59,10 +63,9 @@ enum Board {
                 }
                 return r
             }
-            guard let forums = records?.forums, let posts = records?.posts else {
+            guard let names = records?.names, let posts = records?.posts else {
                 return Router.errorPage(.serviceUnavailable, detail: "The board's records cannot be opened; the server log says why.")
             }
-            let names = forums.all().map(\.record.name)
             let asked = try page.request.parameter("forum", default: "Debian")
             let forum = names.contains(asked) ? asked : "Debian"
             let transport = try page.request.parameter("transport", default: Page.Transport.events)
@@ -83,23 +86,33 @@ enum Board {
                         }
                     }) { Input().type(.text).name("text").required().maxlength(2000).placeholder("Message"); Button("Post").type(.submit) }
                     page.live("messages", channels: ["forum:" + forum]) { page in
-                        Ol {
-                            ForEach(posts.lookup(\Post.forum, forum)) { p in
-                                Li {
-                                    Span(p.record.author).class("author"); " "; Time(utc(p.record.time)); " "; p.record.text
-                                    if p.record.author == page.session.userName {
-                                        " "
-                                        page.actionButton("delete") { _ in
-                                            if posts.get(p.id)?.author == me, (try? posts.delete(p.id)) != nil { channels.notify("forum:" + forum) }
-                                        }.class("inline")
-                                    }
-                                }.id("m\(p.id)")
+                        if posts.lookup(\Post.author, page.session.userName).contains(where: { $0.record.forum == forum }) {
+                            messages(posts.lookup(\Post.forum, forum)) { p in
+                                if p.record.author == page.session.userName {
+                                    " "
+                                    page.actionButton("delete") { _ in
+                                        if posts.get(p.id)?.author == me, (try? posts.delete(p.id)) != nil { channels.notify("forum:" + forum) }
+                                    }.class("inline")
+                                }
                             }
+                        } else {
+                            // Nothing of this reader's own: the list every such reader sees, rendered once per change.
+                            cache.html(forum, version: channels.version("forum:" + forum)) { messages(posts.lookup(\Post.forum, forum)) { _ in EmptyHTML() } }
                         }
                     }
                     page.liveStatus(transport: transport)
                 }
             }.lang("en"))
+        }
+    }
+
+    /// The message list; `controls` adds what a message's author may do with it.
+    static func messages<Controls: FlowContent>(_ list: [(id: Int, record: Post)],
+                                                   @HTMLBuilder controls: @escaping ((id: Int, record: Post)) -> Controls) -> some FlowContent {
+        Ol {
+            ForEach(list) { p in
+                Li { Span(p.record.author).class("author"); " "; Time(utc(p.record.time)); " "; p.record.text; controls(p) }.id("m\(p.id)")
+            }
         }
     }
 

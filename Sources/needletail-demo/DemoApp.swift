@@ -35,6 +35,8 @@ enum DemoApp {
             }.lang("en"))
         }
 
+        router.get("/fortunes") { _ in Fortunes.page() }
+
         // Echoes a request body's size and digest (tests of bodies and chunked uploads).
         router.post("/echo") { request in
             var sum: UInt32 = 0
