@@ -1,0 +1,70 @@
+// Opens N connections to 127.0.0.1:PORT, sends the same GET on each (a long-poll), prints
+// "parked" when all are sent, waits for a line on stdin, then reads until every connection has
+// received a complete chunked answer (ending "0\r\n\r\n") and prints the milliseconds taken.
+// Built and driven by Benchmarks/parked-bench.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) { fprintf(stderr, "usage: parked-client PORT N REQUEST\n"); return 2; }
+    int port = atoi(argv[1]), n = atoi(argv[2]);
+    const char *req = argv[3];
+    size_t reqlen = strlen(req);
+    int *fds = calloc(n, sizeof(int));
+    char (*tail)[5] = calloc(n, 5);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int ep = epoll_create1(0);
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+        if (write(fd, req, reqlen) != (ssize_t)reqlen) { perror("write"); return 1; }
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        fds[i] = fd;
+    }
+    printf("parked\n");
+    fflush(stdout);
+    char line[16];
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    double t0 = now_ms();
+    int done = 0;
+    char buf[65536];
+    struct epoll_event evs[256];
+    while (done < n) {
+        int k = epoll_wait(ep, evs, 256, 10000);
+        if (k <= 0) { fprintf(stderr, "timeout: %d of %d answered\n", done, n); return 1; }
+        for (int j = 0; j < k; j++) {
+            int i = evs[j].data.u32;
+            ssize_t r;
+            while ((r = read(fds[i], buf, sizeof buf)) > 0) {
+                // keep the last 5 bytes seen on this connection
+                for (ssize_t b = 0; b < r; b++) { memmove(tail[i], tail[i] + 1, 4); tail[i][4] = buf[b]; }
+            }
+            if (memcmp(tail[i], "0\r\n\r\n", 5) == 0 && fds[i] >= 0) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+                close(fds[i]);
+                fds[i] = -1;
+                done++;
+            }
+        }
+    }
+    printf("%.1f\n", now_ms() - t0);
+    return 0;
+}
