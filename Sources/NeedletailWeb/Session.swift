@@ -1,11 +1,8 @@
 import Synchronization
 
-/// 128 random bits from the system CSPRNG (`getrandom(2)` behind Swift's
-/// `SystemRandomNumberGenerator`), as 32 lower-case hex digits.
+/// 128 random bits from the kernel's CSPRNG, as 32 lower-case hex digits.
 public func randomToken() -> String {
-    var g = SystemRandomNumberGenerator()
-    let words = (g.next() as UInt64, g.next() as UInt64)
-    return withUnsafeBytes(of: words) { raw in
+    SecureRandom.withBytes(16) { raw in
         String(unsafeUninitializedCapacity: 32) { out in
             let digits: StaticString = "0123456789abcdef"
             let d = digits.utf8Start
@@ -15,6 +12,60 @@ public func randomToken() -> String {
             }
             return 32
         }
+    }
+}
+
+/// Bytes from the kernel's CSPRNG (`/dev/urandom`, the same generator as `getrandom(2)`), read
+/// 4 KiB at a time into a per-thread buffer: a page view needs two tokens, and two system calls
+/// per token cost more than the rest of making them. Each byte is handed out once.
+enum SecureRandom {
+    final class Pool {
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var used = 4096
+    }
+
+    static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { p in if let p { Unmanaged<Pool>.fromOpaque(p).release() } }
+        return k
+    }()
+
+    static let urandom: Int32 = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+
+    /// `n` at most 16 (what tokens need; the fallback makes 16).
+    static func withBytes<T>(_ n: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        let pool: Pool
+        if let p = pthread_getspecific(key) {
+            pool = Unmanaged<Pool>.fromOpaque(p).takeUnretainedValue()
+        } else {
+            pool = Pool()
+            pthread_setspecific(key, Unmanaged.passRetained(pool).toOpaque())
+        }
+        if pool.used + n > pool.bytes.count && !refill(pool) {
+            // No /dev/urandom (a chroot): Swift's generator, which uses getrandom(2).
+            var g = SystemRandomNumberGenerator()
+            let words = (g.next() as UInt64, g.next() as UInt64)
+            return withUnsafeBytes(of: words) { body(UnsafeRawBufferPointer(rebasing: $0[0..<min(n, 16)])) }
+        }
+        defer {
+            // Handed out once: wiped and skipped.
+            for i in pool.used..<(pool.used + n) { pool.bytes[i] = 0 }
+            pool.used += n
+        }
+        return pool.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[pool.used..<(pool.used + n)])) }
+    }
+
+    static func refill(_ pool: Pool) -> Bool {
+        guard urandom >= 0 else { return false }
+        var got = 0
+        while got < pool.bytes.count {
+            let r = pool.bytes.withUnsafeMutableBytes { read(urandom, $0.baseAddress! + got, $0.count - got) }
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { return false }
+            got += r
+        }
+        pool.used = 0
+        return true
     }
 }
 
