@@ -42,6 +42,17 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
         }
     }
 
+    func finish(after last: ChunksTransfer) {
+        guard !cancelled.load(ordering: .acquiring), !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loop.execute { [self] in
+            guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
+            let chunks = last.chunks
+            if !chunks.isEmpty { frame(connection, chunks) }
+            end(connection)
+            connection.pump()
+        }
+    }
+
     func finish() {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
         loop.execute { [self] in

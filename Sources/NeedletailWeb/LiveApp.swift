@@ -79,8 +79,13 @@ public final class LiveAppCore: Sendable {
 
     /// The framework's endpoints; `nil` for other paths.
     public func respondToInternal(_ request: Request) -> Response? {
+        // Checked on the raw bytes: most requests are not ours, and `path` makes a string.
+        let ours = request.withPathBytes { p in
+            p.count >= 5 && p[0] == UInt8(ascii: "/") && p[1] == UInt8(ascii: "_") && p[2] == UInt8(ascii: "n")
+                && p[3] == UInt8(ascii: "t") && p[4] == UInt8(ascii: "/")
+        }
+        guard ours else { return nil }
         let path = request.path
-        guard path.hasPrefix("/_nt/") else { return nil }
         if path == LiveAppCore.runtimePath { return runtimeResponse(request) }
         if path == "/_nt/poll" { return poll(request) }
         if path == "/_nt/events" { return events(request) }
@@ -146,8 +151,7 @@ public final class LiveAppCore: Sendable {
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
             channels.wait(for: known, timeout: pollTimeout, isCancelled: { stream.isCancelled }) {
-                stream.write(self.answer(page, known).body)
-                stream.finish()
+                stream.finish(with: self.answer(page, known).body)
             }
         }
     }

@@ -29,6 +29,10 @@ public final class ResponseStream: Sendable {
     /// Ends the body. Later writes are ignored.
     public func finish() { sink.finish() }
 
+    /// Writes `chunks` and ends the body in one hand-over to the connection's loop (a long-poll
+    /// answer: one task and one write instead of two).
+    public func finish(with chunks: consuming Chunks) { sink.finish(after: ChunksTransfer(chunks)) }
+
     /// Whether the client has gone away (or the stream finished).
     public var isCancelled: Bool { sink.isCancelled }
 }
@@ -37,7 +41,16 @@ public final class ResponseStream: Sendable {
 public protocol ResponseStreamSink: Sendable {
     func write(_ chunks: ChunksTransfer)
     func finish()
+    /// Writes the last chunks and finishes; sinks on a loop do both in one task.
+    func finish(after last: ChunksTransfer)
     var isCancelled: Bool { get }
+}
+
+extension ResponseStreamSink {
+    public func finish(after last: ChunksTransfer) {
+        write(last)
+        finish()
+    }
 }
 
 /// Chunks handed from the producing thread to a connection's loop. The sender gives up the

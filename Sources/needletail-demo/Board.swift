@@ -43,6 +43,7 @@ enum Board {
         /// The forums' names (they never change while the app runs).
         let names: [String]
         init(path: String) throws {
+            mkdir(String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), 0o755)  // the data folder, on first use
             let store = try Store(path: path, fsync: .always)
             forums = try store.table(Forum.self)
             posts = try store.table(Post.self, indexes: [Index(\Post.forum), Index(\Post.author)])

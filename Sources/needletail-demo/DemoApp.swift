@@ -6,7 +6,6 @@ enum DemoApp {
     /// The whole app: the plain routes below plus the live message board, whose records live
     /// in `dataDirectory` (posts are acknowledged only once fsync'd: policy always).
     static func app(dataDirectory: String, publicDirectory: String?, onError: @escaping @Sendable (String) -> Void) -> LiveApp {
-        mkdir(dataDirectory, 0o755)
         var app = LiveApp(router: router())
         if let dir = publicDirectory {
             app.staticFiles = StaticFiles(root: dir, prefix: "/static/")
