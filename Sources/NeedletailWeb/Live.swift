@@ -23,7 +23,8 @@ public final class LiveView: Sendable {
     struct Region {
         let id: String
         let channels: [String]
-        let render: @Sendable (Page) -> Chunks
+        /// Renders the region for a viewer straight into an answer (no intermediate copy).
+        let render: @Sendable (Page, inout HTMLOutput) -> Void
     }
 
     init(path: String) {
@@ -95,7 +96,7 @@ public final class Page: @unchecked Sendable {
         // Inlinable so that the content's type is known where the page is written: rendering
         // through unspecialised generics cost a third of a board request (metadata lookups).
         recordVersions(of: channels)
-        addRegion(id, channels: channels) { page in LiveRegion(id: id, content: content(page)).render() }
+        addRegion(id, channels: channels) { page, out in LiveRegion(id: id, content: content(page)).render(into: &out) }
         return LiveRegion(id: id, content: content(self))
     }
 
@@ -107,7 +108,7 @@ public final class Page: @unchecked Sendable {
     }
 
     @usableFromInline
-    func addRegion(_ id: String, channels: [String], render: @escaping @Sendable (Page) -> Chunks) {
+    func addRegion(_ id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
         view.state.withLock { $0.regions.append(LiveView.Region(id: id, channels: channels, render: render)) }
     }
 

@@ -209,7 +209,7 @@ public final class LiveAppCore: Sendable {
         }
         var out = HTMLOutput()
         for r in regions where r.channels.contains(where: changed.contains) {
-            Template { RawHTML(r.render(page).string) }.data("nt-op", "replace").data("nt-target", r.id).render(into: &out)
+            Template { RegionMarkup(region: r, page: page) }.data("nt-op", "replace").data("nt-target", r.id).render(into: &out)
         }
         Template().data("nt-versions", now.map { "\($0.0)|\($0.1)" }.joined(separator: ";")).render(into: &out)
         return (out.chunks, now)
@@ -252,6 +252,13 @@ public struct StaticAsset: Sendable {
         body.append(static: bytes.bytes)
         return Response(status: .ok, contentType: type, headers: headers, body: body)
     }
+}
+
+/// A region rendered for a viewer inside an answer's template.
+struct RegionMarkup: FlowContent {
+    let region: LiveView.Region
+    let page: Page
+    func render(into out: inout HTMLOutput) { region.render(page, &out) }
 }
 
 /// An error answer carried through `Result`.
