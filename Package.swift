@@ -26,7 +26,7 @@ let package = Package(
         // Spec/ by scripts/generate-html (output committed under Generated/).
         .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"], exclude: ["Spec"]),
         // JavaScript written in Swift; the client runtime is written with it.
-        .target(name: "NeedletailJS", dependencies: ["NeedletailHTML"]),
+        .target(name: "NeedletailJS", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
         // Records in memory, made durable by a checksummed append-only log (Glibc only).
         .target(name: "NeedletailStore"),
         .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS"]),

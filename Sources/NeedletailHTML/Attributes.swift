@@ -214,8 +214,7 @@ extension Attribute {
 extension HTMLOutput {
     @usableFromInline
     static func reportBadName(_ name: String) {
-        var line = "needletail: attribute name suffix \"\(name)\" is not lower-case letters, digits, '-', '_', '.'; skipped\n"
-        line.withUTF8 { p in _ = fputsBytes(p) }
+        reportToStandardError("needletail: attribute name suffix \"\(name)\" is not lower-case letters, digits, '-', '_', '.'; skipped")
     }
 }
 

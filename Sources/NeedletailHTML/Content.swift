@@ -229,7 +229,6 @@ public enum RawText {
 
 extension HTMLOutput {
     static func reportBadRawText(_ element: String) {
-        var line = "needletail: refused <\(element)> content containing </\(element) or <!--\n"
-        line.withUTF8 { p in _ = fputsBytes(p) }
+        reportToStandardError("needletail: refused <\(element)> content containing </\(element) or <!--")
     }
 }

@@ -89,15 +89,8 @@ public struct HTMLOutput {
 
     @usableFromInline
     static func reportDuplicate(_ id: String) {
-        var line = "needletail: duplicate id \"\(id)\" in a rendered page (ids must be unique)\n"
-        line.withUTF8 { p in _ = fputsBytes(p) }
+        reportToStandardError("needletail: duplicate id \"\(id)\" in a rendered page (ids must be unique)")
     }
-}
-
-import Glibc
-@usableFromInline
-func fputsBytes(_ p: UnsafeBufferPointer<UInt8>) -> Int {
-    write(2, p.baseAddress, p.count)
 }
 
 extension HTMLContent {
@@ -129,10 +122,7 @@ public struct StaticHTML<Content: HTMLContent>: HTMLContent, @unchecked Sendable
 
     /// Renders `content` now, once.
     public init(@HTMLBuilder _ content: () -> Content) {
-        let rendered = content().render().bytes
-        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(rendered.count, 1), alignment: 1)
-        p.copyBytes(from: rendered)
-        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(p)[0..<rendered.count])
+        bytes = immortalCopy(of: content().render().bytes)
     }
 
     /// The rendered markup.

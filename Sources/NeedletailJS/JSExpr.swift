@@ -1,3 +1,4 @@
+import NeedletailBytes
 import NeedletailHTML
 
 // JavaScript written in Swift, in the spirit of Parenscript: expressions are values that
@@ -189,10 +190,8 @@ enum JSIdentifier {
     }
 }
 
-import Glibc
 enum JSReport {
     static func badIdentifier(_ s: String) {
-        var line = "needletail: \"\(s)\" is not a JavaScript identifier; refused\n"
-        line.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
+        reportToStandardError("needletail: \"\(s)\" is not a JavaScript identifier; refused")
     }
 }

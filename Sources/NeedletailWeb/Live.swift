@@ -60,7 +60,6 @@ public final class Page: @unchecked Sendable {
     func register(_ run: @escaping @Sendable (Request) -> Void) -> String {
         let id = randomToken()
         view.state.withLock { $0.actions[id] = LiveView.Action(run: run) }
-        app.trimActions(of: session)
         return id
     }
 

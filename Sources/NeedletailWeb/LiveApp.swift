@@ -28,10 +28,7 @@ public final class LiveAppCore: Sendable {
     public let onError: @Sendable (String) -> Void
 
     public init(sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25,
-                onError: @escaping @Sendable (String) -> Void = { message in
-                    var line = "needletail: " + message + "\n"
-                    line.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
-                }) {
+                onError: @escaping @Sendable (String) -> Void = { reportToStandardError("needletail: " + $0) }) {
         self.sessions = sessions
         self.channels = channels
         self.pollTimeout = pollTimeout
@@ -65,6 +62,7 @@ public final class LiveAppCore: Sendable {
     }
 
     /// Keeps at most `maxActions` actions per session, dropping those of the oldest views first.
+    /// Run once per render (a page, a poll's or an event's answer), not per registered action.
     func trimActions(of session: Session) {
         let views = session.state.withLock { $0.views }
         var total = views.reduce(0) { $0 + $1.actionCount }
@@ -212,6 +210,7 @@ public final class LiveAppCore: Sendable {
             Template { RegionMarkup(region: r, page: page) }.data("nt-op", "replace").data("nt-target", r.id).render(into: &out)
         }
         Template().data("nt-versions", now.map { "\($0.0)|\($0.1)" }.joined(separator: ";")).render(into: &out)
+        trimActions(of: page.session)  // re-rendered regions registered their actions again
         return (out.chunks, now)
     }
 
@@ -223,15 +222,16 @@ public final class LiveAppCore: Sendable {
 /// Bytes served from memory with a content hash as ETag (304 on If-None-Match) and a long
 /// cache lifetime: the client runtime, an app's style sheets. Pages refer to them with the
 /// hash in the URL (`?v=...`), so a new version is fetched at once.
-public struct StaticAsset: Sendable {
-    let bytes: StaticBytes
+public struct StaticAsset: @unchecked Sendable {
+    // Immortal (see `immortalCopy`): never written after init.
+    let bytes: UnsafeRawBufferPointer
     /// The content hash (FNV-1a, 64 bits, hex).
     public let version: String
     public let type: String
     public let maxAge: Int
 
     public init(_ text: String, type: String, maxAge: Int = 31_536_000) {
-        bytes = StaticBytes(text)
+        bytes = immortalCopy(of: text.utf8)
         var h: UInt64 = 0xcbf29ce484222325
         for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
         version = String(h, radix: 16)
@@ -249,7 +249,7 @@ public struct StaticAsset: Sendable {
             return Response(status: .notModified, headers: headers)
         }
         var body = Chunks()
-        body.append(static: bytes.bytes)
+        body.append(static: bytes)
         return Response(status: .ok, contentType: type, headers: headers, body: body)
     }
 }
@@ -265,17 +265,6 @@ struct RegionMarkup: FlowContent {
 struct ResponseError: Error, @unchecked Sendable {
     let response: Response
     init(_ response: Response) { self.response = response }
-}
-
-/// Bytes copied once into memory that lives as long as the process (sent by reference).
-struct StaticBytes: @unchecked Sendable {
-    let bytes: UnsafeRawBufferPointer
-    init(_ text: String) {
-        let utf8 = Array(text.utf8)
-        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(utf8.count, 1), alignment: 1)
-        p.copyBytes(from: utf8)
-        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(p)[0..<utf8.count])
-    }
 }
 
 /// A router plus sessions, actions and channels: `page` registers live pages; everything under

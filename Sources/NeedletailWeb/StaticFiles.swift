@@ -35,18 +35,18 @@ public struct StaticFiles: Sendable {
         let relative = path.dropFirst(prefix.count)
         let segments = relative.split(separator: "/", omittingEmptySubsequences: false)
         guard !relative.isEmpty, !segments.contains(where: { $0.isEmpty || $0.hasPrefix(".") || $0.contains("\0") || $0.contains("\\") }) else {
-            return Router.errorPage(.notFound, detail: "No file at this address.")
+            return Self.notFound()
         }
         // The resolved path must still be inside the folder (a symlink may point anywhere).
-        guard let real = realpath(root + "/" + relative, nil) else { return Router.errorPage(.notFound, detail: "No file at this address.") }
+        guard let real = realpath(root + "/" + relative, nil) else { return Self.notFound() }
         let full = String(cString: real)
         free(real)
         guard full.hasPrefix(root + "/"), let file = OpenFile(path: full) else {
-            return Router.errorPage(.notFound, detail: "No file at this address.")
+            return Self.notFound()
         }
         var st = stat()
         guard fstat(file.fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            return Router.errorPage(.notFound, detail: "No file at this address.")
+            return Self.notFound()
         }
         let size = Int(st.st_size)
         let mtime = Int(st.st_mtim.tv_sec)
@@ -79,6 +79,8 @@ public struct StaticFiles: Sendable {
         r.file = FileRegion(file: file, offset: range.lowerBound, count: range.count)
         return r
     }
+
+    static func notFound() -> Response { Router.errorPage(.notFound, detail: "No file at this address.") }
 
     static func notModified(_ request: Request, etag: String, mtime: Int) -> Bool {
         if let inm = request.headers.combined("if-none-match") {

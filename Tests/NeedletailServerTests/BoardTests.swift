@@ -60,10 +60,8 @@ import Testing
     func longPollThroughLighttpd() throws {
         let data = makeTempDir("needletail-board")
         let sock = data + "/app.sock"
-        let app = try SpawnedProcess(demoBinary(), ["serve", "--fastcgi", "unix:" + sock, "--data", data, "--loops", "1"])
+        let app = try demoOnFastCGISocket(sock, ["--data", data, "--loops", "1"])
         defer { app.stop() }
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: sock) && waited < 200 { usleep(20_000); waited += 1 }
         let port = freePort()
         let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-socket.conf", replacing: [
             ("/run/needletail/app.sock", sock),

@@ -155,14 +155,10 @@ struct Browser {
     func liveBoardThroughNginxFastCGI() throws {
         let data = makeTempDir("needletail-board")
         let sock = data + "/app.sock"
-        let app = try SpawnedProcess(demoBinary(), ["serve", "--fastcgi", "unix:" + sock, "--data", data, "--loops", "2"])
+        let app = try demoOnFastCGISocket(sock, ["--data", data, "--loops", "2"])
         defer { app.stop() }
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: sock) && waited < 200 { usleep(20_000); waited += 1 }
         let port = freePort()
-        let nginx = try WebServerProcess.nginx(serverBlocks: try shippedConfig("nginx/needletail-unix.conf", replacing: [
-            ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
-        ]), port: port)
+        let nginx = try WebServerProcess.nginxInFront(of: sock, port: port)
         defer { nginx.stop() }
         try exercise(base: "http://127.0.0.1:\(port)", transport: "events")
         try exercise(base: "http://127.0.0.1:\(port)", transport: "poll")

@@ -76,14 +76,10 @@ import Testing
     func throughNginxFastCGI() throws {
         let (dir, big) = try Self.folder()
         let sock = dir + "-app.sock"
-        let app = try SpawnedProcess(demoBinary(), ["serve", "--fastcgi", "unix:" + sock, "--public", dir, "--data", dir + "-data", "--loops", "1"])
+        let app = try demoOnFastCGISocket(sock, ["--public", dir, "--data", dir + "-data", "--loops", "1"])
         defer { app.stop() }
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: sock) && waited < 200 { usleep(20_000); waited += 1 }
         let port = freePort()
-        let nginx = try WebServerProcess.nginx(serverBlocks: try shippedConfig("nginx/needletail-unix.conf", replacing: [
-            ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
-        ]), port: port)
+        let nginx = try WebServerProcess.nginxInFront(of: sock, port: port)
         defer { nginx.stop() }
         try exercise(port: port, big: big)
     }

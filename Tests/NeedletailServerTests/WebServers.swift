@@ -22,6 +22,15 @@ func waitForPort(_ port: UInt16, seconds: Double = 10) -> Bool {
     return false
 }
 
+/// The demo serving FastCGI on the unix socket `sock` with `arguments` added, once the socket
+/// exists (up to 4 s).
+func demoOnFastCGISocket(_ sock: String, _ arguments: [String]) throws -> SpawnedProcess {
+    let app = try SpawnedProcess(demoBinary(), ["serve", "--fastcgi", "unix:" + sock] + arguments)
+    var waited = 0
+    while !FileManager.default.fileExists(atPath: sock) && waited < 200 { usleep(20_000); waited += 1 }
+    return app
+}
+
 /// A temporary directory that everyone can traverse (nginx workers run as another user).
 func makeTempDir(_ prefix: String) -> String {
     var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
@@ -148,6 +157,13 @@ final class WebServerProcess {
             }
             """.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
         }
+    }
+
+    /// nginx with the shipped `nginx/needletail-unix.conf` on 127.0.0.1:`port`, passing to `sock`.
+    static func nginxInFront(of sock: String, port: UInt16) throws -> WebServerProcess {
+        try nginx(serverBlocks: try shippedConfig("nginx/needletail-unix.conf", replacing: [
+            ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
+        ]), port: port)
     }
 
     /// lighttpd on 127.0.0.1:`port` with `include` appended to a minimal config.
