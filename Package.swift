@@ -55,6 +55,11 @@ let package = Package(
             "NeedletailStore", "NeedletailLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Fuzz targets (docs/SECURITY.md): built with libFuzzer and ASan by scripts/fuzz
+        // (-DFUZZING); an ordinary build replays inputs (files or folders) through the same code.
+        .executableTarget(name: "needletail-fuzz", dependencies: [
+            "NeedletailServer", "NeedletailWeb", "NeedletailStore",
+        ]),
         .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "CNeedletailLinux"]),
         // MustNotCompile/ holds sources that a test compiles with swiftc expecting errors.
         .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML"], exclude: ["MustNotCompile"]),

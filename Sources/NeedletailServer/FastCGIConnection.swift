@@ -39,10 +39,7 @@ final class FastCGIConnection: ConnectionHandler {
     }
 
     private let context: LoopContext
-    // Record being read: its header, content and padding still to come.
-    @exclusivity(unchecked) private var header: FastCGI.Header?
-    @exclusivity(unchecked) private var contentLeft = 0
-    @exclusivity(unchecked) private var paddingLeft = 0
+    @exclusivity(unchecked) private var reader = FastCGIRecordReader()
     /// Content of a small record being collected (BEGIN_REQUEST, ABORT, GET_VALUES, unknown).
     @exclusivity(unchecked) private var small: [UInt8] = []
     @exclusivity(unchecked) private var requests: [UInt16: PendingRequest] = [:]
@@ -54,38 +51,21 @@ final class FastCGIConnection: ConnectionHandler {
     }
 
     func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int {
-        var i = 0
-        while i < bytes.count && !connection.isClosing {
-            guard let h = header else {
-                guard bytes.count - i >= FastCGI.headerLength else { return i }
-                let h = FastCGI.Header(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + FastCGI.headerLength)]))
-                i += FastCGI.headerLength
+        reader.read(bytes) { event in
+            switch event {
+            case .begin(let h):
                 guard h.version == FastCGI.version else {
                     protocolError("record with version \(h.version)", on: connection)
-                    return bytes.count
+                    return false
                 }
-                header = h
-                contentLeft = h.contentLength
-                paddingLeft = h.paddingLength
                 small.removeAll(keepingCapacity: true)
-                if contentLeft == 0 { recordComplete(h, on: connection) }
-                if paddingLeft == 0 && contentLeft == 0 { header = nil }
-                continue
+            case .content(let h, let piece):
+                content(h, piece, on: connection)
+            case .complete(let h):
+                recordComplete(h, on: connection)
             }
-            if contentLeft > 0 {
-                let take = min(contentLeft, bytes.count - i)
-                content(h, UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]), on: connection)
-                i += take
-                contentLeft -= take
-                if contentLeft == 0 { recordComplete(h, on: connection) }
-            } else {
-                let take = min(paddingLeft, bytes.count - i)
-                i += take
-                paddingLeft -= take
-            }
-            if contentLeft == 0 && paddingLeft == 0 { header = nil }
+            return !connection.isClosing
         }
-        return i
     }
 
     // MARK: Records

@@ -130,3 +130,61 @@ enum FastCGI {
         out += value.utf8
     }
 }
+
+/// Splits a FastCGI byte stream into records: each record's header, its content in pieces as
+/// they arrive, its end; padding is skipped. Pure (no sockets), so that the connection and the
+/// fuzzer drive the same code.
+struct FastCGIRecordReader {
+    enum Event {
+        /// A header has arrived (content and padding follow).
+        case begin(FastCGI.Header)
+        /// Some of the record's content.
+        case content(FastCGI.Header, UnsafeRawBufferPointer)
+        /// All of the record's content has arrived.
+        case complete(FastCGI.Header)
+    }
+
+    private var header: FastCGI.Header?
+    private var contentLeft = 0
+    private var paddingLeft = 0
+
+    /// Reads records from `bytes` (which start at the first unconsumed byte), handing each event
+    /// to `handle`, until the bytes run out or `handle` returns false. Returns the bytes consumed
+    /// (a partial header is left for the next call).
+    mutating func read(_ bytes: UnsafeRawBufferPointer, _ handle: (Event) -> Bool) -> Int {
+        var i = 0
+        while i < bytes.count {
+            guard let h = header else {
+                guard bytes.count - i >= FastCGI.headerLength else { return i }
+                let h = FastCGI.Header(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + FastCGI.headerLength)]))
+                i += FastCGI.headerLength
+                header = h
+                contentLeft = h.contentLength
+                paddingLeft = h.paddingLength
+                guard handle(.begin(h)) else { return i }
+                if contentLeft == 0 {
+                    if paddingLeft == 0 { header = nil }
+                    guard handle(.complete(h)) else { return i }
+                }
+                continue
+            }
+            if contentLeft > 0 {
+                let take = min(contentLeft, bytes.count - i)
+                let piece = UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)])
+                i += take
+                contentLeft -= take
+                if contentLeft == 0 && paddingLeft == 0 { header = nil }
+                guard handle(.content(h, piece)) else { return i }
+                if contentLeft == 0 {
+                    guard handle(.complete(h)) else { return i }
+                }
+            } else {
+                let take = min(paddingLeft, bytes.count - i)
+                i += take
+                paddingLeft -= take
+                if paddingLeft == 0 { header = nil }
+            }
+        }
+        return i
+    }
+}

@@ -291,7 +291,7 @@ struct Operation {
             }
             let type = lastType!
             i += nameLength
-            let id = Int(readLE(UInt64.self, p, i))
+            guard let id = Int(exactly: readLE(UInt64.self, p, i)) else { throw .corrupt("record id \(readLE(UInt64.self, p, i)) out of range") }
             i += 8
             var bytes = RecordBytes([])
             if kind == .put {
