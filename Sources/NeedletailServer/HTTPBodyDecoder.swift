@@ -53,9 +53,12 @@ struct HTTPBodyDecoder {
             case .chunkSize(let digits, let value):
                 let b = buf[i]
                 if let h = hex(b) {
-                    guard digits < 15 else { return .failure(.bad("chunk size too large")) }
+                    // Leading zeros are allowed (1*HEXDIG); a value past the body limit is 413
+                    // below, long before it could overflow.
+                    guard value >> 56 == 0 else { return .failure(.bad("chunk size too large")) }
                     state = .chunkSize(digits: digits + 1, value: value << 4 | Int(h))
                     lineLength += 1
+                    if lineLength > limits.maxChunkLine { return .failure(.bad("chunk size line too long")) }
                     i += 1
                 } else if digits == 0 {
                     return .failure(.bad("invalid chunk size"))

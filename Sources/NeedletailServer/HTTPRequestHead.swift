@@ -94,6 +94,11 @@ struct HTTPHeadParser {
                     return .error(HTTPError(.uriTooLong, "request line longer than \(limits.maxRequestLine) bytes"))
                 }
                 requestLineEnd = i
+                // A request line must end in a version: refuse HTTP/0.9 ("GET /path") now
+                // rather than wait for a header section that will never come.
+                guard i >= 9, buf[i - 9] == 32, buf[i - 8] == UInt8(ascii: "H"), buf[i - 4] == UInt8(ascii: "/") else {
+                    return .error(.bad("request line without an HTTP version (HTTP/0.9 is not supported)"))
+                }
             } else if i == lineStart {
                 // Empty line: the head is complete.
                 scanned = 0
@@ -128,6 +133,17 @@ struct HTTPHeadParser {
     // MARK: Parsing a complete head
 
     @inline(__always)
+    /// Characters of a Host value: unreserved, sub-delims, "%" (pct-encoded), and "[", "]", ":"
+    /// (IP literals and the port).
+    static func isHostChar(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "-._~!$&'()*+,;=%[]:".utf8.contains(b)
+        }
+    }
+
     static func isTokenChar(_ b: UInt8) -> Bool {
         // RFC 9110 5.6.2 tchar.
         switch b {
@@ -282,6 +298,13 @@ struct HTTPHeadParser {
             throw .bad(hostCount == 0 ? "HTTP/1.1 request without Host" : "more than one Host field")
         }
         if hostCount > 1 { throw .bad("more than one Host field") }
+        // RFC 9112 3.2: an invalid Host value is a 400 (uri-host [":" port]: reg-name characters,
+        // an IP literal's brackets and colons; no slash, space, at-sign or control).
+        if hostCount == 1 {
+            for i in hostRange where !HTTPHeadParser.isHostChar(buf[i]) {
+                throw .bad("invalid character in Host")
+            }
+        }
         let framing: BodyFraming
         if transferEncoding {
             if contentLength != nil { throw .bad("both Content-Length and Transfer-Encoding") }
