@@ -57,6 +57,11 @@ public final class Connection {
     @exclusivity(unchecked) var wheelIndex = 0
     @exclusivity(unchecked) var slottedFor = 0
 
+    /// Set by the handler when the connection is between requests (keep-alive, nothing in
+    /// flight): when the process runs out of file descriptors the loop closes the oldest such
+    /// connections to let new clients in, as nginx does with its reusable connections.
+    @exclusivity(unchecked) public var isIdle = false
+
     /// When `true`, the loop stops reading from this socket (the handler is waiting for
     /// something else, e.g. a parked response). Set back to `false` with `resumeReading()`.
     @exclusivity(unchecked) public private(set) var readingPaused = false

@@ -6,13 +6,15 @@ import Synchronization
 /// Settings shared by every loop of a server.
 public struct LoopConfiguration: Sendable {
     /// Per-connection cap on queued output; over it the loop stops reading from that client.
-    public var maxQueuedOutput = 1 << 20
+    public var maxQueuedOutput = 256 * 1024
     /// Per-connection cap on received-but-unconsumed input; over it the loop stops reading.
     public var maxBufferedInput = 64 * 1024
     /// How long a closing connection drains unread input before it is closed.
     public var lingerSeconds = 2
     /// Connections accepted per readiness event (teepeedee2 used 16).
     public var acceptBurst = 16
+    /// Idle keep-alive connections closed at a time when descriptors run out.
+    public var idleDrainBatch = 32
     public init() {}
 }
 
@@ -307,6 +309,7 @@ public final class EventLoop: @unchecked Sendable {
                 case EAGAIN, EWOULDBLOCK: return
                 case EINTR, ECONNABORTED, EPROTO: continue
                 case EMFILE, ENFILE:
+                    if closeIdleConnections(error: e) > 0 { continue }
                     shedOneConnection(listenerFD: lfd, error: e)
                     continue
                 default:
@@ -316,6 +319,25 @@ public final class EventLoop: @unchecked Sendable {
             }
             register(fd: fd, peer: storage, listener: index)
         }
+    }
+
+    /// Out of file descriptors: closes up to `idleDrainBatch` idle keep-alive connections, those
+    /// whose keep-alive deadline comes first (the longest idle), so that the waiting clients get
+    /// their descriptors. Returns how many were closed.
+    private func closeIdleConnections(error: Int32) -> Int {
+        var idle: [(deadline: Int, connection: Connection)] = []
+        for case let c? in connections where c.isIdle && !c.isClosed && c.output.isEmpty {
+            idle.append((c.deadline, c))
+        }
+        guard !idle.isEmpty else { return 0 }
+        idle.sort { $0.deadline < $1.deadline }
+        let victims = idle.prefix(configuration.idleDrainBatch)
+        for (_, c) in victims { c.close() }
+        if now - lastFDExhaustionLog >= 10 {
+            lastFDExhaustionLog = now
+            log(.warning, "out of file descriptors (\(String(cString: strerror(error)))); closed \(victims.count) idle keep-alive connections to accept new ones (raise ulimit -n)")
+        }
+        return victims.count
     }
 
     /// Out of file descriptors: accept the waiting connection with the reserved fd and close it,

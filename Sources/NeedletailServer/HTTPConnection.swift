@@ -44,6 +44,10 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int {
+        connection.isIdle = false
+        // Idle again only if the last request was answered with keep-alive and no part of the
+        // next one has arrived.
+        defer { if decoder.isMidRequest || activeStream != nil { connection.isIdle = false } }
         var offset = 0
         while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && activeStream == nil {
             let (event, used) = decoder.next(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
@@ -99,6 +103,7 @@ final class HTTPConnection: ConnectionHandler {
         if keepAlive {
             connection.setNoDelay()
             connection.setTimeout(seconds: context.limits.keepAliveTimeout)
+            connection.isIdle = true
         } else {
             connection.closeAfterFlush()
         }
@@ -148,6 +153,7 @@ final class HTTPConnection: ConnectionHandler {
         if keepAlive {
             connection.setNoDelay()
             connection.setTimeout(seconds: context.limits.keepAliveTimeout)
+            connection.isIdle = true
         } else {
             connection.closeAfterFlush()
         }

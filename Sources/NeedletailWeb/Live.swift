@@ -17,7 +17,7 @@ public final class LiveView: Sendable {
     }
 
     struct Action {
-        let run: @Sendable (Request) -> Void
+        let run: @Sendable (Request) throws -> Void
     }
 
     struct Region {
@@ -57,7 +57,7 @@ public final class Page: @unchecked Sendable {
     lazy var needsSessionField: Bool = request.cookie(app.sessions.cookieName) != session.id
 
     @usableFromInline
-    func register(_ run: @escaping @Sendable (Request) -> Void) -> String {
+    func register(_ run: @escaping @Sendable (Request) throws -> Void) -> String {
         let id = randomToken()
         view.state.withLock { $0.actions[id] = LiveView.Action(run: run) }
         return id
@@ -67,9 +67,12 @@ public final class Page: @unchecked Sendable {
     /// It posts to an unguessable address bound to this session, which is its CSRF protection.
     /// Without JavaScript it is an ordinary POST answered by a redirect back to the page; with
     /// the runtime it is sent in the background and the page updates through its live regions.
+    /// If `handler` throws, the client gets an error page instead of the redirect (400 naming
+    /// the parameter for a `ParameterError`, else 500 with the details in the log), so that a
+    /// change that failed, e.g. a write to a full disk, is never reported as done.
     @inlinable
     public func actionForm<Content: FlowContent & FormFree>(
-        _ handler: @escaping @Sendable (Request) -> Void,
+        _ handler: @escaping @Sendable (Request) throws -> Void,
         @HTMLBuilder content: () -> Content
     ) -> Form<HTMLPair<Content, SessionField>> {
         let id = register(handler)
@@ -82,7 +85,7 @@ public final class Page: @unchecked Sendable {
 
     /// A one-button form that runs `handler`: the action link of the framework (a POST, so that
     /// no prefetcher or crawler triggers it).
-    public func actionButton(_ label: String, class className: String = "nt-link", _ handler: @escaping @Sendable (Request) -> Void)
+    public func actionButton(_ label: String, class className: String = "nt-link", _ handler: @escaping @Sendable (Request) throws -> Void)
         -> Form<HTMLPair<Button<String>, SessionField>> {
         actionForm(handler) { Button(label).type(.submit).class(className) }
     }

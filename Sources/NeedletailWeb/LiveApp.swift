@@ -114,7 +114,14 @@ public final class LiveAppCore: Sendable {
         else {
             return Router.errorPage(.gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again.")
         }
-        action.run(request)
+        do {
+            try action.run(request)
+        } catch let e as ParameterError {
+            return Router.errorPage(.badRequest, detail: e.description)
+        } catch {
+            onError("action on \(view.path) failed: \(error)")
+            return Router.errorPage(.internalServerError, detail: "This could not be done, and nothing was changed. The error has been logged.")
+        }
         if fromRuntime { return Response(status: .noContent) }
         return .redirect(to: view.path)
     }
