@@ -57,10 +57,12 @@ public final class LoopGroup: Sendable {
     }
 
     /// Blocks SIGINT and SIGTERM in the calling thread (and threads it starts afterwards, which
-    /// inherit the mask), so that `waitForTermination` receives them; ignores SIGPIPE.
-    /// Call before `start`.
+    /// inherit the mask), so that `waitForTermination` receives them; ignores SIGPIPE, and
+    /// SIGXFSZ (a write past a file-size limit then fails with EFBIG, which the store reports,
+    /// instead of killing the process). Call before `start`.
     public static func prepareSignals() {
         signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)

@@ -131,6 +131,7 @@ public final class Server: Sendable {
     /// Starts the loops on their threads and returns.
     public func start() {
         signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
         let listenersByLoop = self.listenersByLoop
         let shared = self.shared.map { ($0.0, $0.1) }
         let responder = self.responder

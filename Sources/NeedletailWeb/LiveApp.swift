@@ -66,7 +66,9 @@ public final class LiveAppCore: Sendable {
     func trimActions(of session: Session) {
         let views = session.state.withLock { $0.views }
         var total = views.reduce(0) { $0 + $1.actionCount }
-        for v in views where total > sessions.maxActions {
+        // Oldest views first; the newest keeps its actions whatever their number (the app, not
+        // the client, decides how many one page has), or its own forms would be dead on arrival.
+        for v in views.dropLast() where total > sessions.maxActions {
             total -= v.state.withLock { st -> Int in
                 let n = st.actions.count
                 st.actions.removeAll()
