@@ -205,7 +205,7 @@ public enum CGIGateway {
     /// Content-Type, Content-Length when known, the app's fields and `extra` (unsafe ones
     /// dropped), and the blank line.
     public static func encodeHead(_ response: Response, contentLength: Int?, extra: [(name: String, value: String)] = [],
-                                  into out: ByteBuffer, dropped: (String) -> Void) {
+                                  defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void) {
         let status = response.status
         out.append("Status: ")
         out.appendDecimal(status.code)
@@ -232,6 +232,7 @@ public enum CGIGateway {
         }
         HTTPResponseEncoder.appendFields(response.headers, into: out, dropped: dropped)
         HTTPResponseEncoder.appendFields(extra, into: out, dropped: dropped)
+        defaults.append(to: out, unlessSetIn: response.headers)
         out.append("\r\n")
     }
 

@@ -215,7 +215,8 @@ final class FastCGIConnection: ConnectionHandler {
         let context = self.context
         let head = headScratch
         head.removeAll()
-        CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, into: head, dropped: context.droppedField)
+        CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, defaults: context.defaults,
+                              into: head, dropped: context.droppedField)
         let total = head.count + body.count
         if total <= FastCGI.maxContent {
             // One STDOUT record: header, CGI head and body chunks (static ones by reference), padding.
@@ -266,7 +267,8 @@ final class FastCGIConnection: ConnectionHandler {
     private func startStream(_ r: PendingRequest, _ response: Response, produce: @Sendable (ResponseStream) -> Void, on connection: Connection) {
         let context = self.context
         let head = ByteBuffer(capacity: 256)
-        CGIGateway.encodeHead(response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], into: head, dropped: context.droppedField)
+        CGIGateway.encodeHead(response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], defaults: context.defaults,
+                              into: head, dropped: context.droppedField)
         writeStdout(id: r.id, head.bytes, on: connection)
         let id = r.id
         let sink = LoopStreamSink(connection: connection, frame: { [weak self] connection, chunks in

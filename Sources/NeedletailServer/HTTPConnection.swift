@@ -12,11 +12,13 @@ final class LoopContext {
     let fastCGI: FastCGILimits
     let dates = HTTPDateCache()
     let logger: Logger
+    let defaults: DefaultFields
 
-    init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, logger: Logger) {
+    init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, defaults: DefaultFields = .standard, logger: Logger) {
         self.responder = responder
         self.limits = limits
         self.fastCGI = fastCGI
+        self.defaults = defaults
         self.logger = logger
     }
 
@@ -174,7 +176,8 @@ final class HTTPConnection: ConnectionHandler {
         let context = self.context
         connection.write { out in
             HTTPResponseEncoder.encodeHead(response, framing: framing,
-                                           keepAlive: keepAlive, version: version, date: date, into: out, dropped: context.droppedField)
+                                           keepAlive: keepAlive, version: version, date: date, defaults: context.defaults,
+                                           into: out, dropped: context.droppedField)
         }
     }
 

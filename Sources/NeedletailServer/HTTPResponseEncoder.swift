@@ -63,7 +63,7 @@ enum HTTPResponseEncoder {
     /// Appends the head of `response` to `out`.
     /// `dropped` is called with the name of each unsafe field left out.
     static func encodeHead(_ response: Response, framing: Framing, keepAlive: Bool, version: HTTPVersion,
-                           date: [UInt8], into out: ByteBuffer, dropped: (String) -> Void) {
+                           date: [UInt8], defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void) {
         let status = response.status
         if status.code >= 100 && status.code < 600, let line = statusLines[status.code],
            status.reason == HTTPStatus.standardReason(status.code) {
@@ -96,6 +96,7 @@ enum HTTPResponseEncoder {
             break
         }
         appendFields(response.headers, into: out, dropped: dropped)
+        defaults.append(to: out, unlessSetIn: response.headers)
         if !keepAlive {
             out.append("Connection: close\r\n")
         } else if version == .http1_0 {

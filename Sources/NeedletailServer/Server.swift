@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var unixSocketMode: mode_t? = nil
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     public var shutdownGrace = 10
+    /// Fields every response gets unless it sets them (`X-Content-Type-Options: nosniff`; no
+    /// `Server` field unless you add one).
+    public var defaultFields = DefaultFields.standard
     public init() {}
 }
 
@@ -139,7 +142,8 @@ public final class Server: Sendable {
         let logger = self.logger
         let exclusive = group.loops.count > 1
         group.start { loop in
-            let context = LoopContext(responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI, logger: logger)
+            let context = LoopContext(responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
+                                      defaults: configuration.defaultFields, logger: logger)
             func factory(_ kind: Listener.Kind) -> HandlerFactory {
                 switch kind {
                 case .http:

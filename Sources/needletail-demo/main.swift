@@ -45,6 +45,9 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "Folder whose files are served under /static/ (sendfile, ETag, ranges).")
     var `public`: String?
 
+    @ArgumentParser.Option(name: .long, help: "A field every response gets, as \"Name: value\" (repeatable; e.g. \"Server: needletail\"). X-Content-Type-Options: nosniff is always added.")
+    var header: [String] = []
+
     @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -54,6 +57,15 @@ struct Serve: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard ["native", "libfcgi"].contains(fastcgiImpl) else { throw ValidationError("--fastcgi-impl is native or libfcgi") }
         if let m = socketMode, mode_t(m, radix: 8) == nil { throw ValidationError("--socket-mode must be octal, e.g. 660") }
+        for h in header where h.firstIndex(of: ":") == nil || DefaultFields([Self.field(h)]).fields.isEmpty {
+            throw ValidationError("--header must be \"Name: value\" (a token, a colon, a value without CR or LF): \(h)")
+        }
+    }
+
+    /// "Name: value" → (Name, value).
+    static func field(_ text: String) -> (name: String, value: String) {
+        guard let colon = text.firstIndex(of: ":") else { return ("", "") }
+        return (String(text[..<colon]), text[text.index(after: colon)...].trimmingCharacters())
     }
 
     func run() throws {
@@ -84,6 +96,7 @@ struct Serve: ParsableCommand {
         config.http.maxBodyBytes = maxBody
         config.fastCGI.maxBodyBytes = maxBody
         config.unixSocketMode = socketMode.flatMap { mode_t($0, radix: 8) }
+        config.defaultFields = DefaultFields(DefaultFields.standard.fields + header.map(Self.field))
         if let addrs = getenv("FCGI_WEB_SERVER_ADDRS").map({ String(cString: $0) }), !addrs.isEmpty {
             config.fastCGI.allowedPeers = addrs.split(separator: ",").map { $0.trimmingCharacters() }
         }

@@ -117,7 +117,7 @@ struct FastCGITests {
             let c = try FCGIClient(address)
             try c.send(FCGIClient.request(id: 1, helloParams))
             let a = try #require(try c.readAnswers([1])[1])
-            #expect(a.text.hasPrefix("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 27\r\n\r\n"))
+            #expect(a.text.hasPrefix("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 27\r\nX-Content-Type-Options: nosniff\r\n\r\n"))
             #expect(a.body == "<h1>Hello &lt;TLUG&gt;</h1>")
             #expect(a.protocolStatus == 0)
             for r in a.records { #expect((r.content.count + r.padding) % 8 == 0, "records padded to 8") }

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import NeedletailBytes
 @testable import NeedletailLoop
 import NeedletailWeb
 @testable import NeedletailServer
@@ -20,8 +21,24 @@ struct ServerSocketTests {
                 #expect(r.header("content-length") == "27")
                 #expect(r.header("date")?.hasSuffix(" GMT") == true)
                 #expect(r.header("connection") == nil)
+                // Security defaults: nosniff on every answer, no Server field (no version shown).
+                #expect(r.header("x-content-type-options") == "nosniff")
+                #expect(r.header("server") == nil)
             }
         }
+    }
+
+    @Test func defaultFieldsAreConfigurableAndNeverDoubled() throws {
+        let fields = DefaultFields(DefaultFields.standard.fields + [("Server", "needletail"), ("Bad\r\nField", "x"), ("X-Ok", "a\nb")])
+        #expect(fields.fields.map(\.name) == ["X-Content-Type-Options", "Server"], "unsafe fields are left out")
+        let out = ByteBuffer(capacity: 256)
+        var response = Response.text("hi")
+        response.addHeader("x-content-type-options", "nosniff")
+        HTTPResponseEncoder.encodeHead(response, framing: .length(2), keepAlive: true, version: .http1_1, date: [],
+                                       defaults: fields, into: out, dropped: { _ in })
+        let head = String(decoding: out.bytes, as: UTF8.self)
+        #expect(head.components(separatedBy: "nosniff").count == 2, "the response's own field wins: \(head)")
+        #expect(head.contains("Server: needletail\r\n"))
     }
 
     @Test func http10ClosesUnlessKeepAlive() throws {

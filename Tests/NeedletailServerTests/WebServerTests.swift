@@ -44,6 +44,8 @@ struct WebServerTests {
                 #expect(r.status == 200)
                 #expect(r.text == "<h1>Hello &lt;TLUG&gt;</h1>")
                 #expect(r.header("content-type") == "text/html; charset=utf-8")
+                // The default field passes through the CGI head (nginx adds its own Server).
+                #expect(r.header("x-content-type-options") == "nosniff")
                 try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
                 #expect(try c.readResponse().text == "hello")
                 try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
