@@ -14,6 +14,12 @@ final class LogFile {
     private(set) var fd: Int32
     /// Bytes in the file that belong to whole, valid entries (where the next append goes).
     private(set) var length: Int
+    /// Bytes in the file: the entries, then zeros written ahead of time (docs/STORE-FORMAT.md):
+    /// an append into space already written and sized lets fdatasync skip the file's metadata
+    /// (about a third faster per sync on ext4), and a full disk shows when space is reserved.
+    private(set) var capacity: Int
+    /// How much zeroed space is reserved at a time.
+    static let reserveChunk = 1 << 20
 
     /// What opening found.
     struct Recovery: Equatable {
@@ -29,6 +35,7 @@ final class LogFile {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
         length = 0
+        capacity = 0
         var ok = false
         defer { if !ok { Glibc.close(fd) } }
         try LogFile.lock(fd, path: path, timeout: lockTimeout)
@@ -40,6 +47,7 @@ final class LogFile {
             try sync()
             LogFile.syncDirectory(of: path)
             length = LogFile.headerLength
+            capacity = length
         } else {
             recovery = try replay(repair: repair, onEntry: onEntry)
         }
@@ -92,12 +100,19 @@ final class LogFile {
         guard version == LogFile.version else { throw .corrupt("\(path) has log format version \(version); this build reads \(LogFile.version)") }
         var r = Recovery()
         var offset = LogFile.headerLength
+        // Where the non-zero bytes end: past it is space reserved for appends.
+        var used = size
+        while used > offset && data[used - 1] == 0 { used -= 1 }
         while offset < size {
             let left = size - offset
             var problem: String?
             var payloadLength = 0
-            if left < LogFile.entryHeaderLength {
+            if offset >= used {
+                break  // the reserved zeros: the log ends here
+            } else if left < LogFile.entryHeaderLength {
                 problem = "incomplete entry header"
+            } else if readLE(UInt64.self, data, offset) == 0 {
+                problem = "entry header of zeros"  // a write torn before its header reached the disk
             } else {
                 payloadLength = Int(readLE(UInt32.self, data, offset))
                 let crc = readLE(UInt32.self, data, offset + 4)
@@ -110,11 +125,15 @@ final class LogFile {
                 }
             }
             if let p = problem {
-                let isTail = p != "checksum mismatch" || offset + LogFile.entryHeaderLength + payloadLength == size
+                // A bad checksum is a torn last write if nothing but reserved zeros follows it.
+                let isTail = p != "checksum mismatch" || offset + LogFile.entryHeaderLength + payloadLength >= used
                 if !isTail && !repair { throw .damaged(offset: offset, reason: p) }
                 // A torn last entry (a write cut by a crash), or damage the caller chose to cut.
                 r.cutAt = offset
-                r.cutBytes = size - offset
+                // What was cut: the torn entry as far as its header claimed, or up to the
+                // reserved zeros (all of a header cut short at the end of the file).
+                let claimedEnd = p == "incomplete entry header" ? size : min(size, offset + LogFile.entryHeaderLength + payloadLength)
+                r.cutBytes = max(used, claimedEnd) - offset
                 guard ftruncate(fd, off_t(offset)) == 0 else { throw .io("truncate \(path): \(String(cString: strerror(errno)))") }
                 try sync()
                 break
@@ -124,7 +143,8 @@ final class LogFile {
             r.entries += 1
             offset = start + payloadLength
         }
-        length = r.cutAt ?? size
+        length = r.cutAt ?? min(offset, size)
+        capacity = r.cutAt ?? size
         return r
     }
 
@@ -138,14 +158,35 @@ final class LogFile {
         withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { entry += $0 }
         entry += payload
         let at = length
+        if at + entry.count > capacity { try reserve(upTo: at + entry.count) }
         do {
             try writeAll(entry, at: at)
         } catch {
-            _ = ftruncate(fd, off_t(at))
+            // Never leave part of an entry: zero it again, or failing that cut the file there.
+            if (try? writeAll([UInt8](repeating: 0, count: entry.count), at: at)) == nil {
+                _ = ftruncate(fd, off_t(at))
+                capacity = at
+            }
             throw error
         }
         length = at + entry.count
         return length
+    }
+
+    /// Writes zeros from `capacity` to at least `end` (a chunk at a time; just to `end` when a
+    /// chunk does not fit on the disk). On failure the file is cut back to what it was.
+    private func reserve(upTo end: Int) throws(StoreError) {
+        let chunk = max(end, capacity + LogFile.reserveChunk)
+        for target in [chunk, end] {
+            do {
+                try writeAll([UInt8](repeating: 0, count: target - capacity), at: capacity)
+                capacity = target
+                return
+            } catch {
+                _ = ftruncate(fd, off_t(capacity))
+                if target == end { throw error }
+            }
+        }
     }
 
     private func writeAll(_ bytes: [UInt8], at offset: Int) throws(StoreError) {
@@ -221,6 +262,7 @@ final class LogFile {
         Glibc.close(fd)
         fd = newFD
         length = newLength
+        capacity = newLength
     }
 
     /// fdatasync: the appended bytes and the file's size are on disk when it returns.

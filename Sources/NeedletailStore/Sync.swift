@@ -3,7 +3,9 @@ import Glibc
 /// A pthread mutex (a lock that may be held across calls that throw typed errors).
 @usableFromInline
 final class PThreadLock: @unchecked Sendable {
-    @usableFromInline var mutex = pthread_mutex_t()
+    // No runtime exclusivity checks: the mutex is only ever passed to pthread calls (the check
+    // cost as much as the lock itself).
+    @usableFromInline @exclusivity(unchecked) var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }
 

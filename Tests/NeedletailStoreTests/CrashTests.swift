@@ -48,14 +48,16 @@ struct CrashTests {
 
     @Test func toolChecksAndRepairs() throws {
         let path = tempLogPath()
+        var logical = 0
         do {
             let store = try Store(path: path)
             let t = try store.table(Message.self)
             for i in 0..<20 { try t.insert(Message(forum: "f", text: "\(i)")) }
+            logical = store.logLength
             store.close()
         }
         var bytes = fileBytes(path)
-        bytes[bytes.count / 2] ^= 0xFF
+        bytes[logical / 2] ^= 0xFF
         writeFile(path, bytes)
         let check = try runTool(["check", path])
         #expect(check.status != 0)

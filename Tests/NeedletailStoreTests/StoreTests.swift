@@ -171,13 +171,18 @@ struct StoreTests {
 
     @Test func tornTailIsCutAndReported() throws {
         let path = tempLogPath()
+        var logical = 0
         do {
             let store = try Store(path: path)
             let t = try store.table(Message.self)
             for i in 0..<10 { try t.insert(Message(forum: "f", text: "\(i)")) }
+            logical = store.logLength
             store.close()
         }
-        let whole = fileBytes(path)
+        // The entries, then zeros reserved for appends (STORE-FORMAT.md).
+        let file = fileBytes(path)
+        #expect(file.count > logical && file[logical...].allSatisfy { $0 == 0 })
+        let whole = Array(file[..<logical])
         // The last entry loses its final bytes, as if the machine died mid-write.
         writeFile(path, Array(whole.dropLast(5)))
         let store = try Store(path: path)
@@ -190,6 +195,39 @@ struct StoreTests {
         writeFile(path, fileBytes(path) + [7, 0, 0])
         let again = try Store(path: path)
         #expect(again.recovery.entries == 9 && again.recovery.cutBytes == 3)
+        again.close()
+    }
+
+    @Test func tornWriteIntoReservedSpaceIsCut() throws {
+        let path = tempLogPath()
+        var logical = 0
+        do {
+            let store = try Store(path: path)
+            let t = try store.table(Message.self)
+            for i in 0..<5 { try t.insert(Message(forum: "f", text: "\(i)")) }
+            logical = store.logLength
+            store.close()
+        }
+        var file = fileBytes(path)
+        // Part of a sixth entry reached the disk (its header and a few bytes), zeros after it.
+        file.replaceSubrange(logical..<(logical + 12), with: [40, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9])
+        writeFile(path, file)
+        var store = try Store(path: path)
+        // Cut: the entry as far as its header claimed (8 + 40 bytes).
+        #expect(store.recovery.entries == 5 && store.recovery.cutAt == logical && store.recovery.cutBytes == 48)
+        #expect(try store.table(Message.self).count == 5)
+        let t = try store.table(Message.self)
+        try t.insert(Message(forum: "f", text: "after"))
+        store.close()
+        // Or only later sectors of it did (its header is still zeros).
+        file = fileBytes(path)
+        let end = try Store(path: path).logLength
+        file[end + 600] = 1
+        writeFile(path, file)
+        store = try Store(path: path)
+        #expect(store.recovery.entries == 6 && store.recovery.cutAt == end && store.recovery.cutBytes == 601)
+        #expect(try store.table(Message.self).all().map(\.record.text) == ["0", "1", "2", "3", "4", "after"])
+        store.close()
     }
 
     @Test func damageInTheMiddleIsAnErrorUnlessRepaired() throws {

@@ -24,6 +24,18 @@ func residentBytes() -> Int {
     return rss * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
+/// One indexed lookup, kept out of line so that callgrind can count its instructions.
+@inline(never)
+func lookupCount(_ table: RecordTable<SampleRecord>, _ key: Int) -> Int {
+    table.lookup(\SampleRecord.key, key).count
+}
+
+/// One unique-key lookup (no result array), out of line for the same reason.
+@inline(never)
+func uniqueCount(_ table: RecordTable<SampleRecord>, _ key: Int) -> Int {
+    (try? table.unique(\SampleRecord.key, key)) != nil ? 1 : 0
+}
+
 /// Runs `body(thread)` on `threads` threads and returns the wall time.
 func parallel(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> Double {
     let start = now()
@@ -36,16 +48,19 @@ func parallel(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> Doub
 }
 
 let quick = CommandLine.arguments.contains("--quick")
+// --profile-lookups: only the Needletail lookups, for callgrind (instructions per lookup).
+let profileLookups = CommandLine.arguments.contains("--profile-lookups")
 let writers = 16
 let perWriterDurable = quick ? 50 : 500
 let perWriterFast = quick ? 500 : 5_000
-let lookups = quick ? 20_000 : 200_000
+let lookups = quick ? 20_000 : (getenv("LOOKUPS").map { Int(atoi($0)) } ?? 200_000)
 
 var rows: [(String, String)] = []
 
 // MARK: Needletail inserts per policy
 
-for (name, policy, per) in [("always", FsyncPolicy.always, perWriterDurable), ("everySecond", .everySecond, perWriterFast), ("never", .never, perWriterFast)] {
+for (name, policy, per) in [("always", FsyncPolicy.always, perWriterDurable), ("everySecond", .everySecond, perWriterFast), ("never", .never, perWriterFast)]
+    where !profileLookups {
     let dir = tempDir()
     let store = try Store(path: dir + "/bench.log", fsync: policy)
     let table = try store.table(SampleRecord.self, indexes: [Index(\SampleRecord.key)])
@@ -86,7 +101,7 @@ func sqliteInserts(synchronous: String, per: Int) -> Double {
     return Double(writers * per) / seconds
 }
 
-for (sync, per) in [("FULL", perWriterDurable), ("NORMAL", perWriterFast)] {
+for (sync, per) in [("FULL", perWriterDurable), ("NORMAL", perWriterFast)] where !profileLookups {
     rows.append(("SQLite WAL, synchronous=\(sync), \(writers) writers", "\(Int(sqliteInserts(synchronous: sync, per: per))) inserts/s"))
 }
 
@@ -101,10 +116,19 @@ do {
     }
     var found = 0
     let start = now()
-    for k in 0..<lookups { found += table.lookup(\SampleRecord.key, k).count }
+    for k in 0..<lookups { found += lookupCount(table, k) }
     let ns = (now() - start) / Double(lookups) * 1e9
     rows.append(("Needletail indexed lookup (\(found) found)", "\(Int(ns)) ns"))
+    var foundUnique = 0
+    let startUnique = now()
+    for k in 0..<lookups { foundUnique += uniqueCount(table, k) }
+    let uniqueNs = (now() - startUnique) / Double(lookups) * 1e9
+    rows.append(("Needletail unique indexed lookup (\(foundUnique) found)", "\(Int(uniqueNs)) ns"))
     store.close()
+    if profileLookups {
+        print("lookups: \(Int(ns)) ns, unique: \(Int(uniqueNs)) ns")
+        exit(0)
+    }
 
     var db: OpaquePointer?
     sqlite3_open(dir + "/lookup.db", &db)
