@@ -37,6 +37,11 @@ public final class Channels: Sendable {
         state.withLock { $0.versions[channel] ?? 0 }
     }
 
+    /// The current versions of `channels`, in order (one lock for all).
+    public func versions(_ channels: [String]) -> [UInt64] {
+        state.withLock { s in channels.map { s.versions[$0] ?? 0 } }
+    }
+
     /// The channels among `known` whose version differs from the one given.
     public func changed(_ known: [(String, UInt64)]) -> [String] {
         state.withLock { s in known.filter { (s.versions[$0.0] ?? 0) != $0.1 }.map(\.0) }
@@ -46,8 +51,23 @@ public final class Channels: Sendable {
     public func notify(_ channel: String) {
         let due: [Subscriber] = state.withLock { s in
             s.versions[channel, default: 0] += 1
-            guard let ids = s.byChannel[channel] else { return [] }
-            return ids.compactMap { remove(id: $0, from: &s) }
+            // Every subscriber of the channel leaves it at once; only those that also wait on
+            // other channels are taken out of those sets one by one (a crowd on one channel
+            // costs no hashing of the channel's name per subscriber).
+            guard let ids = s.byChannel.removeValue(forKey: channel) else { return [] }
+            var due: [Subscriber] = []
+            due.reserveCapacity(ids.count)
+            for id in ids {
+                guard let sub = s.subscribers.removeValue(forKey: id) else { continue }
+                if sub.wanted.count > 1 {
+                    for c in sub.wanted where c != channel {
+                        s.byChannel[c]?.remove(id)
+                        if s.byChannel[c]?.isEmpty == true { s.byChannel[c] = nil }
+                    }
+                }
+                due.append(sub)
+            }
+            return due
         }
         for d in due { d.deliver() }
     }

@@ -206,19 +206,35 @@ public final class LiveAppCore: Sendable {
     /// channel, rendered again, as `<template data-nt-op="replace" data-nt-target=ID>`
     /// operations, then the new versions (returned too, for the next wait).
     func answer(_ page: Page, _ known: [(String, UInt64)]) -> (body: Chunks, versions: [(String, UInt64)]) {
-        let changed = Set(channels.changed(known))
         // Versions before rendering, as for pages: a change during the render is sent again.
-        let now = known.map { ($0.0, channels.version($0.0)) }
+        // (A page has a few channels and regions: arrays, not sets, and one lock for all.)
+        let current = channels.versions(known.map(\.0))
+        let now = zip(known, current).map { ($0.0.0, $0.1) }
+        let changed = zip(known, current).filter { $0.0.1 != $0.1 }.map(\.0.0)
         let regions = page.view.state.withLock { st -> [LiveView.Region] in
             // The latest region per id (re-renders register again).
-            var seen = Set<String>()
-            return st.regions.reversed().filter { seen.insert($0.id).inserted }
+            var latest: [LiveView.Region] = []
+            for r in st.regions.reversed() where !latest.contains(where: { $0.id == r.id }) { latest.append(r) }
+            return latest
         }
         var out = HTMLOutput()
+        // The wrapper's tags and attribute names are constants: written as such (through the
+        // DSL, validating the data- names on every answer was a sixth of a poll's cost).
         for r in regions where r.channels.contains(where: changed.contains) {
-            Template { RegionMarkup(region: r, page: page) }.data("nt-op", "replace").data("nt-target", r.id).render(into: &out)
+            out.append("<template data-nt-op=\"replace\" data-nt-target=\"")
+            out.appendAttributeValue(r.id)
+            out.append("\">")
+            r.render(page, &out)
+            out.append("</template>")
         }
-        Template().data("nt-versions", now.map { "\($0.0)|\($0.1)" }.joined(separator: ";")).render(into: &out)
+        out.append("<template data-nt-versions=\"")
+        for (i, (name, version)) in now.enumerated() {
+            if i > 0 { out.append(";") }
+            out.appendAttributeValue(name)
+            out.append("|")
+            out.appendDecimal(Int(truncatingIfNeeded: version))
+        }
+        out.append("\"></template>")
         trimActions(of: page.session)  // re-rendered regions registered their actions again
         return (out.chunks, now)
     }
@@ -263,12 +279,6 @@ public struct StaticAsset: @unchecked Sendable {
     }
 }
 
-/// A region rendered for a viewer inside an answer's template.
-struct RegionMarkup: FlowContent {
-    let region: LiveView.Region
-    let page: Page
-    func render(into out: inout HTMLOutput) { region.render(page, &out) }
-}
 
 /// An error answer carried through `Result`.
 struct ResponseError: Error, @unchecked Sendable {
