@@ -39,13 +39,7 @@
                 case .progress, .sendContinue:
                     continue
                 case .request(let head, let body, let trailers):
-                    let request = Request(
-                        method: head.method, version: head.version, storage: head.bytes,
-                        target: head.target, rawPath: head.rawPath, decodedPath: head.decodedPath, host: head.host,
-                        query: QueryParameters(storage: head.bytes, range: head.query),
-                        headers: HeaderFields(lines: head.bytes, range: head.fields),
-                        trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
-                        body: body)
+                    let request = head.request(body: body, trailers: trailers, remote: .unknown)
                     requests &+= 1 &+ WebFuzzing.exercise(request)
                     if !head.keepAlive { return false }
                 case .error:

@@ -87,13 +87,7 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
-        let request = Request(
-            method: head.method, version: head.version, storage: head.bytes,
-            target: head.target, rawPath: head.rawPath, decodedPath: head.decodedPath, host: head.host,
-            query: QueryParameters(storage: head.bytes, range: head.query),
-            headers: HeaderFields(lines: head.bytes, range: head.fields),
-            trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
-            body: body, remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: false)
+        let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
         var response = context.responder.respond(to: request)
         let keepAlive = head.keepAlive && !connection.loop.isStopping
         if let produce = response.stream {

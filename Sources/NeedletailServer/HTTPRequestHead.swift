@@ -421,3 +421,17 @@ func parseDecimal(_ bytes: UnsafeRawBufferPointer) -> Int? {
     }
     return n
 }
+
+extension HTTPRequestHead {
+    /// The `Request` a handler sees: its target, path, host, query and fields are ranges of the
+    /// head's bytes (nothing is copied).
+    func request(body: [UInt8], trailers: [UInt8], remote: RemoteAddress) -> Request {
+        Request(
+            method: method, version: version, storage: bytes,
+            target: target, rawPath: rawPath, decodedPath: decodedPath, host: host,
+            query: QueryParameters(storage: bytes, range: query),
+            headers: HeaderFields(lines: bytes, range: fields),
+            trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
+            body: body, remote: remote, isSecure: false)
+    }
+}
