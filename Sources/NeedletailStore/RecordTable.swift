@@ -217,9 +217,7 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     /// appending).
     func load(_ raw: DenseRows<RecordBytes>) throws(StoreError) {
         rows.reserveCapacity(raw.slots.count)
-        for (i, bytes) in raw.slots.enumerated() {
-            guard let bytes else { continue }
-            let id = i + 1
+        try raw.forEach { (id, bytes) throws(StoreError) in
             let record = try R(from: RecordReader(bytes))
             rows[id] = record
             for storage in storages { storage.add(record, id: id) }
