@@ -62,6 +62,11 @@ public final class Connection {
     /// connections to let new clients in, as nginx does with its reusable connections.
     @exclusivity(unchecked) public var isIdle = false
 
+    /// True while the handler's `received` runs: work for this connection that arrives then
+    /// (a stream finished by the handler itself) must wait for a loop task, or `received`
+    /// would be entered again.
+    @exclusivity(unchecked) public internal(set) var isInHandler = false
+
     /// When `true`, the loop stops reading from this socket (the handler is waiting for
     /// something else, e.g. a parked response). Set back to `false` with `resumeReading()`.
     @exclusivity(unchecked) public private(set) var readingPaused = false
@@ -210,7 +215,9 @@ public final class Connection {
     /// Offers unconsumed input to the handler again (after a pause or when output drained).
     func deliverBuffered() {
         guard let buf = input, buf.count > 0, !readingPaused, !isClosed else { return }
+        isInHandler = true
         let used = handler.received(buf.bytes, on: self)
+        isInHandler = false
         if isClosed { return }
         buf.removeFirst(used)
     }

@@ -8,7 +8,8 @@ import Synchronization
 /// FastCGI STDOUT records) and `end` closes the body.
 ///
 /// `@unchecked Sendable`: the connection and the two closures are used only inside
-/// `loop.execute` tasks, i.e. on the loop's thread; the flags shared across threads are atomics.
+/// loop tasks (`executeSoonOrNow`: at once when already on the loop's thread), i.e. on the
+/// loop's thread; the flags shared across threads are atomics.
 final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
     private let loop: EventLoop
     private let connection: Connection
@@ -34,7 +35,7 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
 
     func write(_ transfer: ChunksTransfer) {
         guard !isCancelled else { return }
-        loop.execute { [self] in
+        loop.executeSoonOrNow(for: connection) { [self] in
             let chunks = transfer.chunks
             guard !connection.isClosed, !cancelled.load(ordering: .acquiring), !chunks.isEmpty else { return }
             frame(connection, chunks)
@@ -44,7 +45,7 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
 
     func finish(after last: ChunksTransfer) {
         guard !cancelled.load(ordering: .acquiring), !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.execute { [self] in
+        loop.executeSoonOrNow(for: connection) { [self] in
             guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
             let chunks = last.chunks
             if !chunks.isEmpty { frame(connection, chunks) }
@@ -55,7 +56,7 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
 
     func finish() {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.execute { [self] in
+        loop.executeSoonOrNow(for: connection) { [self] in
             guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
             end(connection)
             connection.pump()
