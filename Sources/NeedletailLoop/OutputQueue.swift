@@ -24,6 +24,11 @@ struct OutputQueue {
         }
     }
 
+    /// Most bytes one sendfile call sends before the loop turns to its other connections (nginx's
+    /// sendfile_max_chunk): a big download to a fast reader must not keep the loop for the
+    /// whole socket buffer while small requests wait.
+    static let sendfileChunk = 256 * 1024
+
     /// Owned chunks at least this long are referenced instead of copied.
     static let referenceThreshold = 16 * 1024
 
@@ -107,7 +112,8 @@ struct OutputQueue {
         while pending > 0 {
             if let file = links[head].file {
                 var off = off_t(links[head].offset)
-                let w = sendfile(fd, file.fd, &off, links[head].count)
+                let asked = min(links[head].count, OutputQueue.sendfileChunk)
+                let w = sendfile(fd, file.fd, &off, asked)
                 if w < 0 {
                     let e = errno
                     if e == EINTR { continue }
@@ -115,9 +121,11 @@ struct OutputQueue {
                     return .failed(e)
                 }
                 if w == 0 { return .failed(EIO) }  // the file shrank under us
-                let asked = links[head].count
+                let more = links[head].count > asked
                 consume(w)
-                if w < asked { return .wouldBlock }
+                // A short write: the socket is full. A whole chunk with more to come: let the
+                // loop serve others first (it asks for writability and comes back).
+                if w < asked || more { return .wouldBlock }
                 continue
             }
             var n = 0
