@@ -47,15 +47,7 @@ struct CrashTests {
     }
 
     @Test func toolChecksAndRepairs() throws {
-        let path = tempLogPath()
-        var logical = 0
-        do {
-            let store = try Store(path: path)
-            let t = try store.table(Message.self)
-            for i in 0..<20 { try t.insert(Message(forum: "f", text: "\(i)")) }
-            logical = store.logLength
-            store.close()
-        }
+        let (path, logical) = try logWithMessages(20)
         var bytes = fileBytes(path)
         bytes[logical / 2] ^= 0xFF
         writeFile(path, bytes)

@@ -64,6 +64,18 @@ func tempLogPath(_ name: String = "store") -> String {
     return dir + "/\(name).log"
 }
 
+/// A closed log holding `count` messages ("0", "1", …): its path and where its entries end
+/// (the reserved zeros follow).
+func logWithMessages(_ count: Int) throws -> (path: String, logical: Int) {
+    let path = tempLogPath()
+    let store = try Store(path: path)
+    let t = try store.table(Message.self)
+    for i in 0..<count { try t.insert(Message(forum: "f", text: "\(i)")) }
+    let logical = store.logLength
+    store.close()
+    return (path, logical)
+}
+
 func fileBytes(_ path: String) -> [UInt8] {
     guard let f = fopen(path, "rb") else { return [] }
     defer { fclose(f) }
@@ -170,15 +182,7 @@ struct StoreTests {
     }
 
     @Test func tornTailIsCutAndReported() throws {
-        let path = tempLogPath()
-        var logical = 0
-        do {
-            let store = try Store(path: path)
-            let t = try store.table(Message.self)
-            for i in 0..<10 { try t.insert(Message(forum: "f", text: "\(i)")) }
-            logical = store.logLength
-            store.close()
-        }
+        let (path, logical) = try logWithMessages(10)
         // The entries, then zeros reserved for appends (STORE-FORMAT.md).
         let file = fileBytes(path)
         #expect(file.count > logical && file[logical...].allSatisfy { $0 == 0 })
@@ -199,15 +203,7 @@ struct StoreTests {
     }
 
     @Test func tornWriteIntoReservedSpaceIsCut() throws {
-        let path = tempLogPath()
-        var logical = 0
-        do {
-            let store = try Store(path: path)
-            let t = try store.table(Message.self)
-            for i in 0..<5 { try t.insert(Message(forum: "f", text: "\(i)")) }
-            logical = store.logLength
-            store.close()
-        }
+        let (path, logical) = try logWithMessages(5)
         var file = fileBytes(path)
         // Part of a sixth entry reached the disk (its header and a few bytes), zeros after it.
         file.replaceSubrange(logical..<(logical + 12), with: [40, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9])
