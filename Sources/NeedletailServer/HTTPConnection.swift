@@ -133,6 +133,9 @@ final class HTTPConnection: ConnectionHandler {
         activeStream = sink
         streamKeepAlive = keep
         connection.setTimeout(seconds: 0)  // a stream may idle for long; a dead peer fails a write
+        // Small writes that must leave at once (events, a parked poll's answer): no Nagle delay,
+        // and no setsockopt on the path from a notify to the answer.
+        connection.setNoDelay()
         connection.pauseReading()
         connection.flush()
         produce(ResponseStream(sink: sink))
