@@ -31,6 +31,22 @@ def wait_for_port(port, proc, what, log=None):
             time.sleep(0.025)
     sys.exit(f"{what} did not start" + (f":\n{log()}" if log else ""))
 
+def nginx(tmp, http_body, port):
+    """Starts nginx in the foreground (one worker, its temporary files in `tmp`) with
+    `http_body` inside `http { }`, and waits until it listens on `port`."""
+    conf = os.path.join(tmp, f"nginx-{port}.conf")
+    user = "user root;" if os.getuid() == 0 else ""
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx-{port}.pid; error_log {tmp}/nginx-{port}-error.log; {user}
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  {http_body} }}
+""")
+    p = subprocess.Popen(["nginx", "-p", tmp, "-c", conf], stderr=subprocess.DEVNULL)
+    wait_for_port(port, p, "nginx")
+    return p
+
 def release_demo():
     """The demo's release build (built if needed), or $NEEDLETAIL_DEMO."""
     binary = os.environ.get("NEEDLETAIL_DEMO")

@@ -96,6 +96,11 @@ final class HTTPConnection: ConnectionHandler {
         }
         write(response, headOnly: head.method == .head, keepAlive: keepAlive, version: head.version, on: connection)
         response.body.recycle()
+        awaitNextRequest(keepAlive: keepAlive, on: connection)
+    }
+
+    /// After an answer: keep the connection for the next request (and count it idle), or close.
+    private func awaitNextRequest(keepAlive: Bool, on connection: Connection) {
         if keepAlive {
             connection.setNoDelay()
             connection.setTimeout(seconds: context.limits.keepAliveTimeout)
@@ -149,13 +154,7 @@ final class HTTPConnection: ConnectionHandler {
     }
 
     private func finishResponse(keepAlive: Bool, on connection: Connection) {
-        if keepAlive {
-            connection.setNoDelay()
-            connection.setTimeout(seconds: context.limits.keepAliveTimeout)
-            connection.isIdle = true
-        } else {
-            connection.closeAfterFlush()
-        }
+        awaitNextRequest(keepAlive: keepAlive, on: connection)
         connection.pump()
     }
 

@@ -132,18 +132,20 @@ struct HTTPHeadParser {
 
     // MARK: Parsing a complete head
 
-    @inline(__always)
     /// Characters of a Host value: unreserved, sub-delims, "%" (pct-encoded), and "[", "]", ":"
     /// (IP literals and the port).
+    @inline(__always)
     static func isHostChar(_ b: UInt8) -> Bool {
         switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "-._~!$&'()*+,;=%[]:".utf8.contains(b)
+        // 0-9 : ; = A-Z [ ] a-z
+        case 48...59, 61, 65...91, 93, 97...122: return true
+        // ! $ % & ' ( ) * + , - . _ ~
+        case 33, 36...46, 95, 126: return true
+        default: return false
         }
     }
 
+    @inline(__always)
     static func isTokenChar(_ b: UInt8) -> Bool {
         // RFC 9110 5.6.2 tchar.
         switch b {

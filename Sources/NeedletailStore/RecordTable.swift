@@ -157,10 +157,7 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     @inlinable
     public func lookup<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K, newestFirst: Bool = true) -> [(id: Int, record: R)] {
         return store.lock.withLock {
-            let i = indexPosition(keyPath)
-            // The index at `i` was made for this key path, hence for `K`.
-            let storage = unsafeDowncast(storages[i], to: TypedIndexStorage<R, K>.self)
-            guard let ids = storage.buckets[value] else { return [] }
+            guard let ids = ids(keyPath, value) else { return [] }
             var out: [(id: Int, record: R)] = []
             out.reserveCapacity(ids.count)
             ids.forEach(newestFirst: newestFirst) { id in if let r = rows[id] { out.append((id, r)) } }
@@ -173,8 +170,7 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     @inlinable
     public func unique<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) throws(StoreError) -> (id: Int, record: R)? {
         try store.lock.withLock { () throws(StoreError) -> (id: Int, record: R)? in
-            let storage = unsafeDowncast(storages[indexPosition(keyPath)], to: TypedIndexStorage<R, K>.self)
-            guard let ids = storage.buckets[value] else { return nil }
+            guard let ids = ids(keyPath, value) else { return nil }
             var found: (id: Int, record: R)?
             try ids.forEach(newestFirst: false) { id throws(StoreError) in
                 guard let r = rows[id] else { return }
@@ -183,6 +179,13 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
             }
             return found
         }
+    }
+
+    /// The ids under `value` in the index of `keyPath` (called under the store's lock).
+    @inlinable
+    func ids<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) -> IDs? {
+        // The index at this position was made for this key path, hence for `K`.
+        unsafeDowncast(storages[indexPosition(keyPath)], to: TypedIndexStorage<R, K>.self).buckets[value]
     }
 
     /// Which index serves `keyPath` (called under the store's lock).

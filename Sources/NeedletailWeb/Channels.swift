@@ -55,19 +55,7 @@ public final class Channels: Sendable {
             // other channels are taken out of those sets one by one (a crowd on one channel
             // costs no hashing of the channel's name per subscriber).
             guard let ids = s.byChannel.removeValue(forKey: channel) else { return [] }
-            var due: [Subscriber] = []
-            due.reserveCapacity(ids.count)
-            for id in ids {
-                guard let sub = s.subscribers.removeValue(forKey: id) else { continue }
-                if sub.wanted.count > 1 {
-                    for c in sub.wanted where c != channel {
-                        s.byChannel[c]?.remove(id)
-                        if s.byChannel[c]?.isEmpty == true { s.byChannel[c] = nil }
-                    }
-                }
-                due.append(sub)
-            }
-            return due
+            return ids.compactMap { remove(id: $0, from: &s, except: channel) }
         }
         for d in due { d.deliver() }
     }
@@ -92,9 +80,11 @@ public final class Channels: Sendable {
         if !parked { deliver() }
     }
 
-    func remove(id: Int, from s: inout State) -> Subscriber? {
+    /// Takes subscriber `id` out of the state, and out of the sets of the channels it waits on
+    /// (but `channel`, whose set the caller has already removed).
+    func remove(id: Int, from s: inout State, except channel: String? = nil) -> Subscriber? {
         guard let sub = s.subscribers.removeValue(forKey: id) else { return nil }
-        for c in sub.wanted {
+        for c in sub.wanted where c != channel {
             s.byChannel[c]?.remove(id)
             if s.byChannel[c]?.isEmpty == true { s.byChannel[c] = nil }
         }

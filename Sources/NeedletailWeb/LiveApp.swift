@@ -279,7 +279,6 @@ public struct StaticAsset: @unchecked Sendable {
     }
 }
 
-
 /// An error answer carried through `Result`.
 struct ResponseError: Error, @unchecked Sendable {
     let response: Response
