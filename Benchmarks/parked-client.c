@@ -1,6 +1,8 @@
 // Opens N connections to 127.0.0.1:PORT, sends the same GET on each (a long-poll), prints
 // "parked" when all are sent, waits for a line on stdin, then reads until every connection has
-// received a complete chunked answer (ending "0\r\n\r\n") and prints the milliseconds taken.
+// received a complete chunked answer (ending "0\r\n\r\n") and prints the milliseconds taken
+// (connections are closed when the process exits, after the measurement). With a fourth
+// argument, the bytes the first connection received are saved there (parked-floor sends them).
 // Built and driven by Benchmarks/parked-bench.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +23,8 @@ static double now_ms(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: parked-client PORT N REQUEST\n"); return 2; }
+    if (argc != 4 && argc != 5) { fprintf(stderr, "usage: parked-client PORT N REQUEST [SAVE]\n"); return 2; }
+    FILE *save = argc == 5 ? fopen(argv[4], "wb") : NULL;
     int port = atoi(argv[1]), n = atoi(argv[2]);
     const char *req = argv[3];
     size_t reqlen = strlen(req);
@@ -52,19 +55,23 @@ int main(int argc, char **argv) {
         if (k <= 0) { fprintf(stderr, "timeout: %d of %d answered\n", done, n); return 1; }
         for (int j = 0; j < k; j++) {
             int i = evs[j].data.u32;
-            ssize_t r;
-            while ((r = read(fds[i], buf, sizeof buf)) > 0) {
-                // keep the last 5 bytes seen on this connection
-                for (ssize_t b = 0; b < r; b++) { memmove(tail[i], tail[i] + 1, 4); tail[i][4] = buf[b]; }
-            }
-            if (memcmp(tail[i], "0\r\n\r\n", 5) == 0 && fds[i] >= 0) {
+            if (fds[i] < 0) continue;
+            // One read per event: the epoll is level-triggered, so more data reports again.
+            ssize_t r = read(fds[i], buf, sizeof buf);
+            if (r <= 0) continue;
+            if (i == 0 && save) fwrite(buf, 1, r, save);
+            if (r >= 5) memcpy(tail[i], buf + r - 5, 5);
+            else { memmove(tail[i], tail[i] + r, 5 - r); memcpy(tail[i] + 5 - r, buf, r); }
+            if (memcmp(tail[i], "0\r\n\r\n", 5) == 0) {
+                // Closed only after the measurement: a close now would send the server a FIN
+                // to handle while it is still answering the others.
                 epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
-                close(fds[i]);
                 fds[i] = -1;
                 done++;
             }
         }
     }
     printf("%.1f\n", now_ms() - t0);
+    if (save) fclose(save);
     return 0;
 }

@@ -230,12 +230,19 @@ public final class Connection {
 
     // MARK: Interest and closing
 
-    func updateInterest() {
+    /// Brings the epoll registration in line with what the connection wants. Read interest is
+    /// dropped lazily: pausing (a parked poll, a stream, output over its cap) keeps `EPOLLIN`
+    /// registered until input actually arrives while unwanted (`afterInput`), so that a poll
+    /// parked and answered costs no `epoll_ctl` at all when its client stays quiet, as it does.
+    /// `EPOLLRDHUP` goes with read interest, and stays while reading is paused so that a peer
+    /// leaving is seen then.
+    func updateInterest(afterInput: Bool = false) {
         guard !isClosed else { return }
+        let wantsInput = lingering || (!readingPaused && !throttled && !peerHalfClosed)
         var want: UInt32 = 0
-        if lingering || (!readingPaused && !throttled && !peerHalfClosed) { want |= nt_epollin() }
-        // While paused (a streamed or parked response), still learn when the peer goes away.
-        if readingPaused && !peerHalfClosed { want |= nt_epollrdhup() }
+        if wantsInput || (!afterInput && !peerHalfClosed && interest & nt_epollin() != 0) { want |= nt_epollin() }
+        // Not while only throttled: a half-close then must wait until the output drains.
+        if !peerHalfClosed && (readingPaused || want != 0) { want |= nt_epollrdhup() }
         if wantWritable { want |= nt_epollout() }
         if want != interest {
             loop.modify(self, events: want)

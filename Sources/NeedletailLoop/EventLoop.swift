@@ -225,6 +225,7 @@ public final class EventLoop: @unchecked Sendable {
             c.peerHalfClosed = true
             c.handler.peerClosed(c)
             if !c.isClosed { c.pump() }
+            c.updateInterest(afterInput: true)
             return
         }
         if events & (nt_epollin() | nt_epollhup()) != 0 {
@@ -254,15 +255,20 @@ public final class EventLoop: @unchecked Sendable {
             }
         }
         // Read until the kernel has no more, a few times at most (fairness between connections).
+        var refused = false  // input is waiting that the connection does not want now
         for _ in 0..<4 {
-            if c.readingPaused || c.throttled || c.isClosed { break }
+            if c.isClosed { break }
+            if c.readingPaused || c.throttled {
+                refused = true
+                break
+            }
             let r: Int
             let viaBuffer: Bool
             if let buf = c.input, buf.count > 0 {
                 if buf.count >= configuration.maxBufferedInput {
                     // The handler refuses to consume (waiting on output); stop reading for now.
                     c.throttled = true
-                    c.updateInterest()
+                    refused = true
                     break
                 }
                 let room = min(readBufferSize, configuration.maxBufferedInput - buf.count)
@@ -308,7 +314,8 @@ public final class EventLoop: @unchecked Sendable {
         }
         if c.isClosed { return }
         c.pump()
-        if !c.isClosed { c.updateInterest() }
+        // Input is waiting that is not wanted now: read interest goes (level-triggered epoll).
+        c.updateInterest(afterInput: refused)
     }
 
     private func acceptBurst(_ index: Int) {
@@ -388,9 +395,9 @@ public final class EventLoop: @unchecked Sendable {
         connections[i] = c
         connectionCount += 1
         var ev = epoll_event()
-        ev.events = nt_epollin()
+        ev.events = nt_epollin() | nt_epollrdhup()
         ev.data.u64 = token
-        c.interest = nt_epollin()
+        c.interest = ev.events
         if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 {
             log(.error, "epoll_ctl add failed: \(String(cString: strerror(errno)))")
             c.close()
