@@ -27,8 +27,9 @@ let package = Package(
         .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"], exclude: ["Spec"]),
         // JavaScript written in Swift; the client runtime is written with it.
         .target(name: "NeedletailJS", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
-        // Records in memory, made durable by a checksummed append-only log (Glibc only).
-        .target(name: "NeedletailStore"),
+        // Records in memory, made durable by a checksummed append-only log (Glibc, and the C
+        // shim for futex(2): group commit's waiters sleep on it).
+        .target(name: "NeedletailStore", dependencies: ["CNeedletailLinux"]),
         .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS"]),
         .target(name: "NeedletailServer", dependencies: [
             "CNeedletailLinux", "NeedletailLoop", "NeedletailWeb",

@@ -2,6 +2,10 @@
 #include <sys/socket.h>
 #include <sched.h>
 #include <spawn.h>
+#include <limits.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
 #include "CNeedletailLinux.h"
 
 int nt_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -16,4 +20,12 @@ int nt_available_cpus(void) {
 
 int nt_spawn_closefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+int nt_futex_wait(uint32_t *word, uint32_t expected) {
+    return (int)syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+int nt_futex_wake_all(uint32_t *word) {
+    return (int)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }

@@ -1,5 +1,7 @@
 // NeedletailStore against SQLite (WAL; synchronous=FULL and NORMAL), same inserts and lookups,
 // same run. Usage: swift run -c release --package-path Benchmarks store-bench [--quick]
+// (ROUNDS=N: rounds of the durable comparison, 5 by default, --durable: only that comparison;
+// LOOKUPS=N: records for lookups).
 import CSQLite
 import Glibc
 import Needletail
@@ -57,22 +59,18 @@ let lookups = quick ? 20_000 : (getenv("LOOKUPS").map { Int(atoi($0)) } ?? 200_0
 
 var rows: [(String, String)] = []
 
-// MARK: Needletail inserts per policy
+// MARK: Inserts: Needletail per policy, SQLite WAL FULL and NORMAL
 
-for (name, policy, per) in [("always", FsyncPolicy.always, perWriterDurable), ("everySecond", .everySecond, perWriterFast), ("never", .never, perWriterFast)]
-    where !profileLookups {
+func needletailInserts(_ policy: FsyncPolicy, per: Int) throws -> Double {
     let dir = tempDir()
     let store = try Store(path: dir + "/bench.log", fsync: policy)
     let table = try store.table(SampleRecord.self, indexes: [Index(\SampleRecord.key)])
     let seconds = parallel(writers) { t in
         for i in 0..<per { _ = try? table.insert(SampleRecord(key: t * per + i, text: "row \(i) of writer \(t)")) }
     }
-    let total = writers * per
-    rows.append(("Needletail, fsync \(name), \(writers) writers", "\(Int(Double(total) / seconds)) inserts/s"))
     store.close()
+    return Double(writers * per) / seconds
 }
-
-// MARK: SQLite inserts, WAL, FULL and NORMAL
 
 func sqliteInserts(synchronous: String, per: Int) -> Double {
     let dir = tempDir()
@@ -101,8 +99,38 @@ func sqliteInserts(synchronous: String, per: Int) -> Double {
     return Double(writers * per) / seconds
 }
 
-for (sync, per) in [("FULL", perWriterDurable), ("NORMAL", perWriterFast)] where !profileLookups {
-    rows.append(("SQLite WAL, synchronous=\(sync), \(writers) writers", "\(Int(sqliteInserts(synchronous: sync, per: per))) inserts/s"))
+func oneDecimal(_ x: Double) -> String {
+    let tenths = Int((x * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+if !profileLookups {
+    // The durable comparison (the target): rounds alternating the two, so that both see the
+    // same disk; the ratio is taken per round, and its median reported.
+    let rounds = quick ? 1 : (getenv("ROUNDS").map { max(1, Int(atoi($0))) } ?? 5)
+    var ours: [Double] = [], theirs: [Double] = [], ratios: [Double] = []
+    for _ in 0..<rounds {
+        ours.append(try needletailInserts(.always, per: perWriterDurable))
+        theirs.append(sqliteInserts(synchronous: "FULL", per: perWriterDurable))
+        ratios.append(ours.last! / theirs.last!)
+    }
+    let spread = rounds > 1 ? " (rounds \(oneDecimal(ratios.min()!))-\(oneDecimal(ratios.max()!))x)" : ""
+    rows.append(("Needletail, fsync always, \(writers) writers", "\(Int(median(ours))) inserts/s"))
+    rows.append(("SQLite WAL, synchronous=FULL, \(writers) writers", "\(Int(median(theirs))) inserts/s"))
+    rows.append(("Ratio always / FULL, median of \(rounds) alternating rounds", oneDecimal(median(ratios)) + "x" + spread))
+    if CommandLine.arguments.contains("--durable") {  // only this comparison
+        print("| measure | result |\n|---|---:|")
+        for (k, v) in rows { print("| \(k) | \(v) |") }
+        exit(0)
+    }
+    rows.append(("Needletail, fsync everySecond, \(writers) writers", "\(Int(try needletailInserts(.everySecond, per: perWriterFast))) inserts/s"))
+    rows.append(("Needletail, fsync never, \(writers) writers", "\(Int(try needletailInserts(.never, per: perWriterFast))) inserts/s"))
+    rows.append(("SQLite WAL, synchronous=NORMAL, \(writers) writers", "\(Int(sqliteInserts(synchronous: "NORMAL", per: perWriterFast))) inserts/s"))
 }
 
 // MARK: Lookups

@@ -24,6 +24,15 @@ int nt_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
 /// CPUs in this process's affinity mask (sched_getaffinity), or -1.
 int nt_available_cpus(void);
 
+/// futex(2) on a 32-bit word shared by the threads of this process: sleeps while `*word` is
+/// `expected` (returns at once otherwise; callers re-check, as wake-ups may be spurious).
+int nt_futex_wait(uint32_t *word, uint32_t expected);
+/// Wakes every thread sleeping on `word`.
+int nt_futex_wake_all(uint32_t *word);
+/// Atomic (sequentially consistent) load and increment of such a word.
+static inline uint32_t nt_atomic_load_u32(uint32_t *word) { return __atomic_load_n(word, __ATOMIC_SEQ_CST); }
+static inline void nt_atomic_increment_u32(uint32_t *word) { __atomic_add_fetch(word, 1, __ATOMIC_SEQ_CST); }
+
 /// Limits and flags as plain integers (some are enums or macros Swift cannot import).
 enum {
     NT_IOV_MAX = 1024,
