@@ -1,3 +1,25 @@
+/// Bytes written once and from then on only read, by any thread: a fragment rendered once and
+/// referenced by every response that shows it (`SharedHTML`, a `RenderCache` entry). Chains
+/// and output queues hold it by reference, without copying; the last holder frees it.
+public final class SharedBytes: @unchecked Sendable {
+    /// The bytes' owner, for output queues that keep it alive until written (SPI: it must
+    /// never be written to, and is read from any thread).
+    @_spi(Output) public var buffer: ByteBuffer { _buffer }
+    @usableFromInline let _buffer: ByteBuffer
+
+    /// A copy of `bytes`.
+    public init(copying bytes: UnsafeRawBufferPointer) {
+        _buffer = ByteBuffer(capacity: bytes.count)
+        _buffer.append(bytes)
+    }
+
+    /// Number of bytes.
+    @inlinable public var count: Int { _buffer.count }
+
+    /// The bytes (valid while this object lives).
+    @inlinable public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: _buffer.base, count: _buffer.count) }
+}
+
 /// A response body as a chain of byte chunks, ready for one `writev(2)`.
 ///
 /// Two kinds of chunk: *static* bytes that live for the whole process (string literals, markup
@@ -12,6 +34,8 @@ public struct Chunks {
         case immortal(UnsafeRawBufferPointer)
         /// A range of the chain's own buffer.
         case owned(Range<Int>)
+        /// Bytes shared with other chains, held by reference.
+        case shared(SharedBytes)
     }
 
     /// Static chunks shorter than this are copied rather than referenced: an iovec costs more
@@ -86,6 +110,17 @@ public struct Chunks {
         }
     }
 
+    /// Appends bytes shared with other chains: referenced if long, copied if short.
+    @inlinable
+    public mutating func append(shared bytes: SharedBytes) {
+        if bytes.count < Chunks.coalesceLimit {
+            buffer(reserving: bytes.count).append(bytes.bytes)
+        } else {
+            closeOpenPart()
+            closed.append(.shared(bytes))
+        }
+    }
+
     @usableFromInline
     mutating func closeOpenPart() {
         if let s = storage, s.count > openStart {
@@ -107,36 +142,42 @@ public struct Chunks {
         s.withUTF8 { append(copying: UnsafeRawBufferPointer($0)) }
     }
 
-    /// Appends another chain: its static chunks by reference, its dynamic bytes by copy.
+    /// Appends another chain: its static and shared chunks by reference, its dynamic bytes by copy.
     public mutating func append(_ other: Chunks) {
-        other.forEachPart { part in
+        other.withLinks { storage, part in
             switch part {
             case .immortal(let p): append(static: p)
-            case .owned: break
+            case .shared(let s): append(shared: s)
+            case .owned(let r): if let b = storage { append(copying: UnsafeRawBufferPointer(rebasing: b.bytes[r])) }
             }
-        } owned: { bytes in
-            append(copying: bytes)
         }
     }
 
     /// Total number of bytes in the chain.
     public var count: Int {
         var n = storage.map { $0.count } ?? 0
-        for part in closed { if case .immortal(let p) = part { n += p.count } }
+        for part in closed {
+            switch part {
+            case .immortal(let p): n += p.count
+            case .shared(let s): n += s.count
+            case .owned: break  // counted in storage
+            }
+        }
         return n
     }
 
     /// Whether the chain holds no bytes.
     public var isEmpty: Bool { count == 0 }
 
-    /// Calls `immortal` or `owned` for each link in order. Pointers passed to `owned` are valid
-    /// only during the call.
+    /// Calls `immortal` or `owned` for each link in order (shared links go to `owned`). Pointers
+    /// passed to `owned` are valid only during the call.
     @inlinable
     public func forEachPart(_ immortal: (Part) -> Void, owned: (UnsafeRawBufferPointer) -> Void) {
         for part in closed {
             switch part {
             case .immortal: immortal(part)
             case .owned(let r): owned(UnsafeRawBufferPointer(rebasing: storage!.bytes[r]))
+            case .shared(let s): owned(s.bytes)
             }
         }
         if let s = storage, s.count > openStart {

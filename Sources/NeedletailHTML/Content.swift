@@ -74,6 +74,23 @@ public struct RawHTML: PhrasingContent, NonInteractive, FormFree {
     public func render(into out: inout HTMLOutput) { out.append(unescaped: markup) }
 }
 
+/// Content rendered once into bytes that any number of pages (on any thread) then include by
+/// reference: no re-rendering, no copy into each page. What `RenderCache` hands out. Unlike
+/// `StaticHTML` the bytes are freed when the last page that holds them has been sent.
+public struct SharedHTML: PhrasingContent, NonInteractive, FormFree, Sendable {
+    /// The rendered markup.
+    public let bytes: SharedBytes
+    /// Renders `content` now, once.
+    public init(_ content: some HTMLContent) {
+        let chunks = content.render()
+        bytes = chunks.bytes.withUnsafeBytes { SharedBytes(copying: $0) }
+    }
+    /// The rendered markup as a string (tests).
+    public var markup: String { String(decoding: bytes.bytes, as: UTF8.self) }
+    @inlinable
+    public func render(into out: inout HTMLOutput) { out.append(shared: bytes) }
+}
+
 /// An HTML comment. Its text can never end the comment early: `--` and a leading `>` or `->`
 /// are broken up, so `<!--` content from anywhere is safe.
 public struct Comment: PhrasingContent, NonInteractive, FormFree, MetadataContent, ListItemContent,

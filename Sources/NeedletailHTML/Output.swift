@@ -54,6 +54,21 @@ public struct HTMLOutput {
         }
     }
 
+    /// Appends markup shared with other outputs (`SharedHTML`): referenced if long (no copy),
+    /// copied if short.
+    @inlinable
+    public mutating func append(shared bytes: SharedBytes) {
+        if bytes.count < Chunks.coalesceLimit {
+            buffer.append(bytes.bytes)
+        } else {
+            if buffer.count > openStart {
+                closed.append(.owned(openStart..<buffer.count))
+                openStart = buffer.count
+            }
+            closed.append(.shared(bytes))
+        }
+    }
+
     /// Appends `string` as it is (no escaping): for markup that is already safe.
     @inlinable
     public mutating func append(unescaped string: String) { buffer.append(string: string) }

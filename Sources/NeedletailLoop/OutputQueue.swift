@@ -1,6 +1,6 @@
 import CNeedletailLinux
 import Glibc
-import NeedletailBytes
+@_spi(Output) import NeedletailBytes
 
 /// Bytes waiting to go out on one connection, as a list of links for writev(2).
 ///
@@ -30,7 +30,7 @@ struct OutputQueue {
     static let sendfileChunk = 256 * 1024
 
     /// Owned chunks at least this long are referenced instead of copied.
-    static let referenceThreshold = 16 * 1024
+    static let referenceThreshold = 2 * 1024
 
     var links: [Link] = []
     /// Index of the first link not yet fully written.
@@ -88,6 +88,14 @@ struct OutputQueue {
             switch part {
             case .immortal(let p):
                 append(immortal: p)
+            case .shared(let shared):
+                let s = shared.buffer
+                if s.count < OutputQueue.referenceThreshold {
+                    append(copying: shared.bytes)
+                } else {
+                    links.append(Link(owner: s, base: nil, offset: 0, count: s.count))
+                    pending += s.count
+                }
             case .owned(let r):
                 guard let s = storage, !r.isEmpty else { return }
                 if r.count < OutputQueue.referenceThreshold {

@@ -117,6 +117,34 @@ struct Message {
         #expect(referenced == 1, "a large static block goes out by reference, not copied")
     }
 
+    @Test func sharedHTMLIsRenderedOnceAndReferencedByEveryPage() {
+        let list = SharedHTML(Ol { ForEach(0..<40) { i in Li("message <\(i)>") } })
+        #expect(list.markup.hasPrefix("<ol><li>message &lt;0&gt;</li>"))
+        func page(_ who: String) -> Chunks {
+            var out = HTMLOutput()
+            Body { P(who); list; P("end") }.render(into: &out)
+            return out.chunks
+        }
+        let a = page("a"), b = page("b <")
+        #expect(a.string == "<body><p>a</p>" + list.markup + "<p>end</p></body>")
+        #expect(b.string == "<body><p>b &lt;</p>" + list.markup + "<p>end</p></body>")
+        #expect(a.count == a.bytes.count)
+        for chunks in [a, b] {
+            var shared: [SharedBytes] = []
+            chunks.withLinks { _, part in if case .shared(let s) = part { shared.append(s) } }
+            #expect(shared.count == 1 && shared[0] === list.bytes, "the same bytes, by reference, in both pages")
+        }
+        // Appending a chain keeps the reference; a short shared fragment is copied.
+        var c = Chunks()
+        c.append(a)
+        var kept = 0
+        c.withLinks { _, part in if case .shared = part { kept += 1 } }
+        #expect(kept == 1 && c.string == a.string)
+        var short = Chunks()
+        short.append(shared: SharedHTML(P("hi")).bytes)
+        #expect(short.isSingleOwnedRun && short.string == "<p>hi</p>")
+    }
+
     @Test func dataAndAriaAttributes() {
         #expect(Div().data("version", "3").aria("live", "polite").renderedString() == "<div data-version=\"3\" aria-live=\"polite\"></div>")
         #expect(Div().data("Bad Name", "x").renderedString() == "<div></div>")
