@@ -1,3 +1,4 @@
+import Glibc
 import NeedletailBytes
 import NeedletailWeb
 
@@ -34,14 +35,9 @@ public struct CGIParams {
 
     @inline(__always)
     func equals(_ r: Range<Int>, _ s: StaticString) -> Bool {
-        guard r.count == s.utf8CodeUnitCount else { return false }
-        let p = s.utf8Start
-        var j = 0
-        for i in r {
-            if bytes[i] != p[j] { return false }
-            j += 1
-        }
-        return true
+        guard r.count == s.utf8CodeUnitCount, r.lowerBound >= 0, r.upperBound <= bytes.count else { return false }
+        if r.isEmpty { return true }
+        return bytes.withUnsafeBufferPointer { memcmp($0.baseAddress! + r.lowerBound, s.utf8Start, r.count) == 0 }
     }
 }
 
@@ -74,12 +70,15 @@ public enum CGIGateway {
         var scriptName = 0..<0, pathInfo = 0..<0, remote = 0..<0
         var http10 = false, secure = false
         let headersStart = storage.count
+        // Values are copied from `source` (the params as received), never from a slice of
+        // `storage` itself: appending that would copy the whole array on every field.
+        let source = params.bytes
         storage.reserveCapacity(storage.count * 2)
         func appendField(_ name: (inout [UInt8]) -> Void, value: Range<Int>) {
             name(&storage)
             storage.append(UInt8(ascii: ":"))
             storage.append(32)
-            storage.append(contentsOf: storage[value])
+            source.withUnsafeBufferPointer { storage.append(contentsOf: UnsafeBufferPointer(rebasing: $0[value])) }
             storage.append(13)
             storage.append(10)
         }
@@ -88,16 +87,22 @@ public enum CGIGateway {
             if first == UInt8(ascii: "H") && n.count > 5 && params.equals(n.lowerBound..<(n.lowerBound + 5), "HTTP_") {
                 if params.equals(n, "HTTP_HOST") && host == nil { host = v }
                 appendField({ out in
-                    // HTTP_X_FORWARDED_FOR → X-Forwarded-For
-                    var upper = true
-                    for i in (n.lowerBound + 5)..<n.upperBound {
-                        let b = params.bytes[i]
-                        if b == UInt8(ascii: "_") {
-                            out.append(UInt8(ascii: "-"))
-                            upper = true
-                        } else {
-                            out.append(upper ? b : (b >= 65 && b <= 90 ? b | 0x20 : b))
-                            upper = false
+                    // HTTP_X_FORWARDED_FOR → X-Forwarded-For, written into place in one pass.
+                    let start = out.count, count = n.count - 5
+                    out.append(contentsOf: repeatElement(0, count: count))
+                    source.withUnsafeBufferPointer { src in
+                        out.withUnsafeMutableBufferPointer { dst in
+                            var upper = true
+                            for k in 0..<count {
+                                let b = src[n.lowerBound + 5 + k]
+                                if b == UInt8(ascii: "_") {
+                                    dst[start + k] = UInt8(ascii: "-")
+                                    upper = true
+                                } else {
+                                    dst[start + k] = upper ? b : (b >= 65 && b <= 90 ? b | 0x20 : b)
+                                    upper = false
+                                }
+                            }
                         }
                     }
                 }, value: v)

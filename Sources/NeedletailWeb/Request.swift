@@ -91,7 +91,8 @@ public struct Request: Sendable {
 
     /// Parameters of an `application/x-www-form-urlencoded` body (empty for other bodies).
     public var form: QueryParameters {
-        guard let ct = headers["content-type"], ct.lowercased().hasPrefix("application/x-www-form-urlencoded") else {
+        // No body, no form (and no scan of the header fields for every parameter of a GET).
+        guard !body.isEmpty, let ct = headers["content-type"], ct.lowercased().hasPrefix("application/x-www-form-urlencoded") else {
             return .empty
         }
         return QueryParameters(storage: body, range: 0..<body.count)

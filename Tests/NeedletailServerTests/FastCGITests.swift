@@ -159,6 +159,17 @@ struct FastCGITests {
         }
     }
 
+    @Test func cgiParamsBecomeHeaderFieldsWithTheirHTTPNames() throws {
+        let r = try CGIGateway.request(from: [
+            ("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/a?b=c"), ("HTTP_X_FORWARDED_FOR", "192.0.2.1"), ("CONTENT_TYPE", "text/plain"),
+            ("HTTP_ACCEPT_LANGUAGE", "en"), ("CONTENT_LENGTH", "2"), ("HTTP_HOST", "example.org"), ("HTTP_A", "1"), ("SERVER_NAME", "x"),
+        ], body: Array("hi".utf8))
+        let fields = Array(r.headers).map { "\($0.name): \($0.value)" }
+        #expect(fields == ["X-Forwarded-For: 192.0.2.1", "Content-Type: text/plain", "Accept-Language: en", "Content-Length: 2",
+                           "Host: example.org", "A: 1"])
+        #expect(r.host == "example.org" && r.query["b"] == "c" && r.body == Array("hi".utf8))
+    }
+
     @Test func multiplexedRequests() throws {
         try withFastCGI { _, address in
             let c = try FCGIClient(address)
