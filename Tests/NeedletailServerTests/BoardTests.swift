@@ -55,6 +55,41 @@ import Testing
         }
     }
 
+    /// Read interest is dropped lazily: a parked poll keeps EPOLLIN until input arrives. A
+    /// client that sends more while its poll is parked must not make the loop spin on it
+    /// (level-triggered), and the poll is still answered, then the request after it.
+    @Test func inputWhileParkedDoesNotSpin() throws {
+        let data = makeTempDir("needletail-board")
+        let port = freePort()
+        let server = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", data, "--loops", "1"])
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        var watcher = Visitor(port: port)
+        let page = try watcher.get("/board?forum=Debian")
+        let view = try #require(page.range(of: "data-nt-view=\"").map { String(page[$0.upperBound...].prefix(32)) })
+        let poll = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
+        try poll.send("GET /_nt/poll?v=\(view)&c=forum:Debian%7C0 HTTP/1.1\r\nHost: t\r\nCookie: \(watcher.cookie)\r\n\r\n")
+        usleep(200_000)
+        try poll.send("GET /hello?name=next HTTP/1.1\r\nHost: t\r\n\r\n")  // arrives while parked
+        usleep(200_000)
+        func ticks() -> Int {
+            guard let text = try? String(contentsOfFile: "/proc/\(server.pid)/stat", encoding: .utf8),
+                  let close = text.lastIndex(of: ")") else { return 0 }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+        }
+        let before = ticks()
+        usleep(1_000_000)
+        let used = ticks() - before
+        #expect(used < 20, "the loop does not spin on input it does not want yet (\(used) ticks in 1 s)")
+        var poster = Visitor(port: port)
+        let posterPage = try poster.get("/board?forum=Debian")  // (first: `post` reads the cookie it sets)
+        #expect(try poster.post(on: posterPage, "wake") == 303)
+        let answer = try poll.readResponse()
+        #expect(answer.status == 200 && answer.text.contains("wake"), "the parked poll is answered")
+        #expect(try poll.readResponse().text == "<h1>Hello next</h1>", "then the request that came while it was parked")
+    }
+
     /// Behind lighttpd FastCGI a parked long-poll is answered with the new post.
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
     func longPollThroughLighttpd() throws {
