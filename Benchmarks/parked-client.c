@@ -58,7 +58,8 @@ int main(int argc, char **argv) {
             if (fds[i] < 0) continue;
             // One read per event: the epoll is level-triggered, so more data reports again.
             ssize_t r = read(fds[i], buf, sizeof buf);
-            if (r <= 0) continue;
+            if (r == 0) { fprintf(stderr, "connection %d closed before its answer ended\n", i); return 1; }
+            if (r < 0) continue;
             if (i == 0 && save) fwrite(buf, 1, r, save);
             if (r >= 5) memcpy(tail[i], buf + r - 5, 5);
             else { memmove(tail[i], tail[i] + r, 5 - r); memcpy(tail[i] + 5 - r, buf, r); }

@@ -46,11 +46,7 @@ public struct HTMLOutput {
         if bytes.count < Chunks.coalesceLimit {
             buffer.append(bytes)
         } else {
-            if buffer.count > openStart {
-                closed.append(.owned(openStart..<buffer.count))
-                openStart = buffer.count
-            }
-            closed.append(.immortal(bytes))
+            appendLink(.immortal(bytes))
         }
     }
 
@@ -61,12 +57,18 @@ public struct HTMLOutput {
         if bytes.count < Chunks.coalesceLimit {
             buffer.append(bytes.bytes)
         } else {
-            if buffer.count > openStart {
-                closed.append(.owned(openStart..<buffer.count))
-                openStart = buffer.count
-            }
-            closed.append(.shared(bytes))
+            appendLink(.shared(bytes))
         }
+    }
+
+    /// Ends the run of buffered bytes so far as a link, then adds `part` (a referenced chunk).
+    @inlinable
+    mutating func appendLink(_ part: Chunks.Part) {
+        if buffer.count > openStart {
+            closed.append(.owned(openStart..<buffer.count))
+            openStart = buffer.count
+        }
+        closed.append(part)
     }
 
     /// Appends `string` as it is (no escaping): for markup that is already safe.

@@ -89,22 +89,23 @@ struct OutputQueue {
             case .immortal(let p):
                 append(immortal: p)
             case .shared(let shared):
-                let s = shared.buffer
-                if s.count < OutputQueue.referenceThreshold {
-                    append(copying: shared.bytes)
-                } else {
-                    links.append(Link(owner: s, base: nil, offset: 0, count: s.count))
-                    pending += s.count
-                }
+                append(shared.buffer, 0..<shared.count)
             case .owned(let r):
-                guard let s = storage, !r.isEmpty else { return }
-                if r.count < OutputQueue.referenceThreshold {
-                    append(copying: UnsafeRawBufferPointer(rebasing: s.bytes[r]))
-                } else {
-                    links.append(Link(owner: s, base: nil, offset: r.lowerBound, count: r.count))
-                    pending += r.count
-                }
+                guard let s = storage else { return }
+                append(s, r)
             }
+        }
+    }
+
+    /// Queues `range` of `owner`: copied if short, else referenced (the buffer is kept alive
+    /// until written).
+    private mutating func append(_ owner: ByteBuffer, _ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        if range.count < OutputQueue.referenceThreshold {
+            append(copying: UnsafeRawBufferPointer(rebasing: owner.bytes[range]))
+        } else {
+            links.append(Link(owner: owner, base: nil, offset: range.lowerBound, count: range.count))
+            pending += range.count
         }
     }
 

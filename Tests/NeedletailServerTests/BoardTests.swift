@@ -18,6 +18,18 @@ import Testing
             return r.text
         }
 
+        /// Opens the board of `forum`, then a connection whose long-poll on it is parked
+        /// (version 0: a fresh store); returns the page's view id and that connection.
+        mutating func park(on forum: String) throws -> (view: String, poll: TestClient) {
+            let page = try get("/board?forum=\(forum)")
+            guard let r = page.range(of: "data-nt-view=\"") else { throw TestClient.Failure(description: "no view id") }
+            let view = String(page[r.upperBound...].prefix(32))
+            let poll = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
+            try poll.send("GET /_nt/poll?v=\(view)&c=forum:\(forum)%7C0 HTTP/1.1\r\nHost: t\r\nCookie: \(cookie)\r\n\r\n")
+            usleep(200_000)
+            return (view, poll)
+        }
+
         /// Posts the board's form on `page` with `text`; returns the status.
         func post(on page: String, _ text: String) throws -> Int {
             guard let r = page.range(of: "action=\"/_nt/a/") else { throw TestClient.Failure(description: "no action form") }
@@ -65,22 +77,12 @@ import Testing
         defer { server.stop() }
         #expect(waitForPort(port))
         var watcher = Visitor(port: port)
-        let page = try watcher.get("/board?forum=Debian")
-        let view = try #require(page.range(of: "data-nt-view=\"").map { String(page[$0.upperBound...].prefix(32)) })
-        let poll = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
-        try poll.send("GET /_nt/poll?v=\(view)&c=forum:Debian%7C0 HTTP/1.1\r\nHost: t\r\nCookie: \(watcher.cookie)\r\n\r\n")
-        usleep(200_000)
+        let poll = try watcher.park(on: "Debian").poll
         try poll.send("GET /hello?name=next HTTP/1.1\r\nHost: t\r\n\r\n")  // arrives while parked
         usleep(200_000)
-        func ticks() -> Int {
-            guard let text = try? String(contentsOfFile: "/proc/\(server.pid)/stat", encoding: .utf8),
-                  let close = text.lastIndex(of: ")") else { return 0 }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
-        }
-        let before = ticks()
+        let before = cpuTicks(server.pid)
         usleep(1_000_000)
-        let used = ticks() - before
+        let used = cpuTicks(server.pid) - before
         #expect(used < 20, "the loop does not spin on input it does not want yet (\(used) ticks in 1 s)")
         var poster = Visitor(port: port)
         let posterPage = try poster.get("/board?forum=Debian")  // (first: `post` reads the cookie it sets)
@@ -103,11 +105,7 @@ import Testing
         ]), port: port)
         defer { lighttpd.stop() }
         var watcher = Visitor(port: port)
-        let page = try watcher.get("/board?forum=Gentoo")
-        let view = try #require(page.range(of: "data-nt-view=\"").map { String(page[$0.upperBound...].prefix(32)) })
-        let poll = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
-        try poll.send("GET /_nt/poll?v=\(view)&c=forum:Gentoo%7C0 HTTP/1.1\r\nHost: t\r\nCookie: \(watcher.cookie)\r\n\r\n")
-        usleep(200_000)
+        let (view, poll) = try watcher.park(on: "Gentoo")
         var poster = Visitor(port: port)
         let text = "through lighttpd \(Int.random(in: 0..<1_000_000))"
         let posterPage = try poster.get("/board?forum=Gentoo")

@@ -22,6 +22,14 @@ func toolAvailable(_ name: String) -> Bool {
 }
 
 /// The demo binary built next to the test bundle.
+/// utime + stime of process `pid`, in clock ticks.
+func cpuTicks(_ pid: pid_t) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return 0 }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+}
+
 func demoBinary() -> String {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for candidate in [bundle, bundle.deletingLastPathComponent()] {
@@ -148,14 +156,6 @@ struct LibFCGITests {
 
 @Suite("Out of file descriptors", .serialized)
 struct FileDescriptorExhaustionTests {
-    /// Reads utime + stime of `pid` in clock ticks.
-    func cpuTicks(_ pid: pid_t) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
-    }
-
     @Test func emfileDoesNotSpinAndServingResumes() throws {
         let port = freePort()
         // 40 descriptors: a few for the process, then the listener runs out quickly.
