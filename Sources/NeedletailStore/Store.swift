@@ -83,7 +83,7 @@ public final class Store: @unchecked Sendable {
         self.unclaimed = unclaimed
         let r = log.recovery
         recovery = Recovery(entries: r.entries, cutBytes: r.cutBytes, cutAt: r.cutAt)
-        durability.reset(to: log.length)
+        if policy != .never { durability.start(sync: log.sync) }
         if policy == .everySecond { startSyncThread() }
     }
 
@@ -99,6 +99,7 @@ public final class Store: @unchecked Sendable {
         }
         guard first else { return }
         if let t = syncThread { pthread_join(t, nil) }
+        durability.stop()
         lock.withLock {
             try? log.sync()
             log.close()
@@ -135,13 +136,13 @@ public final class Store: @unchecked Sendable {
     func commit(_ ops: [Operation]) throws(StoreError) {
         guard !ops.isEmpty else { return }
         let payload = Operation.encode(ops)
-        let end: Int = try lock.withLock { () throws(StoreError) -> Int in
+        let number: Int = try lock.withLock { () throws(StoreError) -> Int in
             guard !closed else { throw .io("store \(path) is closed") }
             // Check first, so that an invalid change leaves both memory and log untouched.
             for op in ops where op.kind == .delete || op.isUpdate {
                 guard let t = tables[op.type], t.contains(op.id) else { throw .notFound(op.id) }
             }
-            let end = try log.append(payload)
+            _ = try log.append(payload)
             for op in ops {
                 guard let t = tables[op.type] else { continue }
                 switch op.kind {
@@ -149,10 +150,9 @@ public final class Store: @unchecked Sendable {
                 case .delete: t.applyDelete(id: op.id)
                 }
             }
-            durability.appended(upTo: end)
-            return end
+            return durability.appendedOne()
         }
-        if policy == .always { try durability.waitUntilDurable(end, sync: log.sync) }
+        if policy == .always { try durability.waitUntilDurable(number) }
     }
 
     /// Rewrites the log as one put per live record (a snapshot) followed by whatever was
@@ -182,13 +182,16 @@ public final class Store: @unchecked Sendable {
         let (fd, written) = try LogFile.writeCompacted(path: path, entries: entries)
         // 3. Under the lock again: the entries committed meanwhile, then the swap.
         return try lock.withLock { () throws(StoreError) -> Int in
+            // No sync may run on the descriptor the swap closes.
+            durability.pause()
             do throws(StoreError) {
                 let old = log.length
                 let end = try log.copyTail(from: mark, to: fd, at: written)
                 try log.replace(with: fd, length: end)
-                durability.reset(to: end)
+                durability.allDurable()
                 return old - end
             } catch {
+                durability.resume()
                 Glibc.close(fd)
                 unlink(path + ".compact")
                 throw error
@@ -198,9 +201,11 @@ public final class Store: @unchecked Sendable {
 
     private func startSyncThread() {
         syncThread = spawnStoreThread { [self] in
+            var ticks = 0
             while !lock.withLock({ closed }) {
                 usleep(200_000)
-                durability.syncIfBehind(everyMilliseconds: 1000, sync: log.sync)
+                ticks += 1
+                if ticks % 5 == 0 { try? durability.waitUntilDurable(durability.lastAppended) }
             }
         }
     }

@@ -19,107 +19,197 @@ final class PThreadLock: @unchecked Sendable {
     }
 }
 
-/// Group commit: many writers wait for their entries to be durable; one of them (the leader)
-/// runs the fdatasync for everything appended so far while the others sleep, then all wake.
+/// Group commit with a sync thread: writers append, then sleep until a sync covers their
+/// entry; one thread runs the fdatasyncs back to back, each covering everything appended
+/// before it began.
 ///
-/// The sleepers wait on a futex word bumped after each sync, not on a condition variable: a
-/// broadcast would have every woken writer take the mutex again, one after the other, before
-/// it could return (on two CPUs, sixteen writers queueing for a lock between two syncs). Woken
-/// here, a writer reads `durable` (atomic) and returns without the lock.
+/// Pipelined: while one sync runs, the writers the previous sync woke append their next
+/// entries, and the next sync starts as soon as this one ends, covering all of them. (With a
+/// leader among the writers instead, every cycle was a sync plus the time for the woken
+/// writers to append again, on two CPUs about as long as the sync itself, plus a fixed
+/// linger to gather them.)
+///
+/// Writers sleep on one of two futex words, by the parity of the sync that will cover them,
+/// so that the end of a sync wakes only the writers it made durable, not those waiting for
+/// the next one. Woken, a writer reads `durable` (atomic) and returns without the mutex.
+///
+/// A failed sync is final (`failed`): after a failed fdatasync the kernel may have dropped the
+/// dirty pages, so a later successful sync proves nothing about earlier entries; every
+/// writer waiting then, and every later one, gets the error (PostgreSQL stops for the same
+/// reason).
 final class GroupSync: @unchecked Sendable {
-    /// Guards `appended`, `syncing` and `lastSync`.
+    /// Guards everything below that is not atomic.
     private var mutex = pthread_mutex_t()
+    /// Commits appended so far, numbered from 1 (a count, not a file offset: compaction
+    /// rewrites the file shorter, and a writer's offset in the old file would then lie past
+    /// the end of the new one and never become durable).
     private var appended = 0
-    private var syncing = false
-    private var lastSync = 0.0
-    /// Offset up to which the log is synced (written by the leader with the mutex held).
+    /// Commits synced: 1...durable are durable (written with the mutex held).
     private let durable = Atomic<Int>(0)
-    /// Writers in `waitUntilDurable`: when several are, the leader lingers a moment so that the
-    /// next sync covers more of them (PostgreSQL's commit_delay, applied only under contention).
-    private let waiting = Atomic<Int>(0)
-    /// Bumped (with the mutex held) after each sync; waiters sleep on it.
-    private let generation: UnsafeMutablePointer<UInt32>
+    /// Syncs completed; the next sync to start is number `completed`.
+    private var completed = 0
+    /// The sync running now, if any: its number and the last commit it covers.
+    private var running: (number: Int, target: Int)?
+    /// Set by a failed sync; from then on every wait throws it.
+    private var failed: StoreError?
+    /// The sync thread sleeps on `words[2]` when it has nothing to do.
+    private var idle = false
+    /// Set by `pause` (no sync may start) until `reset`.
+    private var paused = false
+    private var stopping = false
+    /// `words[0]`, `words[1]`: bumped when a sync of that parity ends; `words[2]`: work.
+    private let words: UnsafeMutablePointer<UInt32>
+    private var thread: pthread_t?
+    private var sync: (() throws(StoreError) -> Void)?
 
     init() {
         pthread_mutex_init(&mutex, nil)
-        generation = .allocate(capacity: 1)
-        generation.initialize(to: 0)
+        words = .allocate(capacity: 3)
+        words.initialize(repeating: 0, count: 3)
     }
 
     deinit {
         pthread_mutex_destroy(&mutex)
-        generation.deallocate()
+        words.deallocate()
     }
 
-    func reset(to offset: Int) {
+    /// Starts the sync thread, which calls `sync` (the log's fdatasync).
+    func start(sync: @escaping () throws(StoreError) -> Void) {
+        self.sync = sync
+        thread = spawnStoreThread { [self] in run() }
+    }
+
+    /// Syncs what is left and stops the sync thread (waiting writers are served first).
+    func stop() {
+        guard let t = thread else { return }
         pthread_mutex_lock(&mutex)
-        appended = offset
-        durable.store(offset, ordering: .releasing)
+        stopping = true
+        paused = false
+        nt_atomic_increment_u32(words + 2)
         pthread_mutex_unlock(&mutex)
+        _ = nt_futex_wake_all(words + 2)
+        pthread_join(t, nil)
+        thread = nil
+        sync = nil
     }
 
-    /// The log now ends at `offset` (called with the store's lock held, in append order).
-    func appended(upTo offset: Int) {
+    /// The log was rewritten (compaction) and synced: every commit appended so far is durable.
+    /// Lifts a `pause`.
+    func allDurable() {
         pthread_mutex_lock(&mutex)
-        appended = max(appended, offset)
+        durable.store(appended, ordering: .releasing)
+        paused = false
+        // Writers asleep for a sync that will not run now (their entries are durable in the
+        // new file) wake and see `durable`; the sync thread wakes to serve later appends.
+        for i in 0..<3 { nt_atomic_increment_u32(words + i) }
         pthread_mutex_unlock(&mutex)
+        for i in 0..<3 { _ = nt_futex_wake_all(words + i) }
     }
 
-    /// Returns once everything up to `offset` has been synced, by this thread or another.
-    func waitUntilDurable(_ offset: Int, sync: () throws(StoreError) -> Void) throws(StoreError) {
-        if durable.load(ordering: .acquiring) >= offset { return }
-        waiting.add(1, ordering: .relaxed)
-        defer { waiting.subtract(1, ordering: .relaxed) }
-        while true {
+    /// Waits for the running sync to end and starts no other until `allDurable` or `resume`: the
+    /// log's file is about to be replaced (a sync must not run on a descriptor being closed).
+    func pause() {
+        pthread_mutex_lock(&mutex)
+        while let r = running {
+            let word = words + (r.number & 1)
+            let seen = nt_atomic_load_u32(word)
+            pthread_mutex_unlock(&mutex)
+            _ = nt_futex_wait(word, seen)
             pthread_mutex_lock(&mutex)
-            if durable.load(ordering: .acquiring) >= offset {
+        }
+        paused = true
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Lifts a `pause` (the replacement failed; the old file stays).
+    func resume() {
+        pthread_mutex_lock(&mutex)
+        paused = false
+        nt_atomic_increment_u32(words + 2)
+        pthread_mutex_unlock(&mutex)
+        _ = nt_futex_wake_all(words + 2)
+    }
+
+    /// A commit was appended (called with the store's lock held, in append order); returns its
+    /// number, for `waitUntilDurable`.
+    func appendedOne() -> Int {
+        pthread_mutex_lock(&mutex)
+        appended += 1
+        let number = appended
+        pthread_mutex_unlock(&mutex)
+        return number
+    }
+
+    /// The number of the last commit appended.
+    var lastAppended: Int {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return appended
+    }
+
+    /// Returns once commit number `commit` (and every one before it) is synced; throws if a
+    /// sync failed.
+    func waitUntilDurable(_ commit: Int) throws(StoreError) {
+        if durable.load(ordering: .acquiring) >= commit { return }
+        pthread_mutex_lock(&mutex)
+        while true {
+            if let f = failed {
+                pthread_mutex_unlock(&mutex)
+                throw f
+            }
+            if durable.load(ordering: .relaxed) >= commit {
                 pthread_mutex_unlock(&mutex)
                 return
             }
-            if syncing {
-                // Read under the mutex: the leader bumps the word under it when done, so a
-                // sync that ends after this read makes the wait return at once.
-                let seen = nt_atomic_load_u32(generation)
-                pthread_mutex_unlock(&mutex)
-                _ = nt_futex_wait(generation, seen)
-                if durable.load(ordering: .acquiring) >= offset { return }
-                continue
+            // The sync that will cover `commit`: the running one if it reaches it, else the next.
+            let number: Int
+            if let r = running { number = r.target >= commit ? r.number : r.number + 1 } else { number = completed }
+            let word = words + (number & 1)
+            let seen = nt_atomic_load_u32(word)
+            let wake = idle
+            if idle {
+                idle = false
+                nt_atomic_increment_u32(words + 2)
             }
-            syncing = true
             pthread_mutex_unlock(&mutex)
-            // Let writers that were woken with us append first, so that one sync covers them
-            // too (a larger group: more commits per fdatasync). A lone writer does not wait.
-            if waiting.load(ordering: .relaxed) > 1 { usleep(50) } else { sched_yield() }
+            if wake { _ = nt_futex_wake_all(words + 2) }
+            _ = nt_futex_wait(word, seen)
+            if durable.load(ordering: .acquiring) >= commit { return }
             pthread_mutex_lock(&mutex)
-            let target = appended
-            pthread_mutex_unlock(&mutex)
-            var failure: StoreError?
-            do { try sync() } catch { failure = error }
-            pthread_mutex_lock(&mutex)
-            syncing = false
-            if failure == nil && target > durable.load(ordering: .relaxed) {
-                durable.store(target, ordering: .releasing)
-            }
-            nt_atomic_increment_u32(generation)
-            pthread_mutex_unlock(&mutex)
-            _ = nt_futex_wake_all(generation)
-            if let f = failure { throw f }
         }
     }
 
-    /// For `.everySecond`: syncs if anything was appended and the last sync is old enough.
-    func syncIfBehind(everyMilliseconds ms: Double, sync: () throws(StoreError) -> Void) {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        let now = Double(ts.tv_sec) * 1000 + Double(ts.tv_nsec) / 1e6
+    /// The sync thread: a sync whenever something is appended and not yet synced.
+    private func run() {
         pthread_mutex_lock(&mutex)
-        let behind = durable.load(ordering: .relaxed) < appended && now - lastSync >= ms
-        let target = appended
-        pthread_mutex_unlock(&mutex)
-        guard behind else { return }
-        try? waitUntilDurable(target, sync: sync)
-        pthread_mutex_lock(&mutex)
-        lastSync = now
+        while true {
+            if appended > durable.load(ordering: .relaxed) && failed == nil && !paused, let sync {
+                let number = completed
+                let target = appended
+                running = (number, target)
+                pthread_mutex_unlock(&mutex)
+                var failure: StoreError?
+                do { try sync() } catch { failure = error }
+                pthread_mutex_lock(&mutex)
+                if let failure { failed = failure } else { durable.store(target, ordering: .releasing) }
+                running = nil
+                completed += 1
+                // After a failure no sync will run: the writers waiting for the next one wake too.
+                let ends = failure == nil ? (number & 1)...(number & 1) : 0...1
+                for i in ends { nt_atomic_increment_u32(words + i) }
+                pthread_mutex_unlock(&mutex)
+                for i in ends { _ = nt_futex_wake_all(words + i) }
+                pthread_mutex_lock(&mutex)
+                continue
+            }
+            if stopping { break }
+            idle = true
+            let seen = nt_atomic_load_u32(words + 2)
+            pthread_mutex_unlock(&mutex)
+            _ = nt_futex_wait(words + 2, seen)
+            pthread_mutex_lock(&mutex)
+            idle = false
+        }
         pthread_mutex_unlock(&mutex)
     }
 }

@@ -417,3 +417,72 @@ struct CompactionTests {
         store.close()
     }
 }
+
+@Suite("Group commit")
+struct GroupSyncTests {
+    /// Runs `body` on `n` threads; returns how many returned within `seconds` (the rest are
+    /// left blocked: a hang shows as a count short of `n`, not as a test that never ends).
+    func finished(_ n: Int, within seconds: Double, _ body: @escaping @Sendable (Int) -> Void) -> Int {
+        let done = Atomic<Int>(0)
+        for i in 0..<n {
+            _ = spawnStoreThread {
+                body(i)
+                done.add(1, ordering: .relaxed)
+            }
+        }
+        var waited = 0.0
+        while done.load(ordering: .relaxed) < n && waited < seconds {
+            usleep(10_000)
+            waited += 0.01
+        }
+        return done.load(ordering: .relaxed)
+    }
+
+    @Test func aFailedSyncIsFinalAndWakesEveryWaiter() {
+        let sync = GroupSync()
+        let calls = Atomic<Int>(0)
+        sync.start { () throws(StoreError) in
+            calls.add(1, ordering: .relaxed)
+            usleep(20_000)
+            throw .io("fdatasync: Input/output error")
+        }
+        let errors = Atomic<Int>(0)
+        // Eight writers appending while the (failing) syncs run: some wait for the running
+        // sync, some for the next one, which never runs.
+        let n = finished(8, within: 5) { i in
+            let commit = sync.appendedOne()
+            do throws(StoreError) { try sync.waitUntilDurable(commit) } catch { errors.add(1, ordering: .relaxed) }
+        }
+        #expect(n == 8)
+        #expect(errors.load(ordering: .relaxed) == 8)
+        // Final: a later write fails too, without another sync being tried.
+        let before = calls.load(ordering: .relaxed)
+        let later = sync.appendedOne()
+        #expect(throws: StoreError.self) { try sync.waitUntilDurable(later) }
+        #expect(calls.load(ordering: .relaxed) == before)
+        sync.stop()
+    }
+
+    @Test func writersWaitingWhilePausedReturnAfterReset() {
+        let sync = GroupSync()
+        let syncs = Atomic<Int>(0)
+        sync.start { () throws(StoreError) in syncs.add(1, ordering: .relaxed) }
+        sync.pause()  // compaction: no sync may run until the file is swapped
+        let returned = Atomic<Int>(0)
+        #expect(finished(4, within: 0.3) { i in
+            try? sync.waitUntilDurable(sync.appendedOne())
+            returned.add(1, ordering: .relaxed)
+        } == 0)
+        #expect(syncs.load(ordering: .relaxed) == 0)
+        // The new file holds those four commits, synced: the waiters return without a sync.
+        sync.allDurable()
+        var waited = 0
+        while returned.load(ordering: .relaxed) < 4 && waited < 500 { usleep(10_000); waited += 1 }
+        #expect(returned.load(ordering: .relaxed) == 4)
+        // And syncs run again for later writes.
+        let fifth = sync.appendedOne()
+        #expect(finished(1, within: 5) { _ in try? sync.waitUntilDurable(fifth) } == 1)
+        #expect(syncs.load(ordering: .relaxed) == 1)
+        sync.stop()
+    }
+}
