@@ -38,9 +38,9 @@ public final class LiveAppCore: Sendable {
     /// Builds a page for `request` with `build`, adding the session cookie when the session is
     /// new, the page headers, and keeping the view for later actions and polls.
     public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
-        let (session, isNew) = sessions.session(for: request)
+        let (session, isNew, fromCookie) = sessions.resolve(for: request)
         let view = LiveView(path: request.target)
-        let page = Page(request: request, session: session, view: view, app: self)
+        let page = Page(request: request, session: session, fromCookie: fromCookie, view: view, app: self)
         var response: Response
         do {
             response = try build(page)
@@ -130,7 +130,7 @@ public final class LiveAppCore: Sendable {
 
     /// The page and channel versions a poll or event stream asks about, or the error answer.
     func subscription(_ request: Request) -> Result<(Page, [(String, UInt64)]), ResponseError> {
-        guard let session = sessions.existing(for: request), let viewID = request.query["v"],
+        guard let (session, fromCookie) = sessions.find(for: request), let viewID = request.query["v"],
               let view = view(viewID, in: session)
         else {
             return .failure(ResponseError(Router.errorPage(.gone, detail: "This page is no longer live; reload it.")))
@@ -142,7 +142,7 @@ public final class LiveAppCore: Sendable {
             }
             parsed.append((String(part[..<bar]), v))
         }
-        return .success((Page(request: request, session: session, view: view, app: self), parsed))
+        return .success((Page(request: request, session: session, fromCookie: fromCookie, view: view, app: self), parsed))
     }
 
     /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,

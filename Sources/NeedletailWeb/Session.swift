@@ -131,7 +131,11 @@ public final class SessionStore: Sendable {
 
     /// The session whose id `request` carries (cookie first, then an `_s` form or query field),
     /// if it exists and has not expired. Touches it.
-    public func existing(for request: Request) -> Session? {
+    public func existing(for request: Request) -> Session? { find(for: request)?.session }
+
+    /// The request's live session and whether its id came from the cookie (else from a `_s`
+    /// field: forms on the page must carry it).
+    func find(for request: Request) -> (session: Session, fromCookie: Bool)? {
         let now = clock()
         // The cookie first; the `_s` fields only when there is no usable cookie.
         for source in 0..<3 {
@@ -147,21 +151,27 @@ public final class SessionStore: Sendable {
                 if expired { all[id] = nil; return nil }
                 return s
             }
-            if let found { return found }
+            if let found { return (found, source == 0) }
         }
         return nil
     }
 
     /// The request's session, or a new one (`isNew`: the response must set the cookie).
     public func session(for request: Request) -> (session: Session, isNew: Bool) {
-        if let s = existing(for: request) { return (s, false) }
+        let r = resolve(for: request)
+        return (r.session, r.isNew)
+    }
+
+    /// `session(for:)`, and whether the id came from the cookie.
+    func resolve(for request: Request) -> (session: Session, isNew: Bool, fromCookie: Bool) {
+        if let (s, fromCookie) = find(for: request) { return (s, false, fromCookie) }
         let now = clock()
         let s = Session(id: randomToken(), now: now)
         sessions.withLock { all in
             if all.count >= maxSessions { evict(&all, now: now) }
             all[s.id] = s
         }
-        return (s, true)
+        return (s, true, false)
     }
 
     /// Drops expired sessions, then the least recently used tenth if still full.
