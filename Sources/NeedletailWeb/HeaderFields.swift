@@ -1,3 +1,5 @@
+import Glibc
+
 /// Request header fields, kept as the lines they arrived in: `Name: value\r\n` each.
 ///
 /// Nothing is split into a dictionary unless asked: a lookup scans the lines, which for the
@@ -49,19 +51,52 @@ public struct HeaderFields: Sendable, Sequence {
     /// Reads the field starting at `position` and moves `position` past it.
     @usableFromInline
     func field(at position: inout Int) -> Field? {
-        let end = range.upperBound
-        guard position < end else { return nil }
-        var i = position
-        while i < end && storage[i] != UInt8(ascii: ":") { i += 1 }
+        guard position < range.upperBound else { return nil }
+        return storage.withUnsafeBufferPointer { buf in Self.field(buf.baseAddress!, &position, range.upperBound) }
+    }
+
+    /// The field at `position` in `base[..<end]` (`position < end`): `memchr` finds the colon
+    /// and the CR, and no byte is bounds-checked (a lookup scans every line before its field).
+    @usableFromInline
+    static func field(_ base: UnsafePointer<UInt8>, _ position: inout Int, _ end: Int) -> Field {
+        func find(_ byte: UInt8, from i: Int) -> Int {
+            guard i < end, let hit = memchr(base + i, Int32(byte), end - i) else { return end }
+            return UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+        }
+        var i = find(UInt8(ascii: ":"), from: position)
         let nameRange = position..<i
-        i += 1
-        while i < end && (storage[i] == 32 || storage[i] == 9) { i += 1 }
+        i = Swift.min(i + 1, end)
+        while i < end && (base[i] == 32 || base[i] == 9) { i += 1 }
         let valueStart = i
-        while i < end && storage[i] != 13 { i += 1 }
+        i = find(13, from: i)
         var valueEnd = i
-        while valueEnd > valueStart && (storage[valueEnd - 1] == 32 || storage[valueEnd - 1] == 9) { valueEnd -= 1 }
+        while valueEnd > valueStart && (base[valueEnd - 1] == 32 || base[valueEnd - 1] == 9) { valueEnd -= 1 }
         position = Swift.min(i + 2, end)
         return Field(name: nameRange, value: valueStart..<valueEnd)
+    }
+
+    /// Calls `body` with the value range of each field called `name`, in order, until it
+    /// returns true.
+    @usableFromInline
+    func scan(_ name: String, _ body: (Range<Int>) -> Bool) {
+        var name = name
+        name.withUTF8 { key in
+            storage.withUnsafeBufferPointer { buf in
+                guard let base = buf.baseAddress else { return }
+                var p = range.lowerBound
+                while p < range.upperBound {
+                    let f = Self.field(base, &p, range.upperBound)
+                    if f.name.count == key.count && Self.sameName(base + f.name.lowerBound, key), body(f.value) { return }
+                }
+            }
+        }
+    }
+
+    /// Whether the `key.count` bytes at `bytes` are `key`, ASCII case ignored.
+    @usableFromInline
+    static func sameName(_ bytes: UnsafePointer<UInt8>, _ key: UnsafeBufferPointer<UInt8>) -> Bool {
+        for j in 0..<key.count where asciiLower(bytes[j]) != asciiLower(key[j]) { return false }
+        return true
     }
 
     @usableFromInline
@@ -69,46 +104,28 @@ public struct HeaderFields: Sendable, Sequence {
         storage.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[r]), as: UTF8.self) }
     }
 
-    @usableFromInline
-    func nameMatches(_ r: Range<Int>, _ name: String) -> Bool {
-        var n = name
-        return n.withUTF8 { nb in
-            guard nb.count == r.count else { return false }
-            var j = 0
-            for i in r {
-                if asciiLower(storage[i]) != asciiLower(nb[j]) { return false }
-                j += 1
-            }
-            return true
-        }
-    }
-
     /// The value of the first field called `name`, or `nil`.
     public subscript(name: String) -> String? {
-        var p = range.lowerBound
-        while let f = field(at: &p) {
-            if nameMatches(f.name, name) { return string(f.value) }
-        }
-        return nil
+        var found: Range<Int>?
+        scan(name) { found = $0; return true }
+        return found.map(string)
     }
 
     /// The first non-nil result of `body` over the values of fields called `name`, read in
-    /// place (no string made).
+    /// place (no String is made unless `body` makes one).
     public func firstValue<T>(_ name: String, _ body: (ArraySlice<UInt8>) -> T?) -> T? {
-        var p = range.lowerBound
-        while let f = field(at: &p) {
-            if nameMatches(f.name, name), let r = body(storage[f.value]) { return r }
+        var result: T?
+        scan(name) { r in
+            result = body(storage[r])
+            return result != nil
         }
-        return nil
+        return result
     }
 
     /// Every value of fields called `name`, in order.
     public func values(_ name: String) -> [String] {
         var out: [String] = []
-        var p = range.lowerBound
-        while let f = field(at: &p) {
-            if nameMatches(f.name, name) { out.append(string(f.value)) }
-        }
+        scan(name) { out.append(string($0)); return false }
         return out
     }
 
