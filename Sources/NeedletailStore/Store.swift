@@ -3,7 +3,9 @@ import Glibc
 /// When appended entries reach the disk (Redis's appendfsync).
 public enum FsyncPolicy: Sendable {
     /// A commit returns only after its entry is on disk. Writers that commit at the same time
-    /// share one fdatasync (group commit).
+    /// share one fdatasync (group commit). If an fdatasync fails, the commits it covered and
+    /// every later one throw until the store is reopened (the kernel may have dropped the
+    /// unwritten pages: a later sync that succeeds would prove nothing).
     case always
     /// A background thread syncs once a second: a crash loses at most about a second.
     case everySecond

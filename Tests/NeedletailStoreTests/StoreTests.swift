@@ -463,7 +463,7 @@ struct GroupSyncTests {
         sync.stop()
     }
 
-    @Test func writersWaitingWhilePausedReturnAfterReset() {
+    @Test func writersWaitingWhilePausedReturnOnceAllDurable() {
         let sync = GroupSync()
         let syncs = Atomic<Int>(0)
         sync.start { () throws(StoreError) in syncs.add(1, ordering: .relaxed) }
