@@ -9,6 +9,20 @@ public struct Index<R: Record>: Sendable {
     }
 }
 
+/// One index of a table, resolved once: `let byForum = messages.index(\Message.forum)`, then
+/// `messages.lookup(byForum, "swift")`. What a prepared statement is to SQL: the key path is
+/// matched to its index when the handle is made, not on every lookup.
+public struct IndexHandle<R: Record, K: Hashable & Sendable>: @unchecked Sendable {
+    // The storage is only read under the table's store lock, like the table's own state.
+    @usableFromInline let table: RecordTable<R>
+    @usableFromInline let storage: TypedIndexStorage<R, K>
+
+    init(table: RecordTable<R>, storage: TypedIndexStorage<R, K>) {
+        self.table = table
+        self.storage = storage
+    }
+}
+
 /// The ids of the records per key of one index, in increasing id order.
 @usableFromInline
 class IndexStorage<R: Record> {
@@ -159,44 +173,80 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     /// `newestFirst` is false. Average O(1) to find them; `keyPath` must be one of the indexes.
     @inlinable
     public func lookup<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K, newestFirst: Bool = true) -> [(id: Int, record: R)] {
-        return store.lock.withLock {
-            switch ids(keyPath, value) {
-            case nil: return []
-            case .one(let id):
-                // One record (the common case of a selective index): an array literal is
-                // allocated at its size, with no growth path.
-                guard let r = rows[id] else { return [] }
-                return [(id, r)]
-            case .many(let ids):
-                var out: [(id: Int, record: R)] = []
-                out.reserveCapacity(ids.count)
-                IDs.many(ids).forEach(newestFirst: newestFirst) { id in if let r = rows[id] { out.append((id, r)) } }
-                return out
-            }
-        }
+        store.lock.withLock { records(ids(keyPath, value), newestFirst: newestFirst) }
+    }
+
+    /// `lookup(keyPath, value)` through an index resolved once (`index(_:)`): no key path to
+    /// instantiate and match per call, like a prepared statement.
+    @inlinable
+    public func lookup<K: Hashable & Sendable>(_ index: IndexHandle<R, K>, _ value: K, newestFirst: Bool = true) -> [(id: Int, record: R)] {
+        precondition(index.table === self, "an index handle of another table")
+        return store.lock.withLock { records(index.storage.buckets[value], newestFirst: newestFirst) }
     }
 
     /// The one record whose indexed field equals `value`; nil if none, `.notUnique` if several.
     /// Allocates nothing (the fastest indexed read: no result array).
     @inlinable
     public func unique<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) throws(StoreError) -> (id: Int, record: R)? {
-        try store.lock.withLock { () throws(StoreError) -> (id: Int, record: R)? in
-            guard let ids = ids(keyPath, value) else { return nil }
-            var found: (id: Int, record: R)?
-            try ids.forEach(newestFirst: false) { id throws(StoreError) in
-                guard let r = rows[id] else { return }
-                if found != nil { throw .notUnique }
-                found = (id, r)
-            }
-            return found
+        try store.lock.withLock { () throws(StoreError) -> (id: Int, record: R)? in try single(ids(keyPath, value)) }
+    }
+
+    /// `unique(keyPath, value)` through an index resolved once (`index(_:)`).
+    @inlinable
+    public func unique<K: Hashable & Sendable>(_ index: IndexHandle<R, K>, _ value: K) throws(StoreError) -> (id: Int, record: R)? {
+        precondition(index.table === self, "an index handle of another table")
+        return try store.lock.withLock { () throws(StoreError) -> (id: Int, record: R)? in try single(index.storage.buckets[value]) }
+    }
+
+    /// The index of `keyPath`, resolved once, for `lookup` and `unique` (`keyPath` must be one
+    /// of the indexes declared when the table was opened).
+    public func index<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable) -> IndexHandle<R, K> {
+        store.lock.withLock { IndexHandle(table: self, storage: storage(keyPath)) }
+    }
+
+    /// The storage of the index of `keyPath` (called under the store's lock).
+    @inlinable
+    func storage<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable) -> TypedIndexStorage<R, K> {
+        // The index at this position was made for this key path, hence for `K`.
+        unsafeDowncast(storages[indexPosition(keyPath)], to: TypedIndexStorage<R, K>.self)
+    }
+
+    /// The ids under `value` in the index of `keyPath` (called under the store's lock; read in
+    /// place: going through `storage(_:)` cost a retain and release per lookup).
+    @inlinable
+    func ids<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) -> IDs? {
+        unsafeDowncast(storages[indexPosition(keyPath)], to: TypedIndexStorage<R, K>.self).buckets[value]
+    }
+
+    /// The records of `ids` (called under the store's lock).
+    @inlinable
+    func records(_ ids: IDs?, newestFirst: Bool) -> [(id: Int, record: R)] {
+        switch ids {
+        case nil: return []
+        case .one(let id):
+            // One record (the common case of a selective index): an array literal is
+            // allocated at its size, with no growth path.
+            guard let r = rows[id] else { return [] }
+            return [(id, r)]
+        case .many(let list):
+            var out: [(id: Int, record: R)] = []
+            out.reserveCapacity(list.count)
+            IDs.many(list).forEach(newestFirst: newestFirst) { id in if let r = rows[id] { out.append((id, r)) } }
+            return out
         }
     }
 
-    /// The ids under `value` in the index of `keyPath` (called under the store's lock).
+    /// The one record of `ids`, if any (called under the store's lock).
     @inlinable
-    func ids<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) -> IDs? {
-        // The index at this position was made for this key path, hence for `K`.
-        unsafeDowncast(storages[indexPosition(keyPath)], to: TypedIndexStorage<R, K>.self).buckets[value]
+    func single(_ ids: IDs?) throws(StoreError) -> (id: Int, record: R)? {
+        guard let ids else { return nil }
+        var found: (id: Int, record: R)?
+        try ids.forEach(newestFirst: false) { id throws(StoreError) in
+            guard let r = rows[id] else { return }
+            if found != nil { throw .notUnique }
+            found = (id, r)
+        }
+        return found
     }
 
     /// Which index serves `keyPath` (called under the store's lock).

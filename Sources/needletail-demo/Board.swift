@@ -40,6 +40,7 @@ enum Board {
     /// it, such as CGI runs of other pages, never take the store's lock).
     final class Records: Sendable {
         let forums: RecordTable<Forum>, posts: RecordTable<Post>
+        let byForum: IndexHandle<Post, String>, byAuthor: IndexHandle<Post, String>
         /// The forums' names (they never change while the app runs).
         let names: [String]
         init(path: String) throws {
@@ -47,6 +48,7 @@ enum Board {
             let store = try Store(path: path, fsync: .always)
             forums = try store.table(Forum.self)
             posts = try store.table(Post.self, indexes: [Index(\Post.forum), Index(\Post.author)])
+            (byForum, byAuthor) = (posts.index(\Post.forum), posts.index(\Post.author))
             if forums.count == 0 { for name in ["Ubuntu", "Gentoo", "Debian"] { _ = try forums.insert(Forum(name: name)) } }
             names = forums.all().map(\.record.name)
         }
@@ -64,9 +66,10 @@ enum Board {
                 }
                 return r
             }
-            guard let names = records?.names, let posts = records?.posts else {
+            guard let records else {
                 return Router.errorPage(.serviceUnavailable, detail: "The board's records cannot be opened; the server log says why.")
             }
+            let (names, posts) = (records.names, records.posts)
             let asked = try page.request.parameter("forum", default: "Debian")
             let forum = names.contains(asked) ? asked : "Debian"
             let transport = try page.request.parameter("transport", default: Page.Transport.events)
@@ -86,8 +89,8 @@ enum Board {
                         channels.notify("forum:" + forum)
                     }) { Input().type(.text).name("text").required().maxlength(2000).placeholder("Message"); Button("Post").type(.submit) }
                     page.live("messages", channels: ["forum:" + forum]) { page in
-                        if posts.lookup(\Post.author, page.session.userName).contains(where: { $0.record.forum == forum }) {
-                            messages(posts.lookup(\Post.forum, forum)) { p in
+                        if posts.lookup(records.byAuthor, page.session.userName).contains(where: { $0.record.forum == forum }) {
+                            messages(posts.lookup(records.byForum, forum)) { p in
                                 if p.record.author == page.session.userName {
                                     " "
                                     page.actionButton("delete") { _ in
@@ -99,7 +102,7 @@ enum Board {
                             }
                         } else {
                             // Nothing of this reader's own: the list every such reader sees, rendered once per change.
-                            cache.html(forum, version: channels.version("forum:" + forum)) { messages(posts.lookup(\Post.forum, forum)) { _ in EmptyHTML() } }
+                            cache.html(forum, version: channels.version("forum:" + forum)) { messages(posts.lookup(records.byForum, forum)) { _ in EmptyHTML() } }
                         }
                     }
                     page.liveStatus(transport: transport)

@@ -112,8 +112,17 @@ struct StoreTests {
         #expect(messages.lookup(\Message.forum, "Ubuntu").isEmpty)
         #expect(try messages.unique(\Message.author, "bob")?.id == b)
         #expect(throws: StoreError.notUnique) { try messages.unique(\Message.author, "ann") }
+        // The same through index handles (resolved once, like prepared statements).
+        let byForum = messages.index(\Message.forum), byAuthor = messages.index(\Message.author)
+        #expect(messages.lookup(byForum, "Debian").map(\.id) == [b, a])
+        #expect(messages.lookup(byForum, "Debian", newestFirst: false).map(\.id) == [a, b])
+        #expect(messages.lookup(byForum, "Ubuntu").isEmpty)
+        #expect(try messages.unique(byAuthor, "bob")?.id == b)
+        #expect(try messages.unique(byAuthor, "zoe") == nil)
+        #expect(throws: StoreError.notUnique) { try messages.unique(byAuthor, "ann") }
         try messages.update(b, to: Message(forum: "Gentoo", text: "moved", author: "bob"))
         #expect(messages.lookup(\Message.forum, "Gentoo").map(\.id) == [c, b])
+        #expect(messages.lookup(byForum, "Gentoo").map(\.id) == [c, b], "a handle sees later changes")
         #expect(messages.lookup(\Message.forum, "Debian").map(\.id) == [a])
         try messages.delete(a)
         #expect(messages.get(a) == nil)
