@@ -150,7 +150,7 @@ final class LogFile {
 
     /// Appends one entry (length, CRC32C, payload) in one write. On failure the file is cut
     /// back to where it was, so a half-written entry never stays.
-    func append(_ payload: [UInt8]) throws(StoreError) -> Int {
+    func append(_ payload: [UInt8]) throws(StoreError) {
         guard payload.count <= LogFile.maxEntry else { throw .io("entry of \(payload.count) bytes is larger than \(LogFile.maxEntry)") }
         var entry: [UInt8] = []
         entry.reserveCapacity(payload.count + LogFile.entryHeaderLength)
@@ -170,7 +170,6 @@ final class LogFile {
             throw error
         }
         length = at + entry.count
-        return length
     }
 
     /// Writes zeros from `capacity` to at least `end` (a chunk at a time; just to `end` when a

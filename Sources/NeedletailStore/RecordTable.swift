@@ -221,19 +221,17 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     /// The records of `ids` (called under the store's lock).
     @inlinable
     func records(_ ids: IDs?, newestFirst: Bool) -> [(id: Int, record: R)] {
-        switch ids {
-        case nil: return []
-        case .one(let id):
+        guard let ids else { return [] }
+        if case .one(let id) = ids {
             // One record (the common case of a selective index): an array literal is
             // allocated at its size, with no growth path.
             guard let r = rows[id] else { return [] }
             return [(id, r)]
-        case .many(let list):
-            var out: [(id: Int, record: R)] = []
-            out.reserveCapacity(list.count)
-            IDs.many(list).forEach(newestFirst: newestFirst) { id in if let r = rows[id] { out.append((id, r)) } }
-            return out
         }
+        var out: [(id: Int, record: R)] = []
+        out.reserveCapacity(ids.count)
+        ids.forEach(newestFirst: newestFirst) { id in if let r = rows[id] { out.append((id, r)) } }
+        return out
     }
 
     /// The one record of `ids`, if any (called under the store's lock).

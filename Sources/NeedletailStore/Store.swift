@@ -144,7 +144,7 @@ public final class Store: @unchecked Sendable {
             for op in ops where op.kind == .delete || op.isUpdate {
                 guard let t = tables[op.type], t.contains(op.id) else { throw .notFound(op.id) }
             }
-            _ = try log.append(payload)
+            try log.append(payload)
             for op in ops {
                 guard let t = tables[op.type] else { continue }
                 switch op.kind {

@@ -148,15 +148,23 @@ public struct LiveStatus: FlowContent, NonInteractive, FormFree {
         out.append("<div id=\"nt-status\" data-nt-view=\"")
         out.appendAttributeValue(view)
         out.append("\" data-nt-channels=\"")
-        for (i, (name, version)) in versions.enumerated() {
-            if i > 0 { out.append(";") }
-            out.appendAttributeValue(name)
-            out.append("|")
-            out.appendDecimal(Int(truncatingIfNeeded: version))
-        }
+        out.appendChannelVersions(versions)
         out.append("\" data-nt-transport=\"")
         out.appendAttributeValue(transport.rawValue)
         out.append("\" aria-live=\"polite\"></div>")
+    }
+}
+
+extension HTMLOutput {
+    /// `name|version;name|version…` inside an attribute value: what pages carry in
+    /// `data-nt-channels` and answers in `data-nt-versions`, and polls send back.
+    mutating func appendChannelVersions(_ versions: [(String, UInt64)]) {
+        for (i, (name, version)) in versions.enumerated() {
+            if i > 0 { append(";") }
+            appendAttributeValue(name)
+            append("|")
+            appendDecimal(Int(truncatingIfNeeded: version))
+        }
     }
 }
 

@@ -228,12 +228,7 @@ public final class LiveAppCore: Sendable {
             out.append("</template>")
         }
         out.append("<template data-nt-versions=\"")
-        for (i, (name, version)) in now.enumerated() {
-            if i > 0 { out.append(";") }
-            out.appendAttributeValue(name)
-            out.append("|")
-            out.appendDecimal(Int(truncatingIfNeeded: version))
-        }
+        out.appendChannelVersions(now)
         out.append("\"></template>")
         trimActions(of: page.session)  // re-rendered regions registered their actions again
         return (out.chunks, now)

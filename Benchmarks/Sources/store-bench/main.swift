@@ -154,30 +154,25 @@ do {
     try store.transaction { tx in
         for k in 0..<lookups { tx.insert(SampleRecord(key: k, text: "row \(k)"), into: table) }
     }
-    var found = 0
-    let start = now()
-    for k in 0..<lookups { found += lookupCount(table, k) }
-    let ns = (now() - start) / Double(lookups) * 1e9
-    rows.append(("Needletail indexed lookup (\(found) found)", "\(Int(ns)) ns"))
-    var foundUnique = 0
-    let startUnique = now()
-    for k in 0..<lookups { foundUnique += uniqueCount(table, k) }
-    let uniqueNs = (now() - startUnique) / Double(lookups) * 1e9
-    rows.append(("Needletail unique indexed lookup (\(foundUnique) found)", "\(Int(uniqueNs)) ns"))
+    /// Runs `count(k)` for every key; returns how many were found and the ns per lookup.
+    func timed(_ count: (Int) -> Int) -> (found: Int, ns: Int) {
+        var found = 0
+        let start = now()
+        for k in 0..<lookups { found += count(k) }
+        return (found, Int((now() - start) / Double(lookups) * 1e9))
+    }
     let byKey = table.index(\SampleRecord.key)
-    var foundPrepared = 0
-    let startPrepared = now()
-    for k in 0..<lookups { foundPrepared += preparedLookupCount(table, byKey, k) }
-    let preparedNs = (now() - startPrepared) / Double(lookups) * 1e9
-    rows.append(("Needletail indexed lookup, index handle (\(foundPrepared) found)", "\(Int(preparedNs)) ns"))
-    var foundPreparedUnique = 0
-    let startPreparedUnique = now()
-    for k in 0..<lookups { foundPreparedUnique += preparedUniqueCount(table, byKey, k) }
-    let preparedUniqueNs = (now() - startPreparedUnique) / Double(lookups) * 1e9
-    rows.append(("Needletail unique indexed lookup, index handle (\(foundPreparedUnique) found)", "\(Int(preparedUniqueNs)) ns"))
+    let plain = timed { lookupCount(table, $0) }
+    let unique = timed { uniqueCount(table, $0) }
+    let prepared = timed { preparedLookupCount(table, byKey, $0) }
+    let preparedUnique = timed { preparedUniqueCount(table, byKey, $0) }
+    rows.append(("Needletail indexed lookup (\(plain.found) found)", "\(plain.ns) ns"))
+    rows.append(("Needletail unique indexed lookup (\(unique.found) found)", "\(unique.ns) ns"))
+    rows.append(("Needletail indexed lookup, index handle (\(prepared.found) found)", "\(prepared.ns) ns"))
+    rows.append(("Needletail unique indexed lookup, index handle (\(preparedUnique.found) found)", "\(preparedUnique.ns) ns"))
     store.close()
     if profileLookups {
-        print("lookups: \(Int(ns)) ns, unique: \(Int(uniqueNs)) ns, with an index handle: \(Int(preparedNs)) ns, unique \(Int(preparedUniqueNs)) ns")
+        print("lookups: \(plain.ns) ns, unique: \(unique.ns) ns, with an index handle: \(prepared.ns) ns, unique \(preparedUnique.ns) ns")
         exit(0)
     }
 
