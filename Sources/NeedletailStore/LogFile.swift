@@ -148,20 +148,26 @@ final class LogFile {
         return r
     }
 
-    /// Appends one entry (length, CRC32C, payload) in one write. On failure the file is cut
-    /// back to where it was, so a half-written entry never stays.
-    func append(_ payload: [UInt8]) throws(StoreError) {
-        guard payload.count <= LogFile.maxEntry else { throw .io("entry of \(payload.count) bytes is larger than \(LogFile.maxEntry)") }
-        var entry: [UInt8] = []
-        entry.reserveCapacity(payload.count + LogFile.entryHeaderLength)
-        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { entry += $0 }
-        withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { entry += $0 }
-        entry += payload
-        let at = length
-        if at + entry.count > capacity { try reserve(upTo: at + entry.count) }
+    /// Fills in the header (length, CRC32C) of an entry whose payload follows
+    /// `entryHeaderLength` reserved bytes (as `Operation.encode` leaves them). Needs no lock.
+    static func seal(_ entry: inout [UInt8]) throws(StoreError) {
+        let count = entry.count - entryHeaderLength
+        guard count <= maxEntry else { throw .io("entry of \(count) bytes is larger than \(maxEntry)") }
+        let crc = entry.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[entryHeaderLength...])) }
+        entry.withUnsafeMutableBytes { b in
+            b.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 0, as: UInt32.self)
+            b.storeBytes(of: crc.littleEndian, toByteOffset: 4, as: UInt32.self)
+        }
+    }
+
+    /// Appends one sealed entry in one write. On failure the file is cut back to where it was,
+    /// so a half-written entry never stays.
+    func append(_ entry: [UInt8]) throws(StoreError) {
+        let at = try claim(entry.count)
         do {
             try writeAll(entry, at: at)
         } catch {
+            length = at
             // Never leave part of an entry: zero it again, or failing that cut the file there.
             if (try? writeAll([UInt8](repeating: 0, count: entry.count), at: at)) == nil {
                 _ = ftruncate(fd, off_t(at))
@@ -169,7 +175,22 @@ final class LogFile {
             }
             throw error
         }
-        length = at + entry.count
+    }
+
+    /// Takes the next `count` bytes of the log for an entry that will be written later (by the
+    /// sync thread, with the entries around it, `write(_:at:)`), reserving space as needed;
+    /// returns where the entry goes.
+    func claim(_ count: Int) throws(StoreError) -> Int {
+        let at = length
+        if at + count > capacity { try reserve(upTo: at + count) }
+        length = at + count
+        return at
+    }
+
+    /// Writes bytes already claimed (`claim`) at `offset`. Safe while appends claim space after
+    /// them: it touches only the descriptor, which only compaction replaces, with syncs paused.
+    func write(_ bytes: [UInt8], at offset: Int) throws(StoreError) {
+        try writeAll(bytes, at: offset)
     }
 
     /// Writes zeros from `capacity` to at least `end` (a chunk at a time; just to `end` when a
@@ -200,7 +221,7 @@ final class LogFile {
         }
     }
 
-    /// Writes a new log at `path + ".compact"` holding `entries` (payloads), synced; returns its
+    /// Writes a new log at `path + ".compact"` holding `entries` (sealed), synced; returns its
     /// length. The caller then copies the tail and calls `replace(with:)`.
     static func writeCompacted(path: String, entries: [[UInt8]]) throws(StoreError) -> (fd: Int32, length: Int) {
         let tmp = path + ".compact"
@@ -209,11 +230,7 @@ final class LogFile {
         var bytes = magic
         withUnsafeBytes(of: version.littleEndian) { bytes += $0 }
         bytes += [0, 0, 0, 0]
-        for payload in entries {
-            withUnsafeBytes(of: UInt32(payload.count).littleEndian) { bytes += $0 }
-            withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { bytes += $0 }
-            bytes += payload
-        }
+        for entry in entries { bytes += entry }
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(done)) }

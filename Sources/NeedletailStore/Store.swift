@@ -85,7 +85,7 @@ public final class Store: @unchecked Sendable {
         self.unclaimed = unclaimed
         let r = log.recovery
         recovery = Recovery(entries: r.entries, cutBytes: r.cutBytes, cutAt: r.cutAt)
-        if policy != .never { durability.start(sync: log.sync) }
+        if policy != .never { durability.start(write: log.write, sync: log.sync) }
         if policy == .everySecond { startSyncThread() }
     }
 
@@ -135,16 +135,28 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Encodes, appends, applies, and (with `.always`) waits until durable.
+    ///
+    /// With `.always` the entry is not written here: its space in the log is claimed and the
+    /// bytes handed to the sync thread, which writes every entry of a group with one pwrite
+    /// before the group's fdatasync (the writer would otherwise make one pwrite of its own
+    /// under the store's lock).
     func commit(_ ops: [Operation]) throws(StoreError) {
         guard !ops.isEmpty else { return }
-        let payload = Operation.encode(ops)
+        let entry = try Operation.entry(ops)
+        let deferred = policy == .always
         let number: Int = try lock.withLock { () throws(StoreError) -> Int in
             guard !closed else { throw .io("store \(path) is closed") }
             // Check first, so that an invalid change leaves both memory and log untouched.
             for op in ops where op.kind == .delete || op.isUpdate {
                 guard let t = tables[op.type], t.contains(op.id) else { throw .notFound(op.id) }
             }
-            try log.append(payload)
+            let number: Int
+            if deferred {
+                number = durability.appended(entry, at: try log.claim(entry.count))
+            } else {
+                try log.append(entry)
+                number = durability.appendedOne()
+            }
             for op in ops {
                 guard let t = tables[op.type] else { continue }
                 switch op.kind {
@@ -152,9 +164,9 @@ public final class Store: @unchecked Sendable {
                 case .delete: t.applyDelete(id: op.id)
                 }
             }
-            return durability.appendedOne()
+            return number
         }
-        if policy == .always { try durability.waitUntilDurable(number) }
+        if deferred { try durability.waitUntilDurable(number) }
     }
 
     /// Rewrites the log as one put per live record (a snapshot) followed by whatever was
@@ -175,7 +187,7 @@ public final class Store: @unchecked Sendable {
             var entries: [[UInt8]] = []
             var i = 0
             while i < ops.count {
-                entries.append(Operation.encode(Array(ops[i..<min(i + 1000, ops.count)])))
+                entries.append(try Operation.entry(Array(ops[i..<min(i + 1000, ops.count)])))
                 i += 1000
             }
             return (entries, log.length)
@@ -184,9 +196,10 @@ public final class Store: @unchecked Sendable {
         let (fd, written) = try LogFile.writeCompacted(path: path, entries: entries)
         // 3. Under the lock again: the entries committed meanwhile, then the swap.
         return try lock.withLock { () throws(StoreError) -> Int in
-            // No sync may run on the descriptor the swap closes.
-            durability.pause()
             do throws(StoreError) {
+                // No sync may run on the descriptor the swap closes; entries not written yet
+                // are written now, so that the tail copied below holds them.
+                try durability.pause()
                 let old = log.length
                 let end = try log.copyTail(from: mark, to: fd, at: written)
                 try log.replace(with: fd, length: end)
@@ -255,10 +268,12 @@ struct Operation {
         return RecordBytes(w.bytes)
     }
 
-    /// Entry payload: u8 format (1), u32 count, then per change: u8 kind, u16 type-name length,
-    /// the name, u64 id, and for a put u32 length + the record's fields.
-    static func encode(_ ops: [Operation]) -> [UInt8] {
+    /// A sealed log entry (`LogFile.seal`) whose payload is: u8 format (1), u32 count, then per
+    /// change: u8 kind, u16 type-name length, the name, u64 id, and for a put u32 length + the
+    /// record's fields.
+    static func entry(_ ops: [Operation]) throws(StoreError) -> [UInt8] {
         var w = RecordWriter()
+        w.bytes.append(contentsOf: repeatElement(0, count: LogFile.entryHeaderLength))
         w.bytes.append(1)
         w.appendLE(UInt32(ops.count))
         for op in ops {
@@ -271,6 +286,7 @@ struct Operation {
                 w.bytes += op.bytes.storage[op.bytes.range]
             }
         }
+        try LogFile.seal(&w.bytes)
         return w.bytes
     }
 

@@ -61,7 +61,14 @@ final class GroupSync: @unchecked Sendable {
     /// `words[0]`, `words[1]`: bumped when a sync of that parity ends; `words[2]`: work.
     private let words: UnsafeMutablePointer<UInt32>
     private var thread: pthread_t?
+    private var write: (([UInt8], Int) throws(StoreError) -> Void)?
     private var sync: (() throws(StoreError) -> Void)?
+    /// Entries appended (`appended(_:at:)`) and not written yet: the bytes of the log from
+    /// `pendingAt`, contiguous (appends claim space in order under the store's lock).
+    private var pending: [UInt8] = []
+    private var pendingAt = 0
+    /// The sync thread's buffer being written; swapped with `pending` (keeps its capacity).
+    private var writing: [UInt8] = []
 
     init() {
         pthread_mutex_init(&mutex, nil)
@@ -74,8 +81,10 @@ final class GroupSync: @unchecked Sendable {
         words.deallocate()
     }
 
-    /// Starts the sync thread, which calls `sync` (the log's fdatasync).
-    func start(sync: @escaping () throws(StoreError) -> Void) {
+    /// Starts the sync thread, which calls `write` (the log's pwrite at an offset) for the
+    /// entries handed to it and `sync` (the log's fdatasync).
+    func start(write: @escaping ([UInt8], Int) throws(StoreError) -> Void, sync: @escaping () throws(StoreError) -> Void) {
+        self.write = write
         self.sync = sync
         thread = spawnStoreThread { [self] in run() }
     }
@@ -91,6 +100,7 @@ final class GroupSync: @unchecked Sendable {
         _ = nt_futex_wake_all(words + 2)
         pthread_join(t, nil)
         thread = nil
+        write = nil
         sync = nil
     }
 
@@ -98,6 +108,7 @@ final class GroupSync: @unchecked Sendable {
     /// Lifts a `pause`.
     func allDurable() {
         pthread_mutex_lock(&mutex)
+        pending.removeAll(keepingCapacity: true)
         durable.store(appended, ordering: .releasing)
         paused = false
         // Writers asleep for a sync that will not run now (their entries are durable in the
@@ -107,10 +118,14 @@ final class GroupSync: @unchecked Sendable {
         for i in 0..<3 { _ = nt_futex_wake_all(words + i) }
     }
 
-    /// Waits for the running sync to end and starts no other until `allDurable` or `resume`: the
-    /// log's file is about to be replaced (a sync must not run on a descriptor being closed).
-    func pause() {
+    /// Waits for the running sync to end, writes the entries handed over since, and starts no
+    /// other sync until `allDurable` or `resume`: the log's file is about to be replaced (a sync
+    /// must not run on a descriptor being closed). A failed write is final, as a failed sync.
+    func pause() throws(StoreError) {
         pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        // Set first, so that the sync thread starts no other sync meanwhile.
+        paused = true
         while let r = running {
             let word = words + (r.number & 1)
             let seen = nt_atomic_load_u32(word)
@@ -118,8 +133,16 @@ final class GroupSync: @unchecked Sendable {
             _ = nt_futex_wait(word, seen)
             pthread_mutex_lock(&mutex)
         }
-        paused = true
-        pthread_mutex_unlock(&mutex)
+        if let f = failed { throw f }
+        if !pending.isEmpty, let write {
+            do throws(StoreError) {
+                try write(pending, pendingAt)
+                pending.removeAll(keepingCapacity: true)
+            } catch {
+                fail(error)
+                throw error
+            }
+        }
     }
 
     /// Lifts a `pause` (the replacement failed; the old file stays).
@@ -135,6 +158,18 @@ final class GroupSync: @unchecked Sendable {
     /// number, for `waitUntilDurable`.
     func appendedOne() -> Int {
         pthread_mutex_lock(&mutex)
+        appended += 1
+        let number = appended
+        pthread_mutex_unlock(&mutex)
+        return number
+    }
+
+    /// A commit whose entry the sync thread writes, at `offset`, before the sync that makes it
+    /// durable (called with the store's lock held, in append order); returns its number.
+    func appended(_ entry: [UInt8], at offset: Int) -> Int {
+        pthread_mutex_lock(&mutex)
+        if pending.isEmpty { pendingAt = offset }
+        pending += entry
         appended += 1
         let number = appended
         pthread_mutex_unlock(&mutex)
@@ -180,7 +215,16 @@ final class GroupSync: @unchecked Sendable {
         }
     }
 
-    /// The sync thread: a sync whenever something is appended and not yet synced.
+    /// Records a failed write or sync (with the mutex held) and wakes every writer: no sync
+    /// will run any more.
+    private func fail(_ error: StoreError) {
+        failed = error
+        for i in 0...1 { nt_atomic_increment_u32(words + i) }
+        for i in 0...1 { _ = nt_futex_wake_all(words + i) }
+    }
+
+    /// The sync thread: whenever something is appended and not yet synced, writes the entries
+    /// handed over (one pwrite) and syncs.
     private func run() {
         pthread_mutex_lock(&mutex)
         while true {
@@ -188,19 +232,29 @@ final class GroupSync: @unchecked Sendable {
                 let number = completed
                 let target = appended
                 running = (number, target)
+                swap(&pending, &writing)
+                let at = pendingAt
                 pthread_mutex_unlock(&mutex)
                 var failure: StoreError?
-                do { try sync() } catch { failure = error }
+                do throws(StoreError) {
+                    if !writing.isEmpty, let write { try write(writing, at) }
+                    try sync()
+                } catch { failure = error }
+                writing.removeAll(keepingCapacity: true)
                 pthread_mutex_lock(&mutex)
-                if let failure { failed = failure } else { durable.store(target, ordering: .releasing) }
                 running = nil
                 completed += 1
-                // After a failure no sync will run: the writers waiting for the next one wake too.
-                let ends = failure == nil ? (number & 1)...(number & 1) : 0...1
-                for i in ends { nt_atomic_increment_u32(words + i) }
-                pthread_mutex_unlock(&mutex)
-                for i in ends { _ = nt_futex_wake_all(words + i) }
-                pthread_mutex_lock(&mutex)
+                if let failure {
+                    // No sync will run again: the writers waiting for the next one wake too.
+                    fail(failure)
+                } else {
+                    durable.store(target, ordering: .releasing)
+                    let word = words + (number & 1)
+                    nt_atomic_increment_u32(word)
+                    pthread_mutex_unlock(&mutex)
+                    _ = nt_futex_wake_all(word)
+                    pthread_mutex_lock(&mutex)
+                }
                 continue
             }
             if stopping { break }

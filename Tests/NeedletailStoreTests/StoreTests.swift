@@ -450,7 +450,7 @@ struct GroupSyncTests {
     @Test func aFailedSyncIsFinalAndWakesEveryWaiter() {
         let sync = GroupSync()
         let calls = Atomic<Int>(0)
-        sync.start { () throws(StoreError) in
+        sync.start(write: { _, _ in }) { () throws(StoreError) in
             calls.add(1, ordering: .relaxed)
             usleep(20_000)
             throw .io("fdatasync: Input/output error")
@@ -472,11 +472,11 @@ struct GroupSyncTests {
         sync.stop()
     }
 
-    @Test func writersWaitingWhilePausedReturnOnceAllDurable() {
+    @Test func writersWaitingWhilePausedReturnOnceAllDurable() throws {
         let sync = GroupSync()
         let syncs = Atomic<Int>(0)
-        sync.start { () throws(StoreError) in syncs.add(1, ordering: .relaxed) }
-        sync.pause()  // compaction: no sync may run until the file is swapped
+        sync.start(write: { _, _ in }) { () throws(StoreError) in syncs.add(1, ordering: .relaxed) }
+        try sync.pause()  // compaction: no sync may run until the file is swapped
         let returned = Atomic<Int>(0)
         #expect(finished(4, within: 0.3) { i in
             try? sync.waitUntilDurable(sync.appendedOne())
@@ -492,6 +492,69 @@ struct GroupSyncTests {
         let fifth = sync.appendedOne()
         #expect(finished(1, within: 5) { _ in try? sync.waitUntilDurable(fifth) } == 1)
         #expect(syncs.load(ordering: .relaxed) == 1)
+        sync.stop()
+    }
+
+    /// Entries handed to the sync thread: written at their offsets, in order, before the sync
+    /// that makes them durable; several per write when writers overlap.
+    @Test func handedOverEntriesAreWrittenBeforeTheirSync() {
+        let sync = GroupSync()
+        let file = Mutex<[UInt8]>([])
+        let writes = Atomic<Int>(0)
+        let syncedEnd = Atomic<Int>(0)
+        sync.start(write: { bytes, at in
+            file.withLock { f in
+                #expect(at == f.count)  // contiguous, in claim order
+                f += bytes
+            }
+            writes.add(1, ordering: .relaxed)
+        }) { () throws(StoreError) in
+            usleep(200)
+            syncedEnd.store(file.withLock { $0.count }, ordering: .releasing)
+        }
+        let claim = Mutex<Int>(0)  // the store's lock: space is claimed and handed over in order
+        let late = Atomic<Int>(0)
+        let n = finished(8, within: 10) { t in
+            for k in 0..<50 {
+                let entry = [UInt8](repeating: UInt8(truncatingIfNeeded: t * 50 + k), count: 1 + k % 7)
+                let (number, end) = claim.withLock { next in
+                    let at = next
+                    next += entry.count
+                    return (sync.appended(entry, at: at), next)
+                }
+                do throws(StoreError) { try sync.waitUntilDurable(number) } catch { late.add(1000, ordering: .relaxed) }
+                if syncedEnd.load(ordering: .acquiring) < end { late.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(n == 8)
+        #expect(late.load(ordering: .relaxed) == 0)
+        #expect(file.withLock { $0.count } == claim.withLock { $0 })
+        #expect(writes.load(ordering: .relaxed) < 400)
+        sync.stop()
+    }
+
+    /// Compaction's pause waits for the running sync, then writes what was handed over since.
+    @Test func pauseWritesWhatWasHandedOver() throws {
+        let sync = GroupSync()
+        let writes = Mutex<[(Int, [UInt8])]>([])
+        let syncs = Atomic<Int>(0)
+        sync.start(write: { bytes, at in writes.withLock { $0.append((at, bytes)) } }) { () throws(StoreError) in
+            usleep(50_000)
+            syncs.add(1, ordering: .relaxed)
+        }
+        let first = sync.appended([1, 2, 3], at: 16)
+        let waiter = spawnStoreThread { try? sync.waitUntilDurable(first) }  // wakes the sync thread
+        usleep(10_000)  // the sync thread has taken [1, 2, 3] and is syncing
+        let second = sync.appended([4, 5], at: 19)
+        try sync.pause()
+        #expect(syncs.load(ordering: .relaxed) == 1)
+        #expect(writes.withLock { $0.map(\.0) } == [16, 19])
+        #expect(writes.withLock { $0.map(\.1) } == [[1, 2, 3], [4, 5]])
+        sync.allDurable()
+        try sync.waitUntilDurable(first)
+        try sync.waitUntilDurable(second)
+        #expect(syncs.load(ordering: .relaxed) == 1)
+        pthread_join(waiter, nil)
         sync.stop()
     }
 }
