@@ -45,8 +45,9 @@ enum HTTPResponseEncoder {
     static func isSafe(value: String) -> Bool {
         var v = value
         return v.withUTF8 { bytes in
-            for b in bytes where b <= 13 && (b == 13 || b == 10 || b == 0) { return false }
-            return true
+            let raw = UnsafeRawBufferPointer(bytes)
+            return ByteScan.firstIndex(in: raw, mayHold: { ByteScan.hasByte(of: $0, below: 14) },
+                                       isBad: { $0 == 13 || $0 == 10 || $0 == 0 }) == raw.count
         }
     }
 

@@ -1,0 +1,46 @@
+/// Checks of byte ranges eight bytes at a time (SWAR: "SIMD within a register"). A word is
+/// tested with a few integer operations; only a word that may hold a byte of interest is looked
+/// at byte by byte. Request heads and response header values are mostly plain ASCII, so most
+/// words pass in one test (the per-byte loops these replace cost 4–25 instructions a byte).
+public enum ByteScan {
+    @usableFromInline static let ones: UInt64 = 0x0101_0101_0101_0101
+    @usableFromInline static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether some byte of `w` is below `n` (0 < n ≤ 128): exact as a yes/no answer (Bit
+    /// Twiddling Hacks' `hasless`).
+    @inlinable @inline(__always)
+    public static func hasByte(of w: UInt64, below n: UInt64) -> Bool {
+        (w &- ones &* n) & ~w & highs != 0
+    }
+
+    /// Whether some byte of `w` equals `b`.
+    @inlinable @inline(__always)
+    public static func hasByte(of w: UInt64, equalTo b: UInt8) -> Bool {
+        hasByte(of: w ^ (ones &* UInt64(b)), below: 1)
+    }
+
+    /// Whether some byte of `w` is 128 or above.
+    @inlinable @inline(__always)
+    public static func hasHighByte(_ w: UInt64) -> Bool { w & highs != 0 }
+
+    /// The offset of the first byte of `bytes` for which `isBad` holds, or `bytes.count`.
+    /// `mayHold(word)` must be true of every eight bytes that hold such a byte (it may be true
+    /// of others: those are then checked byte by byte).
+    @inlinable @inline(__always)
+    public static func firstIndex(in bytes: UnsafeRawBufferPointer, mayHold: (UInt64) -> Bool, isBad: (UInt8) -> Bool) -> Int {
+        let n = bytes.count
+        guard let p = bytes.baseAddress else { return 0 }
+        var i = 0
+        while i + 8 <= n {
+            if mayHold(p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                for j in i..<(i + 8) where isBad(p.load(fromByteOffset: j, as: UInt8.self)) { return j }
+            }
+            i += 8
+        }
+        while i < n {
+            if isBad(p.load(fromByteOffset: i, as: UInt8.self)) { return i }
+            i += 1
+        }
+        return n
+    }
+}
