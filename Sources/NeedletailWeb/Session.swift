@@ -144,8 +144,11 @@ public final class SessionStore: Sendable {
             let found: Session? = sessions.withLock { all in
                 guard let s = all[id] else { return nil }
                 let expired = s.state.withLock { st -> Bool in
-                    if now - st.lastUsed > idleTimeout { return true }
-                    st.lastUsed = now
+                    // Another loop may have touched the session after `now` was read, so its
+                    // time can be later than ours (an unsigned `now - lastUsed` then trapped:
+                    // two requests of one session on two loops at a second's turn).
+                    if now > st.lastUsed && now - st.lastUsed > idleTimeout { return true }
+                    st.lastUsed = max(st.lastUsed, now)
                     return false
                 }
                 if expired { all[id] = nil; return nil }
@@ -177,7 +180,7 @@ public final class SessionStore: Sendable {
     /// Drops expired sessions, then the least recently used tenth if still full.
     func evict(_ all: inout [String: Session], now: UInt64) {
         let ages = all.map { (id: $0.key, used: $0.value.state.withLock { $0.lastUsed }) }
-        for a in ages where now - a.used > idleTimeout { all[a.id] = nil }
+        for a in ages where now > a.used && now - a.used > idleTimeout { all[a.id] = nil }
         guard all.count >= maxSessions else { return }
         let drop = max(1, maxSessions / 10)
         for a in ages.filter({ all[$0.id] != nil }).sorted(by: { $0.used < $1.used }).prefix(drop) { all[a.id] = nil }

@@ -89,6 +89,23 @@ func actionPath(in body: String) -> String? {
         #expect(store.existing(for: get("/", cookie: "nt_session=\(s.id)")) == nil)
     }
 
+    /// Two loops serve one session: the request whose clock was read first may reach the
+    /// session after the other has touched it, at a later second. That must not trap (it did:
+    /// an unsigned `now - lastUsed` overflowed, and the server died under a two-loop load).
+    @Test func aSessionTouchedAtALaterSecondByAnotherLoopStaysUsable() {
+        let clock = FakeClock()
+        let store = SessionStore(maxSessions: 2, clock: clock.read)
+        let s = store.session(for: get("/")).session
+        clock.advance(1)
+        #expect(store.existing(for: get("/", cookie: "nt_session=\(s.id)")) === s)
+        clock.now.store(1000, ordering: .relaxed)  // the other loop's earlier reading
+        #expect(store.existing(for: get("/", cookie: "nt_session=\(s.id)")) === s)
+        // Eviction at the cap compares the same times.
+        _ = store.session(for: get("/"))
+        _ = store.session(for: get("/"))
+        #expect(store.count <= 2)
+    }
+
     @Test func leastRecentlyUsedIsEvictedAtTheCap() {
         let clock = FakeClock()
         let store = SessionStore(maxSessions: 10, clock: clock.read)
