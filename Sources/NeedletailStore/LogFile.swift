@@ -43,7 +43,7 @@ final class LogFile {
             var header = LogFile.magic
             withUnsafeBytes(of: LogFile.version.littleEndian) { header += $0 }
             header += [0, 0, 0, 0]
-            try writeAll(header, at: 0)
+            try write(header, at: 0)
             try sync()
             LogFile.syncDirectory(of: path)
             length = LogFile.headerLength
@@ -149,7 +149,7 @@ final class LogFile {
     }
 
     /// Fills in the header (length, CRC32C) of an entry whose payload follows
-    /// `entryHeaderLength` reserved bytes (as `Operation.encode` leaves them). Needs no lock.
+    /// `entryHeaderLength` reserved bytes (as `Operation.entry` leaves them). Needs no lock.
     static func seal(_ entry: inout [UInt8]) throws(StoreError) {
         let count = entry.count - entryHeaderLength
         guard count <= maxEntry else { throw .io("entry of \(count) bytes is larger than \(maxEntry)") }
@@ -165,11 +165,11 @@ final class LogFile {
     func append(_ entry: [UInt8]) throws(StoreError) {
         let at = try claim(entry.count)
         do {
-            try writeAll(entry, at: at)
+            try write(entry, at: at)
         } catch {
             length = at
             // Never leave part of an entry: zero it again, or failing that cut the file there.
-            if (try? writeAll([UInt8](repeating: 0, count: entry.count), at: at)) == nil {
+            if (try? write([UInt8](repeating: 0, count: entry.count), at: at)) == nil {
                 _ = ftruncate(fd, off_t(at))
                 capacity = at
             }
@@ -187,19 +187,13 @@ final class LogFile {
         return at
     }
 
-    /// Writes bytes already claimed (`claim`) at `offset`. Safe while appends claim space after
-    /// them: it touches only the descriptor, which only compaction replaces, with syncs paused.
-    func write(_ bytes: [UInt8], at offset: Int) throws(StoreError) {
-        try writeAll(bytes, at: offset)
-    }
-
     /// Writes zeros from `capacity` to at least `end` (a chunk at a time; just to `end` when a
     /// chunk does not fit on the disk). On failure the file is cut back to what it was.
     private func reserve(upTo end: Int) throws(StoreError) {
         let chunk = max(end, capacity + LogFile.reserveChunk)
         for target in [chunk, end] {
             do {
-                try writeAll([UInt8](repeating: 0, count: target - capacity), at: capacity)
+                try write([UInt8](repeating: 0, count: target - capacity), at: capacity)
                 capacity = target
                 return
             } catch {
@@ -209,14 +203,21 @@ final class LogFile {
         }
     }
 
-    private func writeAll(_ bytes: [UInt8], at offset: Int) throws(StoreError) {
+    /// Writes `bytes` at `offset`, all of them. The sync thread calls it for entries already
+    /// claimed (`claim`) while appends claim space after them: it touches only the descriptor,
+    /// which only compaction replaces, with syncs paused.
+    func write(_ bytes: [UInt8], at offset: Int) throws(StoreError) {
+        try LogFile.write(bytes, at: offset, to: fd, name: path)
+    }
+
+    /// pwrite until all of `bytes` is written at `offset` of `fd` (the log, or the compacted
+    /// file being made); `name` is for the error.
+    static func write(_ bytes: [UInt8], at offset: Int, to fd: Int32, name: String) throws(StoreError) {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io("write \(path): \(String(cString: strerror(errno)))")
-            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw .io("write \(name): \(n == 0 ? "no progress" : String(cString: strerror(errno)))") }
             done += n
         }
     }
@@ -231,17 +232,12 @@ final class LogFile {
         withUnsafeBytes(of: version.littleEndian) { bytes += $0 }
         bytes += [0, 0, 0, 0]
         for entry in entries { bytes += entry }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let e = String(cString: strerror(errno))
-                Glibc.close(fd)
-                unlink(tmp)
-                throw .io("write \(tmp): \(e)")
-            }
-            done += n
+        do {
+            try write(bytes, at: 0, to: fd, name: tmp)
+        } catch {
+            Glibc.close(fd)
+            unlink(tmp)
+            throw error
         }
         return (fd, bytes.count)
     }
@@ -258,12 +254,7 @@ final class LogFile {
             guard r > 0 else { throw .io("read \(path): \(String(cString: strerror(errno)))") }
             got += r
         }
-        var done = 0
-        while done < n {
-            let w = buf.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, n - done, off_t(at + done)) }
-            guard w > 0 else { throw .io("write \(path).compact: \(String(cString: strerror(errno)))") }
-            done += w
-        }
+        try LogFile.write(buf, at: at, to: fd, name: path + ".compact")
         return at + n
     }
 

@@ -108,7 +108,8 @@ final class GroupSync: @unchecked Sendable {
     /// Lifts a `pause`.
     func allDurable() {
         pthread_mutex_lock(&mutex)
-        pending.removeAll(keepingCapacity: true)
+        // `pause` wrote what was handed over, and the store's lock kept appends out since.
+        assert(pending.isEmpty, "entries handed over after pause")
         durable.store(appended, ordering: .releasing)
         paused = false
         // Writers asleep for a sync that will not run now (their entries are durable in the
