@@ -1,8 +1,9 @@
 // Opens N connections to 127.0.0.1:PORT, sends the same GET on each (a long-poll), prints
 // "parked" when all are sent, waits for a line on stdin, then reads until every connection has
 // received a complete chunked answer (ending "0\r\n\r\n") and prints the milliseconds taken
-// (connections are closed when the process exits, after the measurement). With a fourth
-// argument, the bytes the first connection received are saved there (parked-floor sends them).
+// until the last answer and until the first byte of any answer arrived (connections are
+// closed when the process exits, after the measurement). With a fourth argument, the bytes the
+// first connection received are saved there (parked-floor sends them).
 // Built and driven by Benchmarks/parked-bench.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     char line[16];
     if (!fgets(line, sizeof line, stdin)) return 1;
-    double t0 = now_ms();
+    double t0 = now_ms(), first = -1;
     int done = 0;
     char buf[65536];
     struct epoll_event evs[256];
@@ -60,6 +61,7 @@ int main(int argc, char **argv) {
             ssize_t r = read(fds[i], buf, sizeof buf);
             if (r == 0) { fprintf(stderr, "connection %d closed before its answer ended\n", i); return 1; }
             if (r < 0) continue;
+            if (first < 0) first = now_ms();
             if (i == 0 && save) fwrite(buf, 1, r, save);
             if (r >= 5) memcpy(tail[i], buf + r - 5, 5);
             else { memmove(tail[i], tail[i] + r, 5 - r); memcpy(tail[i] + 5 - r, buf, r); }
@@ -72,7 +74,7 @@ int main(int argc, char **argv) {
             }
         }
     }
-    printf("%.1f\n", now_ms() - t0);
+    printf("%.1f %.1f\n", now_ms() - t0, first - t0);
     if (save) fclose(save);
     return 0;
 }

@@ -78,18 +78,31 @@ public final class ByteBuffer {
     /// Appends the decimal digits of `value`.
     @inlinable
     public func appendDecimal(_ value: Int) {
-        if value < 0 { append(UInt8(ascii: "-")); appendDecimal(-value); return }
+        if value < 0 { append(UInt8(ascii: "-")); appendDigits(UInt(value.magnitude), radix: 10); return }
+        appendDigits(UInt(value), radix: 10)
+    }
+
+    /// Appends `value` in lower-case hexadecimal (a chunk size of chunked transfer coding).
+    @inlinable
+    public func appendHex(_ value: Int) {
+        precondition(value >= 0)
+        appendDigits(UInt(value), radix: 16)
+    }
+
+    @inlinable
+    func appendDigits(_ value: UInt, radix: UInt) {
         if value < 10 { append(UInt8(truncatingIfNeeded: value) &+ 48); return }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch on the stack
+        var digits: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)  // 64 bytes of scratch
         var n = value
         var len = 0
         withUnsafeMutableBytes(of: &digits) { scratch in
             while n > 0 {
-                scratch[23 - len] = UInt8(truncatingIfNeeded: n % 10) &+ 48
-                n /= 10
+                let d = UInt8(truncatingIfNeeded: n % radix)
+                scratch[63 - len] = d < 10 ? d &+ 48 : d &+ 87  // "0"..."9", "a"..."f"
+                n /= radix
                 len += 1
             }
-            append(UnsafeRawBufferPointer(rebasing: scratch[(24 - len)...]))
+            append(UnsafeRawBufferPointer(rebasing: scratch[(64 - len)...]))
         }
     }
 

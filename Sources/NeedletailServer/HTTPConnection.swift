@@ -125,7 +125,7 @@ final class HTTPConnection: ConnectionHandler {
         let sink = LoopStreamSink(connection: connection, frame: { connection, chunks in
             if chunked {
                 connection.write { out in
-                    out.append(string: String(chunks.count, radix: 16))
+                    out.appendHex(chunks.count)
                     out.append("\r\n")
                 }
             }

@@ -36,9 +36,12 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
     func write(_ transfer: ChunksTransfer) {
         guard !isCancelled else { return }
         loop.executeSoonOrNow(for: connection) { [self] in
-            let chunks = transfer.chunks
+            var chunks = transfer.chunks
             guard !connection.isClosed, !cancelled.load(ordering: .acquiring), !chunks.isEmpty else { return }
             frame(connection, chunks)
+            // Short chunks were copied into the connection's queue: their buffer goes back to
+            // this thread's pool (else every answer rendered here would cost a fresh buffer).
+            chunks.recycle()
             connection.pump()
         }
     }
@@ -47,8 +50,9 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
         guard !cancelled.load(ordering: .acquiring), !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
         loop.executeSoonOrNow(for: connection) { [self] in
             guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
-            let chunks = last.chunks
+            var chunks = last.chunks
             if !chunks.isEmpty { frame(connection, chunks) }
+            chunks.recycle()
             end(connection)
             connection.pump()
         }

@@ -8,13 +8,15 @@ import Synchronization
 /// versions it has; if any is old it is answered at once, otherwise it waits (parked: no
 /// thread, only this record and the connection) until `notify` bumps one of them, or until
 /// its deadline. `notify` may be called from any thread; the subscribers are answered on the
-/// notifying thread, their bytes handed to their own loops.
+/// notifying thread, their bytes handed to their own loops. A subscriber is handed the versions
+/// of its channels as they were when it was taken out (read under the same lock as the notify
+/// that woke it: nothing to look up again before rendering).
 public final class Channels: Sendable {
     struct Subscriber {
-        let wanted: [String]
+        let known: [(String, UInt64)]
         let deadline: UInt64
         let isCancelled: @Sendable () -> Bool
-        let deliver: @Sendable () -> Void
+        let deliver: @Sendable ([UInt64]) -> Void
     }
 
     struct State {
@@ -42,6 +44,11 @@ public final class Channels: Sendable {
         state.withLock { s in channels.map { s.versions[$0] ?? 0 } }
     }
 
+    /// The current versions of the channels named in `known`, in order.
+    func versions(of known: [(String, UInt64)]) -> [UInt64] {
+        state.withLock { s in known.map { s.versions[$0.0] ?? 0 } }
+    }
+
     /// The channels among `known` whose version differs from the one given.
     public func changed(_ known: [(String, UInt64)]) -> [String] {
         state.withLock { s in known.filter { (s.versions[$0.0] ?? 0) != $0.1 }.map(\.0) }
@@ -49,15 +56,20 @@ public final class Channels: Sendable {
 
     /// Bumps `channel` and answers every subscriber waiting on it.
     public func notify(_ channel: String) {
-        let due: [Subscriber] = state.withLock { s in
+        let due: [(Subscriber, [UInt64])] = state.withLock { s in
             s.versions[channel, default: 0] += 1
+            let version = s.versions[channel] ?? 0
             // Every subscriber of the channel leaves it at once; only those that also wait on
             // other channels are taken out of those sets one by one (a crowd on one channel
             // costs no hashing of the channel's name per subscriber).
             guard let ids = s.byChannel.removeValue(forKey: channel) else { return [] }
-            return ids.compactMap { remove(id: $0, from: &s, except: channel) }
+            return ids.compactMap { id in
+                remove(id: id, from: &s, except: channel).map { sub in
+                    (sub, sub.known.map { $0.0 == channel ? version : s.versions[$0.0] ?? 0 })
+                }
+            }
         }
-        for d in due { d.deliver() }
+        for (d, versions) in due { d.deliver(versions) }
     }
 
     /// Number of parked subscribers.
@@ -65,26 +77,28 @@ public final class Channels: Sendable {
 
     /// Parks a subscriber that has `known` versions, unless one is already old: then `deliver`
     /// runs at once. `deliver` runs exactly once: on a change, at the deadline (`timeout`
-    /// seconds), or never if `isCancelled` turns true first (the client left).
+    /// seconds), or never if `isCancelled` turns true first (the client left). It is given the
+    /// current versions of the channels of `known`, in the same order.
     public func wait(for known: [(String, UInt64)], timeout: UInt64,
-                     isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable () -> Void) {
+                     isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable ([UInt64]) -> Void) {
         startSweeper()
-        let parked: Bool = state.withLock { s in
-            if known.contains(where: { (s.versions[$0.0] ?? 0) != $0.1 }) { return false }
+        let now: [UInt64]? = state.withLock { s in
+            let current = known.map { s.versions[$0.0] ?? 0 }
+            if zip(known, current).contains(where: { $0.0.1 != $0.1 }) { return current }
             let id = s.nextID
             s.nextID += 1
-            s.subscribers[id] = Subscriber(wanted: known.map(\.0), deadline: clock() + timeout, isCancelled: isCancelled, deliver: deliver)
+            s.subscribers[id] = Subscriber(known: known, deadline: clock() + timeout, isCancelled: isCancelled, deliver: deliver)
             for (c, _) in known { s.byChannel[c, default: []].insert(id) }
-            return true
+            return nil
         }
-        if !parked { deliver() }
+        if let now { deliver(now) }
     }
 
     /// Takes subscriber `id` out of the state, and out of the sets of the channels it waits on
     /// (but `channel`, whose set the caller has already removed).
     func remove(id: Int, from s: inout State, except channel: String? = nil) -> Subscriber? {
         guard let sub = s.subscribers.removeValue(forKey: id) else { return nil }
-        for c in sub.wanted where c != channel {
+        for (c, _) in sub.known where c != channel {
             s.byChannel[c]?.remove(id)
             if s.byChannel[c]?.isEmpty == true { s.byChannel[c] = nil }
         }
@@ -94,11 +108,11 @@ public final class Channels: Sendable {
     /// Once a second: answer subscribers past their deadline, drop those whose client left.
     func sweep() {
         let now = clock()
-        let due: [Subscriber] = state.withLock { s in
+        let due: [(Subscriber, [UInt64])] = state.withLock { s in
             let ids = s.subscribers.filter { $0.value.deadline <= now || $0.value.isCancelled() }.map(\.key)
-            return ids.compactMap { remove(id: $0, from: &s) }
+            return ids.compactMap { id in remove(id: id, from: &s).map { sub in (sub, sub.known.map { s.versions[$0.0] ?? 0 }) } }
         }
-        for d in due where !d.isCancelled() { d.deliver() }
+        for (d, versions) in due where !d.isCancelled() { d.deliver(versions) }
     }
 
     func startSweeper() {

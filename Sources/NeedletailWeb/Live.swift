@@ -14,10 +14,37 @@ public final class LiveView: Sendable {
     struct ViewState {
         var actions: [String: Action] = [:]
         var regions: [Region] = []
+        /// Renders of each live region so far (0: the page's own).
+        var renders: [String: Int] = [:]
+        /// The regions that have registered actions.
+        var regionsWithActions: Set<String> = []
     }
 
     struct Action {
         let run: @Sendable (Request) throws -> Void
+        /// The live region whose render registered it (nil: outside any region), and which
+        /// render: a region's actions are dropped once it has been rendered twice since, so
+        /// that a page open for days, whose regions are re-rendered on every change, keeps
+        /// only the actions of what it shows (and of the render before, for a click in flight).
+        var region: String? = nil
+        var render = 0
+    }
+
+    /// Starts render number n of region `id` (n = 1, 2, … for updates); also says whether the
+    /// region has ever registered actions.
+    func beginRender(of id: String) -> (render: Int, hasActions: Bool) {
+        state.withLock { st in
+            let n = st.renders[id, default: 0] + 1
+            st.renders[id] = n
+            return (n, st.regionsWithActions.contains(id))
+        }
+    }
+
+    /// Drops the actions that renders of region `id` older than `render - 1` registered.
+    func dropActions(of id: String, before render: Int) {
+        state.withLock { st in
+            st.actions = st.actions.filter { $0.value.region != id || $0.value.render >= render - 1 }
+        }
     }
 
     struct Region {
@@ -25,6 +52,16 @@ public final class LiveView: Sendable {
         let channels: [String]
         /// Renders the region for a viewer straight into an answer (no intermediate copy).
         let render: @Sendable (Page, inout HTMLOutput) -> Void
+        /// `<template data-nt-op="replace" data-nt-target="ID">`, escaped once here rather than
+        /// in every answer.
+        let opening: String
+
+        init(id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
+            self.id = id
+            self.channels = channels
+            self.render = render
+            opening = "<template data-nt-op=\"replace\" data-nt-target=\"" + HTMLEscaping.escaped(id) + "\">"
+        }
     }
 
     init(path: String) {
@@ -42,9 +79,15 @@ public final class Page: @unchecked Sendable {
     public let session: Session
     public let view: LiveView
     public let app: LiveAppCore
-    // Built on one thread at a time (the loop rendering the page or the poll); the lock only
-    // keeps Swift's checker and a careless app honest.
+    // Built on one thread at a time (the loop rendering the page, the thread answering a poll
+    // or event); the lock only keeps Swift's checker and a careless app honest.
+    /// The channel versions the page (or the answer being rendered) is based on.
     let collected = Mutex<[(String, UInt64)]>([])
+    /// Actions registered through this page (an answer that registered none needs no trim).
+    let registered = Atomic<Int>(0)
+    /// The live region being rendered and which render of it (actions registered now belong
+    /// to it); nil outside regions.
+    let renderContext = Mutex<(region: String, render: Int)?>(nil)
 
     /// Whether forms must carry the session id (the browser sent no session cookie for it).
     let needsSessionField: Bool
@@ -60,7 +103,12 @@ public final class Page: @unchecked Sendable {
     @usableFromInline
     func register(_ run: @escaping @Sendable (Request) throws -> Void) -> String {
         let id = randomToken()
-        view.state.withLock { $0.actions[id] = LiveView.Action(run: run) }
+        let context = renderContext.withLock { $0 }
+        view.state.withLock { st in
+            st.actions[id] = LiveView.Action(run: run, region: context?.region, render: context?.render ?? 0)
+            if let region = context?.region { st.regionsWithActions.insert(region) }
+        }
+        registered.add(1, ordering: .relaxed)
         return id
     }
 
@@ -100,7 +148,35 @@ public final class Page: @unchecked Sendable {
         // through unspecialised generics cost a third of a board request (metadata lookups).
         recordVersions(of: channels)
         addRegion(id, channels: channels) { page, out in LiveRegion(id: id, content: content(page)).render(into: &out) }
-        return LiveRegion(id: id, content: content(self))
+        return LiveRegion(id: id, content: rendering(region: id, render: 0) { content(self) })
+    }
+
+    /// Runs `body` (which renders region `id`) with actions registered in it belonging to
+    /// that render of the region.
+    @usableFromInline
+    func rendering<T>(region id: String, render: Int, _ body: () -> T) -> T {
+        let outer = renderContext.withLock { r in
+            defer { r = (id, render) }
+            return r
+        }
+        defer { renderContext.withLock { $0 = outer } }
+        return body()
+    }
+
+    /// The version of `channel` this page is being rendered at: the one recorded for it before
+    /// its live regions were rendered (for a page), or the one the update being rendered brings
+    /// (for a poll's or an event's answer); else the channel's current version. A region that
+    /// caches what it renders per version (`RenderCache`) should ask here.
+    public func version(_ channel: String) -> UInt64 {
+        collected.withLock { c in c.first { $0.0 == channel }?.1 } ?? app.channels.version(channel)
+    }
+
+    /// An answer from `known` to `current` is about to be rendered with this page.
+    func answering(at known: [(String, UInt64)], _ current: [UInt64]) {
+        collected.withLock { c in
+            c.removeAll(keepingCapacity: true)
+            for i in known.indices { c.append((known[i].0, current[i])) }
+        }
     }
 
     /// Versions first, then the content: an update landing in between is sent again, never lost.
@@ -112,7 +188,12 @@ public final class Page: @unchecked Sendable {
 
     @usableFromInline
     func addRegion(_ id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
-        view.state.withLock { $0.regions.append(LiveView.Region(id: id, channels: channels, render: render)) }
+        let region = LiveView.Region(id: id, channels: channels, render: render)
+        // One region per id: a region registered again (nested in one being re-rendered)
+        // replaces its earlier self in place.
+        view.state.withLock { st in
+            if let i = st.regions.firstIndex(where: { $0.id == id }) { st.regions[i] = region } else { st.regions.append(region) }
+        }
     }
 
     /// How the runtime follows channels: server-sent events (falling back to long-polls when
@@ -164,6 +245,16 @@ extension HTMLOutput {
             appendAttributeValue(name)
             append("|")
             appendDecimal(Int(truncatingIfNeeded: version))
+        }
+    }
+
+    /// The same for the channels named in `known` at the versions `current`.
+    mutating func appendChannelVersions(_ known: [(String, UInt64)], _ current: [UInt64]) {
+        for i in known.indices {
+            if i > 0 { append(";") }
+            appendAttributeValue(known[i].0)
+            append("|")
+            appendDecimal(Int(truncatingIfNeeded: current[i]))
         }
     }
 }

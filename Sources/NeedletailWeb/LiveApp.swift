@@ -153,12 +153,13 @@ public final class LiveAppCore: Sendable {
         case .failure(let e): return e.response
         case .success(let s): (page, known) = s
         }
-        if !channels.changed(known).isEmpty || known.isEmpty {
-            return .html(answer(page, known).body)
+        let current = channels.versions(of: known)
+        if known.isEmpty || zip(known, current).contains(where: { $0.0.1 != $0.1 }) {
+            return .html(answer(page, known, current))
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
-            channels.wait(for: known, timeout: pollTimeout, isCancelled: { stream.isCancelled }) {
-                stream.finish(with: self.answer(page, known).body)
+            channels.wait(for: known, timeout: pollTimeout, isCancelled: { stream.isCancelled }) { current in
+                stream.finish(with: self.answer(page, known, current))
             }
         }
     }
@@ -173,26 +174,25 @@ public final class LiveAppCore: Sendable {
         case .success(let s): (page, known) = s
         }
         return .streaming(contentType: "text/event-stream", headers: [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]) { stream in
-            self.send(page, known, to: stream)
+            self.send(page, known, self.channels.versions(of: known), to: stream)
         }
     }
 
-    /// Sends the update for `known`, then follows the channels from the versions sent.
-    func send(_ page: Page, _ known: [(String, UInt64)], to stream: ResponseStream) {
+    /// Sends the update from `known` to `current`, then follows the channels from there.
+    func send(_ page: Page, _ known: [(String, UInt64)], _ current: [UInt64], to stream: ResponseStream) {
         guard !stream.isCancelled else { return }
-        let (body, now) = answer(page, known)
-        stream.write(Self.event(body.string))
-        follow(page, now, stream)
+        stream.write(Self.event(answer(page, known, current).string))
+        follow(page, zip(known, current).map { ($0.0.0, $0.1) }, stream)
     }
 
     /// Waits for a change of `known`: sends it, or a heartbeat comment at each timeout.
     func follow(_ page: Page, _ known: [(String, UInt64)], _ stream: ResponseStream) {
-        channels.wait(for: known, timeout: 15, isCancelled: { stream.isCancelled }) { [self] in
-            if channels.changed(known).isEmpty {
+        channels.wait(for: known, timeout: 15, isCancelled: { stream.isCancelled }) { [self] current in
+            if zip(known, current).allSatisfy({ $0.0.1 == $0.1 }) {
                 stream.write(": heartbeat\n\n")
                 follow(page, known, stream)
             } else {
-                send(page, known, to: stream)
+                send(page, known, current, to: stream)
             }
         }
     }
@@ -202,36 +202,35 @@ public final class LiveAppCore: Sendable {
         text.split(separator: "\n", omittingEmptySubsequences: false).map { "data: " + $0 }.joined(separator: "\n") + "\n\n"
     }
 
-    /// The update for a viewer that has `known` versions: the regions showing a changed
-    /// channel, rendered again, as `<template data-nt-op="replace" data-nt-target=ID>`
-    /// operations, then the new versions (returned too, for the next wait).
-    func answer(_ page: Page, _ known: [(String, UInt64)]) -> (body: Chunks, versions: [(String, UInt64)]) {
-        // Versions before rendering, as for pages: a change during the render is sent again.
-        // (A page has a few channels and regions: arrays, not sets, and one lock for all.)
-        let current = channels.versions(known.map(\.0))
-        let now = zip(known, current).map { ($0.0.0, $0.1) }
-        let changed = zip(known, current).filter { $0.0.1 != $0.1 }.map(\.0.0)
-        let regions = page.view.state.withLock { st -> [LiveView.Region] in
-            // The latest region per id (re-renders register again).
-            var latest: [LiveView.Region] = []
-            for r in st.regions.reversed() where !latest.contains(where: { $0.id == r.id }) { latest.append(r) }
-            return latest
+    /// The update for a viewer that has `known` versions when the channels are at `current`
+    /// (read before rendering, as for pages: a change during the render is sent again): the
+    /// regions showing a changed channel, rendered again, as `<template data-nt-op="replace"
+    /// data-nt-target=ID>` operations, then the new versions.
+    func answer(_ page: Page, _ known: [(String, UInt64)], _ current: [UInt64]) -> Chunks {
+        // (A page has a few channels and regions: arrays, not sets.)
+        page.answering(at: known, current)
+        func changed(_ channel: String) -> Bool {
+            for i in known.indices where known[i].1 != current[i] && known[i].0 == channel { return true }
+            return false
         }
+        let regions = page.view.state.withLock { $0.regions }
+        let actionsBefore = page.registered.load(ordering: .relaxed)
         var out = HTMLOutput()
         // The wrapper's tags and attribute names are constants: written as such (through the
         // DSL, validating the data- names on every answer was a sixth of a poll's cost).
-        for r in regions where r.channels.contains(where: changed.contains) {
-            out.append("<template data-nt-op=\"replace\" data-nt-target=\"")
-            out.appendAttributeValue(r.id)
-            out.append("\">")
-            r.render(page, &out)
+        for r in regions where r.channels.contains(where: changed) {
+            out.append(unescaped: r.opening)
+            let (n, hadActions) = page.view.beginRender(of: r.id)
+            page.rendering(region: r.id, render: n) { r.render(page, &out) }
+            if hadActions { page.view.dropActions(of: r.id, before: n) }
             out.append("</template>")
         }
         out.append("<template data-nt-versions=\"")
-        out.appendChannelVersions(now)
+        out.appendChannelVersions(known, current)
         out.append("\"></template>")
-        trimActions(of: page.session)  // re-rendered regions registered their actions again
-        return (out.chunks, now)
+        // Re-rendered regions may have registered their actions again.
+        if page.registered.load(ordering: .relaxed) != actionsBefore { trimActions(of: page.session) }
+        return out.chunks
     }
 
     static let runtime = StaticAsset(ClientRuntime.source, type: "text/javascript; charset=utf-8")

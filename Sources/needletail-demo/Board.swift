@@ -102,7 +102,7 @@ enum Board {
                             }
                         } else {
                             // Nothing of this reader's own: the list every such reader sees, rendered once per change.
-                            cache.html(forum, version: channels.version("forum:" + forum)) { messages(posts.lookup(records.byForum, forum)) { _ in EmptyHTML() } }
+                            cache.html(forum, version: page.version("forum:" + forum)) { messages(posts.lookup(records.byForum, forum)) { _ in EmptyHTML() } }
                         }
                     }
                     page.liveStatus(transport: transport)

@@ -65,6 +65,22 @@ import Testing
         for _ in 0..<10_000 { b.append(UInt8(1)) }
         #expect(b.count == 10_000 + 25)
     }
+
+    @Test func byteBufferDigitsMatchTheStandardLibrary() {
+        let values = [0, 1, 9, 10, 15, 16, 255, 256, 4095, 0x16b, 1 << 40, Int.max] + (0..<200).map { _ in Int.random(in: 0...Int.max) }
+        for v in values {
+            let b = ByteBuffer(capacity: 4)
+            b.appendHex(v)
+            b.append(UInt8(ascii: " "))
+            b.appendDecimal(v)
+            b.append(UInt8(ascii: " "))
+            b.appendDecimal(-v)
+            #expect(String(decoding: b.bytes, as: UTF8.self) == String(v, radix: 16) + " " + String(v) + " " + String(-v))
+        }
+        let min = ByteBuffer(capacity: 4)
+        min.appendDecimal(Int.min)
+        #expect(String(decoding: min.bytes, as: UTF8.self) == String(Int.min))
+    }
 }
 
 @Suite struct ChunkBufferReuseTests {

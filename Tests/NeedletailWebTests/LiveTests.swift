@@ -49,9 +49,17 @@ func counterApp(sessions: SessionStore = SessionStore()) -> (LiveApp, Counter) {
     return (app, counter)
 }
 
-func actionPath(in body: String) -> String? {
-    guard let r = body.range(of: "action=\"/_nt/a/") else { return nil }
-    return "/_nt/a/" + body[r.upperBound...].prefix(32)
+func actionPath(in body: String) -> String? { actionPaths(in: body).first }
+
+/// Every action address in `body`, in order.
+func actionPaths(in body: String) -> [String] {
+    var found: [String] = []
+    var rest = body[...]
+    while let r = rest.range(of: "action=\"/_nt/a/") {
+        found.append("/_nt/a/" + rest[r.upperBound...].prefix(32))
+        rest = rest[r.upperBound...]
+    }
+    return found
 }
 
 @Suite struct SessionTests {
@@ -252,16 +260,71 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(sink.written.withLock { $0 }.hasSuffix("counter|2\"></template>\n\n"))
     }
 
+    @Test func aSubscriberIsHandedTheVersionsOfAllItsChannels() {
+        let channels = Channels()
+        channels.notify("b")
+        channels.notify("b")
+        let delivered = Mutex<[[UInt64]]>([])
+        channels.wait(for: [("a", 0), ("b", 2)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v) } }
+        #expect(channels.waiting == 1)
+        channels.notify("a")
+        #expect(delivered.withLock { $0 } == [[1, 2]], "the notified channel's new version and the other's current one, in order")
+        #expect(channels.waiting == 0, "and out of both channels' sets")
+        channels.notify("b")
+        #expect(delivered.withLock { $0 }.count == 1, "delivered once")
+        channels.wait(for: [("a", 0), ("b", 3)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v) } }
+        #expect(delivered.withLock { $0 }.last == [1, 3], "an old version: delivered at once, with the current ones")
+    }
+
+    @Test func reRenderedRegionsKeepOnlyTheActionsOfTheirLastTwoRenders() throws {
+        let ran = Counter()
+        var app = LiveApp()
+        let channels = app.channels
+        app.page("/list") { page in
+            .html(Div {
+                page.live("list", channels: ["list"]) { page in page.actionButton("remove") { _ in ran.withLock { $0 += 1 } } }
+                page.actionButton("outside") { _ in ran.withLock { $0 += 100 } }
+                page.liveStatus()
+            })
+        }
+        let first = app.respond(to: get("/list"))
+        let cookie = try #require(cookiePair(first))
+        let body = first.body.string
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let actions = actionPaths(in: body)
+        try #require(actions.count == 2)
+        let (inRegion, outside) = (actions[0], actions[1])
+        // Each update re-renders the region, which registers its button again.
+        var rendered = [inRegion]
+        for v in 0..<4 {
+            channels.notify("list")
+            let answer = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=list%7C\(v)", cookie: cookie)).body.string
+            rendered.append(try #require(actionPath(in: answer)))
+        }
+        // Renders 0...4: the last two keep their actions, older ones answer 410.
+        for (n, action) in rendered.enumerated() {
+            let status = app.respond(to: post(action, cookie: cookie)).status
+            #expect(status == (n >= 3 ? .seeOther : .gone), "render \(n)")
+        }
+        #expect(ran.withLock { $0 } == 2)
+        #expect(app.respond(to: post(outside, cookie: cookie)).status == .seeOther, "an action outside the region is not the region's to drop")
+    }
+
     @Test func parkedPollTimesOutWithNoChange() throws {
         let clock = FakeClock()
         let channels = Channels(clock: clock.read)
         let done = Counter()
-        channels.wait(for: [("c", 0)], timeout: 25, isCancelled: { false }) { done.withLock { $0 += 1 } }
+        let delivered = Mutex<[UInt64]>([])
+        channels.wait(for: [("c", 0)], timeout: 25, isCancelled: { false }) { v in
+            delivered.withLock { $0 = v }
+            done.withLock { $0 += 1 }
+        }
         clock.advance(26)
         var waited = 0
         while done.withLock({ $0 }) == 0 && waited < 30 { usleep(100_000); waited += 1 }
         let count = done.withLock { $0 }
         #expect(count == 1, "the sweeper answers at the deadline")
+        #expect(delivered.withLock { $0 } == [0], "with the versions, unchanged")
         #expect(channels.waiting == 0)
     }
 }
