@@ -121,8 +121,13 @@ public final class EventLoop: @unchecked Sendable {
     /// `connection` must not be in its handler's `received` (then the task waits, as with
     /// `execute`).
     public func executeSoonOrNow(for connection: Connection, _ task: @escaping @Sendable () -> Void) {
-        if isCurrentThread && !connection.isInHandler { task() } else { execute(task) }
+        if runsNow(for: connection) { task() } else { execute(task) }
     }
+
+    /// Whether `executeSoonOrNow(for: connection)` would run its task at once: on this loop's
+    /// thread, outside the connection's own handler.
+    @inline(__always)
+    public func runsNow(for connection: Connection) -> Bool { isCurrentThread && !connection.isInHandler }
 
     /// Runs `task` on this loop's thread soon. Safe from any thread.
     public func execute(_ task: @escaping @Sendable () -> Void) {

@@ -33,29 +33,30 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
     /// The connection closed or the request was aborted (called on the loop).
     func cancel() { cancelled.store(true, ordering: .releasing) }
 
-    func write(_ transfer: ChunksTransfer) {
+    func write(_ transfer: consuming ChunksTransfer) {
         guard !isCancelled else { return }
-        loop.executeSoonOrNow(for: connection) { [self] in
-            var chunks = transfer.chunks
-            guard !connection.isClosed, !cancelled.load(ordering: .acquiring), !chunks.isEmpty else { return }
-            frame(connection, chunks)
-            // Short chunks were copied into the connection's queue: their buffer goes back to
-            // this thread's pool (else every answer rendered here would cost a fresh buffer).
-            chunks.recycle()
-            connection.pump()
-        }
+        // On the loop's thread the chunks are taken over (so that their buffer can be recycled
+        // once copied); from another thread they travel in the task.
+        if loop.runsNow(for: connection) { send(transfer.take(), finishing: false); return }
+        loop.execute { [self, transfer] in send(transfer.chunks, finishing: false) }
     }
 
-    func finish(after last: ChunksTransfer) {
+    func finish(after last: consuming ChunksTransfer) {
         guard !cancelled.load(ordering: .acquiring), !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.executeSoonOrNow(for: connection) { [self] in
-            guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
-            var chunks = last.chunks
-            if !chunks.isEmpty { frame(connection, chunks) }
-            chunks.recycle()
-            end(connection)
-            connection.pump()
-        }
+        if loop.runsNow(for: connection) { send(last.take(), finishing: true); return }
+        loop.execute { [self, last] in send(last.chunks, finishing: true) }
+    }
+
+    /// On the loop: frames `chunks` (and the end of the body when `finishing`), then writes.
+    private func send(_ chunks: consuming Chunks, finishing: Bool) {
+        guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
+        if !chunks.isEmpty { frame(connection, chunks) }
+        // Short chunks were copied into the connection's queue: their buffer goes back to this
+        // thread's pool when nothing else holds it (else every answer rendered here would cost
+        // a fresh buffer).
+        chunks.recycle()
+        if finishing { end(connection) }
+        connection.pump()
     }
 
     func finish() {

@@ -14,10 +14,6 @@ public final class LiveView: Sendable {
     struct ViewState {
         var actions: [String: Action] = [:]
         var regions: [Region] = []
-        /// Renders of each live region so far (0: the page's own).
-        var renders: [String: Int] = [:]
-        /// The regions that have registered actions.
-        var regionsWithActions: Set<String> = []
     }
 
     struct Action {
@@ -30,16 +26,6 @@ public final class LiveView: Sendable {
         var render = 0
     }
 
-    /// Starts render number n of region `id` (n = 1, 2, … for updates); also says whether the
-    /// region has ever registered actions.
-    func beginRender(of id: String) -> (render: Int, hasActions: Bool) {
-        state.withLock { st in
-            let n = st.renders[id, default: 0] + 1
-            st.renders[id] = n
-            return (n, st.regionsWithActions.contains(id))
-        }
-    }
-
     /// Drops the actions that renders of region `id` older than `render - 1` registered.
     func dropActions(of id: String, before render: Int) {
         state.withLock { st in
@@ -47,7 +33,8 @@ public final class LiveView: Sendable {
         }
     }
 
-    struct Region {
+    @usableFromInline
+    final class Region: Sendable {
         let id: String
         let channels: [String]
         /// Renders the region for a viewer straight into an answer (no intermediate copy).
@@ -55,6 +42,10 @@ public final class LiveView: Sendable {
         /// `<template data-nt-op="replace" data-nt-target="ID">`, escaped once here rather than
         /// in every answer.
         let opening: String
+        /// Renders so far (0: the page's own; updates count from 1).
+        let renders = Atomic<Int>(0)
+        /// Whether a render of the region has registered actions.
+        let hasActions = Atomic<Bool>(false)
 
         init(id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
             self.id = id
@@ -81,13 +72,16 @@ public final class Page: @unchecked Sendable {
     public let app: LiveAppCore
     // Built on one thread at a time (the loop rendering the page, the thread answering a poll
     // or event); the lock only keeps Swift's checker and a careless app honest.
-    /// The channel versions the page (or the answer being rendered) is based on.
+    /// The channel versions the page is based on.
     let collected = Mutex<[(String, UInt64)]>([])
+    /// The channels and versions of the answer being rendered with this page (a poll's or an
+    /// event's): its channels are at `current`.
+    let answered = Mutex<(known: [(String, UInt64)], current: [UInt64])?>(nil)
     /// Actions registered through this page (an answer that registered none needs no trim).
     let registered = Atomic<Int>(0)
     /// The live region being rendered and which render of it (actions registered now belong
     /// to it); nil outside regions.
-    let renderContext = Mutex<(region: String, render: Int)?>(nil)
+    let renderContext = Mutex<(region: LiveView.Region, render: Int)?>(nil)
 
     /// Whether forms must carry the session id (the browser sent no session cookie for it).
     let needsSessionField: Bool
@@ -104,10 +98,8 @@ public final class Page: @unchecked Sendable {
     func register(_ run: @escaping @Sendable (Request) throws -> Void) -> String {
         let id = randomToken()
         let context = renderContext.withLock { $0 }
-        view.state.withLock { st in
-            st.actions[id] = LiveView.Action(run: run, region: context?.region, render: context?.render ?? 0)
-            if let region = context?.region { st.regionsWithActions.insert(region) }
-        }
+        context?.region.hasActions.store(true, ordering: .relaxed)
+        view.state.withLock { $0.actions[id] = LiveView.Action(run: run, region: context?.region.id, render: context?.render ?? 0) }
         registered.add(1, ordering: .relaxed)
         return id
     }
@@ -147,16 +139,16 @@ public final class Page: @unchecked Sendable {
         // Inlinable so that the content's type is known where the page is written: rendering
         // through unspecialised generics cost a third of a board request (metadata lookups).
         recordVersions(of: channels)
-        addRegion(id, channels: channels) { page, out in LiveRegion(id: id, content: content(page)).render(into: &out) }
-        return LiveRegion(id: id, content: rendering(region: id, render: 0) { content(self) })
+        let region = addRegion(id, channels: channels) { page, out in LiveRegion(id: id, content: content(page)).render(into: &out) }
+        return LiveRegion(id: id, content: rendering(region, render: 0) { content(self) })
     }
 
-    /// Runs `body` (which renders region `id`) with actions registered in it belonging to
-    /// that render of the region.
+    /// Runs `body` (which renders `region`) with actions registered in it belonging to that
+    /// render of the region.
     @usableFromInline
-    func rendering<T>(region id: String, render: Int, _ body: () -> T) -> T {
+    func rendering<T>(_ region: LiveView.Region, render: Int, _ body: () -> T) -> T {
         let outer = renderContext.withLock { r in
-            defer { r = (id, render) }
+            defer { r = (region, render) }
             return r
         }
         defer { renderContext.withLock { $0 = outer } }
@@ -168,15 +160,13 @@ public final class Page: @unchecked Sendable {
     /// (for a poll's or an event's answer); else the channel's current version. A region that
     /// caches what it renders per version (`RenderCache`) should ask here.
     public func version(_ channel: String) -> UInt64 {
-        collected.withLock { c in c.first { $0.0 == channel }?.1 } ?? app.channels.version(channel)
+        if let (known, current) = answered.withLock({ $0 }), let i = known.firstIndex(where: { $0.0 == channel }) { return current[i] }
+        return collected.withLock { c in c.first { $0.0 == channel }?.1 } ?? app.channels.version(channel)
     }
 
     /// An answer from `known` to `current` is about to be rendered with this page.
     func answering(at known: [(String, UInt64)], _ current: [UInt64]) {
-        collected.withLock { c in
-            c.removeAll(keepingCapacity: true)
-            for i in known.indices { c.append((known[i].0, current[i])) }
-        }
+        answered.withLock { $0 = (known, current) }
     }
 
     /// Versions first, then the content: an update landing in between is sent again, never lost.
@@ -187,13 +177,20 @@ public final class Page: @unchecked Sendable {
     }
 
     @usableFromInline
-    func addRegion(_ id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
+    func addRegion(_ id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) -> LiveView.Region {
         let region = LiveView.Region(id: id, channels: channels, render: render)
         // One region per id: a region registered again (nested in one being re-rendered)
-        // replaces its earlier self in place.
+        // replaces its earlier self in place, keeping its count of renders.
         view.state.withLock { st in
-            if let i = st.regions.firstIndex(where: { $0.id == id }) { st.regions[i] = region } else { st.regions.append(region) }
+            if let i = st.regions.firstIndex(where: { $0.id == id }) {
+                region.renders.store(st.regions[i].renders.load(ordering: .relaxed), ordering: .relaxed)
+                region.hasActions.store(st.regions[i].hasActions.load(ordering: .relaxed), ordering: .relaxed)
+                st.regions[i] = region
+            } else {
+                st.regions.append(region)
+            }
         }
+        return region
     }
 
     /// How the runtime follows channels: server-sent events (falling back to long-polls when

@@ -220,8 +220,9 @@ public final class LiveAppCore: Sendable {
         // DSL, validating the data- names on every answer was a sixth of a poll's cost).
         for r in regions where r.channels.contains(where: changed) {
             out.append(unescaped: r.opening)
-            let (n, hadActions) = page.view.beginRender(of: r.id)
-            page.rendering(region: r.id, render: n) { r.render(page, &out) }
+            let hadActions = r.hasActions.load(ordering: .relaxed)
+            let n = r.renders.add(1, ordering: .relaxed).newValue
+            page.rendering(r, render: n) { r.render(page, &out) }
             if hadActions { page.view.dropActions(of: r.id, before: n) }
             out.append("</template>")
         }

@@ -39,15 +39,15 @@ public final class ResponseStream: Sendable {
 
 /// Where a codec receives a stream's chunks. Implementations hand each call to their loop.
 public protocol ResponseStreamSink: Sendable {
-    func write(_ chunks: ChunksTransfer)
+    func write(_ chunks: consuming ChunksTransfer)
     func finish()
     /// Writes the last chunks and finishes; sinks on a loop do both in one task.
-    func finish(after last: ChunksTransfer)
+    func finish(after last: consuming ChunksTransfer)
     var isCancelled: Bool { get }
 }
 
 extension ResponseStreamSink {
-    public func finish(after last: ChunksTransfer) {
+    public func finish(after last: consuming ChunksTransfer) {
         write(last)
         finish()
     }
@@ -59,6 +59,10 @@ extension ResponseStreamSink {
 public struct ChunksTransfer: @unchecked Sendable {
     public let chunks: Chunks
     init(_ chunks: consuming Chunks) { self.chunks = chunks }
+
+    /// The chunks, ending the transfer: held by nothing else, so that a codec that copied
+    /// them can recycle their buffer.
+    public consuming func take() -> Chunks { chunks }
 }
 
 extension Response {

@@ -310,6 +310,37 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(app.respond(to: post(outside, cookie: cookie)).status == .seeOther, "an action outside the region is not the region's to drop")
     }
 
+    @Test func aRegionRendersAtTheVersionItsAnswerCarries() throws {
+        var app = LiveApp()
+        let channels = app.channels
+        let bumpWhileRendering = Mutex(false)
+        app.page("/v") { page in
+            .html(Div {
+                page.live("v", channels: ["c"]) { page in
+                    // A change landing during the render: the answer still says the version
+                    // it was rendered at, so the client asks again and gets the change.
+                    let bump = bumpWhileRendering.withLock { b in defer { b = false }; return b }
+                    let _: Void = bump ? channels.notify("c") : ()
+                    P { "at " + String(page.version("c")) }
+                }
+                page.liveStatus()
+            })
+        }
+        let first = app.respond(to: get("/v"))
+        let cookie = try #require(cookiePair(first))
+        let body = first.body.string
+        #expect(body.contains("<p>at 0</p>") && body.contains("data-nt-channels=\"c|0\""))
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        channels.notify("c")
+        channels.notify("c")
+        bumpWhileRendering.withLock { $0 = true }
+        let answer = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=c%7C0", cookie: cookie)).body.string
+        #expect(answer.contains("<p>at 2</p>") && answer.hasSuffix("<template data-nt-versions=\"c|2\"></template>"))
+        #expect(channels.version("c") == 3)
+        let again = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=c%7C2", cookie: cookie)).body.string
+        #expect(again.contains("<p>at 3</p>") && again.hasSuffix("c|3\"></template>"), "answered at once with the change")
+    }
+
     @Test func parkedPollTimesOutWithNoChange() throws {
         let clock = FakeClock()
         let channels = Channels(clock: clock.read)
