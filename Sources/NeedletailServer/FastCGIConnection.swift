@@ -23,7 +23,7 @@ public struct FastCGILimits: Sendable {
 /// The FastCGI responder codec for one connection from a web server: records in, the same
 /// `Request` the HTTP codec makes, CGI headers and body out as STDOUT records, then
 /// END_REQUEST. Several requests may be in flight on one connection (multiplexing).
-final class FastCGIConnection: ConnectionHandler {
+final class FastCGIConnection: ConnectionHandler, StreamCodec {
     private final class PendingRequest {
         let id: UInt16
         let keepConnection: Bool
@@ -270,20 +270,26 @@ final class FastCGIConnection: ConnectionHandler {
         CGIGateway.encodeHead(response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], defaults: context.defaults,
                               into: head, dropped: context.droppedField)
         writeStdout(id: r.id, head.bytes, on: connection)
-        let id = r.id
-        let sink = LoopStreamSink(connection: connection, frame: { [weak self] connection, chunks in
-            guard self?.requests[id] === r else { return }
-            let bytes = chunks.bytes
-            bytes.withUnsafeBytes { self?.writeStdout(id: id, $0, on: connection) }
-        }, end: { [weak self] connection in
-            guard let self, self.requests[id] === r else { return }
-            connection.write { Self.appendEnd(id: id, to: $0) }
-            self.requests[id] = nil
-            self.afterRequest(r, on: connection)
-        })
+        let sink = LoopStreamSink(connection: connection, codec: self, requestID: r.id)
         r.stream = sink
         connection.flush()
         produce(ResponseStream(sink: sink))
+    }
+
+    /// A stream's chunks as STDOUT records of its request (if that request is still the one
+    /// under its id: an aborted request's stream writes nothing).
+    func frame(_ chunks: Chunks, of sink: LoopStreamSink, on connection: Connection) {
+        guard let r = requests[sink.requestID], r.stream === sink else { return }
+        let bytes = chunks.bytes
+        bytes.withUnsafeBytes { writeStdout(id: r.id, $0, on: connection) }
+    }
+
+    /// The end of a stream: the empty STDOUT record and END_REQUEST.
+    func end(_ sink: LoopStreamSink, on connection: Connection) {
+        guard let r = requests[sink.requestID], r.stream === sink else { return }
+        connection.write { Self.appendEnd(id: r.id, to: $0) }
+        requests[r.id] = nil
+        afterRequest(r, on: connection)
     }
 
     /// After END_REQUEST: close if the web server did not ask to keep the connection.

@@ -31,7 +31,7 @@ final class LoopContext {
 /// The HTTP/1.1 codec for one connection: parses requests as bytes arrive, calls the app,
 /// queues responses in order (a pipelined batch leaves in one writev), enforces limits and
 /// timeouts, and closes when HTTP says so.
-final class HTTPConnection: ConnectionHandler {
+final class HTTPConnection: ConnectionHandler, StreamCodec {
     private let context: LoopContext
     // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
     @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
@@ -122,19 +122,7 @@ final class HTTPConnection: ConnectionHandler {
             finishResponse(keepAlive: keep, on: connection)
             return
         }
-        let sink = LoopStreamSink(connection: connection, frame: { connection, chunks in
-            if chunked {
-                connection.write { out in
-                    out.appendHex(chunks.count)
-                    out.append("\r\n")
-                }
-            }
-            connection.write(chunks)
-            if chunked { connection.write { $0.append("\r\n") } }
-        }, end: { [weak self] connection in
-            if chunked { connection.write { $0.append("0\r\n\r\n") } }
-            self?.streamFinished(on: connection)
-        })
+        let sink = LoopStreamSink(connection: connection, codec: self, chunked: chunked)
         activeStream = sink
         streamKeepAlive = keep
         connection.setTimeout(seconds: 0)  // a stream may idle for long; a dead peer fails a write
@@ -144,6 +132,24 @@ final class HTTPConnection: ConnectionHandler {
         connection.pauseReading()
         connection.flush()
         produce(ResponseStream(sink: sink))
+    }
+
+    /// A stream's chunks: in chunked coding for HTTP/1.1, as they are for HTTP/1.0.
+    func frame(_ chunks: Chunks, of sink: LoopStreamSink, on connection: Connection) {
+        if sink.chunked {
+            connection.write { out in
+                out.appendHex(chunks.count)
+                out.append("\r\n")
+            }
+        }
+        connection.write(chunks)
+        if sink.chunked { connection.write { $0.append("\r\n") } }
+    }
+
+    /// The stream's producer called `finish()`: the last chunk, then the next request or close.
+    func end(_ sink: LoopStreamSink, on connection: Connection) {
+        if sink.chunked { connection.write { $0.append("0\r\n\r\n") } }
+        streamFinished(on: connection)
     }
 
     /// The stream's producer called `finish()` (on the loop): take the next request, or close.

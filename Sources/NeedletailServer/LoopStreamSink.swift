@@ -3,27 +3,41 @@ import NeedletailLoop
 import NeedletailWeb
 import Synchronization
 
+/// What frames a stream's chunks for its protocol (chunked HTTP, raw HTTP/1.0, FastCGI STDOUT
+/// records): the connection handler that started the stream. Called on the loop.
+protocol StreamCodec: AnyObject {
+    /// Writes `chunks` as part of `sink`'s body.
+    func frame(_ chunks: Chunks, of sink: LoopStreamSink, on connection: Connection)
+    /// Ends `sink`'s body.
+    func end(_ sink: LoopStreamSink, on connection: Connection)
+}
+
 /// The codec end of a `ResponseStream`: chunks written on any thread are handed to the
-/// connection's loop, where the codec's `frame` closure writes them (chunked HTTP, raw HTTP/1.0,
-/// FastCGI STDOUT records) and `end` closes the body.
+/// connection's loop, where the codec frames them and ends the body.
 ///
-/// `@unchecked Sendable`: the connection and the two closures are used only inside
-/// loop tasks (`executeSoonOrNow`: at once when already on the loop's thread), i.e. on the
-/// loop's thread; the flags shared across threads are atomics.
+/// `@unchecked Sendable`: the connection and the codec are used only on the loop's thread
+/// (directly when already there, else in a loop task); the flags shared across threads are
+/// atomics. One object per stream: the codec is referenced, not captured in closures (a
+/// parked poll is a crowd of these; each closure was an allocation of its own).
 final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
     private let loop: EventLoop
     private let connection: Connection
-    private let frame: (Connection, Chunks) -> Void
-    private let end: (Connection) -> Void
+    /// Weak: a sink kept by a parked subscriber must not keep a closed connection's handler.
+    private weak var codec: (any StreamCodec)?
+    /// HTTP/1.1: the body goes out in chunked coding.
+    let chunked: Bool
+    /// FastCGI: the request the body belongs to.
+    let requestID: UInt16
     private let finished = Atomic<Bool>(false)
     private let cancelled = Atomic<Bool>(false)
 
     /// Made on the loop's thread by a codec.
-    init(connection: Connection, frame: @escaping (Connection, Chunks) -> Void, end: @escaping (Connection) -> Void) {
+    init(connection: Connection, codec: any StreamCodec, chunked: Bool = false, requestID: UInt16 = 0) {
         loop = connection.loop
         self.connection = connection
-        self.frame = frame
-        self.end = end
+        self.codec = codec
+        self.chunked = chunked
+        self.requestID = requestID
     }
 
     var isCancelled: Bool {
@@ -49,21 +63,21 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
 
     /// On the loop: frames `chunks` (and the end of the body when `finishing`), then writes.
     private func send(_ chunks: consuming Chunks, finishing: Bool) {
-        guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
-        if !chunks.isEmpty { frame(connection, chunks) }
+        guard !connection.isClosed, !cancelled.load(ordering: .acquiring), let codec else { return }
+        if !chunks.isEmpty { codec.frame(chunks, of: self, on: connection) }
         // Short chunks were copied into the connection's queue: their buffer goes back to this
         // thread's pool when nothing else holds it (else every answer rendered here would cost
         // a fresh buffer).
         chunks.recycle()
-        if finishing { end(connection) }
+        if finishing { codec.end(self, on: connection) }
         connection.pump()
     }
 
     func finish() {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
         loop.executeSoonOrNow(for: connection) { [self] in
-            guard !connection.isClosed, !cancelled.load(ordering: .acquiring) else { return }
-            end(connection)
+            guard !connection.isClosed, !cancelled.load(ordering: .acquiring), let codec else { return }
+            codec.end(self, on: connection)
             connection.pump()
         }
     }

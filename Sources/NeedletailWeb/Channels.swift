@@ -15,8 +15,7 @@ public final class Channels: Sendable {
     struct Subscriber {
         let known: [(String, UInt64)]
         let deadline: UInt64
-        let isCancelled: @Sendable () -> Bool
-        let deliver: @Sendable ([UInt64]) -> Void
+        let target: any ChannelSubscriber
     }
 
     struct State {
@@ -69,7 +68,7 @@ public final class Channels: Sendable {
                 }
             }
         }
-        for (d, versions) in due { d.deliver(versions) }
+        for (d, versions) in due { d.target.deliver(versions) }
     }
 
     /// Number of parked subscribers.
@@ -81,17 +80,23 @@ public final class Channels: Sendable {
     /// current versions of the channels of `known`, in the same order.
     public func wait(for known: [(String, UInt64)], timeout: UInt64,
                      isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable ([UInt64]) -> Void) {
+        wait(for: known, timeout: timeout, subscriber: ClosureSubscriber(isCancelled: isCancelled, deliver: deliver))
+    }
+
+    /// The same with the subscriber as one object (what a parked poll is: one allocation
+    /// instead of two closures).
+    public func wait(for known: [(String, UInt64)], timeout: UInt64, subscriber: any ChannelSubscriber) {
         startSweeper()
         let now: [UInt64]? = state.withLock { s in
             let current = known.map { s.versions[$0.0] ?? 0 }
             if zip(known, current).contains(where: { $0.0.1 != $0.1 }) { return current }
             let id = s.nextID
             s.nextID += 1
-            s.subscribers[id] = Subscriber(known: known, deadline: clock() + timeout, isCancelled: isCancelled, deliver: deliver)
+            s.subscribers[id] = Subscriber(known: known, deadline: clock() + timeout, target: subscriber)
             for (c, _) in known { s.byChannel[c, default: []].insert(id) }
             return nil
         }
-        if let now { deliver(now) }
+        if let now { subscriber.deliver(now) }
     }
 
     /// Takes subscriber `id` out of the state, and out of the sets of the channels it waits on
@@ -109,10 +114,10 @@ public final class Channels: Sendable {
     func sweep() {
         let now = clock()
         let due: [(Subscriber, [UInt64])] = state.withLock { s in
-            let ids = s.subscribers.filter { $0.value.deadline <= now || $0.value.isCancelled() }.map(\.key)
+            let ids = s.subscribers.filter { $0.value.deadline <= now || $0.value.target.isCancelled }.map(\.key)
             return ids.compactMap { id in remove(id: id, from: &s).map { sub in (sub, sub.known.map { s.versions[$0.0] ?? 0 }) } }
         }
-        for (d, versions) in due where !d.isCancelled() { d.deliver(versions) }
+        for (d, versions) in due where !d.target.isCancelled { d.target.deliver(versions) }
     }
 
     func startSweeper() {
@@ -128,4 +133,26 @@ public final class Channels: Sendable {
         }, box.toOpaque())
         pthread_detach(thread)
     }
+}
+
+/// Who waits on channels (see `Channels.wait`): answered once, with the current versions of
+/// the channels it waits on, in the order given; dropped unanswered once `isCancelled`.
+public protocol ChannelSubscriber: AnyObject, Sendable {
+    /// True once the client has gone.
+    var isCancelled: Bool { get }
+    /// The answer: called once, on the thread that takes the subscriber out (a notify's, the
+    /// sweeper's, or `wait`'s own when a version is already old).
+    func deliver(_ versions: [UInt64])
+}
+
+/// A subscriber made of two closures.
+final class ClosureSubscriber: ChannelSubscriber {
+    let cancelled: @Sendable () -> Bool
+    let answer: @Sendable ([UInt64]) -> Void
+    init(isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable ([UInt64]) -> Void) {
+        cancelled = isCancelled
+        answer = deliver
+    }
+    var isCancelled: Bool { cancelled() }
+    func deliver(_ versions: [UInt64]) { answer(versions) }
 }

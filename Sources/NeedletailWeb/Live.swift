@@ -140,15 +140,17 @@ public final class Page: @unchecked Sendable {
         // through unspecialised generics cost a third of a board request (metadata lookups).
         recordVersions(of: channels)
         let region = addRegion(id, channels: channels) { page, out in LiveRegion(id: id, content: content(page)).render(into: &out) }
-        return LiveRegion(id: id, content: rendering(region, render: 0) { content(self) })
+        return LiveRegion(id: id, content: rendering(region, render: nil) { content(self) })
     }
 
     /// Runs `body` (which renders `region`) with actions registered in it belonging to that
-    /// render of the region.
+    /// render of the region (`nil`: the count the region has, 0 for a page; a region registered
+    /// again inside one being re-rendered goes on from the count it had).
     @usableFromInline
-    func rendering<T>(_ region: LiveView.Region, render: Int, _ body: () -> T) -> T {
+    func rendering<T>(_ region: LiveView.Region, render: Int?, _ body: () -> T) -> T {
+        let n = render ?? region.renders.load(ordering: .relaxed)
         let outer = renderContext.withLock { r in
-            defer { r = (region, render) }
+            defer { r = (region, n) }
             return r
         }
         defer { renderContext.withLock { $0 = outer } }

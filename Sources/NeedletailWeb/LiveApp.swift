@@ -158,9 +158,7 @@ public final class LiveAppCore: Sendable {
             return .html(answer(page, known, current))
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
-            channels.wait(for: known, timeout: pollTimeout, isCancelled: { stream.isCancelled }) { current in
-                stream.finish(with: self.answer(page, known, current))
-            }
+            channels.wait(for: known, timeout: pollTimeout, subscriber: ParkedPoll(core: self, page: page, known: known, stream: stream))
         }
     }
 
@@ -187,15 +185,11 @@ public final class LiveAppCore: Sendable {
 
     /// Waits for a change of `known`: sends it, or a heartbeat comment at each timeout.
     func follow(_ page: Page, _ known: [(String, UInt64)], _ stream: ResponseStream) {
-        channels.wait(for: known, timeout: 15, isCancelled: { stream.isCancelled }) { [self] current in
-            if zip(known, current).allSatisfy({ $0.0.1 == $0.1 }) {
-                stream.write(": heartbeat\n\n")
-                follow(page, known, stream)
-            } else {
-                send(page, known, current, to: stream)
-            }
-        }
+        channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: FollowedStream(core: self, page: page, known: known, stream: stream))
     }
+
+    /// Seconds between comment lines on a quiet event stream.
+    static let heartbeat: UInt64 = 15
 
     /// `text` as one SSE event: each line prefixed with `data: `.
     static func event(_ text: String) -> String {
@@ -237,6 +231,52 @@ public final class LiveAppCore: Sendable {
     static let runtime = StaticAsset(ClientRuntime.source, type: "text/javascript; charset=utf-8")
 
     func runtimeResponse(_ request: Request) -> Response { LiveAppCore.runtime.respond(to: request) }
+}
+
+/// A long-poll parked on its channels: answered once with the update (or at its deadline with
+/// the versions unchanged), through its stream.
+final class ParkedPoll: ChannelSubscriber {
+    let core: LiveAppCore
+    let page: Page
+    let known: [(String, UInt64)]
+    let stream: ResponseStream
+
+    init(core: LiveAppCore, page: Page, known: [(String, UInt64)], stream: ResponseStream) {
+        self.core = core
+        self.page = page
+        self.known = known
+        self.stream = stream
+    }
+
+    var isCancelled: Bool { stream.isCancelled }
+    func deliver(_ versions: [UInt64]) { stream.finish(with: core.answer(page, known, versions)) }
+}
+
+/// An event stream waiting for its next change: sends it (and follows on from the new
+/// versions), or a heartbeat comment when the wait ends with nothing new.
+final class FollowedStream: ChannelSubscriber {
+    let core: LiveAppCore
+    let page: Page
+    let known: [(String, UInt64)]
+    let stream: ResponseStream
+
+    init(core: LiveAppCore, page: Page, known: [(String, UInt64)], stream: ResponseStream) {
+        self.core = core
+        self.page = page
+        self.known = known
+        self.stream = stream
+    }
+
+    var isCancelled: Bool { stream.isCancelled }
+
+    func deliver(_ versions: [UInt64]) {
+        if zip(known, versions).allSatisfy({ $0.0.1 == $0.1 }) {
+            stream.write(": heartbeat\n\n")
+            core.channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: self)
+        } else {
+            core.send(page, known, versions, to: stream)
+        }
+    }
 }
 
 /// Bytes served from memory with a content hash as ETag (304 on If-None-Match) and a long

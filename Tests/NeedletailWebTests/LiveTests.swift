@@ -341,6 +341,32 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(again.contains("<p>at 3</p>") && again.hasSuffix("c|3\"></template>"), "answered at once with the change")
     }
 
+    @Test func aQuietEventStreamGetsHeartbeatsAndStillFollows() throws {
+        let clock = FakeClock()
+        let counter = Counter()
+        var app = LiveApp(core: LiveAppCore(channels: Channels(clock: clock.read)))
+        let channels = app.channels
+        app.page("/counter") { page in
+            .html(Div { page.live("count", channels: ["counter"]) { _ in P { counter.withLock { $0 } } }; page.liveStatus() })
+        }
+        let page = app.respond(to: get("/counter"))
+        let cookie = try #require(cookiePair(page))
+        let body = page.body.string
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let sink = CapturingSink()
+        let produce = try #require(app.respond(to: get("/_nt/events", query: "v=\(view)&c=counter%7C0", cookie: cookie)).stream)
+        produce(ResponseStream(sink: sink))
+        clock.advance(16)  // past the 15 s wait: the sweeper (once a second) ends it
+        var waited = 0
+        while !sink.written.withLock({ $0.hasSuffix(": heartbeat\n\n") }) && waited < 40 { usleep(100_000); waited += 1 }
+        #expect(sink.written.withLock { $0 }.hasSuffix(": heartbeat\n\n"), "a comment line, so that proxies keep the stream")
+        #expect(channels.waiting == 1, "and the stream waits again")
+        counter.withLock { $0 = 9 }
+        channels.notify("counter")
+        #expect(sink.written.withLock { $0 }.hasSuffix("<p>9</p></div></template><template data-nt-versions=\"counter|1\"></template>\n\n"))
+        #expect(!sink.finished)
+    }
+
     @Test func parkedPollTimesOutWithNoChange() throws {
         let clock = FakeClock()
         let channels = Channels(clock: clock.read)
