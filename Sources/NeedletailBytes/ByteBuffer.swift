@@ -89,7 +89,9 @@ public final class ByteBuffer {
         appendDigits(UInt(value), radix: 16)
     }
 
-    @inlinable
+    // Always inlined: with the radix a constant the division is a multiplication (a board page
+    // writes a few hundred numbers).
+    @inlinable @inline(__always)
     func appendDigits(_ value: UInt, radix: UInt) {
         if value < 10 { append(UInt8(truncatingIfNeeded: value) &+ 48); return }
         var digits: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)  // 64 bytes of scratch

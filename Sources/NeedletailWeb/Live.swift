@@ -39,9 +39,6 @@ public final class LiveView: Sendable {
         let channels: [String]
         /// Renders the region for a viewer straight into an answer (no intermediate copy).
         let render: @Sendable (Page, inout HTMLOutput) -> Void
-        /// `<template data-nt-op="replace" data-nt-target="ID">`, escaped once here rather than
-        /// in every answer.
-        let opening: String
         /// Renders so far (0: the page's own; updates count from 1).
         let renders = Atomic<Int>(0)
         /// Whether a render of the region has registered actions.
@@ -51,7 +48,6 @@ public final class LiveView: Sendable {
             self.id = id
             self.channels = channels
             self.render = render
-            opening = "<template data-nt-op=\"replace\" data-nt-target=\"" + HTMLEscaping.escaped(id) + "\">"
         }
     }
 

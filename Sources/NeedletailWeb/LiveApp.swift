@@ -213,7 +213,9 @@ public final class LiveAppCore: Sendable {
         // The wrapper's tags and attribute names are constants: written as such (through the
         // DSL, validating the data- names on every answer was a sixth of a poll's cost).
         for r in regions where r.channels.contains(where: changed) {
-            out.append(unescaped: r.opening)
+            out.append("<template data-nt-op=\"replace\" data-nt-target=\"")
+            out.appendAttributeValue(r.id)
+            out.append("\">")
             let hadActions = r.hasActions.load(ordering: .relaxed)
             let n = r.renders.add(1, ordering: .relaxed).newValue
             page.rendering(r, render: n) { r.render(page, &out) }
