@@ -1,4 +1,4 @@
-// Opens N connections to 127.0.0.1:PORT, sends the same GET on each (a long-poll), prints
+// Opens N connections to 127.0.0.1:PORT, sends a GET on each (a long-poll), prints
 // "parked" when all are sent, waits for a line on stdin, then reads until every connection has
 // received a complete chunked answer (ending "0\r\n\r\n") and prints the milliseconds taken
 // until the last answer and until the first byte of any answer arrived (connections are
@@ -27,8 +27,26 @@ int main(int argc, char **argv) {
     if (argc != 4 && argc != 5) { fprintf(stderr, "usage: parked-client PORT N REQUEST [SAVE]\n"); return 2; }
     FILE *save = argc == 5 ? fopen(argv[4], "wb") : NULL;
     int port = atoi(argv[1]), n = atoi(argv[2]);
-    const char *req = argv[3];
-    size_t reqlen = strlen(req);
+    // REQUEST is the request itself, or @FILE: requests separated by NUL bytes, used in turn
+    // (one per viewer when the polls come from distinct sessions).
+    char **reqs = NULL;
+    int nreqs = 0;
+    if (argv[3][0] == '@') {
+        FILE *f = fopen(argv[3] + 1, "rb");
+        if (!f) { perror(argv[3] + 1); return 1; }
+        static char all[64 << 20];
+        size_t len = fread(all, 1, sizeof all - 1, f);
+        fclose(f);
+        all[len] = 0;
+        for (size_t i = 0; i < len; i += strlen(all + i) + 1) {
+            reqs = realloc(reqs, (nreqs + 1) * sizeof *reqs);
+            reqs[nreqs++] = all + i;
+        }
+    } else {
+        reqs = &argv[3];
+        nreqs = 1;
+    }
+    if (nreqs == 0) { fprintf(stderr, "no requests\n"); return 2; }
     int *fds = calloc(n, sizeof(int));
     char (*tail)[5] = calloc(n, 5);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -37,6 +55,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+        const char *req = reqs[i % nreqs];
+        size_t reqlen = strlen(req);
         if (write(fd, req, reqlen) != (ssize_t)reqlen) { perror("write"); return 1; }
         fcntl(fd, F_SETFL, O_NONBLOCK);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
