@@ -71,7 +71,7 @@ enum Board {
             }
             let (names, posts) = (records.names, records.posts)
             let asked = try page.request.parameter("forum", default: "Debian")
-            let forum = names.contains(asked) ? asked : "Debian"
+            let forum = names.contains(asked) ? asked : "Debian", channel = "forum:" + forum
             let transport = try page.request.parameter("transport", default: Page.Transport.events)
             let me = page.session.userName
             return .html(Html {
@@ -86,9 +86,9 @@ enum Board {
                     page.actionForm({ request in
                         guard let text = request.form["text"], !text.isEmpty, text.utf8.count <= 2000 else { return }
                         _ = try posts.insert(Post(forum: forum, author: me, time: Int(time(nil)), text: text))  // fails: a 500, not a redirect
-                        channels.notify("forum:" + forum)
+                        channels.notify(channel)
                     }) { Input().type(.text).name("text").required().maxlength(2000).placeholder("Message"); Button("Post").type(.submit) }
-                    page.live("messages", channels: ["forum:" + forum]) { page in
+                    page.live("messages", channels: [channel]) { page in
                         if posts.lookup(records.byAuthor, page.session.userName).contains(where: { $0.record.forum == forum }) {
                             messages(posts.lookup(records.byForum, forum)) { p in
                                 if p.record.author == page.session.userName {
@@ -96,13 +96,13 @@ enum Board {
                                     page.actionButton("delete") { _ in
                                         guard posts.get(p.id)?.author == me else { return }
                                         try posts.delete(p.id)
-                                        channels.notify("forum:" + forum)
+                                        channels.notify(channel)
                                     }.class("inline")
                                 }
                             }
                         } else {
                             // Nothing of this reader's own: the list every such reader sees, rendered once per change.
-                            cache.html(forum, version: page.version("forum:" + forum)) { messages(posts.lookup(records.byForum, forum)) { _ in EmptyHTML() } }
+                            cache.html(forum, version: page.version(channel)) { messages(posts.lookup(records.byForum, forum)) { _ in EmptyHTML() } }
                         }
                     }
                     page.liveStatus(transport: transport)
