@@ -158,7 +158,7 @@ public final class LiveAppCore: Sendable {
             return .html(answer(page, known, current))
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
-            channels.wait(for: known, timeout: pollTimeout, subscriber: ParkedPoll(core: self, page: page, known: known, stream: stream))
+            channels.wait(for: known, timeout: pollTimeout, subscriber: LiveSubscription(.poll, core: self, page: page, known: known, stream: stream))
         }
     }
 
@@ -185,7 +185,7 @@ public final class LiveAppCore: Sendable {
 
     /// Waits for a change of `known`: sends it, or a heartbeat comment at each timeout.
     func follow(_ page: Page, _ known: [(String, UInt64)], _ stream: ResponseStream) {
-        channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: FollowedStream(core: self, page: page, known: known, stream: stream))
+        channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: LiveSubscription(.events, core: self, page: page, known: known, stream: stream))
     }
 
     /// Seconds between comment lines on a quiet event stream.
@@ -235,34 +235,20 @@ public final class LiveAppCore: Sendable {
     func runtimeResponse(_ request: Request) -> Response { LiveAppCore.runtime.respond(to: request) }
 }
 
-/// A long-poll parked on its channels: answered once with the update (or at its deadline with
-/// the versions unchanged), through its stream.
-final class ParkedPoll: ChannelSubscriber {
+/// A live page's subscription to its channels (one object per parked wait): a long-poll is
+/// answered once with the update (or at its deadline with the versions unchanged) and its
+/// stream ends; an event stream sends each change and follows on from the new versions, or
+/// sends a heartbeat comment when a wait ends with nothing new.
+final class LiveSubscription: ChannelSubscriber {
+    enum Kind { case poll, events }
+    let kind: Kind
     let core: LiveAppCore
     let page: Page
     let known: [(String, UInt64)]
     let stream: ResponseStream
 
-    init(core: LiveAppCore, page: Page, known: [(String, UInt64)], stream: ResponseStream) {
-        self.core = core
-        self.page = page
-        self.known = known
-        self.stream = stream
-    }
-
-    var isCancelled: Bool { stream.isCancelled }
-    func deliver(_ versions: [UInt64]) { stream.finish(with: core.answer(page, known, versions)) }
-}
-
-/// An event stream waiting for its next change: sends it (and follows on from the new
-/// versions), or a heartbeat comment when the wait ends with nothing new.
-final class FollowedStream: ChannelSubscriber {
-    let core: LiveAppCore
-    let page: Page
-    let known: [(String, UInt64)]
-    let stream: ResponseStream
-
-    init(core: LiveAppCore, page: Page, known: [(String, UInt64)], stream: ResponseStream) {
+    init(_ kind: Kind, core: LiveAppCore, page: Page, known: [(String, UInt64)], stream: ResponseStream) {
+        self.kind = kind
         self.core = core
         self.page = page
         self.known = known
@@ -272,10 +258,13 @@ final class FollowedStream: ChannelSubscriber {
     var isCancelled: Bool { stream.isCancelled }
 
     func deliver(_ versions: [UInt64]) {
-        if zip(known, versions).allSatisfy({ $0.0.1 == $0.1 }) {
+        switch kind {
+        case .poll:
+            stream.finish(with: core.answer(page, known, versions))
+        case .events where zip(known, versions).allSatisfy({ $0.0.1 == $0.1 }):
             stream.write(": heartbeat\n\n")
             core.channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: self)
-        } else {
+        case .events:
             core.send(page, known, versions, to: stream)
         }
     }
