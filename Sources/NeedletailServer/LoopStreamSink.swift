@@ -49,16 +49,27 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
 
     func write(_ transfer: consuming ChunksTransfer) {
         guard !isCancelled else { return }
-        // On the loop's thread the chunks are taken over (so that their buffer can be recycled
-        // once copied); from another thread they travel in the task.
-        if loop.runsNow(for: connection) { send(transfer.take(), finishing: false); return }
-        loop.execute { [self, transfer] in send(transfer.chunks, finishing: false) }
+        hand(transfer, finishing: false)
     }
 
     func finish(after last: consuming ChunksTransfer) {
         guard !cancelled.load(ordering: .acquiring), !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if loop.runsNow(for: connection) { send(last.take(), finishing: true); return }
-        loop.execute { [self, last] in send(last.chunks, finishing: true) }
+        hand(last, finishing: true)
+    }
+
+    func finish() {
+        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loop.executeSoonOrNow(for: connection) { [self] in send(Chunks(), finishing: true) }
+    }
+
+    /// On the loop's thread the chunks are taken over (so that their buffer can be recycled
+    /// once copied); from another thread they travel in a task.
+    private func hand(_ transfer: consuming ChunksTransfer, finishing: Bool) {
+        if loop.runsNow(for: connection) {
+            send(transfer.take(), finishing: finishing)
+        } else {
+            loop.execute { [self, transfer] in send(transfer.chunks, finishing: finishing) }
+        }
     }
 
     /// On the loop: frames `chunks` (and the end of the body when `finishing`), then writes.
@@ -71,14 +82,5 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
         chunks.recycle()
         if finishing { codec.end(self, on: connection) }
         connection.pump()
-    }
-
-    func finish() {
-        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.executeSoonOrNow(for: connection) { [self] in
-            guard !connection.isClosed, !cancelled.load(ordering: .acquiring), let codec else { return }
-            codec.end(self, on: connection)
-            connection.pump()
-        }
     }
 }

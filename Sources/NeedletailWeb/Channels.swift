@@ -23,6 +23,14 @@ public final class Channels: Sendable {
         var subscribers: [Int: Subscriber] = [:]
         var byChannel: [String: Set<Int>] = [:]
         var nextID = 0
+
+        /// The current versions of the channels named in `known`, in order.
+        func versions(of known: [(String, UInt64)]) -> [UInt64] { known.map { versions[$0.0] ?? 0 } }
+    }
+
+    /// Whether `current` (the versions of `known`'s channels, in order) are those `known` has.
+    static func unchanged(_ known: [(String, UInt64)], _ current: [UInt64]) -> Bool {
+        zip(known, current).allSatisfy { $0.0.1 == $0.1 }
     }
 
     let state = Mutex(State())
@@ -45,7 +53,7 @@ public final class Channels: Sendable {
 
     /// The current versions of the channels named in `known`, in order.
     func versions(of known: [(String, UInt64)]) -> [UInt64] {
-        state.withLock { s in known.map { s.versions[$0.0] ?? 0 } }
+        state.withLock { $0.versions(of: known) }
     }
 
     /// The channels among `known` whose version differs from the one given.
@@ -62,6 +70,7 @@ public final class Channels: Sendable {
             // other channels are taken out of those sets one by one (a crowd on one channel
             // costs no hashing of the channel's name per subscriber).
             guard let ids = s.byChannel.removeValue(forKey: channel) else { return [] }
+            // (The notified channel's version is at hand: no lookup of it per subscriber.)
             return ids.compactMap { id in
                 remove(id: id, from: &s, except: channel).map { sub in
                     (sub, sub.known.map { $0.0 == channel ? version : s.versions[$0.0] ?? 0 })
@@ -88,8 +97,8 @@ public final class Channels: Sendable {
     public func wait(for known: [(String, UInt64)], timeout: UInt64, subscriber: any ChannelSubscriber) {
         startSweeper()
         let now: [UInt64]? = state.withLock { s in
-            let current = known.map { s.versions[$0.0] ?? 0 }
-            if zip(known, current).contains(where: { $0.0.1 != $0.1 }) { return current }
+            let current = s.versions(of: known)
+            if !Channels.unchanged(known, current) { return current }
             let id = s.nextID
             s.nextID += 1
             s.subscribers[id] = Subscriber(known: known, deadline: clock() + timeout, target: subscriber)
@@ -115,7 +124,7 @@ public final class Channels: Sendable {
         let now = clock()
         let due: [(Subscriber, [UInt64])] = state.withLock { s in
             let ids = s.subscribers.filter { $0.value.deadline <= now || $0.value.target.isCancelled }.map(\.key)
-            return ids.compactMap { id in remove(id: id, from: &s).map { sub in (sub, sub.known.map { s.versions[$0.0] ?? 0 }) } }
+            return ids.compactMap { id in remove(id: id, from: &s).map { sub in (sub, s.versions(of: sub.known)) } }
         }
         for (d, versions) in due where !d.target.isCancelled { d.target.deliver(versions) }
     }

@@ -235,21 +235,21 @@ extension HTMLOutput {
     /// `name|version;name|version…` inside an attribute value: what pages carry in
     /// `data-nt-channels` and answers in `data-nt-versions`, and polls send back.
     mutating func appendChannelVersions(_ versions: [(String, UInt64)]) {
-        for (i, (name, version)) in versions.enumerated() {
-            if i > 0 { append(";") }
-            appendAttributeValue(name)
-            append("|")
-            appendDecimal(Int(truncatingIfNeeded: version))
-        }
+        appendChannelVersions(count: versions.count) { versions[$0] }
     }
 
     /// The same for the channels named in `known` at the versions `current`.
     mutating func appendChannelVersions(_ known: [(String, UInt64)], _ current: [UInt64]) {
-        for i in known.indices {
+        appendChannelVersions(count: known.count) { (known[$0].0, current[$0]) }
+    }
+
+    private mutating func appendChannelVersions(count: Int, _ pair: (Int) -> (String, UInt64)) {
+        for i in 0..<count {
             if i > 0 { append(";") }
-            appendAttributeValue(known[i].0)
+            let (name, version) = pair(i)
+            appendAttributeValue(name)
             append("|")
-            appendDecimal(Int(truncatingIfNeeded: current[i]))
+            appendDecimal(Int(truncatingIfNeeded: version))
         }
     }
 }

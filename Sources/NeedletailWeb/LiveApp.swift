@@ -154,7 +154,7 @@ public final class LiveAppCore: Sendable {
         case .success(let s): (page, known) = s
         }
         let current = channels.versions(of: known)
-        if known.isEmpty || zip(known, current).contains(where: { $0.0.1 != $0.1 }) {
+        if known.isEmpty || !Channels.unchanged(known, current) {
             return .html(answer(page, known, current))
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
@@ -261,7 +261,7 @@ final class LiveSubscription: ChannelSubscriber {
         switch kind {
         case .poll:
             stream.finish(with: core.answer(page, known, versions))
-        case .events where zip(known, versions).allSatisfy({ $0.0.1 == $0.1 }):
+        case .events where Channels.unchanged(known, versions):
             stream.write(": heartbeat\n\n")
             core.channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: self)
         case .events:
