@@ -1,16 +1,19 @@
 import Synchronization
 
 /// 128 random bits from the kernel's CSPRNG, as 32 lower-case hex digits.
-public func randomToken() -> String {
-    SecureRandom.withBytes(16) { raw in
-        String(unsafeUninitializedCapacity: 32) { out in
+public func randomToken() -> String { randomHex(bytes: 16) }
+
+/// `bytes` (at most 16) random bytes from the kernel's CSPRNG as lower-case hex digits.
+func randomHex(bytes: Int) -> String {
+    SecureRandom.withBytes(bytes) { raw in
+        String(unsafeUninitializedCapacity: 2 * raw.count) { out in
             let digits: StaticString = "0123456789abcdef"
             let d = digits.utf8Start
             for (i, b) in raw.enumerated() {
                 out[2 * i] = d[Int(b >> 4)]
                 out[2 * i + 1] = d[Int(b & 15)]
             }
-            return 32
+            return 2 * raw.count
         }
     }
 }
@@ -74,7 +77,10 @@ enum SecureRandom {
 public final class Session: Sendable {
     /// The id (128 random bits, hex). Never shown to other users.
     public let id: String
-    /// A generated name, as teepeedee2 gave each visitor ("anonymous-7f3a").
+    /// A generated name, as teepeedee2 gave each visitor: "user-" and 48 random bits
+    /// ("user-3f9a1c07d2e4"), drawn apart from the id, since other users see it. Unique in
+    /// practice (two of a million sessions share one with odds of about 1 in 560), so an app
+    /// may use it as the author of what a visitor writes.
     public let userName: String
     let state: Mutex<State>
 
@@ -87,7 +93,7 @@ public final class Session: Sendable {
 
     init(id: String, now: UInt64) {
         self.id = id
-        userName = "user-" + id.prefix(6)
+        userName = "user-" + randomHex(bytes: 6)
         state = Mutex(State(lastUsed: now))
     }
 

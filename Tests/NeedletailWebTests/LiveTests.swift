@@ -83,7 +83,10 @@ func actionPaths(in body: String) -> [String] {
         let again = store.session(for: get("/", cookie: "a=b; nt_session=\(s.id); c=d"))
         #expect(again.session === s && !again.isNew)
         #expect(store.session(for: get("/", query: "_s=\(s.id)")).session === s, "URL fallback when cookies are refused")
-        #expect(s.userName.hasPrefix("user-"))
+        #expect(s.userName.hasPrefix("user-") && s.userName.count == 17)
+        // Other users see the name: it must tell them nothing of the id (it once was its prefix).
+        #expect(!s.id.contains(s.userName.dropFirst(5)))
+        #expect(store.session(for: get("/")).session.userName != s.userName)
         #expect(store.session(for: get("/", cookie: "nt_session=0123456789abcdef0123456789abcdef")).isNew, "unknown ids are never adopted")
     }
 
