@@ -142,6 +142,14 @@ public final class LiveAppCore: Sendable {
             }
             parsed.append((String(part[..<bar]), v))
         }
+        // Only the channels the view shows: another channel's version would tell this visitor
+        // when it changes (a private one, say "inbox:" + someone else's name).
+        let foreign = view.state.withLock { st in
+            parsed.first { c in !st.regions.contains { $0.channels.contains(c.0) } }
+        }
+        if let (name, _) = foreign {
+            return .failure(ResponseError(Router.errorPage(.badRequest, detail: "This page shows no channel \(name).")))
+        }
         return .success((Page(request: request, session: session, fromCookie: fromCookie, view: view, app: self), parsed))
     }
 

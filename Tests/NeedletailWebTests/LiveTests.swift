@@ -218,6 +218,13 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(r.body.string == "<template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>5</p></div></template><template data-nt-versions=\"counter|1\"></template>")
         #expect(app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7Cx", cookie: cookie)).status == .badRequest)
         #expect(app.respond(to: get("/_nt/poll", query: "v=nope&c=counter%7C1", cookie: cookie)).status == .gone)
+        // A channel the view does not show is refused, for polls and event streams alike (its
+        // versions would tell the visitor when it changes); notified, it would answer at once.
+        app.channels.notify("inbox:someone")
+        for path in ["/_nt/poll", "/_nt/events"] {
+            let r = app.respond(to: get(path, query: "v=\(view)&c=counter%7C1%3Binbox%3Asomeone%7C0", cookie: cookie))
+            #expect(r.status == .badRequest && r.body.string.contains("no channel inbox:someone"))
+        }
     }
 
     @Test func parkedPollIsAnsweredOnNotify() throws {
