@@ -9,7 +9,9 @@ import NeedletailJS
 /// browser has no EventSource, or when the first event does not arrive within 3 s (a proxy
 /// that buffers); the HTML operations that come back (`replace`, `append`, `remove` an element
 /// by id; never code) are applied; the next poll starts after a jittered pause, failures back
-/// off exponentially with jitter (capped at 30 s); `#nt-status` says "live" or "reconnecting".
+/// off exponentially with jitter (capped at 30 s); `#nt-status` says "live" or "reconnecting";
+/// a browser that refuses cookies sends the session id (`data-nt-s`) with its polls and adds
+/// it to the site's links.
 /// Without it every form and link still works.
 public enum ClientRuntime {
     public static let program: JSProgram = {
@@ -32,12 +34,23 @@ public enum ClientRuntime {
         let timer = JSExpr.name("timer")
         let math = JS.Math
         let backoff = JSExpr.name("backoff")
+        let sid = JSExpr.name("sid")
+        let a = JSExpr.name("a")
         return JSProgram {
             Const("status", JS.document.getElementById("nt-status"))
             If(status === nil) { Return() }
             Const("view", status.dataset.ntView)
             Let("channels", status.dataset.ntChannels)
             Let("failures", 0)
+            // A browser that refuses cookies follows its session with the id in the URL. (Asked
+            // by setting a cookie and reading it back: Chromium's navigator.cookieEnabled stays
+            // true when its settings block cookies.)
+            Let("sid", "")
+            If(status.dataset.ntS) {
+                Assign(JS.document.cookie, "nt_probe=1; SameSite=Lax")
+                If(!JS.document.cookie.includes("nt_probe")) { Assign(sid, status.dataset.ntS) }
+                Assign(JS.document.cookie, "nt_probe=; max-age=0")
+            }
             Function("apply", "text") {
                 Const("t", JS.document.createElement("template"))
                 Assign(t.innerHTML, text)
@@ -58,7 +71,7 @@ public enum ClientRuntime {
                 JSExpr.name("bind")(JS.document)
             }
             Function("url", "kind") {
-                Return("/_nt/" + JSExpr.name("kind") + "?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels))
+                Return("/_nt/" + JSExpr.name("kind") + "?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels) + sid.ternary("&_s=" + sid, ""))
             }
             Function("backoff") {
                 AddAssign(failures, 1)
@@ -130,6 +143,13 @@ public enum ClientRuntime {
                     If(!f.ntBound) {
                         Assign(f.ntBound, true)
                         f.addEventListener("submit", JSExpr.name("submit"))
+                    }
+                }
+                // Without cookies, this site's links carry the session (the server adds it
+                // itself once it has seen the browser refuse the cookie).
+                If(sid) {
+                    ForOf("a", in: JSExpr.name("root").querySelectorAll("a[href^=\"/\"]:not([href*=\"_s=\"])")) {
+                        AddAssign(a.search, a.search.ternary("&", "") + "_s=" + sid)
                     }
                 }
             }

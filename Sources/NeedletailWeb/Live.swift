@@ -79,15 +79,38 @@ public final class Page: @unchecked Sendable {
     /// to it); nil outside regions.
     let renderContext = Mutex<(region: LiveView.Region, render: Int)?>(nil)
 
-    /// Whether forms must carry the session id (the browser sent no session cookie for it).
-    let needsSessionField: Bool
+    /// Where the session's id came from: forms carry it unless it came in the cookie; links
+    /// and redirects only once the browser is known to refuse the cookie (it came in a field).
+    let source: SessionSource
 
-    init(request: Request, session: Session, fromCookie: Bool, view: LiveView, app: LiveAppCore) {
+    init(request: Request, session: Session, source: SessionSource, view: LiveView, app: LiveAppCore) {
         self.request = request
         self.session = session
         self.view = view
         self.app = app
-        needsSessionField = !fromCookie
+        self.source = source
+    }
+
+    var needsSessionField: Bool { source != .cookie }
+
+    /// `path` (a link on this site) as this visitor must follow it: with the session id added
+    /// when the browser refuses the session cookie, so that the link keeps the session; else
+    /// unchanged. (An id in a URL is seen by whoever sees the URL: it is added only for
+    /// browsers that leave no other way.)
+    public func url(_ path: String) -> String {
+        source == .field ? Page.addingSessionField(path, session.id) : path
+    }
+
+    static func addingSessionField(_ path: String, _ id: String) -> String {
+        path + (path.contains("?") ? "&_s=" : "?_s=") + id
+    }
+
+    /// `target` without its `_s` query field (a view's path, where redirects go, is stored
+    /// without it; the redirect adds the current one when needed).
+    static func removingSessionField(_ target: String) -> String {
+        guard let q = target.firstIndex(of: "?"), target.contains("_s=") else { return target }
+        let kept = target[target.index(after: q)...].split(separator: "&").filter { !$0.hasPrefix("_s=") }
+        return String(target[..<q]) + (kept.isEmpty ? "" : "?" + kept.joined(separator: "&"))
     }
 
     @usableFromInline
@@ -200,7 +223,7 @@ public final class Page: @unchecked Sendable {
     // Concrete result types (not `some`): an opaque type from another module made every page
     // containing it resolve its metadata by demangling at run time.
     public func liveStatus(transport: Transport = .events) -> LiveStatus {
-        LiveStatus(view: view.id, versions: collected.withLock { $0 }, transport: transport)
+        LiveStatus(view: view.id, versions: collected.withLock { $0 }, transport: transport, session: needsSessionField ? session.id : nil)
     }
 
     /// The runtime's script tag (a cacheable file; works under `script-src 'self'`).
@@ -210,11 +233,14 @@ public final class Page: @unchecked Sendable {
 }
 
 /// `<div id="nt-status" data-nt-view=… data-nt-channels="name|version;…" data-nt-transport=…
-/// aria-live="polite"></div>`: the runtime's anchor (see `Page.liveStatus`).
+/// aria-live="polite"></div>`: the runtime's anchor (see `Page.liveStatus`). When the browser
+/// sent no session cookie it also carries the session id (`data-nt-s`), which the runtime adds
+/// to its polls if the browser refuses cookies.
 public struct LiveStatus: FlowContent, NonInteractive, FormFree {
     let view: String
     let versions: [(String, UInt64)]
     let transport: Page.Transport
+    let session: String?
 
     public func render(into out: inout HTMLOutput) {
         // Written directly, like a live region: through the DSL (a joined string of the
@@ -227,6 +253,10 @@ public struct LiveStatus: FlowContent, NonInteractive, FormFree {
         out.appendChannelVersions(versions)
         out.append("\" data-nt-transport=\"")
         out.appendAttributeValue(transport.rawValue)
+        if let session {
+            out.append("\" data-nt-s=\"")
+            out.appendAttributeValue(session)
+        }
         out.append("\" aria-live=\"polite\"></div>")
     }
 }

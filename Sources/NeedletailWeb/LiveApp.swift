@@ -38,9 +38,9 @@ public final class LiveAppCore: Sendable {
     /// Builds a page for `request` with `build`, adding the session cookie when the session is
     /// new, the page headers, and keeping the view for later actions and polls.
     public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
-        let (session, isNew, fromCookie) = sessions.resolve(for: request)
-        let view = LiveView(path: request.target)
-        let page = Page(request: request, session: session, fromCookie: fromCookie, view: view, app: self)
+        let (session, source) = sessions.resolve(for: request)
+        let view = LiveView(path: Page.removingSessionField(request.target))
+        let page = Page(request: request, session: session, source: source, view: view, app: self)
         var response: Response
         do {
             response = try build(page)
@@ -57,7 +57,7 @@ public final class LiveAppCore: Sendable {
         }
         trimActions(of: session)
         for h in LiveAppCore.pageHeaders { response.addHeader(h.name, h.value) }
-        if isNew { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: request)) }
+        if source == .new { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: request)) }
         return response
     }
 
@@ -106,7 +106,7 @@ public final class LiveAppCore: Sendable {
 
     func action(_ id: String, _ request: Request) -> Response {
         let fromRuntime = request.headers["x-needletail"] != nil
-        guard let session = sessions.existing(for: request),
+        guard let (session, fromCookie) = sessions.find(for: request),
               let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
                   for v in st.views.reversed() {
                       if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
@@ -125,7 +125,8 @@ public final class LiveAppCore: Sendable {
             return Router.errorPage(.internalServerError, detail: "This could not be done, and nothing was changed. The error has been logged.")
         }
         if fromRuntime { return Response(status: .noContent) }
-        return .redirect(to: view.path)
+        // A browser without the cookie keeps its session through the redirect.
+        return .redirect(to: fromCookie ? view.path : Page.addingSessionField(view.path, session.id))
     }
 
     /// The page and channel versions a poll or event stream asks about, or the error answer.
@@ -150,7 +151,7 @@ public final class LiveAppCore: Sendable {
         if let (name, _) = foreign {
             return .failure(ResponseError(Router.errorPage(.badRequest, detail: "This page shows no channel \(name).")))
         }
-        return .success((Page(request: request, session: session, fromCookie: fromCookie, view: view, app: self), parsed))
+        return .success((Page(request: request, session: session, source: fromCookie ? .cookie : .field, view: view, app: self), parsed))
     }
 
     /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,

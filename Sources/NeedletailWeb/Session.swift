@@ -104,6 +104,18 @@ public final class Session: Sendable {
     }
 }
 
+/// Where a request's session id came from.
+enum SessionSource {
+    /// The session cookie.
+    case cookie
+    /// An `_s` form or query field: the browser refuses the cookie (it was set, and did not come
+    /// back), so the id goes wherever the session must follow: forms, the redirect after an
+    /// action, `Page.url` links, the runtime's polls.
+    case field
+    /// None (or an unknown or expired one): a new session, whose cookie the response sets.
+    case new
+}
+
 /// The sessions in memory: looked up by the id in the `nt_session` cookie (or, when the browser
 /// refuses cookies, the `_s` field that action forms then carry), expired after an idle time,
 /// and capped in number with least-recently-used eviction.
@@ -143,8 +155,14 @@ public final class SessionStore: Sendable {
     /// field: forms on the page must carry it).
     func find(for request: Request) -> (session: Session, fromCookie: Bool)? {
         let now = clock()
+        // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
+        // site's own pages: a link or form on another site carrying an id the attacker made
+        // for themselves would otherwise put the visitor in the attacker's session (session
+        // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
+        // ones and other clients do not send).
+        let fieldsAllowed = request.headers["sec-fetch-site"].map { $0 == "same-origin" || $0 == "none" } ?? true
         // The cookie first; the `_s` fields only when there is no usable cookie.
-        for source in 0..<3 {
+        for source in 0..<(fieldsAllowed ? 3 : 1) {
             let value = source == 0 ? request.cookie(cookieName) : source == 1 ? request.query["_s"] : request.form["_s"]
             guard let id = value, id.utf8.count == 32 else { continue }
             let found: Session? = sessions.withLock { all in
@@ -168,19 +186,19 @@ public final class SessionStore: Sendable {
     /// The request's session, or a new one (`isNew`: the response must set the cookie).
     public func session(for request: Request) -> (session: Session, isNew: Bool) {
         let r = resolve(for: request)
-        return (r.session, r.isNew)
+        return (r.session, r.source == .new)
     }
 
-    /// `session(for:)`, and whether the id came from the cookie.
-    func resolve(for request: Request) -> (session: Session, isNew: Bool, fromCookie: Bool) {
-        if let (s, fromCookie) = find(for: request) { return (s, false, fromCookie) }
+    /// `session(for:)`, and where its id came from.
+    func resolve(for request: Request) -> (session: Session, source: SessionSource) {
+        if let (s, fromCookie) = find(for: request) { return (s, fromCookie ? .cookie : .field) }
         let now = clock()
         let s = Session(id: randomToken(), now: now)
         sessions.withLock { all in
             if all.count >= maxSessions { evict(&all, now: now) }
             all[s.id] = s
         }
-        return (s, true, false)
+        return (s, .new)
     }
 
     /// Drops expired sessions, then the least recently used tenth if still full.

@@ -80,7 +80,7 @@ enum Board {
                     Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
                 }
                 Body {
-                    Nav { Ul { ForEach(names) { n in Li { A(n).href("/board?forum=" + n).class("current", if: n == forum) } } } }
+                    Nav { Ul { ForEach(names) { n in Li { A(n).href(page.url("/board?forum=" + n)).class("current", if: n == forum) } } } }
                     H1 { "Forum "; forum }
                     P { "You post as "; Strong(me); "." }
                     page.actionForm({ request in

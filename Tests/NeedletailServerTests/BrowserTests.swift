@@ -34,10 +34,12 @@ final class WebDriver {
         return object?["value"]
     }
 
-    /// A new, independent browser (own profile); `javascript: false` turns scripts off.
-    func browser(javascript: Bool = true) throws -> Browser {
+    /// A new, independent browser (own profile); `javascript: false` turns scripts off,
+    /// `cookies: false` makes it refuse every cookie.
+    func browser(javascript: Bool = true, cookies: Bool = true) throws -> Browser {
         var prefs: [String: Any] = [:]
         if !javascript { prefs["profile.managed_default_content_settings.javascript"] = 2 }
+        if !cookies { prefs["profile.default_content_setting_values.cookies"] = 2 }
         let profile = profiles + "/p\(Int.random(in: 0..<1_000_000))"
         let caps: [String: Any] = ["capabilities": ["alwaysMatch": [
             "browserName": "chrome",
@@ -141,6 +143,37 @@ struct Browser {
         }
     }
 
+    /// A browser that refuses cookies on the board at `base`: its session follows it in the
+    /// forms, the redirect-free background post, the runtime's polls and the forum links, so
+    /// its own post comes back live with its delete button, and still has it after two links.
+    func withoutCookies(base: String, transport: String) throws {
+        let driver = try WebDriver()
+        let c = try driver.browser(cookies: false)
+        defer { c.quit() }
+        try c.open(base + "/board?forum=Debian&transport=" + transport)
+        #expect(c.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil, "the runtime follows the channels without a cookie")
+        let view = c.viewID
+        let text = "No cookies here \(Int.random(in: 0..<1_000_000))"
+        try c.type(Self.postForm + " input[name=\"text\"]", text)
+        try c.click(Self.postForm + " button")
+        // Its own post, rendered for its session: with a delete button.
+        func ownPost(_ page: String) -> Bool {
+            guard let r = page.range(of: text) else { return false }
+            return page[r.upperBound...].prefix(600).contains(">delete</button>")
+        }
+        #expect(c.wait(seconds: 2) { ownPost($0) } != nil, "the post comes back live, as its author's")
+        #expect(c.viewID == view, "without reloading")
+        try c.click("nav a[href*=\"forum=Gentoo\"]")
+        #expect(c.wait(seconds: 5) { $0.contains("Forum Gentoo") } != nil)
+        try c.click("nav a[href*=\"forum=Debian\"]")
+        #expect(c.wait(seconds: 5) { $0.contains("Forum Debian") && ownPost($0) } != nil, "still the same session after two links")
+        #expect(c.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil)
+        try c.click("li:has(.author) form button")
+        #expect(c.wait(seconds: 2) { !$0.contains(text) } != nil, "and it can delete its post")
+        let errors = try c.consoleErrors()
+        #expect(errors.isEmpty, "console errors: \(errors)")
+    }
+
     @Test(.enabled(if: WebDriver.available)) func liveBoardNatively() throws {
         let data = makeTempDir("needletail-board")
         let port = freePort()
@@ -149,6 +182,8 @@ struct Browser {
         #expect(waitForPort(port))
         try exercise(base: "http://127.0.0.1:\(port)", transport: "events")
         try exercise(base: "http://127.0.0.1:\(port)", transport: "poll")
+        try withoutCookies(base: "http://127.0.0.1:\(port)", transport: "events")
+        try withoutCookies(base: "http://127.0.0.1:\(port)", transport: "poll")
     }
 
     @Test(.enabled(if: WebDriver.available && FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))

@@ -153,6 +153,43 @@ func actionPaths(in body: String) -> [String] {
         #expect(counter.withLock { $0 } == 2)
     }
 
+    @Test func aBrowserWithoutCookiesKeepsItsSessionThroughFormsRedirectsAndPolls() throws {
+        let (app, counter) = counterApp()
+        let first = app.respond(to: get("/counter"))
+        let id = try #require(cookiePair(first)).replacingOccurrences(of: "nt_session=", with: "")
+        #expect(first.body.string.contains("name=\"_s\" value=\"\(id)\""))
+        #expect(first.body.string.contains("data-nt-s=\"\(id)\""), "for the runtime's polls")
+        // The cookie does not come back: the form's field carries the session, and the
+        // redirect keeps it.
+        let action = try #require(actionPath(in: first.body.string))
+        let r = app.respond(to: post(action, form: "_s=\(id)"))
+        #expect(r.status == .seeOther && header(r, "Location") == "/counter?_s=\(id)")
+        #expect(counter.withLock { $0 } == 1)
+        let again = app.respond(to: get("/counter", query: "_s=\(id)"))
+        #expect(cookiePair(again) == nil, "the same session, not a new one")
+        let body = again.body.string
+        #expect(body.contains("name=\"_s\" value=\"\(id)\"") && body.contains("data-nt-s=\"\(id)\""))
+        // The view's address is kept without the field: redirects add the current one once.
+        let r2 = app.respond(to: post(try #require(actionPath(in: body)), form: "_s=\(id)"))
+        #expect(header(r2, "Location") == "/counter?_s=\(id)")
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let poll = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0&_s=\(id)"))
+        #expect(poll.status == .ok && poll.body.string.contains("<p>2</p>"))
+        // Another site's link or form cannot put a visitor in a session it made (fixation):
+        // browsers say where a request came from, and the fields count only from this site.
+        let crossSite = [("Sec-Fetch-Site", "cross-site")]
+        let lured = app.respond(to: get("/counter", query: "_s=\(id)", headers: crossSite))
+        #expect(cookiePair(lured) != nil && cookiePair(lured) != "nt_session=\(id)", "a new session instead")
+        #expect(app.respond(to: post(try #require(actionPath(in: body)), form: "_s=\(id)", headers: crossSite)).status == .gone)
+        #expect(counter.withLock { $0 } == 2)
+        for site in ["same-origin", "none"] {
+            #expect(cookiePair(app.respond(to: get("/counter", query: "_s=\(id)", headers: [("Sec-Fetch-Site", site)]))) == nil)
+        }
+        // With the cookie back, nothing carries the id any more.
+        let withCookie = app.respond(to: get("/counter", cookie: "nt_session=\(id)")).body.string
+        #expect(!withCookie.contains("_s") && !withCookie.contains("data-nt-s"))
+    }
+
     @Test func actionsAreBoundToTheirSession() throws {
         let (app, counter) = counterApp()
         let page = app.respond(to: get("/counter"))
