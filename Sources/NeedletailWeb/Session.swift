@@ -160,9 +160,9 @@ public final class SessionStore: Sendable {
         // for themselves would otherwise put the visitor in the attacker's session (session
         // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
         // ones and other clients do not send).
-        let fieldsAllowed = request.headers["sec-fetch-site"].map { $0 == "same-origin" || $0 == "none" } ?? true
         // The cookie first; the `_s` fields only when there is no usable cookie.
-        for source in 0..<(fieldsAllowed ? 3 : 1) {
+        for source in 0..<3 {
+            if source == 1, let site = request.headers["sec-fetch-site"], site != "same-origin" && site != "none" { break }
             let value = source == 0 ? request.cookie(cookieName) : source == 1 ? request.query["_s"] : request.form["_s"]
             guard let id = value, id.utf8.count == 32 else { continue }
             let found: Session? = sessions.withLock { all in
