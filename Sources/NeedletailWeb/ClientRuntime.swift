@@ -146,9 +146,10 @@ public enum ClientRuntime {
                     }
                 }
                 // Without cookies, this site's links carry the session (the server adds it
-                // itself once it has seen the browser refuse the cookie).
+                // itself once it has seen the browser refuse the cookie). Only paths: "//host/…"
+                // is another site, which must never see the id.
                 If(sid) {
-                    ForOf("a", in: JSExpr.name("root").querySelectorAll("a[href^=\"/\"]:not([href*=\"_s=\"])")) {
+                    ForOf("a", in: JSExpr.name("root").querySelectorAll("a[href^=\"/\"]:not([href^=\"//\"]):not([href*=\"_s=\"])")) {
                         AddAssign(a.search, a.search.ternary("&", "") + "_s=" + sid)
                     }
                 }

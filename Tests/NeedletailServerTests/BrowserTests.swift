@@ -75,6 +75,9 @@ struct Browser {
         return entries.filter { ($0["level"] as? String) == "SEVERE" }.map { "\($0["message"] ?? "")" }
     }
     func quit() { _ = try? driver.command("DELETE", "/session/\(id)") }
+    /// Runs `script` in the page (WebDriver's own channel: not subject to the page's CSP).
+    @discardableResult
+    func run(_ script: String) throws -> Any? { try driver.command("POST", "/session/\(id)/execute/sync", ["script": script, "args": [Any]()]) }
 
     /// Polls `condition` on the page source every 20 ms for up to `seconds`; returns the time
     /// it took, or nil.
@@ -153,6 +156,9 @@ struct Browser {
         try c.open(base + "/board?forum=Debian&transport=" + transport)
         #expect(c.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil, "the runtime follows the channels without a cookie")
         let view = c.viewID
+        // Links the runtime will see again when the update is applied: a path gets the id, a
+        // protocol-relative link (another site) must not.
+        try c.run("document.body.insertAdjacentHTML('beforeend', '<a id=\"away\" href=\"//example.invalid/x?y=1\">a</a><a id=\"here\" href=\"/board?forum=Gentoo\">h</a>')")
         let text = "No cookies here \(Int.random(in: 0..<1_000_000))"
         try c.type(Self.postForm + " input[name=\"text\"]", text)
         try c.click(Self.postForm + " button")
@@ -163,6 +169,10 @@ struct Browser {
         }
         #expect(c.wait(seconds: 2) { ownPost($0) } != nil, "the post comes back live, as its author's")
         #expect(c.viewID == view, "without reloading")
+        let away = try c.run("return document.getElementById('away').getAttribute('href')") as? String
+        let here = try c.run("return document.getElementById('here').getAttribute('href')") as? String
+        #expect(away == "//example.invalid/x?y=1", "another site never sees the id")
+        #expect(here?.contains("/board?forum=Gentoo&_s=") == true, "this site's links keep the session: \(here ?? "-")")
         try c.click("nav a[href*=\"forum=Gentoo\"]")
         #expect(c.wait(seconds: 5) { $0.contains("Forum Gentoo") } != nil)
         try c.click("nav a[href*=\"forum=Debian\"]")
