@@ -102,7 +102,9 @@ public final class Page: @unchecked Sendable {
     }
 
     static func addingSessionField(_ path: String, _ id: String) -> String {
-        path + (path.contains("?") ? "&_s=" : "?_s=") + id
+        let hash = path.firstIndex(of: "#") ?? path.endIndex  // the field goes before a fragment
+        let head = path[..<hash]
+        return head + (head.contains("?") ? "&_s=" : "?_s=") + id + path[hash...]
     }
 
     /// `target` without its `_s` query field (a view's path, where redirects go, is stored

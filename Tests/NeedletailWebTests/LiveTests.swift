@@ -185,9 +185,23 @@ func actionPaths(in body: String) -> [String] {
         for site in ["same-origin", "none"] {
             #expect(cookiePair(app.respond(to: get("/counter", query: "_s=\(id)", headers: [("Sec-Fetch-Site", site)]))) == nil)
         }
+        // A view reached with other fields keeps them, and the redirect adds the id once.
+        let withFields = app.respond(to: get("/counter", query: "b=1&_s=\(id)&x_s=2")).body.string
+        let r3 = app.respond(to: post(try #require(actionPath(in: withFields)), form: "_s=\(id)"))
+        #expect(header(r3, "Location") == "/counter?b=1&x_s=2&_s=\(id)")
         // With the cookie back, nothing carries the id any more.
         let withCookie = app.respond(to: get("/counter", cookie: "nt_session=\(id)")).body.string
         #expect(!withCookie.contains("_s") && !withCookie.contains("data-nt-s"))
+    }
+
+    @Test func pageURLsCarryTheSessionOnlyForBrowsersThatRefuseTheCookie() throws {
+        var app = LiveApp()
+        app.page("/links") { page in .html(P(page.url("/a?b=1#top"))) }
+        let first = app.respond(to: get("/links"))
+        #expect(first.body.string.contains("/a?b=1#top"), "a new session: the browser may yet take the cookie")
+        let id = try #require(cookiePair(first)).replacingOccurrences(of: "nt_session=", with: "")
+        #expect(app.respond(to: get("/links", cookie: "nt_session=\(id)")).body.string.contains("/a?b=1#top"))
+        #expect(app.respond(to: get("/links", query: "_s=\(id)")).body.string.contains("/a?b=1&amp;_s=\(id)#top"), "before the fragment")
     }
 
     @Test func actionsAreBoundToTheirSession() throws {
