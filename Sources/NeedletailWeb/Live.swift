@@ -97,32 +97,23 @@ public final class Page: @unchecked Sendable {
     /// when the browser refuses the session cookie, so that the link keeps the session; else
     /// unchanged. (An id in a URL is seen by whoever sees the URL: it is added only for
     /// browsers that leave no other way.)
-    public func url(_ path: String) -> String {
-        source == .field ? Page.addingSessionField(path, session.id) : path
-    }
+    public func url(_ path: String) -> String { Page.url(path, session: session, source: source) }
 
-    static func addingSessionField(_ path: String, _ id: String) -> String {
-        let hash = path.firstIndex(of: "#") ?? path.endIndex  // the field goes before a fragment
+    /// `path` for a session whose id came from `source`: with the `_s` field (before a
+    /// fragment) only when it came in one; what `url(_:)` and the redirect after an action give.
+    static func url(_ path: String, session: Session, source: SessionSource) -> String {
+        guard source == .field else { return path }
+        let hash = path.firstIndex(of: "#") ?? path.endIndex
         let head = path[..<hash]
-        return head + (head.contains("?") ? "&_s=" : "?_s=") + id + path[hash...]
+        return head + (head.contains("?") ? "&_s=" : "?_s=") + session.id + path[hash...]
     }
 
-    /// `target` without its `_s` query field (a view's path, where redirects go, is stored
-    /// without it; the redirect adds the current one when needed).
+    /// `target` without its `_s` query fields (a view's path, where redirects go, is stored
+    /// without it; the redirect adds the current one when needed). Asked only when the query
+    /// has one (`String.contains` on every page view had cost 11k instructions).
     static func removingSessionField(_ target: String) -> String {
-        // Looked for in the bytes: every page view asks, and almost none has the field
-        // (`String.contains` took 11k instructions, an eighth of the board page).
-        let found = target.utf8.withContiguousStorageIfAvailable { b -> Bool in
-            guard var i = b.firstIndex(of: UInt8(ascii: "?")) else { return false }
-            while i < b.count {  // at the "?" or "&" before a field
-                if b.count - i > 3 && b[i + 1] == UInt8(ascii: "_") && b[i + 2] == UInt8(ascii: "s") && b[i + 3] == UInt8(ascii: "=") { return true }
-                i += 1
-                while i < b.count && b[i] != UInt8(ascii: "&") { i += 1 }
-            }
-            return false
-        } ?? target.contains("_s=")
-        guard found, let q = target.firstIndex(of: "?") else { return target }
-        let kept = target[target.index(after: q)...].split(separator: "&").filter { !$0.hasPrefix("_s=") }
+        guard let q = target.firstIndex(of: "?") else { return target }
+        let kept = target[target.index(after: q)...].split(whereSeparator: { $0 == "&" || $0 == ";" }).filter { !$0.hasPrefix("_s=") }
         return String(target[..<q]) + (kept.isEmpty ? "" : "?" + kept.joined(separator: "&"))
     }
 

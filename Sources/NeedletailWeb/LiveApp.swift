@@ -39,7 +39,7 @@ public final class LiveAppCore: Sendable {
     /// new, the page headers, and keeping the view for later actions and polls.
     public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
         let (session, source) = sessions.resolve(for: request)
-        let view = LiveView(path: Page.removingSessionField(request.target))
+        let view = LiveView(path: request.query["_s"] == nil ? request.target : Page.removingSessionField(request.target))
         let page = Page(request: request, session: session, source: source, view: view, app: self)
         var response: Response
         do {
@@ -106,7 +106,7 @@ public final class LiveAppCore: Sendable {
 
     func action(_ id: String, _ request: Request) -> Response {
         let fromRuntime = request.headers["x-needletail"] != nil
-        guard let (session, fromCookie) = sessions.find(for: request),
+        guard let (session, source) = sessions.find(for: request),
               let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
                   for v in st.views.reversed() {
                       if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
@@ -126,12 +126,12 @@ public final class LiveAppCore: Sendable {
         }
         if fromRuntime { return Response(status: .noContent) }
         // A browser without the cookie keeps its session through the redirect.
-        return .redirect(to: fromCookie ? view.path : Page.addingSessionField(view.path, session.id))
+        return .redirect(to: Page.url(view.path, session: session, source: source))
     }
 
     /// The page and channel versions a poll or event stream asks about, or the error answer.
     func subscription(_ request: Request) -> Result<(Page, [(String, UInt64)]), ResponseError> {
-        guard let (session, fromCookie) = sessions.find(for: request), let viewID = request.query["v"],
+        guard let (session, source) = sessions.find(for: request), let viewID = request.query["v"],
               let view = view(viewID, in: session)
         else {
             return .failure(ResponseError(Router.errorPage(.gone, detail: "This page is no longer live; reload it.")))
@@ -151,7 +151,7 @@ public final class LiveAppCore: Sendable {
         if let (name, _) = foreign {
             return .failure(ResponseError(Router.errorPage(.badRequest, detail: "This page shows no channel \(name).")))
         }
-        return .success((Page(request: request, session: session, source: fromCookie ? .cookie : .field, view: view, app: self), parsed))
+        return .success((Page(request: request, session: session, source: source, view: view, app: self), parsed))
     }
 
     /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,

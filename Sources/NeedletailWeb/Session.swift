@@ -151,9 +151,8 @@ public final class SessionStore: Sendable {
     /// if it exists and has not expired. Touches it.
     public func existing(for request: Request) -> Session? { find(for: request)?.session }
 
-    /// The request's live session and whether its id came from the cookie (else from a `_s`
-    /// field: forms on the page must carry it).
-    func find(for request: Request) -> (session: Session, fromCookie: Bool)? {
+    /// The request's live session and where its id came from (`.cookie` or `.field`).
+    func find(for request: Request) -> (session: Session, source: SessionSource)? {
         let now = clock()
         // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
         // site's own pages: a link or form on another site carrying an id the attacker made
@@ -178,7 +177,7 @@ public final class SessionStore: Sendable {
                 if expired { all[id] = nil; return nil }
                 return s
             }
-            if let found { return (found, source == 0) }
+            if let found { return (found, source == 0 ? .cookie : .field) }
         }
         return nil
     }
@@ -191,7 +190,7 @@ public final class SessionStore: Sendable {
 
     /// `session(for:)`, and where its id came from.
     func resolve(for request: Request) -> (session: Session, source: SessionSource) {
-        if let (s, fromCookie) = find(for: request) { return (s, fromCookie ? .cookie : .field) }
+        if let found = find(for: request) { return found }
         let now = clock()
         let s = Session(id: randomToken(), now: now)
         sessions.withLock { all in
