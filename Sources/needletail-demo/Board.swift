@@ -43,30 +43,47 @@ enum Board {
         let byForum: IndexHandle<Post, String>, byAuthor: IndexHandle<Post, String>
         /// The forums' names (they never change while the app runs).
         let names: [String]
-        init(path: String) throws {
-            mkdir(String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), 0o755)  // the data folder, on first use
-            let store = try Store(path: path, fsync: .always)
+        init(folder: String) throws {
+            try Self.makeFolder(folder)
+            let store = try Store(path: folder + "/board.log", fsync: .always)
             forums = try store.table(Forum.self)
             posts = try store.table(Post.self, indexes: [Index(\Post.forum), Index(\Post.author)])
             (byForum, byAuthor) = (posts.index(\Post.forum), posts.index(\Post.author))
             if forums.count == 0 { for name in ["Ubuntu", "Gentoo", "Debian"] { _ = try forums.insert(Forum(name: name)) } }
             names = forums.all().map(\.record.name)
         }
+
+        /// Creates the data folder if missing, saying which folder and why when it cannot.
+        static func makeFolder(_ folder: String) throws(StoreError) {
+            var s = stat()
+            if stat(folder, &s) == 0 {
+                guard (s.st_mode & S_IFMT) == S_IFDIR else { throw StoreError.io("\(folder) is not a folder (pass --data DIR)") }
+                return
+            }
+            guard mkdir(folder, 0o750) == 0 || errno == EEXIST else {
+                let reason = String(cString: strerror(errno))
+                throw StoreError.io("cannot create the data folder \(folder): \(reason) (pass --data DIR, a folder that uid \(getuid()) can write)")
+            }
+        }
     }
 
-    static func install(into app: inout LiveApp, path: String, onError: @escaping @Sendable (String) -> Void) {
+    static func install(into app: inout LiveApp, folder: String, openNow: Bool, onError: @escaping @Sendable (String) -> Void) {
         let opened = Mutex<Records?>(nil)
+        /// The records, opened on first use; nil (and the reason logged) when they cannot be.
+        @Sendable func records() -> Records? {
+            opened.withLock { r -> Records? in
+                if r == nil {
+                    do { r = try Records(folder: folder) } catch { onError("cannot open the board's records in \(folder): \(error)") }
+                }
+                return r
+            }
+        }
+        if openNow { _ = records() }
         let channels = app.channels
         let css = app.stylesheet("/board.css", sheet)
         let cache = RenderCache()
         app.page("/board") { page in
-            let records = opened.withLock { r -> Records? in
-                if r == nil {
-                    do { r = try Records(path: path) } catch { onError("cannot open the board's records at \(path): \(error)") }
-                }
-                return r
-            }
-            guard let records else {
+            guard let records = records() else {
                 return Router.errorPage(.serviceUnavailable, detail: "The board's records cannot be opened; the server log says why.")
             }
             let (names, posts) = (records.names, records.posts)

@@ -4,14 +4,23 @@ import Needletail
 /// The demo application: ordinary app code, the same whichever way it is served.
 enum DemoApp {
     /// The whole app: the plain routes below plus the live message board, whose records live
-    /// in `dataDirectory` (posts are acknowledged only once fsync'd: policy always).
-    static func app(dataDirectory: String, publicDirectory: String?, onError: @escaping @Sendable (String) -> Void) -> LiveApp {
+    /// in `dataDirectory` (posts are acknowledged only once fsync'd: policy always), opened at
+    /// once when `openNow` (else on the first visit to the board). A CGI run (`cgi`) serves no
+    /// board: it would keep no sessions or channels between requests.
+    static func app(dataDirectory: String, publicDirectory: String?, openNow: Bool = false, cgi: Bool = false,
+                    onError: @escaping @Sendable (String) -> Void) -> LiveApp {
         var app = LiveApp(router: router())
         if let dir = publicDirectory {
             app.staticFiles = StaticFiles(root: dir, prefix: "/static/")
             if app.staticFiles == nil { onError("--public \(dir) is not a directory; /static/ is not served") }
         }
-        Board.install(into: &app, path: dataDirectory + "/board.log", onError: onError)
+        if cgi {
+            app.router.get("/board") { _ in
+                Router.errorPage(.serviceUnavailable, detail: "The message board needs a long-running process (FastCGI or HTTP): a CGI run keeps no sessions or live channels between requests.")
+            }
+        } else {
+            Board.install(into: &app, folder: dataDirectory, openNow: openNow, onError: onError)
+        }
         return app
     }
 
@@ -25,11 +34,15 @@ enum DemoApp {
 
         router.get("/") { _ in
             .html(Html {
-                Head { Meta().charset("utf-8"); Title("Needletail") }
+                Head {
+                    Meta().charset("utf-8"); Title("Needletail")
+                    Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
+                }
                 Body {
                     H1("Needletail demo")
-                    P { A("/hello?name=world").href("/hello?name=world") }
-                    P { A("The message board").href("/board") }
+                    // Relative links: the app may be mounted under a prefix (CGI at /app/).
+                    P { A("/hello?name=world").href("hello?name=world") }
+                    P { A("The message board").href("board") }
                 }
             }.lang("en"))
         }

@@ -39,8 +39,8 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "Largest request body in bytes (over it: 413).")
     var maxBody: Int = 1 << 20
 
-    @ArgumentParser.Option(name: .long, help: "Folder for the message board's records (created if missing).")
-    var data: String = "needletail-data"
+    @ArgumentParser.Option(name: .long, help: "Folder for the message board's records (created if missing). Default: $STATE_DIRECTORY (systemd's StateDirectory=) when set, else ./needletail-data.")
+    var data: String?
 
     @ArgumentParser.Option(name: .long, help: "Folder whose files are served under /static/ (sendfile, ETag, ranges).")
     var `public`: String?
@@ -50,6 +50,9 @@ struct Serve: ParsableCommand {
 
     @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    @ArgumentParser.Option(name: .long, help: "Where the log goes: a file (appended to), stderr, syslog, or syslog:/path/to/socket. Default: stderr, or syslog when stderr is /dev/null (a daemon's child).")
+    var logFile: String?
 
     func validate() throws {
         if let l = loops, l < 1 || l > 1024 { throw ValidationError("--loops must be between 1 and 1024") }
@@ -68,14 +71,39 @@ struct Serve: ParsableCommand {
         return (String(text[..<colon]), text[text.index(after: colon)...].trimmingCharacters())
     }
 
+    /// The board's folder: --data, systemd's StateDirectory=, or ./needletail-data, made absolute
+    /// so that the log names the folder that was really used.
+    var dataDirectory: String {
+        let chosen = data ?? getenv("STATE_DIRECTORY").map { String(cString: $0) }.flatMap { $0.split(separator: ":").first.map(String.init) }
+            ?? "needletail-data"
+        if chosen.hasPrefix("/") { return chosen }
+        guard let pointer = getcwd(nil, 0) else { return chosen }
+        defer { free(pointer) }
+        let cwd = String(cString: pointer)
+        return (cwd.hasSuffix("/") ? cwd : cwd + "/") + chosen
+    }
+
     func run() throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let destination = logFile.map(LogDestination.init(parsing:)) ?? .automatic
+        let sink: LogSink
+        do {
+            sink = try destination.open(tag: "needletail-demo")
+        } catch where logFile == nil {
+            sink = try LogDestination.standardError.open(tag: "needletail-demo")  // no syslog here: serve all the same
+        } catch {
+            reportToStandardError("needletail-demo: \(error.description)")
+            throw ExitCode(1)
+        }
+        LoggingSystem.bootstrap { LogSinkHandler(label: $0, sink: sink) }
         var logger = Logger(label: "needletail")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let errorLogger = logger
-        let app = DemoApp.app(dataDirectory: data, publicDirectory: `public`) { errorLogger.error("\($0)") }
+        let cgi = http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest
+        // A server opens the board's records now, so that a folder it cannot use is in the log
+        // at start; a CGI run opens them only for a request that shows the board.
+        let app = DemoApp.app(dataDirectory: dataDirectory, publicDirectory: `public`, openNow: !cgi, cgi: cgi) { errorLogger.error("\($0)") }
 
-        if http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest {
+        if cgi {
             throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))
         }
 

@@ -195,17 +195,4 @@ struct Browser {
         try withoutCookies(base: "http://127.0.0.1:\(port)", transport: "events")
         try withoutCookies(base: "http://127.0.0.1:\(port)", transport: "poll")
     }
-
-    @Test(.enabled(if: WebDriver.available && FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))
-    func liveBoardThroughNginxFastCGI() throws {
-        let data = makeTempDir("needletail-board")
-        let sock = data + "/app.sock"
-        let app = try demoOnFastCGISocket(sock, ["--data", data, "--loops", "2"])
-        defer { app.stop() }
-        let port = freePort()
-        let nginx = try WebServerProcess.nginxInFront(of: sock, port: port)
-        defer { nginx.stop() }
-        try exercise(base: "http://127.0.0.1:\(port)", transport: "events")
-        try exercise(base: "http://127.0.0.1:\(port)", transport: "poll")
-    }
 }

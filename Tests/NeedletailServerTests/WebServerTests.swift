@@ -33,6 +33,7 @@ struct WebServerTests {
                 ("listen 80;", "listen 127.0.0.1:\(unixPort);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
             ]) + "\n" + shippedConfig("nginx/needletail-tcp.conf", replacing: [
                 ("listen 80;", "listen 127.0.0.1:\(tcpPort);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
+                ("upstream needletail {", "upstream needletail_tcp {"), ("fastcgi_pass needletail;", "fastcgi_pass needletail_tcp;"),
             ])
             let nginx = try WebServerProcess.nginx(serverBlocks: blocks, port: unixPort)
             defer { nginx.stop() }
@@ -136,42 +137,5 @@ struct WebServerTests {
             try c.send("GET /info HTTP/1.1\r\nHost: h:\(port)\r\n\r\n")
             #expect(try c.readResponse().text.contains("host=h:\(port)"), "lighttpd keeps the port in HTTP_HOST")
         }
-    }
-
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
-    func lighttpdSpawnsTheAppWithItsSocketOnFd0() throws {
-        let dir = makeTempDir("needletail-spawn")
-        let port = freePort()
-        let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-spawn.conf", replacing: [
-            ("/usr/local/bin/needletail-demo", demoBinary()), ("/run/lighttpd/needletail.sock", dir + "/spawn.sock"),
-        ]), port: port)
-        defer { lighttpd.stop() }
-        var r: TestClient.Response?
-        for _ in 0..<50 {  // lighttpd starts the app in the background
-            if let c = try? TestClient(.ipv4(host: "127.0.0.1", port: port)) {
-                try c.send("GET /hello?name=spawned HTTP/1.1\r\nHost: t\r\n\r\n")
-                r = try? c.readResponse()
-                if r?.status == 200 { break }
-            }
-            usleep(100_000)
-        }
-        #expect(r?.text == "<h1>Hello spawned</h1>", "\(lighttpd.errorLog)")
-    }
-
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")))
-    func lighttpdRunsTheAppAsCGI() throws {
-        let port = freePort()
-        let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-cgi.conf", replacing: [
-            ("/usr/local/bin/needletail-demo", demoBinary()),
-        ]), port: port)
-        defer { lighttpd.stop() }
-        let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
-        try c.send("GET /app/hello?name=%3Ccgi%3E HTTP/1.1\r\nHost: t\r\n\r\n")
-        let r = try c.readResponse()
-        #expect(r.status == 200, "\(lighttpd.errorLog)")
-        #expect(r.text == "<h1>Hello &lt;cgi&gt;</h1>")
-        let d = try TestClient(.ipv4(host: "127.0.0.1", port: port))
-        try d.send("POST /app/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
-        #expect(try d.readResponse().text.hasPrefix("3 "))
     }
 }

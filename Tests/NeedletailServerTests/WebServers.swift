@@ -114,11 +114,14 @@ final class SpawnedProcess {
 final class WebServerProcess {
     let dir: String
     let port: UInt16
+    let errorLogPath: String
     private var process: SpawnedProcess?
 
-    private init(prefix: String, port: UInt16, executable: String, arguments: (String) -> [String], config: (String) throws -> Void) throws {
+    private init(prefix: String, port: UInt16, errorLog: String = "error.log", executable: String,
+                 arguments: (String) -> [String], config: (String) throws -> Void) throws {
         self.port = port
         dir = makeTempDir(prefix)
+        errorLogPath = errorLog.hasPrefix("/") ? errorLog : dir + "/" + errorLog
         try config(dir)
         process = try SpawnedProcess(executable, arguments(dir))
         guard waitForPort(port) else {
@@ -127,7 +130,7 @@ final class WebServerProcess {
         }
     }
 
-    var errorLog: String { (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "" }
+    var errorLog: String { (try? String(contentsOfFile: errorLogPath, encoding: .utf8)) ?? "" }
 
     func stop() { process?.stop() }
 
@@ -164,6 +167,19 @@ final class WebServerProcess {
         try nginx(serverBlocks: try shippedConfig("nginx/needletail-unix.conf", replacing: [
             ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
         ]), port: port)
+    }
+
+    /// Debian's nginx as installed (`layout` holds a copy of its /etc/nginx with the site
+    /// `install` added to it the way README says), on 127.0.0.1:`port`.
+    static func stockNginx(_ layout: DebianLayout, port: UInt16) throws -> WebServerProcess {
+        try WebServerProcess(prefix: "needletail-stock-nginx", port: port, errorLog: layout.path("/var/log/nginx/error.log"),
+                             executable: "/usr/sbin/nginx", arguments: { _ in layout.nginxArguments }) { _ in }
+    }
+
+    /// Debian's lighttpd as installed, from the copy of its /etc/lighttpd in `layout`.
+    static func stockLighttpd(_ layout: DebianLayout, port: UInt16) throws -> WebServerProcess {
+        try WebServerProcess(prefix: "needletail-stock-lighttpd", port: port, errorLog: layout.path("/var/log/lighttpd/error.log"),
+                             executable: "/usr/sbin/lighttpd", arguments: { _ in ["-D", "-f", layout.path("/etc/lighttpd/lighttpd.conf")] }) { _ in }
     }
 
     /// lighttpd on 127.0.0.1:`port` with `include` appended to a minimal config.
