@@ -9,6 +9,10 @@ let package = Package(
     name: "Needletail",
     products: [
         .library(name: "Needletail", targets: ["Needletail"]),
+        // What apps use to test their own pages without sockets (as HummingbirdTesting).
+        .library(name: "NeedletailTesting", targets: ["NeedletailTesting"]),
+        // The sample record of the store's tools, crash tests and benchmark.
+        .library(name: "NeedletailStoreTestSupport", targets: ["NeedletailStoreTestSupport"]),
         .executable(name: "needletail-demo", targets: ["needletail-demo"]),
         .executable(name: "needletail-store", targets: ["needletail-store"]),
     ],
@@ -19,9 +23,11 @@ let package = Package(
     targets: [
         // Linux system calls that Swift's Glibc module does not export (epoll, eventfd, accept4).
         .target(name: "CNeedletailLinux"),
+        // One way to make system calls (EINTR, errno as errors), threads, clocks, random bytes.
+        .target(name: "NeedletailPOSIX", dependencies: ["CNeedletailLinux"]),
         // Byte buffers and chunk chains: shared by the loop (which writes them) and HTML (which renders them).
         .target(name: "NeedletailBytes"),
-        .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "NeedletailBytes"]),
+        .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "NeedletailPOSIX", "NeedletailBytes"]),
         // HTML, CSS: element types, attributes and CSS properties generated from the tables in
         // Spec/ by scripts/generate-html (output committed under Generated/).
         .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"], exclude: ["Spec"]),
@@ -29,10 +35,16 @@ let package = Package(
         .target(name: "NeedletailJS", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
         // Records in memory, made durable by a checksummed append-only log (Glibc, and the C
         // shim for futex(2): group commit's waiters sleep on it).
-        .target(name: "NeedletailStore", dependencies: ["CNeedletailLinux"]),
-        .target(name: "NeedletailWeb", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS"]),
+        .target(name: "NeedletailStore", dependencies: ["CNeedletailLinux", "NeedletailPOSIX"]),
+        .target(name: "NeedletailStoreTestSupport", dependencies: ["NeedletailStore"]),
+        // The HTTP values every way in shares: requests, responses, the router, static files,
+        // typed parameters, virtual hosts.
+        .target(name: "NeedletailHTTP", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
+        // Live pages: sessions, views, actions, channels, the client runtime.
+        .target(name: "NeedletailLive", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailPOSIX"]),
+        // The codecs (HTTP/1.1, FastCGI, CGI) on the loops, and the server.
         .target(name: "NeedletailServer", dependencies: [
-            "CNeedletailLinux", "NeedletailLoop", "NeedletailWeb",
+            "CNeedletailLinux", "NeedletailPOSIX", "NeedletailLoop", "NeedletailHTTP",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Debian's libfcgi (libfcgi-dev), for the conventional blocking responder that the
@@ -40,12 +52,14 @@ let package = Package(
         // apps that do not use it need no libfcgi.
         .systemLibrary(name: "CFCGI", providers: [.apt(["libfcgi-dev"])]),
         .target(name: "NeedletailFCGICompat", dependencies: [
-            "CFCGI", "NeedletailServer",
+            "CFCGI", "NeedletailServer", "NeedletailPOSIX",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Needletail", dependencies: [
-            "NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailWeb", "NeedletailServer", "NeedletailLoop", "NeedletailStore",
+            "NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailLive", "NeedletailServer",
+            "NeedletailLoop", "NeedletailStore", "NeedletailPOSIX",
         ]),
+        .target(name: "NeedletailTesting", dependencies: ["NeedletailHTTP", "NeedletailLive", "NeedletailBytes"]),
         .executableTarget(name: "needletail-demo", dependencies: [
             "Needletail", "NeedletailFCGICompat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -53,21 +67,30 @@ let package = Package(
         ]),
         // Check, repair and compact store logs; drives the crash tests.
         .executableTarget(name: "needletail-store", dependencies: [
-            "NeedletailStore", "NeedletailLoop",
+            "NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fuzz targets (docs/SECURITY.md): built with libFuzzer and ASan by scripts/fuzz
         // (-DFUZZING); an ordinary build replays inputs (files or folders) through the same code.
         .executableTarget(name: "needletail-fuzz", dependencies: [
-            "NeedletailServer", "NeedletailWeb", "NeedletailStore",
+            "NeedletailServer", "NeedletailHTTP", "NeedletailStore", "NeedletailStoreTestSupport",
         ]),
-        .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "CNeedletailLinux"]),
+        .testTarget(name: "NeedletailBytesTests", dependencies: ["NeedletailBytes"]),
+        .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "NeedletailPOSIX", "CNeedletailLinux"]),
         // MustNotCompile/ holds sources that a test compiles with swiftc expecting errors.
         .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML"], exclude: ["MustNotCompile"]),
         .testTarget(name: "NeedletailJSTests", dependencies: ["NeedletailJS"]),
-        .testTarget(name: "NeedletailWebTests", dependencies: ["NeedletailWeb"]),
-        .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore"]),
-        .testTarget(name: "NeedletailServerTests", dependencies: ["NeedletailServer", "Needletail", "CNeedletailLinux"]),
+        .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX"]),
+        .testTarget(name: "NeedletailHTTPTests", dependencies: ["NeedletailHTTP"]),
+        .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX"]),
+        // What the socket tests share: a blocking client, a test app, processes and ports.
+        .target(name: "NeedletailTestSupport", dependencies: ["NeedletailServer", "NeedletailHTTP", "NeedletailLoop", "NeedletailBytes", "CNeedletailLinux"],
+                path: "Tests/Support"),
+        // The codecs and the server over real sockets, in-process (no outside program).
+        .testTarget(name: "NeedletailServerTests", dependencies: ["NeedletailServer", "Needletail", "NeedletailTestSupport", "NeedletailStoreTestSupport", "CNeedletailLinux"]),
+        // Suites that start nginx, lighttpd, Chromium, wrk, ab, curl or the demo binary: the
+        // full run (`scripts/test`), not the inner loop (`scripts/test --fast`).
+        .testTarget(name: "NeedletailIntegrationTests", dependencies: ["NeedletailServer", "Needletail", "NeedletailTestSupport", "CNeedletailLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

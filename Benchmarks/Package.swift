@@ -18,6 +18,7 @@ let package = Package(
         .executableTarget(name: "store-bench", dependencies: [
             "CSQLite",
             .product(name: "Needletail", package: "Needletail"),
+            .product(name: "NeedletailStoreTestSupport", package: "Needletail"),
         ]),
         // Counts allocations (malloc interposition) for the render benchmark.
         .target(name: "CMallocCount"),

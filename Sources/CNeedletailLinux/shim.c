@@ -1,4 +1,6 @@
 #define _GNU_SOURCE
+#include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sched.h>
 #include <spawn.h>
@@ -28,4 +30,11 @@ int nt_futex_wait(uint32_t *word, uint32_t expected) {
 
 int nt_futex_wake_all(uint32_t *word) {
     return (int)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+int nt_set_thread_name(const char *name) {
+    char short_name[16];
+    strncpy(short_name, name, 15);
+    short_name[15] = 0;
+    return pthread_setname_np(pthread_self(), short_name);
 }

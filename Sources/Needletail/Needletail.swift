@@ -1,8 +1,14 @@
-// `import Needletail` brings every public layer an application uses.
-@_exported import NeedletailBytes
+// `import Needletail` brings what an application uses: pages (HTML, CSS, JavaScript), the HTTP
+// values and the router, live pages, records, and the server with its addresses. The loop's
+// and the buffers' internals (Connection, EventLoop, BufferPool…) stay in their modules.
 @_exported import NeedletailHTML
 @_exported import NeedletailJS
-@_exported import NeedletailLoop
+@_exported import NeedletailHTTP
+@_exported import NeedletailLive
 @_exported import NeedletailServer
 @_exported import NeedletailStore
-@_exported import NeedletailWeb
+@_exported import NeedletailPOSIX
+@_exported import struct NeedletailBytes.Chunks
+@_exported import enum NeedletailLoop.SocketAddress
+@_exported import struct NeedletailLoop.SocketError
+@_exported import struct NeedletailLoop.LoopConfiguration

@@ -3,8 +3,9 @@ import Glibc
 import Logging
 import NeedletailBytes
 import NeedletailLoop
+import NeedletailPOSIX
 import NeedletailServer
-import NeedletailWeb
+import NeedletailHTTP
 import Synchronization
 
 /// The conventional FastCGI responder, on Debian's libfcgi: a fixed pool of threads, each
@@ -44,11 +45,15 @@ public enum LibFCGIResponder {
         let running = Atomic<Int>(threads)
         var tids: [pthread_t] = []
         for _ in 0..<threads {
-            let tid = spawnThread {
-                serve(fd: fd, responder: responder, maxBodyBytes: maxBodyBytes, logger: logger)
+            do {
+                tids.append(try POSIXThread.spawn(name: "libfcgi worker") {
+                    serve(fd: fd, responder: responder, maxBodyBytes: maxBodyBytes, logger: logger)
+                    running.subtract(1, ordering: .relaxed)
+                })
+            } catch {
+                logger.error("\(error); serving with \(tids.count) threads")
                 running.subtract(1, ordering: .relaxed)
             }
-            tids.append(tid)
         }
         var set = sigset_t()
         sigemptyset(&set)

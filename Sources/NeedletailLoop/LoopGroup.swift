@@ -1,5 +1,6 @@
 import CNeedletailLinux
 import Glibc
+import NeedletailPOSIX
 import Synchronization
 
 /// N event loops, each on its own thread.
@@ -26,15 +27,22 @@ public final class LoopGroup: Sendable {
 
     /// Starts one thread per loop; `setup` runs first on each loop's own thread (add listeners
     /// and make loop-confined state there), then the loop runs.
-    public func start(_ setup: @escaping @Sendable (EventLoop) -> Void) {
+    /// A loop whose thread cannot be started (the process is at its thread limit) is an error;
+    /// the loops started before it keep running (`shutdown` and `join` stop them).
+    public func start(_ setup: @escaping @Sendable (EventLoop) -> Void) throws(SystemCallError) {
         for loop in loops {
             running.add(1, ordering: .sequentiallyConsistent)
-            let tid = spawnThread { [self] in
-                setup(loop)
-                loop.run()
+            do {
+                let tid = try POSIXThread.spawn(name: "loop \(loop.index)") { [self] in
+                    setup(loop)
+                    loop.run()
+                    running.subtract(1, ordering: .sequentiallyConsistent)
+                }
+                threads.withLock { $0.append(tid) }
+            } catch {
                 running.subtract(1, ordering: .sequentiallyConsistent)
+                throw error
             }
-            threads.withLock { $0.append(tid) }
         }
     }
 
@@ -89,22 +97,4 @@ public final class LoopGroup: Sendable {
         }
         join()
     }
-}
-
-private final class ThreadBody {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts a pthread running `body` (loops, and blocking workers such as the libfcgi responder).
-public func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    var tid = pthread_t()
-    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-    let rc = pthread_create(&tid, nil, { arg in
-        let b = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
-        b.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed: \(rc)")
-    return tid
 }

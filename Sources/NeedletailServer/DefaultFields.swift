@@ -1,5 +1,5 @@
 import NeedletailBytes
-import NeedletailWeb
+import NeedletailHTTP
 
 /// Header fields every response gets unless it sets the same field itself: natively, and in
 /// the CGI head of FastCGI and CGI answers. The default is `X-Content-Type-Options: nosniff`

@@ -1,4 +1,4 @@
-@_spi(Fuzzing) import NeedletailWeb
+@_spi(Fuzzing) import NeedletailHTTP
 
 /// Entry points for the fuzzer (`needletail-fuzz`, docs/SECURITY.md) and for the tests that
 /// replay its corpus and the crashes it found. Not API: reached only with `@_spi(Fuzzing)`.

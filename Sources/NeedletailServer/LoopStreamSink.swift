@@ -1,6 +1,6 @@
 import NeedletailBytes
 import NeedletailLoop
-import NeedletailWeb
+import NeedletailHTTP
 import Synchronization
 
 /// What frames a stream's chunks for its protocol (chunked HTTP, raw HTTP/1.0, FastCGI STDOUT

@@ -1,7 +1,8 @@
+import NeedletailPOSIX
 import Glibc
 import Logging
 import NeedletailLoop
-import NeedletailWeb
+import NeedletailHTTP
 
 /// Settings of a server.
 public struct ServerConfiguration: Sendable {
@@ -35,6 +36,12 @@ public enum Listener: Sendable, Equatable {
     /// lighttpd's `bin-path` or spawn-fcgi).
     case fastCGIInherited(fd: Int32)
 
+    /// FastCGI on fd 0 when fd 0 is a listening socket (a process started by lighttpd's
+    /// `bin-path` or spawn-fcgi); nil otherwise.
+    public static var inheritedFastCGIOnStandardInput: Listener? {
+        ListeningSocket.isListeningSocket(0) ? .fastCGIInherited(fd: 0) : nil
+    }
+
     enum Kind { case http, fastCGI }
     var kind: Kind {
         if case .http = self { return .http }
@@ -46,7 +53,7 @@ public enum Listener: Sendable, Equatable {
 ///
 /// ```swift
 /// let server = try Server(responder: router, listeners: [.http(try SocketAddress(parsing: "127.0.0.1:8080"))])
-/// server.runUntilSignalled()
+/// try server.runUntilSignalled()
 /// ```
 public final class Server: Sendable {
     public let configuration: ServerConfiguration
@@ -131,8 +138,9 @@ public final class Server: Sendable {
         (listenersByLoop.first ?? []).map(\.0.address) + shared.map(\.0.address)
     }
 
-    /// Starts the loops on their threads and returns.
-    public func start() {
+    /// Starts the loops on their threads and returns. A loop thread that cannot be started
+    /// stops the others and is the error.
+    public func start() throws(SystemCallError) {
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
         let listenersByLoop = self.listenersByLoop
@@ -141,33 +149,46 @@ public final class Server: Sendable {
         let configuration = self.configuration
         let logger = self.logger
         let exclusive = group.loops.count > 1
-        group.start { loop in
-            let context = LoopContext(responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
-                                      defaults: configuration.defaultFields, logger: logger)
-            func factory(_ kind: Listener.Kind) -> HandlerFactory {
-                switch kind {
-                case .http:
-                    return { connection in
-                        connection.setTimeout(seconds: configuration.http.headerTimeout)
-                        return HTTPConnection(context: context)
+        do {
+            try group.start { loop in
+                Self.setUp(loop, listenersByLoop: listenersByLoop, shared: shared, exclusive: exclusive,
+                           responder: responder, configuration: configuration, logger: logger)
+            }
+        } catch {
+            group.shutdown(grace: 0)
+            group.join()
+            throw error
+        }
+    }
+
+    /// What each loop does on its own thread before it runs: its context and listeners.
+    private static func setUp(_ loop: EventLoop, listenersByLoop: [[(ListeningSocket, Listener.Kind)]], shared: [(ListeningSocket, Listener.Kind)],
+                              exclusive: Bool, responder: any Responder, configuration: ServerConfiguration, logger: Logger) {
+        let context = LoopContext(responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
+                                  defaults: configuration.defaultFields, logger: logger)
+        func factory(_ kind: Listener.Kind) -> HandlerFactory {
+            switch kind {
+            case .http:
+                return { connection in
+                    connection.setTimeout(seconds: configuration.http.headerTimeout)
+                    return HTTPConnection(context: context)
+                }
+            case .fastCGI:
+                return { connection in
+                    let allowed = configuration.fastCGI.allowedPeers
+                    if !allowed.isEmpty, !allowed.contains(connection.remoteAddress) {
+                        logger.warning("FastCGI connection refused: peer not in FCGI_WEB_SERVER_ADDRS", metadata: ["peer": "\(connection.remoteAddress)"])
+                        connection.closeAfterFlush()
                     }
-                case .fastCGI:
-                    return { connection in
-                        let allowed = configuration.fastCGI.allowedPeers
-                        if !allowed.isEmpty, !allowed.contains(connection.remoteAddress) {
-                            logger.warning("FastCGI connection refused: peer not in FCGI_WEB_SERVER_ADDRS", metadata: ["peer": "\(connection.remoteAddress)"])
-                            connection.closeAfterFlush()
-                        }
-                        connection.setTimeout(seconds: configuration.fastCGI.idleTimeout)
-                        return FastCGIConnection(context: context)
-                    }
+                    connection.setTimeout(seconds: configuration.fastCGI.idleTimeout)
+                    return FastCGIConnection(context: context)
                 }
             }
-            for (s, kind) in listenersByLoop[loop.index] {
-                loop.addListener(s, readAtAccept: kind == .http, factory: factory(kind))
-            }
-            for (s, kind) in shared { loop.addListener(s, exclusive: exclusive, factory: factory(kind)) }
         }
+        for (s, kind) in listenersByLoop[loop.index] {
+            loop.addListener(s, readAtAccept: kind == .http, factory: factory(kind))
+        }
+        for (s, kind) in shared { loop.addListener(s, exclusive: exclusive, factory: factory(kind)) }
     }
 
     /// Begins a graceful stop (see `ServerConfiguration.shutdownGrace`).
@@ -187,9 +208,9 @@ public final class Server: Sendable {
     }
 
     /// Starts, serves until SIGINT or SIGTERM, stops gracefully, and returns.
-    public func runUntilSignalled() {
+    public func runUntilSignalled() throws(SystemCallError) {
         LoopGroup.prepareSignals()
-        start()
+        try start()
         let logger = self.logger
         let grace = configuration.shutdownGrace
         group.runUntilSignalled(grace: grace) { sig in

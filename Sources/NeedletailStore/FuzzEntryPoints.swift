@@ -10,8 +10,10 @@ import Glibc
     /// The first byte picks the shape: bit 0 set, the rest is a list of entries (a 2-byte length
     /// and a payload each) framed with correct lengths and checksums, so that mutations reach
     /// the entry decoder; clear, the rest is the file after a valid header (bit 1 clear) or the
-    /// whole file (bit 1 set). Bit 2 opens with `repair`.
-    public static func logReader(_ data: UnsafeRawBufferPointer, path: String) -> Int {
+    /// whole file (bit 1 set). Bit 2 opens with `repair`. `record` is the type read back (the
+    /// corpus holds `SampleRecord`s, of the test-support target), `key` its indexed field.
+    public static func logReader<R: Record & Equatable>(_ data: UnsafeRawBufferPointer, path: String, record: R.Type,
+                                                          key: KeyPath<R, Int> & Sendable) -> Int {
         guard let selector = data.first else { return 0 }
         let rest = Array(data.dropFirst())
         var file: [UInt8] = []
@@ -45,14 +47,14 @@ import Glibc
         close(fd)
         guard written == file.count else { return 0 }
 
-        func load() throws(StoreError) -> [Int: SampleRecord] {
+        func load() throws(StoreError) -> [Int: R] {
             let store = try Store(path: path, fsync: .never, repair: selector & 4 != 0, lockTimeout: 0)
             defer { store.close() }
-            let table = try store.table(SampleRecord.self, indexes: [Index(\.key)])
-            var seen: [Int: SampleRecord] = [:]
+            let table = try store.table(R.self, indexes: [Index(key)])
+            var seen: [Int: R] = [:]
             for (id, record) in table.all() {
                 seen[id] = record
-                precondition(table.lookup(\.key, record.key).contains { $0.id == id }, "index lost record \(id)")
+                precondition(table.lookup(key, record[keyPath: key]).contains { $0.id == id }, "index lost record \(id)")
             }
             precondition(seen.count == table.count, "count disagrees with all()")
             _ = try store.compact()

@@ -1,4 +1,5 @@
 import Glibc
+import NeedletailPOSIX
 
 /// When appended entries reach the disk (Redis's appendfsync).
 public enum FsyncPolicy: Sendable {
@@ -85,8 +86,8 @@ public final class Store: @unchecked Sendable {
         self.unclaimed = unclaimed
         let r = log.recovery
         recovery = Recovery(entries: r.entries, cutBytes: r.cutBytes, cutAt: r.cutAt)
-        if policy != .never { durability.start(write: log.write, sync: log.sync) }
-        if policy == .everySecond { startSyncThread() }
+        if policy != .never { try durability.start(write: log.write, sync: log.sync) }
+        if policy == .everySecond { try startSyncThread() }
     }
 
     deinit { close() }
@@ -214,14 +215,18 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    private func startSyncThread() {
-        syncThread = spawnStoreThread { [self] in
-            var ticks = 0
-            while !lock.withLock({ closed }) {
-                usleep(200_000)
-                ticks += 1
-                if ticks % 5 == 0 { try? durability.waitUntilDurable(durability.lastAppended) }
+    private func startSyncThread() throws(StoreError) {
+        do {
+            syncThread = try POSIXThread.spawn(name: "store fsync 1s") { [self] in
+                var ticks = 0
+                while !lock.withLock({ closed }) {
+                    usleep(200_000)
+                    ticks += 1
+                    if ticks % 5 == 0 { try? durability.waitUntilDurable(durability.lastAppended) }
+                }
             }
+        } catch {
+            throw StoreError.io("cannot start the once-a-second sync thread: \(error)")
         }
     }
 

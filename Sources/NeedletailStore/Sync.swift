@@ -1,5 +1,6 @@
 import CNeedletailLinux
 import Glibc
+import NeedletailPOSIX
 import Synchronization
 
 /// A pthread mutex (a lock that may be held across calls that throw typed errors).
@@ -83,10 +84,14 @@ final class GroupSync: @unchecked Sendable {
 
     /// Starts the sync thread, which calls `write` (the log's pwrite at an offset) for the
     /// entries handed to it and `sync` (the log's fdatasync).
-    func start(write: @escaping ([UInt8], Int) throws(StoreError) -> Void, sync: @escaping () throws(StoreError) -> Void) {
+    func start(write: @escaping ([UInt8], Int) throws(StoreError) -> Void, sync: @escaping () throws(StoreError) -> Void) throws(StoreError) {
         self.write = write
         self.sync = sync
-        thread = spawnStoreThread { [self] in run() }
+        do {
+            thread = try POSIXThread.spawn(name: "store sync") { [self] in run() }
+        } catch {
+            throw StoreError.io("cannot start the sync thread: \(error)")
+        }
     }
 
     /// Syncs what is left and stops the sync thread (waiting writers are served first).
@@ -268,20 +273,4 @@ final class GroupSync: @unchecked Sendable {
         }
         pthread_mutex_unlock(&mutex)
     }
-}
-
-private final class StoreThreadBody {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts a pthread (the store depends on Glibc only, not on the loop target).
-func spawnStoreThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    var tid = pthread_t()
-    let box = Unmanaged.passRetained(StoreThreadBody(body)).toOpaque()
-    pthread_create(&tid, nil, { arg in
-        Unmanaged<StoreThreadBody>.fromOpaque(arg!).takeRetainedValue().body()
-        return nil
-    }, box)
-    return tid
 }

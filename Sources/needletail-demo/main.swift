@@ -91,7 +91,8 @@ struct Serve: ParsableCommand {
         } catch where logFile == nil {
             sink = try LogDestination.standardError.open(tag: "needletail-demo")  // no syslog here: serve all the same
         } catch {
-            reportToStandardError("needletail-demo: \(error.description)")
+            let line = "needletail-demo: \(error.description)\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
             throw ExitCode(1)
         }
         LoggingSystem.bootstrap { LogSinkHandler(label: $0, sink: sink) }
@@ -114,9 +115,8 @@ struct Serve: ParsableCommand {
         } catch let error as SocketError {
             throw ValidationError(error.description)
         }
-        let inherited = listeners.isEmpty && ListeningSocket.isListeningSocket(0)
         if listeners.isEmpty {
-            listeners = inherited ? [.fastCGIInherited(fd: 0)] : [.http(.ipv4(host: "127.0.0.1", port: 8080))]
+            listeners = [Listener.inheritedFastCGIOnStandardInput ?? .http(.ipv4(host: "127.0.0.1", port: 8080))]
         }
 
         var config = ServerConfiguration()
@@ -154,7 +154,10 @@ struct Serve: ParsableCommand {
             }
         }.joined(separator: ", ")
         logger.info("needletail-demo listening on \(shown) with \(config.loops) loop(s)")
-        server.runUntilSignalled()
+        do { try server.runUntilSignalled() } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
         logger.info("stopped")
     }
 }

@@ -6,7 +6,8 @@
 import Glibc
 @_spi(Fuzzing) import NeedletailServer
 @_spi(Fuzzing) import NeedletailStore
-@_spi(Fuzzing) import NeedletailWeb
+import NeedletailStoreTestSupport
+@_spi(Fuzzing) import NeedletailHTTP
 
 /// The store target's log file (memory-backed when /dev/shm exists).
 let scratch: String = {
@@ -18,7 +19,7 @@ let targets: [(name: String, run: @Sendable (UnsafeRawBufferPointer) -> Int)] = 
     ("http", ServerFuzzing.http),
     ("fastcgi", ServerFuzzing.fastCGI),
     ("decoders", WebFuzzing.decoders),
-    ("store-log", { StoreFuzzing.logReader($0, path: scratch) }),
+    ("store-log", { StoreFuzzing.logReader($0, path: scratch, record: SampleRecord.self, key: \.key) }),
 ]
 
 /// The target named on the command line; exits with the usage when there is none.

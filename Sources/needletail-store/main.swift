@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import Glibc
-import NeedletailLoop
+import NeedletailPOSIX
 import NeedletailStore
+import NeedletailStoreTestSupport
 
 /// Inspects and maintains a Needletail store log (like redis-check-aof), and drives the crash
 /// tests.
@@ -62,7 +63,7 @@ struct Torture: ParsableCommand {
         let start = table.all().map(\.record.key).max() ?? 0
         let step = threads
         for t in 0..<threads {
-            _ = spawnThread {
+            try POSIXThread.spawn(name: "torture writer", detached: true) {
                 var seq = start + 1 + t
                 while true {
                     do {

@@ -67,7 +67,7 @@ final class RecordingHandler: ConnectionHandler {
 @Suite struct LoopTaskTests {
     @Test func executeRunsOnTheLoopAndShutdownEndsIt() throws {
         let group = try LoopGroup(count: 2)
-        group.start { _ in }
+        try group.start { _ in }
         let done = Atomic<Int>(0)
         for loop in group.loops {
             for _ in 0..<100 { loop.execute { done.add(1, ordering: .relaxed) } }

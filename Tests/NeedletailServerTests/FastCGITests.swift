@@ -1,3 +1,4 @@
+import NeedletailTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -97,21 +98,6 @@ let helloParams: [(String, String)] = [
 @Suite("FastCGI responder", .serialized)
 struct FastCGITests {
     /// A server with one FastCGI listener on an ephemeral port.
-    func withFastCGI<T>(unixPath: String? = nil, _ body: (Server, SocketAddress) throws -> T) throws -> T {
-        var config = ServerConfiguration()
-        config.loops = 1
-        config.unixSocketMode = 0o666
-        var listeners: [Listener] = [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))]
-        if let p = unixPath { listeners.append(.fastCGI(.unix(path: p))) }
-        let server = try Server(responder: TestApp.withStreaming(TestApp.router()), listeners: listeners, configuration: config)
-        server.start()
-        defer {
-            server.shutdown(grace: 1)
-            server.wait()
-        }
-        return try body(server, server.addresses[0])
-    }
-
     @Test func helloAndKeepConnection() throws {
         try withFastCGI { _, address in
             let c = try FCGIClient(address)
@@ -289,7 +275,7 @@ struct FastCGITests {
         config.loops = 1
         config.fastCGI.allowedPeers = ["192.0.2.1"]
         let server = try Server(responder: TestApp.router(), listeners: [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
-        server.start()
+        try server.start()
         defer {
             server.shutdown(grace: 1)
             server.wait()
@@ -298,52 +284,4 @@ struct FastCGITests {
         try? c.send(FCGIClient.request(id: 1, helloParams))
         #expect((try? c.readRecord()) ?? nil == nil, "closed without an answer")
     }
-
-    @Test(.enabled(if: toolAvailable("spawn-fcgi") && toolAvailable("cgi-fcgi")))
-    func spawnFcgiHandsTheSocketOnFd0() throws {
-        let port = freePort()
-        let spawner = try SpawnedProcess("/usr/bin/spawn-fcgi", ["-n", "-a", "127.0.0.1", "-p", "\(port)", "--", demoBinary(), "--loops", "1"])
-        defer { spawner.stop() }
-        #expect(waitForPort(port))
-        let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", "127.0.0.1:\(port)"],
-                                         env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=spawned"])
-        #expect(get.output.hasSuffix("<h1>Hello spawned</h1>"))
-    }
-
-    @Test(.enabled(if: toolAvailable("cgi-fcgi")))
-    func cgiFcgiOverTCPAndUnixSocket() throws {
-        let path = "/tmp/needletail-fcgi-\(getpid()).sock"
-        try withFastCGI(unixPath: path) { server, tcp in
-            for target in ["\(tcp)", path] {
-                let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", target],
-                                                 env: ["REQUEST_METHOD": "GET", "SCRIPT_NAME": "/hello", "REQUEST_URI": "/hello?name=%3Cx%3E",
-                                                       "QUERY_STRING": "name=%3Cx%3E"])
-                #expect(get.output.contains("Status: 200 OK"))
-                #expect(get.output.hasSuffix("<h1>Hello &lt;x&gt;</h1>"))
-                let post = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", target],
-                                                  env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "11"],
-                                                  stdin: "hello world")
-                #expect(post.output.hasSuffix("\r\n\r\nhello world"))
-            }
-        }
-    }
-}
-
-/// Runs a program with exactly `env` as its environment (cgi-fcgi sends its whole environment).
-func runWithEnvironment(_ program: String, _ arguments: [String], env: [String: String], stdin: String? = nil) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/\(program)")
-    p.arguments = arguments
-    p.environment = env
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    let input = Pipe()
-    p.standardInput = input
-    try p.run()
-    if let s = stdin { input.fileHandleForWriting.write(Data(s.utf8)) }
-    try input.fileHandleForWriting.close()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }

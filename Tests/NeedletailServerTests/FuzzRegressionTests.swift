@@ -1,7 +1,9 @@
+import NeedletailTestSupport
 import Foundation
 @_spi(Fuzzing) import NeedletailServer
 @_spi(Fuzzing) import NeedletailStore
-@_spi(Fuzzing) import NeedletailWeb
+import NeedletailStoreTestSupport
+@_spi(Fuzzing) import NeedletailHTTP
 import Testing
 
 /// Every seed of the fuzz corpus and every input the fuzzer ever crashed on (Fuzz/regressions/,
@@ -47,11 +49,11 @@ import Testing
 
     @Test func storeLog() throws {
         let path = makeTempDir("needletail-fuzz-replay") + "/store.log"
-        try replay("store-log", minimum: 5) { StoreFuzzing.logReader($0, path: path) }
+        try replay("store-log", minimum: 5) { StoreFuzzing.logReader($0, path: path, record: SampleRecord.self, key: \.key) }
         // A record id beyond Int.max in a well-framed entry was a trap; now the log is refused.
         let crash = try #require(Self.inputs("store-log").first { $0.name.hasSuffix("/record-id-over-int-max") })
-        #expect(crash.bytes.withUnsafeBytes { StoreFuzzing.logReader($0, path: path) } == 0)
+        #expect(crash.bytes.withUnsafeBytes { StoreFuzzing.logReader($0, path: path, record: SampleRecord.self, key: \.key) } == 0)
         let framed = try #require(Self.inputs("store-log").first { $0.name.hasSuffix("/framed") })
-        #expect(framed.bytes.withUnsafeBytes { StoreFuzzing.logReader($0, path: path) } == 2)
+        #expect(framed.bytes.withUnsafeBytes { StoreFuzzing.logReader($0, path: path, record: SampleRecord.self, key: \.key) } == 2)
     }
 }

@@ -1,3 +1,4 @@
+import NeedletailTestSupport
 import Testing
 @testable import NeedletailServer
 

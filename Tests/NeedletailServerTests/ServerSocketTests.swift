@@ -1,8 +1,9 @@
+import NeedletailTestSupport
 import Glibc
 import Testing
 import NeedletailBytes
 @testable import NeedletailLoop
-import NeedletailWeb
+import NeedletailHTTP
 @testable import NeedletailServer
 
 private let hello = "GET /hello?name=%3CTLUG%3E HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -276,7 +277,7 @@ struct ServerSocketTests {
         var config = ServerConfiguration()
         config.loops = 1
         let server = try Server(responder: TestApp.router(), http: [.ipv4(host: "127.0.0.1", port: 0)], configuration: config)
-        server.start()
+        try server.start()
         let address = server.addresses[0]
         let idle = try TestClient(address)
         try idle.send(hello)
@@ -331,10 +332,4 @@ struct ServerSocketTests {
         let again = try ListeningSocket.bind(.unix(path: path))
         again.close(unlinking: true)
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

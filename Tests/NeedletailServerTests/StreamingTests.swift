@@ -1,3 +1,4 @@
+import NeedletailTestSupport
 import Foundation
 import Glibc
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import NeedletailStore
+import NeedletailStoreTestSupport
 import Testing
 
 /// The store tool built next to the test bundle.

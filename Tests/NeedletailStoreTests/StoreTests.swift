@@ -1,4 +1,5 @@
 import Glibc
+import NeedletailPOSIX
 @testable import NeedletailStore
 import Synchronization
 import Testing
@@ -280,7 +281,7 @@ struct StoreTests {
         let done = Atomic<Int>(0)
         var threads: [pthread_t] = []
         for w in 0..<writers {
-            threads.append(spawnStoreThread {
+            threads.append(try POSIXThread.spawn(name: "test") {
                 for i in 0..<perWriter {
                     // Two records per transaction: a reader must never see an odd count.
                     try? store.transaction { tx in
@@ -291,7 +292,7 @@ struct StoreTests {
                 done.add(1, ordering: .relaxed)
             })
         }
-        threads.append(spawnStoreThread {
+        threads.append(try POSIXThread.spawn(name: "test") {
             while done.load(ordering: .relaxed) < writers {
                 if messages.count % 2 != 0 { oddSeen.add(1, ordering: .relaxed) }
             }
@@ -345,7 +346,7 @@ struct CompactionTests {
         let done = Atomic<Int>(0)
         var threads: [pthread_t] = []
         for w in 0..<4 {
-            threads.append(spawnStoreThread {
+            threads.append(try POSIXThread.spawn(name: "test") {
                 for i in 0..<200 { _ = try? t.insert(Message(forum: "w\(w)", text: "\(i)")) }
                 done.add(1, ordering: .relaxed)
             })
@@ -379,7 +380,7 @@ struct CompactionTests {
 /// make the array grow; the fuzzer found a log whose one record at id ~10 million took
 /// seconds to compact.
 @Suite struct DenseRowsTests {
-    @Test func farIdsAreOutliersUntilTheArrayReachesThem() {
+    @Test func farIdsAreOutliersUntilTheArrayReachesThem() throws {
         var rows = DenseRows<String>()
         rows[1] = "a"
         rows[2] = "b"
@@ -434,7 +435,7 @@ struct GroupSyncTests {
     func finished(_ n: Int, within seconds: Double, _ body: @escaping @Sendable (Int) -> Void) -> Int {
         let done = Atomic<Int>(0)
         for i in 0..<n {
-            _ = spawnStoreThread {
+            _ = try? POSIXThread.spawn(name: "test") {
                 body(i)
                 done.add(1, ordering: .relaxed)
             }
@@ -447,10 +448,10 @@ struct GroupSyncTests {
         return done.load(ordering: .relaxed)
     }
 
-    @Test func aFailedSyncIsFinalAndWakesEveryWaiter() {
+    @Test func aFailedSyncIsFinalAndWakesEveryWaiter() throws {
         let sync = GroupSync()
         let calls = Atomic<Int>(0)
-        sync.start(write: { _, _ in }) { () throws(StoreError) in
+        try sync.start(write: { _, _ in }) { () throws(StoreError) in
             calls.add(1, ordering: .relaxed)
             usleep(20_000)
             throw .io("fdatasync: Input/output error")
@@ -475,7 +476,7 @@ struct GroupSyncTests {
     @Test func writersWaitingWhilePausedReturnOnceAllDurable() throws {
         let sync = GroupSync()
         let syncs = Atomic<Int>(0)
-        sync.start(write: { _, _ in }) { () throws(StoreError) in syncs.add(1, ordering: .relaxed) }
+        try sync.start(write: { _, _ in }) { () throws(StoreError) in syncs.add(1, ordering: .relaxed) }
         try sync.pause()  // compaction: no sync may run until the file is swapped
         let returned = Atomic<Int>(0)
         #expect(finished(4, within: 0.3) { i in
@@ -497,12 +498,12 @@ struct GroupSyncTests {
 
     /// Entries handed to the sync thread: written at their offsets, in order, before the sync
     /// that makes them durable; several per write when writers overlap.
-    @Test func handedOverEntriesAreWrittenBeforeTheirSync() {
+    @Test func handedOverEntriesAreWrittenBeforeTheirSync() throws {
         let sync = GroupSync()
         let file = Mutex<[UInt8]>([])
         let writes = Atomic<Int>(0)
         let syncedEnd = Atomic<Int>(0)
-        sync.start(write: { bytes, at in
+        try sync.start(write: { bytes, at in
             file.withLock { f in
                 #expect(at == f.count)  // contiguous, in claim order
                 f += bytes
@@ -538,12 +539,12 @@ struct GroupSyncTests {
         let sync = GroupSync()
         let writes = Mutex<[(Int, [UInt8])]>([])
         let syncs = Atomic<Int>(0)
-        sync.start(write: { bytes, at in writes.withLock { $0.append((at, bytes)) } }) { () throws(StoreError) in
+        try sync.start(write: { bytes, at in writes.withLock { $0.append((at, bytes)) } }) { () throws(StoreError) in
             usleep(50_000)
             syncs.add(1, ordering: .relaxed)
         }
         let first = sync.appended([1, 2, 3], at: 16)
-        let waiter = spawnStoreThread { try? sync.waitUntilDurable(first) }  // wakes the sync thread
+        let waiter = try POSIXThread.spawn(name: "test") { try? sync.waitUntilDurable(first) }  // wakes the sync thread
         usleep(10_000)  // the sync thread has taken [1, 2, 3] and is syncing
         let second = sync.appended([4, 5], at: 19)
         try sync.pause()

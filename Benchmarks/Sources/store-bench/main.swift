@@ -5,6 +5,7 @@
 import CSQLite
 import Glibc
 import Needletail
+import NeedletailStoreTestSupport
 import Synchronization
 
 func now() -> Double {
@@ -55,7 +56,7 @@ func parallel(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> Doub
     let start = now()
     var tids: [pthread_t] = []
     for t in 0..<threads {
-        tids.append(spawnThread { body(t) })
+        tids.append(try! POSIXThread.spawn(name: "bench \(t)") { body(t) })
     }
     for t in tids { pthread_join(t, nil) }
     return now() - start

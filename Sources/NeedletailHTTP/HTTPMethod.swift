@@ -1,0 +1,20 @@
+/// A request method the framework routes. Methods outside this set are answered 501 by the
+/// protocol codecs before they reach an app.
+public enum HTTPMethod: String, Sendable, CaseIterable {
+    case get = "GET", head = "HEAD", post = "POST", put = "PUT", delete = "DELETE"
+    case options = "OPTIONS", patch = "PATCH"
+
+    /// A dense index (0 ..< allCases.count), for tables indexed by method.
+    @inlinable
+    public var ordinal: Int {
+        switch self {
+        case .get: return 0
+        case .head: return 1
+        case .post: return 2
+        case .put: return 3
+        case .delete: return 4
+        case .options: return 5
+        case .patch: return 6
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import NeedletailHTTP
+import Glibc
+import NeedletailBytes
+import NeedletailPOSIX
+import Synchronization
+
+/// Named version counters with waiting subscribers: the live half of the framework.
+///
+/// A page records the versions of the channels its live regions show when it is built, so
+/// nothing is lost between render and subscribe (teepeedee2's rule). A subscriber says which
+/// versions it has; if any is old it is answered at once, otherwise it waits (parked: no
+/// thread, only this record and the connection) until `notify` bumps one of them, or until
+/// its deadline. `notify` may be called from any thread; the subscribers are answered on the
+/// notifying thread, their bytes handed to their own loops. A subscriber is handed the versions
+/// of its channels as they were when it was taken out (read under the same lock as the notify
+/// that woke it: nothing to look up again before rendering).
+public final class Channels: Sendable {
+    struct Subscriber {
+        let known: [(String, UInt64)]
+        let deadline: UInt64
+        let target: any ChannelSubscriber
+    }
+
+    struct State {
+        var versions: [String: UInt64] = [:]
+        var subscribers: [Int: Subscriber] = [:]
+        var byChannel: [String: Set<Int>] = [:]
+        var nextID = 0
+
+        /// The current versions of the channels named in `known`, in order.
+        func versions(of known: [(String, UInt64)]) -> [UInt64] { known.map { versions[$0.0] ?? 0 } }
+    }
+
+    /// Whether `current` (the versions of `known`'s channels, in order) are those `known` has.
+    static func unchanged(_ known: [(String, UInt64)], _ current: [UInt64]) -> Bool {
+        zip(known, current).allSatisfy { $0.0.1 == $0.1 }
+    }
+
+    let state = Mutex(State())
+    let clock: @Sendable () -> UInt64
+    let sweeper: Atomic<Bool> = Atomic(false)
+
+    public init(clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot) {
+        self.clock = clock
+    }
+
+    /// The current version of `channel` (0 until its first notify).
+    public func version(_ channel: String) -> UInt64 {
+        state.withLock { $0.versions[channel] ?? 0 }
+    }
+
+    /// The current versions of `channels`, in order (one lock for all).
+    public func versions(_ channels: [String]) -> [UInt64] {
+        state.withLock { s in channels.map { s.versions[$0] ?? 0 } }
+    }
+
+    /// The current versions of the channels named in `known`, in order.
+    func versions(of known: [(String, UInt64)]) -> [UInt64] {
+        state.withLock { $0.versions(of: known) }
+    }
+
+    /// The channels among `known` whose version differs from the one given.
+    public func changed(_ known: [(String, UInt64)]) -> [String] {
+        state.withLock { s in known.filter { (s.versions[$0.0] ?? 0) != $0.1 }.map(\.0) }
+    }
+
+    /// Bumps `channel` and answers every subscriber waiting on it.
+    public func notify(_ channel: String) {
+        let due: [(Subscriber, [UInt64])] = state.withLock { s in
+            s.versions[channel, default: 0] += 1
+            let version = s.versions[channel] ?? 0
+            // Every subscriber of the channel leaves it at once; only those that also wait on
+            // other channels are taken out of those sets one by one (a crowd on one channel
+            // costs no hashing of the channel's name per subscriber).
+            guard let ids = s.byChannel.removeValue(forKey: channel) else { return [] }
+            // (The notified channel's version is at hand: no lookup of it per subscriber.)
+            return ids.compactMap { id in
+                remove(id: id, from: &s, except: channel).map { sub in
+                    (sub, sub.known.map { $0.0 == channel ? version : s.versions[$0.0] ?? 0 })
+                }
+            }
+        }
+        for (d, versions) in due { d.target.deliver(versions) }
+    }
+
+    /// Number of parked subscribers.
+    public var waiting: Int { state.withLock { $0.subscribers.count } }
+
+    /// Parks a subscriber that has `known` versions, unless one is already old: then `deliver`
+    /// runs at once. `deliver` runs exactly once: on a change, at the deadline (`timeout`
+    /// seconds), or never if `isCancelled` turns true first (the client left). It is given the
+    /// current versions of the channels of `known`, in the same order.
+    public func wait(for known: [(String, UInt64)], timeout: UInt64,
+                     isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable ([UInt64]) -> Void) {
+        wait(for: known, timeout: timeout, subscriber: ClosureSubscriber(isCancelled: isCancelled, deliver: deliver))
+    }
+
+    /// The same with the subscriber as one object (what a parked poll is: one allocation
+    /// instead of two closures).
+    public func wait(for known: [(String, UInt64)], timeout: UInt64, subscriber: any ChannelSubscriber) {
+        startSweeper()
+        let now: [UInt64]? = state.withLock { s in
+            let current = s.versions(of: known)
+            if !Channels.unchanged(known, current) { return current }
+            let id = s.nextID
+            s.nextID += 1
+            s.subscribers[id] = Subscriber(known: known, deadline: clock() + timeout, target: subscriber)
+            for (c, _) in known { s.byChannel[c, default: []].insert(id) }
+            return nil
+        }
+        if let now { subscriber.deliver(now) }
+    }
+
+    /// Takes subscriber `id` out of the state, and out of the sets of the channels it waits on
+    /// (but `channel`, whose set the caller has already removed).
+    func remove(id: Int, from s: inout State, except channel: String? = nil) -> Subscriber? {
+        guard let sub = s.subscribers.removeValue(forKey: id) else { return nil }
+        for (c, _) in sub.known where c != channel {
+            s.byChannel[c]?.remove(id)
+            if s.byChannel[c]?.isEmpty == true { s.byChannel[c] = nil }
+        }
+        return sub
+    }
+
+    /// Once a second: answer subscribers past their deadline, drop those whose client left.
+    func sweep() {
+        let now = clock()
+        let due: [(Subscriber, [UInt64])] = state.withLock { s in
+            let ids = s.subscribers.filter { $0.value.deadline <= now || $0.value.target.isCancelled }.map(\.key)
+            return ids.compactMap { id in remove(id: id, from: &s).map { sub in (sub, s.versions(of: sub.known)) } }
+        }
+        for (d, versions) in due where !d.target.isCancelled { d.target.deliver(versions) }
+    }
+
+    func startSweeper() {
+        guard sweeper.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        do {
+            // The channels live as long as the process (the thread holds them).
+            try POSIXThread.spawn(name: "channel sweeper", detached: true) { [self] in
+                while true {
+                    sleep(1)
+                    sweep()
+                }
+            }
+        } catch {
+            // Tried again by the next wait; until then parked polls wait for a change only.
+            sweeper.store(false, ordering: .relaxed)
+            reportToStandardError("needletail: cannot start the channel sweeper, polls will not time out: \(error)")
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import NeedletailPOSIX
+import NeedletailHTML
+import NeedletailHTTP
+
+/// A router plus sessions, actions and channels: `page` registers live pages; everything under
+/// `/_nt/` is the framework's.
+public struct LiveApp: Responder {
+    public let core: LiveAppCore
+    public var router: Router
+
+    public init(router: Router = Router(), core: LiveAppCore = LiveAppCore()) {
+        self.router = router
+        self.core = core
+    }
+
+    /// The channels, for `notify`.
+    public var channels: Channels { core.channels }
+
+    /// A public folder served under its prefix (see `StaticFiles`).
+    public var staticFiles: StaticFiles?
+
+    /// Serves `sheet` at `path` as a cached asset; returns the URL to link (with its version).
+    public mutating func stylesheet(_ path: String, _ sheet: Stylesheet) -> String {
+        let asset = StaticAsset(sheet.css, type: "text/css; charset=utf-8")
+        router.get(path) { asset.respond(to: $0) }
+        return path + "?v=" + asset.version
+    }
+
+    /// Registers a live page at `path` (GET): `build` gets a `Page` (request, session, view).
+    public mutating func page(_ path: String, _ build: @escaping @Sendable (Page) throws -> Response) {
+        let core = core
+        router.get(path) { request in core.page(for: request, build) }
+    }
+
+    public func respond(to request: Request) -> Response {
+        core.respondToInternal(request) ?? staticFiles?.respond(to: request) ?? router.respond(to: request)
+    }
+}

@@ -1,0 +1,253 @@
+import NeedletailPOSIX
+import NeedletailHTTP
+import Glibc
+import NeedletailBytes
+import NeedletailHTML
+import Synchronization
+
+/// The shared state of a live application: sessions, channels, and the framework's own
+/// endpoints under `/_nt/` (actions, polls, the client runtime).
+public final class LiveAppCore: Sendable {
+    public let sessions: SessionStore
+    public let channels: Channels
+    /// How long a poll waits for a change before answering "nothing new" (seconds).
+    public let pollTimeout: UInt64
+
+    /// Where the client runtime is served.
+    public static let runtimePath = "/_nt/runtime.js"
+
+    /// Headers of every live page: a Content-Security-Policy under which the runtime works
+    /// (scripts only from this origin, no inline script), no MIME sniffing, no full referrer to
+    /// other sites, and no caching of pages that carry per-session action ids.
+    public static let pageHeaders: [(name: String, value: String)] = [
+        ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("Cache-Control", "no-store"),
+    ]
+
+    /// Where errors thrown by page builders are reported (the client only sees a 500 page).
+    public let onError: @Sendable (String) -> Void
+
+    public init(sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25,
+                onError: @escaping @Sendable (String) -> Void = { reportToStandardError("needletail: " + $0) }) {
+        self.sessions = sessions
+        self.channels = channels
+        self.pollTimeout = pollTimeout
+        self.onError = onError
+    }
+
+    /// Builds a page for `request` with `build`, adding the session cookie when the session is
+    /// new, the page headers, and keeping the view for later actions and polls.
+    public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
+        let (session, source) = sessions.resolve(for: request)
+        let view = LiveView(path: request.query["_s"] == nil ? request.target : Page.removingSessionField(request.target))
+        let page = Page(request: request, session: session, source: source, view: view, app: self)
+        var response: Response
+        do {
+            response = try build(page)
+        } catch let e as ParameterError {
+            response = Router.errorPage(.badRequest, detail: e.description)
+        } catch {
+            // The details go to the log, never to the client.
+            onError("page \(request.path) failed: \(error)")
+            response = Router.errorPage(.internalServerError, detail: "Something went wrong on our side; it has been logged.")
+        }
+        session.state.withLock { st in
+            st.views.append(view)
+            if st.views.count > sessions.viewsKept { st.views.removeFirst(st.views.count - sessions.viewsKept) }
+        }
+        trimActions(of: session)
+        for h in LiveAppCore.pageHeaders { response.addHeader(h.name, h.value) }
+        if source == .new { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: request)) }
+        return response
+    }
+
+    /// Keeps at most `maxActions` actions per session, dropping those of the oldest views first.
+    /// Run once per render (a page, a poll's or an event's answer), not per registered action.
+    func trimActions(of session: Session) {
+        let views = session.state.withLock { $0.views }
+        var total = views.reduce(0) { $0 + $1.actionCount }
+        // Oldest views first; the newest keeps its actions whatever their number (the app, not
+        // the client, decides how many one page has), or its own forms would be dead on arrival.
+        for v in views.dropLast() where total > sessions.maxActions {
+            total -= v.state.withLock { st -> Int in
+                let n = st.actions.count
+                st.actions.removeAll()
+                return n
+            }
+        }
+    }
+
+    /// The framework's endpoints; `nil` for other paths.
+    public func respondToInternal(_ request: Request) -> Response? {
+        // Checked on the raw bytes: most requests are not ours, and `path` makes a string.
+        let ours = request.withPathBytes { p in
+            p.count >= 5 && p[0] == UInt8(ascii: "/") && p[1] == UInt8(ascii: "_") && p[2] == UInt8(ascii: "n")
+                && p[3] == UInt8(ascii: "t") && p[4] == UInt8(ascii: "/")
+        }
+        guard ours else { return nil }
+        let path = request.path
+        if path == LiveAppCore.runtimePath { return runtimeResponse(request) }
+        if path == "/_nt/poll" { return poll(request) }
+        if path == "/_nt/events" { return events(request) }
+        if path.hasPrefix("/_nt/a/") {
+            guard request.method == .post else {
+                var r = Router.errorPage(.methodNotAllowed, detail: "Actions are sent with POST.")
+                r.addHeader("Allow", "POST")
+                return r
+            }
+            return action(String(path.dropFirst(7)), request)
+        }
+        return Router.errorPage(.notFound, detail: "No page at this address.")
+    }
+
+    func view(_ id: String, in session: Session) -> LiveView? {
+        session.state.withLock { $0.views.first { $0.id == id } }
+    }
+
+    func action(_ id: String, _ request: Request) -> Response {
+        let fromRuntime = request.headers["x-needletail"] != nil
+        guard let (session, source) = sessions.find(for: request),
+              let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
+                  for v in st.views.reversed() {
+                      if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
+                  }
+                  return nil
+              })
+        else {
+            return Router.errorPage(.gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again.")
+        }
+        do {
+            try action.run(request)
+        } catch let e as ParameterError {
+            return Router.errorPage(.badRequest, detail: e.description)
+        } catch {
+            onError("action on \(view.path) failed: \(error)")
+            return Router.errorPage(.internalServerError, detail: "This could not be done, and nothing was changed. The error has been logged.")
+        }
+        if fromRuntime { return Response(status: .noContent) }
+        // A browser without the cookie keeps its session through the redirect.
+        return .redirect(to: Page.url(view.path, session: session, source: source))
+    }
+
+    /// The page and channel versions a poll or event stream asks about, or the error answer.
+    func subscription(_ request: Request) -> Result<(Page, [(String, UInt64)]), ResponseError> {
+        guard let (session, source) = sessions.find(for: request), let viewID = request.query["v"],
+              let view = view(viewID, in: session)
+        else {
+            return .failure(ResponseError(Router.errorPage(.gone, detail: "This page is no longer live; reload it.")))
+        }
+        var parsed: [(String, UInt64)] = []
+        for part in (request.query["c"] ?? "").split(separator: ";") {
+            guard let bar = part.lastIndex(of: "|"), let v = UInt64(part[part.index(after: bar)...]) else {
+                return .failure(ResponseError(Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")))
+            }
+            parsed.append((String(part[..<bar]), v))
+        }
+        // Only the channels the view shows: another channel's version would tell this visitor
+        // when it changes (a private one, say "inbox:" + someone else's name).
+        let foreign = view.state.withLock { st in
+            parsed.first { c in !st.regions.contains { $0.channels.contains(c.0) } }
+        }
+        if let (name, _) = foreign {
+            return .failure(ResponseError(Router.errorPage(.badRequest, detail: "This page shows no channel \(name).")))
+        }
+        return .success((Page(request: request, session: session, source: source, view: view, app: self), parsed))
+    }
+
+    /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,
+    /// else parked until a change or `pollTimeout`.
+    func poll(_ request: Request) -> Response {
+        let page: Page, known: [(String, UInt64)]
+        switch subscription(request) {
+        case .failure(let e): return e.response
+        case .success(let s): (page, known) = s
+        }
+        let current = channels.versions(of: known)
+        if known.isEmpty || !Channels.unchanged(known, current) {
+            return .html(answer(page, known, current))
+        }
+        return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
+            channels.wait(for: known, timeout: pollTimeout, subscriber: LiveSubscription(.poll, core: self, page: page, known: known, stream: stream))
+        }
+    }
+
+    /// `GET /_nt/events?v=VIEW&c=...`: server-sent events. The first event comes at once (the
+    /// runtime falls back to long-polls if it does not arrive: a buffering proxy); then one per
+    /// change, and a comment line every 15 s so that proxies and the browser keep the stream.
+    func events(_ request: Request) -> Response {
+        let page: Page, known: [(String, UInt64)]
+        switch subscription(request) {
+        case .failure(let e): return e.response
+        case .success(let s): (page, known) = s
+        }
+        return .streaming(contentType: "text/event-stream", headers: [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]) { stream in
+            self.send(page, known, self.channels.versions(of: known), to: stream)
+        }
+    }
+
+    /// Sends the update from `known` to `current`, then follows the channels from there.
+    func send(_ page: Page, _ known: [(String, UInt64)], _ current: [UInt64], to stream: ResponseStream) {
+        guard !stream.isCancelled else { return }
+        stream.write(Self.event(answer(page, known, current).string))
+        follow(page, zip(known, current).map { ($0.0.0, $0.1) }, stream)
+    }
+
+    /// Waits for a change of `known`: sends it, or a heartbeat comment at each timeout.
+    func follow(_ page: Page, _ known: [(String, UInt64)], _ stream: ResponseStream) {
+        channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: LiveSubscription(.events, core: self, page: page, known: known, stream: stream))
+    }
+
+    /// Seconds between comment lines on a quiet event stream.
+    static let heartbeat: UInt64 = 15
+
+    /// `text` as one SSE event: each line prefixed with `data: `.
+    static func event(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { "data: " + $0 }.joined(separator: "\n") + "\n\n"
+    }
+
+    /// The update for a viewer that has `known` versions when the channels are at `current`
+    /// (read before rendering, as for pages: a change during the render is sent again): the
+    /// regions showing a changed channel, rendered again, as `<template data-nt-op="replace"
+    /// data-nt-target=ID>` operations, then the new versions.
+    func answer(_ page: Page, _ known: [(String, UInt64)], _ current: [UInt64]) -> Chunks {
+        // (A page has a few channels and regions: arrays, not sets.)
+        page.answering(at: known, current)
+        func changed(_ channel: String) -> Bool {
+            for i in known.indices where known[i].1 != current[i] && known[i].0 == channel { return true }
+            return false
+        }
+        let regions = page.view.state.withLock { $0.regions }
+        let actionsBefore = page.registered.load(ordering: .relaxed)
+        var out = HTMLOutput()
+        // The wrapper's tags and attribute names are constants: written as such (through the
+        // DSL, validating the data- names on every answer was a sixth of a poll's cost).
+        for r in regions where r.channels.contains(where: changed) {
+            out.append("<template data-nt-op=\"replace\" data-nt-target=\"")
+            out.appendAttributeValue(r.id)
+            out.append("\">")
+            let hadActions = r.hasActions.load(ordering: .relaxed)
+            let n = r.renders.add(1, ordering: .relaxed).newValue
+            page.rendering(r, render: n) { r.render(page, &out) }
+            if hadActions { page.view.dropActions(of: r.id, before: n) }
+            out.append("</template>")
+        }
+        out.append("<template data-nt-versions=\"")
+        out.appendChannelVersions(known, current)
+        out.append("\"></template>")
+        // Re-rendered regions may have registered their actions again.
+        if page.registered.load(ordering: .relaxed) != actionsBefore { trimActions(of: page.session) }
+        return out.chunks
+    }
+
+    static let runtime = StaticAsset(ClientRuntime.source, type: "text/javascript; charset=utf-8")
+
+    func runtimeResponse(_ request: Request) -> Response { LiveAppCore.runtime.respond(to: request) }
+}
+
+/// An error answer carried through `Result`.
+struct ResponseError: Error, @unchecked Sendable {
+    let response: Response
+    init(_ response: Response) { self.response = response }
+}

@@ -1,0 +1,37 @@
+import NeedletailPOSIX
+import NeedletailHTTP
+
+/// A live page's subscription to its channels (one object per parked wait): a long-poll is
+/// answered once with the update (or at its deadline with the versions unchanged) and its
+/// stream ends; an event stream sends each change and follows on from the new versions, or
+/// sends a heartbeat comment when a wait ends with nothing new.
+final class LiveSubscription: ChannelSubscriber {
+    enum Kind { case poll, events }
+    let kind: Kind
+    let core: LiveAppCore
+    let page: Page
+    let known: [(String, UInt64)]
+    let stream: ResponseStream
+
+    init(_ kind: Kind, core: LiveAppCore, page: Page, known: [(String, UInt64)], stream: ResponseStream) {
+        self.kind = kind
+        self.core = core
+        self.page = page
+        self.known = known
+        self.stream = stream
+    }
+
+    var isCancelled: Bool { stream.isCancelled }
+
+    func deliver(_ versions: [UInt64]) {
+        switch kind {
+        case .poll:
+            stream.finish(with: core.answer(page, known, versions))
+        case .events where Channels.unchanged(known, versions):
+            stream.write(": heartbeat\n\n")
+            core.channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: self)
+        case .events:
+            core.send(page, known, versions, to: stream)
+        }
+    }
+}

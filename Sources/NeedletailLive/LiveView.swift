@@ -1,0 +1,62 @@
+import NeedletailPOSIX
+import NeedletailHTTP
+import NeedletailBytes
+import NeedletailHTML
+import Synchronization
+
+/// One rendered page of one session: the actions and live regions it registered. Kept for the
+/// session's last `viewsKept` pages, so that the back button finds working forms.
+public final class LiveView: Sendable {
+    /// Random id, carried by the page (`data-nt-view`) and by its polls.
+    public let id: String
+    /// Where a browser without JavaScript goes back to after an action (POST, redirect, GET).
+    public let path: String
+    let state = Mutex(ViewState())
+
+    struct ViewState {
+        var actions: [String: Action] = [:]
+        var regions: [Region] = []
+    }
+
+    struct Action {
+        let run: @Sendable (Request) throws -> Void
+        /// The live region whose render registered it (nil: outside any region), and which
+        /// render: a region's actions are dropped once it has been rendered twice since, so
+        /// that a page open for days, whose regions are re-rendered on every change, keeps
+        /// only the actions of what it shows (and of the render before, for a click in flight).
+        var region: String? = nil
+        var render = 0
+    }
+
+    /// Drops the actions that renders of region `id` older than `render - 1` registered.
+    func dropActions(of id: String, before render: Int) {
+        state.withLock { st in
+            st.actions = st.actions.filter { $0.value.region != id || $0.value.render >= render - 1 }
+        }
+    }
+
+    @usableFromInline
+    final class Region: Sendable {
+        let id: String
+        let channels: [String]
+        /// Renders the region for a viewer straight into an answer (no intermediate copy).
+        let render: @Sendable (Page, inout HTMLOutput) -> Void
+        /// Renders so far (0: the page's own; updates count from 1).
+        let renders = Atomic<Int>(0)
+        /// Whether a render of the region has registered actions.
+        let hasActions = Atomic<Bool>(false)
+
+        init(id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
+            self.id = id
+            self.channels = channels
+            self.render = render
+        }
+    }
+
+    init(path: String) {
+        id = randomToken()
+        self.path = path
+    }
+
+    var actionCount: Int { state.withLock { $0.actions.count } }
+}

@@ -1,0 +1,35 @@
+import NeedletailPOSIX
+import NeedletailHTTP
+import Synchronization
+
+/// One visitor: an id in a cookie, a generated user name, values the app keeps for it, and the
+/// views (rendered pages) whose actions and live regions are still valid.
+public final class Session: Sendable {
+    /// The id (128 random bits, hex). Never shown to other users.
+    public let id: String
+    /// A generated name, as teepeedee2 gave each visitor: "user-" and 48 random bits
+    /// ("user-3f9a1c07d2e4"), drawn apart from the id, since other users see it. Unique in
+    /// practice (two of a million sessions share one with odds of about 1 in 560), so an app
+    /// may use it as the author of what a visitor writes.
+    public let userName: String
+    let state: Mutex<State>
+
+    struct State {
+        var values: [String: any Sendable] = [:]
+        var lastUsed: UInt64
+        /// Views, oldest first; at most `SessionStore.viewsKept`.
+        var views: [LiveView] = []
+    }
+
+    init(id: String, now: UInt64) {
+        self.id = id
+        userName = "user-" + randomHex(bytes: 6)
+        state = Mutex(State(lastUsed: now))
+    }
+
+    /// A value the app stored for this session.
+    public subscript(key: String) -> (any Sendable)? {
+        get { state.withLock { $0.values[key] } }
+        set { state.withLock { $0.values[key] = newValue } }
+    }
+}

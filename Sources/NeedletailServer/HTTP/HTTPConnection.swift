@@ -1,0 +1,196 @@
+import Glibc
+import Logging
+import NeedletailBytes
+import NeedletailLoop
+import NeedletailHTTP
+
+/// The HTTP/1.1 codec for one connection: parses requests as bytes arrive, calls the app,
+/// queues responses in order (a pipelined batch leaves in one writev), enforces limits and
+/// timeouts, and closes when HTTP says so.
+final class HTTPConnection: ConnectionHandler, StreamCodec {
+    private let context: LoopContext
+    // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
+    @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
+    @exclusivity(unchecked) private var headTimerStarted = false
+    /// The streamed response in progress; no further request is taken until it finishes.
+    @exclusivity(unchecked) private var activeStream: LoopStreamSink?
+    @exclusivity(unchecked) private var streamKeepAlive = false
+
+    init(context: LoopContext) {
+        self.context = context
+        decoder = HTTPRequestDecoder(limits: context.limits)
+    }
+
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int {
+        connection.isIdle = false
+        // Idle again only if the last request was answered with keep-alive and no part of the
+        // next one has arrived.
+        defer { if decoder.isMidRequest || activeStream != nil { connection.isIdle = false } }
+        var offset = 0
+        while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && activeStream == nil {
+            let (event, used) = decoder.next(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            offset += used
+            switch event {
+            case .needMore:
+                armRequestTimer(on: connection)
+                return offset
+            case .progress:
+                armRequestTimer(on: connection)
+            case .sendContinue:
+                connection.write { $0.append("HTTP/1.1 100 Continue\r\n\r\n") }
+                connection.flush()
+                armRequestTimer(on: connection)
+            case .error(let e):
+                refuse(e, on: connection)
+                return bytes.count
+            case .request(let head, let body, let trailers):
+                headTimerStarted = false
+                respond(to: head, body: body, trailers: trailers, on: connection)
+            }
+        }
+        return offset
+    }
+
+    /// Header timeout: counted once from the first byte of a head (a slow client cannot extend
+    /// it). Body timeout: counted from the last progress.
+    private func armRequestTimer(on connection: Connection) {
+        if decoder.isReadingBody {
+            connection.setTimeout(seconds: context.limits.bodyTimeout)
+        } else if decoder.isMidRequest && !headTimerStarted {
+            headTimerStarted = true
+            connection.setTimeout(seconds: context.limits.headerTimeout)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
+        let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
+        var response = context.responder.respond(to: request)
+        let keepAlive = head.keepAlive && !connection.loop.isStopping
+        if let produce = response.stream {
+            startStream(response, produce: produce, head: head, keepAlive: keepAlive, on: connection)
+            return
+        }
+        write(response, headOnly: head.method == .head, keepAlive: keepAlive, version: head.version, on: connection)
+        response.body.recycle()
+        awaitNextRequest(keepAlive: keepAlive, on: connection)
+    }
+
+    /// After an answer: keep the connection for the next request (and count it idle), or close.
+    private func awaitNextRequest(keepAlive: Bool, on connection: Connection) {
+        if keepAlive {
+            connection.setNoDelay()
+            connection.setTimeout(seconds: context.limits.keepAliveTimeout)
+            connection.isIdle = true
+        } else {
+            connection.closeAfterFlush()
+        }
+    }
+
+    /// Sends the head of a streamed response and hands the producer its stream. Until the
+    /// stream finishes, reading pauses and pipelined requests wait.
+    private func startStream(_ response: Response, produce: @Sendable (ResponseStream) -> Void, head: HTTPRequestHead,
+                             keepAlive: Bool, on connection: Connection) {
+        let chunked = head.version == .http1_1
+        let framing: HTTPResponseEncoder.Framing = response.status.forbidsBody ? .none : (chunked ? .chunked : .untilClose)
+        let keep = keepAlive && framing != .untilClose
+        writeHead(response, framing: framing, keepAlive: keep, version: head.version, on: connection)
+        guard head.method != .head, framing != .none else {
+            finishResponse(keepAlive: keep, on: connection)
+            return
+        }
+        let sink = LoopStreamSink(connection: connection, codec: self, chunked: chunked)
+        activeStream = sink
+        streamKeepAlive = keep
+        connection.setTimeout(seconds: 0)  // a stream may idle for long; a dead peer fails a write
+        // Small writes that must leave at once (events, a parked poll's answer): no Nagle delay,
+        // and no setsockopt on the path from a notify to the answer.
+        connection.setNoDelay()
+        connection.pauseReading()
+        connection.flush()
+        produce(ResponseStream(sink: sink))
+    }
+
+    /// A stream's chunks: in chunked coding for HTTP/1.1, as they are for HTTP/1.0.
+    func frame(_ chunks: Chunks, of sink: LoopStreamSink, on connection: Connection) {
+        if sink.chunked {
+            connection.write { out in
+                out.appendHex(chunks.count)
+                out.append("\r\n")
+            }
+        }
+        connection.write(chunks)
+        if sink.chunked { connection.write { $0.append("\r\n") } }
+    }
+
+    /// The stream's producer called `finish()`: the last chunk, then the next request or close.
+    func end(_ sink: LoopStreamSink, on connection: Connection) {
+        if sink.chunked { connection.write { $0.append("0\r\n\r\n") } }
+        streamFinished(on: connection)
+    }
+
+    /// The stream's producer called `finish()` (on the loop): take the next request, or close.
+    func streamFinished(on connection: Connection) {
+        activeStream = nil
+        finishResponse(keepAlive: streamKeepAlive, on: connection)
+        connection.resumeReading()
+    }
+
+    private func finishResponse(keepAlive: Bool, on connection: Connection) {
+        awaitNextRequest(keepAlive: keepAlive, on: connection)
+        connection.pump()
+    }
+
+    private func write(_ response: Response, headOnly: Bool, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
+        let forbidsBody = response.status.forbidsBody
+        writeHead(response, framing: forbidsBody ? .none : .length(response.bodyCount), keepAlive: keepAlive, version: version, on: connection)
+        if !headOnly && !forbidsBody {
+            if let file = response.file { connection.write(file: file) } else { connection.write(response.body) }
+        }
+    }
+
+    private func writeHead(_ response: Response, framing: HTTPResponseEncoder.Framing, keepAlive: Bool, version: HTTPVersion,
+                           on connection: Connection) {
+        let date = context.dates.dateLine(now: connection.loop.wallClock)
+        let context = self.context
+        connection.write { out in
+            HTTPResponseEncoder.encodeHead(response, framing: framing,
+                                           keepAlive: keepAlive, version: version, date: date, defaults: context.defaults,
+                                           into: out, dropped: context.droppedField)
+        }
+    }
+
+    /// Answers a request the codec refuses, then closes (lingering, so the client reads it).
+    private func refuse(_ error: HTTPError, on connection: Connection) {
+        context.logger.debug("refused request", metadata: ["status": "\(error.status.code)", "reason": "\(error.reason)"])
+        var body = Chunks()
+        body.append(unescaped: "\(error.status.code) \(error.status.reason): \(error.reason)\n")
+        let response = Response(status: error.status, contentType: Response.textType, body: body)
+        write(response, headOnly: false, keepAlive: false, version: .http1_1, on: connection)
+        connection.closeAfterFlush(linger: true)
+    }
+
+    func peerClosed(_ connection: Connection) {
+        // Answer what was received in full, then close.
+        connection.closeAfterFlush()
+    }
+
+    func timedOut(_ connection: Connection) {
+        if decoder.isMidRequest {
+            refuse(HTTPError(.requestTimeout, "request not received in time"), on: connection)
+        } else {
+            connection.close()
+        }
+    }
+
+    func shutdownRequested(_ connection: Connection) -> Bool {
+        if decoder.isMidRequest || activeStream != nil { return false }  // answered with Connection: close when complete
+        if connection.pendingOutput == 0 { return true }
+        connection.closeAfterFlush()
+        return false
+    }
+
+    func closed(_ connection: Connection) {
+        activeStream?.cancel()
+        activeStream = nil
+    }
+}

@@ -1,0 +1,365 @@
+import Glibc
+import NeedletailBytes
+import NeedletailHTTP
+
+/// The HTTP/1.1 request-head parser (RFC 9112 sections 2 to 7).
+///
+/// It is fed the bytes of a connection from the start of a request. Finding the end of the head
+/// is incremental (`scanned` remembers how far it got, so a head that trickles in is scanned
+/// once); the head is parsed in one pass once complete. Every rule it enforces, and why, is in
+/// docs/HTTP.md.
+struct HTTPHeadParser {
+    var limits: HTTPLimits
+    /// Bytes from the request start already checked for bare CR, bare LF and NUL.
+    private(set) var scanned = 0
+    private var requestLineEnd = -1
+    private var lineStart = 0
+
+    init(limits: HTTPLimits) { self.limits = limits }
+
+    enum Outcome {
+        case needMore
+        /// Leading empty lines (RFC 9112 2.2) to skip.
+        case skip(Int)
+        case head(HTTPRequestHead, consumed: Int)
+        case error(HTTPError)
+    }
+
+    /// Forgets progress (after a head was consumed).
+    mutating func reset() {
+        scanned = 0
+        requestLineEnd = -1
+        lineStart = 0
+    }
+
+    /// Whether any byte of a request has been seen (for timeouts and graceful stop).
+    var hasPartialHead: Bool { scanned > 0 }
+
+    mutating func parse(_ buf: UnsafeRawBufferPointer) -> Outcome {
+        let n = buf.count
+        if scanned == 0 {
+            // Skip empty lines before the request line.
+            var i = 0
+            while i + 1 < n && buf[i] == 13 && buf[i + 1] == 10 { i += 2 }
+            if i > 0 { return .skip(i) }
+            if n == 0 { return .needMore }
+        }
+        var i = scanned
+        let base = buf.baseAddress
+        while i < n {
+            // Eight bytes at a time while none is below 14 (no CR, LF or NUL among them).
+            if i + 8 <= n, let base, !ByteScan.hasByte(of: base.loadUnaligned(fromByteOffset: i, as: UInt64.self), below: 14) {
+                i += 8
+                continue
+            }
+            let b = buf[i]
+            if b > 13 || (b != 13 && b != 10 && b != 0) {
+                i += 1
+                continue
+            }
+            if b == 0 { return .error(.bad("NUL byte in request head")) }
+            if b == 10 { return .error(.bad("bare LF in request head (lines must end with CRLF)")) }
+            // CR: needs its LF.
+            guard i + 1 < n else { break }
+            guard buf[i + 1] == 10 else { return .error(.bad("bare CR in request head")) }
+            if requestLineEnd < 0 {
+                if i > limits.maxRequestLine {
+                    return .error(HTTPError(.uriTooLong, "request line longer than \(limits.maxRequestLine) bytes"))
+                }
+                requestLineEnd = i
+                // A request line must end in a version: refuse HTTP/0.9 ("GET /path") now
+                // rather than wait for a header section that will never come.
+                guard i >= 9, buf[i - 9] == 32, buf[i - 8] == UInt8(ascii: "H"), buf[i - 4] == UInt8(ascii: "/") else {
+                    return .error(.bad("request line without an HTTP version (HTTP/0.9 is not supported)"))
+                }
+            } else if i == lineStart {
+                // Empty line: the head is complete.
+                scanned = 0
+                let total = i + 2
+                let lineEnd = requestLineEnd
+                reset()
+                do {
+                    return .head(try HTTPHeadParser.parseHead(buf, requestLineEnd: lineEnd, headEnd: total, limits: limits), consumed: total)
+                } catch {
+                    return .error(error)
+                }
+            }
+            i += 2
+            lineStart = i
+            if requestLineEnd >= 0 && i - requestLineEnd - 2 > limits.maxHeaderBytes + 2 {
+                return .error(HTTPError(.requestHeaderFieldsTooLarge, "header section larger than \(limits.maxHeaderBytes) bytes"))
+            }
+            if requestLineEnd >= 0, i < n, buf[i] == 32 || buf[i] == 9 {
+                return .error(.bad("obsolete line folding in header section"))
+            }
+        }
+        scanned = i
+        if requestLineEnd < 0 && i > limits.maxRequestLine {
+            return .error(HTTPError(.uriTooLong, "request line longer than \(limits.maxRequestLine) bytes"))
+        }
+        if requestLineEnd >= 0 && i - requestLineEnd > limits.maxHeaderBytes + 4 {
+            return .error(HTTPError(.requestHeaderFieldsTooLarge, "header section larger than \(limits.maxHeaderBytes) bytes"))
+        }
+        return .needMore
+    }
+
+    // MARK: Parsing a complete head
+
+    /// Characters of a Host value: unreserved, sub-delims, "%" (pct-encoded), and "[", "]", ":"
+    /// (IP literals and the port).
+    @inline(__always)
+    static func isHostChar(_ b: UInt8) -> Bool {
+        switch b {
+        // 0-9 : ; = A-Z [ ] a-z
+        case 48...59, 61, 65...91, 93, 97...122: return true
+        // ! $ % & ' ( ) * + , - . _ ~
+        case 33, 36...46, 95, 126: return true
+        default: return false
+        }
+    }
+
+    /// RFC 9110 5.6.2 tchar: digits, letters and ! # $ % & ' * + - . ^ _ ` | ~, as two bit
+    /// masks over the bytes 0–63 and 64–127 (one test per byte instead of a chain of ranges).
+    @inline(__always)
+    static func isTokenChar(_ b: UInt8) -> Bool {
+        b < 128 && ((b < 64 ? 0x03ff_6cfa_0000_0000 : 0x57ff_ffff_c7ff_fffe) as UInt64) >> (b & 63) & 1 != 0
+    }
+
+    static func parseMethod(_ m: UnsafeRawBufferPointer) throws(HTTPError) -> HTTPMethod {
+        func eq(_ s: StaticString) -> Bool {
+            s.utf8CodeUnitCount == m.count && memcmp(s.utf8Start, m.baseAddress!, m.count) == 0
+        }
+        switch m.count {
+        case 3:
+            if eq("GET") { return .get }
+            if eq("PUT") { return .put }
+        case 4:
+            if eq("POST") { return .post }
+            if eq("HEAD") { return .head }
+        case 5:
+            if eq("PATCH") { return .patch }
+        case 6:
+            if eq("DELETE") { return .delete }
+        case 7:
+            if eq("OPTIONS") { return .options }
+        default: break
+        }
+        for b in m where !isTokenChar(b) { throw .bad("method is not a token") }
+        throw HTTPError(.notImplemented, "method not supported")
+    }
+
+    private static func memcmp(_ a: UnsafePointer<UInt8>, _ b: UnsafeRawPointer, _ n: Int) -> Int {
+        for i in 0..<n where a[i] != b.load(fromByteOffset: i, as: UInt8.self) { return 1 }
+        return 0
+    }
+
+    static func parseHead(_ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits) throws(HTTPError) -> HTTPRequestHead {
+        // Request line: method SP request-target SP HTTP-version.
+        var sp1 = 0
+        while sp1 < requestLineEnd && buf[sp1] != 32 { sp1 += 1 }
+        guard sp1 < requestLineEnd, sp1 > 0 else { throw .bad("malformed request line") }
+        let sp2Search = sp1 + 1
+        var sp2 = sp2Search
+        while sp2 < requestLineEnd && buf[sp2] != 32 { sp2 += 1 }
+        guard sp2 < requestLineEnd else {
+            throw (.bad("malformed request line (HTTP/0.9 and missing versions are not served)"))
+        }
+        let method = try parseMethod(UnsafeRawBufferPointer(rebasing: buf[0..<sp1]))
+        let targetStart = sp1 + 1
+        let targetEnd = sp2
+        guard targetEnd > targetStart else { throw .bad("empty request target") }
+        let target = UnsafeRawBufferPointer(rebasing: buf[targetStart..<targetEnd])
+        let badAt = ByteScan.firstIndex(
+            in: target,
+            mayHold: { w in
+                ByteScan.hasByte(of: w, below: 33) || ByteScan.hasHighByte(w) || ByteScan.hasByte(of: w, equalTo: 127)
+                    || ByteScan.hasByte(of: w, equalTo: UInt8(ascii: "#"))
+            },
+            isBad: { $0 <= 32 || $0 >= 127 || $0 == UInt8(ascii: "#") })
+        if badAt < target.count {
+            if target[badAt] == UInt8(ascii: "#") { throw .bad("request target holds a fragment") }
+            throw .bad("request target holds a space, control or non-ASCII byte")
+        }
+        let version: HTTPVersion
+        let vlen = requestLineEnd - (sp2 + 1)
+        let v = sp2 + 1
+        if vlen == 8 && buf[v] == 72 && buf[v + 1] == 84 && buf[v + 2] == 84 && buf[v + 3] == 80 && buf[v + 4] == 47
+            && buf[v + 6] == 46 && (48...57).contains(buf[v + 5]) && (48...57).contains(buf[v + 7]) {
+            let major = Int(buf[v + 5] - 48), minor = Int(buf[v + 7] - 48)
+            guard major == 1 else { throw HTTPError(.httpVersionNotSupported, "only HTTP/1.x is served") }
+            version = HTTPVersion(major: 1, minor: minor >= 1 ? 1 : 0)
+        } else {
+            throw .bad("malformed HTTP version")
+        }
+
+        // Header fields.
+        var fieldCount = 0
+        var contentLength: Int? = nil
+        var transferEncoding = false
+        var chunked = false
+        var closeToken = false
+        var keepAliveToken = false
+        var expectContinue = false
+        var hostCount = 0
+        var hostRange = 0..<0
+        var line = requestLineEnd + 2
+        let fieldsStart = line
+        while line < headEnd - 2 {
+            // The head ends in CRLF CRLF, so a CR is found before `headEnd`.
+            let start = buf.baseAddress! + line
+            var eol = headEnd - 2
+            if let cr = memchr(start, 13, headEnd - line) { eol = line + (UnsafeRawPointer(cr) - start) }
+            if buf[line] == 32 || buf[line] == 9 { throw .bad("obsolete line folding in header section") }
+            fieldCount += 1
+            if fieldCount > limits.maxHeaderFields {
+                throw HTTPError(.requestHeaderFieldsTooLarge, "more than \(limits.maxHeaderFields) header fields")
+            }
+            var colon = line
+            while colon < eol && isTokenChar(buf[colon]) { colon += 1 }
+            // The name ends at the first byte that is not a token character: the colon, or an error.
+            if colon < eol && buf[colon] != UInt8(ascii: ":") {
+                let b = buf[colon]
+                if b == 32 || b == 9 { throw .bad("whitespace between header field name and colon") }
+                throw .bad("invalid character in header field name")
+            }
+            guard colon < eol, colon > line else { throw .bad("header field without a name or colon") }
+            var vs = colon + 1
+            while vs < eol && (buf[vs] == 32 || buf[vs] == 9) { vs += 1 }
+            var ve = eol
+            while ve > vs && (buf[ve - 1] == 32 || buf[ve - 1] == 9) { ve -= 1 }
+            let valueBytes = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
+            if ByteScan.firstIndex(in: valueBytes, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) },
+                                   isBad: { ($0 < 32 && $0 != 9) || $0 == 127 }) < valueBytes.count {
+                throw .bad("control character in header field value")
+            }
+            let name = UnsafeRawBufferPointer(rebasing: buf[line..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
+            switch name.count {
+            case 4 where lowerEquals(name, "host"):
+                hostCount += 1
+                hostRange = vs..<ve
+            case 6 where lowerEquals(name, "expect"):
+                if lowerEquals(value, "100-continue") {
+                    expectContinue = true
+                } else {
+                    throw HTTPError(.expectationFailed, "only Expect: 100-continue is understood")
+                }
+            case 10 where lowerEquals(name, "connection"):
+                forEachListItem(value) { t in
+                    if lowerEquals(t, "close") { closeToken = true }
+                    else if lowerEquals(t, "keep-alive") { keepAliveToken = true }
+                }
+            case 14 where lowerEquals(name, "content-length"):
+                var bad = false
+                forEachListItem(value) { item in
+                    guard let n = parseDecimal(item) else { bad = true; return }
+                    if let old = contentLength, old != n { bad = true }
+                    contentLength = n
+                }
+                if bad || value.isEmpty { throw .bad("invalid or conflicting Content-Length") }
+            case 17 where lowerEquals(name, "transfer-encoding"):
+                var codings: [Bool] = []  // true = chunked
+                forEachListItem(value) { item in codings.append(lowerEquals(item, "chunked")) }
+                if transferEncoding { codings.insert(chunked, at: 0) }
+                transferEncoding = true
+                guard let last = codings.last else { throw .bad("empty Transfer-Encoding") }
+                if !last { throw .bad("Transfer-Encoding does not end in chunked") }
+                if codings.count > 1 {
+                    throw HTTPError(.notImplemented, "transfer codings other than chunked are not supported")
+                }
+                chunked = true
+            default:
+                break
+            }
+            line = eol + 2
+        }
+
+        if version == .http1_1 && hostCount != 1 {
+            throw .bad(hostCount == 0 ? "HTTP/1.1 request without Host" : "more than one Host field")
+        }
+        if hostCount > 1 { throw .bad("more than one Host field") }
+        // RFC 9112 3.2: an invalid Host value is a 400 (uri-host [":" port]: reg-name characters,
+        // an IP literal's brackets and colons; no slash, space, at-sign or control).
+        if hostCount == 1 {
+            for i in hostRange where !HTTPHeadParser.isHostChar(buf[i]) {
+                throw .bad("invalid character in Host")
+            }
+        }
+        let framing: BodyFraming
+        if transferEncoding {
+            if contentLength != nil { throw .bad("both Content-Length and Transfer-Encoding") }
+            if version == .http1_0 { throw .bad("Transfer-Encoding in an HTTP/1.0 request") }
+            framing = .chunked
+        } else if let n = contentLength {
+            if n > limits.maxBodyBytes {
+                throw HTTPError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
+            }
+            framing = n > 0 ? .length(n) : .none
+        } else {
+            framing = .none
+        }
+
+        // Target forms (RFC 9112 3.2).
+        var pathStart = targetStart
+        var authority: Range<Int>? = nil
+        if buf[targetStart] == UInt8(ascii: "/") {
+            // origin-form
+        } else if buf[targetStart] == UInt8(ascii: "*") && targetEnd - targetStart == 1 {
+            guard method == .options else { throw .bad("asterisk-form target with a method other than OPTIONS") }
+        } else if let schemeEnd = absoluteFormSchemeEnd(buf, targetStart, targetEnd) {
+            var a = schemeEnd
+            while a < targetEnd && buf[a] != UInt8(ascii: "/") && buf[a] != UInt8(ascii: "?") { a += 1 }
+            guard a > schemeEnd else { throw .bad("absolute-form target without a host") }
+            authority = schemeEnd..<a
+            pathStart = a
+        } else {
+            throw .bad("request target is not origin-, absolute- or asterisk-form")
+        }
+        var q = pathStart
+        while q < targetEnd && buf[q] != UInt8(ascii: "?") { q += 1 }
+        let pathRange = pathStart..<q
+        let queryRange = q < targetEnd ? (q + 1)..<targetEnd : targetEnd..<targetEnd
+
+        var decodedPath: String? = nil
+        if pathRange.isEmpty {
+            decodedPath = buf[targetStart] == UInt8(ascii: "*") ? "*" : "/"
+        } else {
+            let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[pathRange])
+            var escaped = false
+            for b in raw where b == UInt8(ascii: "%") { escaped = true; break }
+            if escaped {
+                // The raw target is ASCII (checked above), so only escapes need decoding.
+                guard let p = PercentDecoding.decodePath(raw) else {
+                    throw .bad("invalid percent-encoding, NUL or non-UTF-8 in path")
+                }
+                decodedPath = p
+            }
+        }
+        if !queryRange.isEmpty {
+            let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[queryRange])
+            guard PercentDecoding.isValid(raw) else { throw .bad("invalid percent-encoding in query") }
+        }
+
+        let bytes = [UInt8](unsafeUninitializedCapacity: headEnd) { dst, n in
+            dst.baseAddress!.initialize(from: buf.baseAddress!.assumingMemoryBound(to: UInt8.self), count: headEnd)
+            n = headEnd
+        }
+        let hostValue: Range<Int>? = authority ?? (hostCount == 1 ? hostRange : nil)
+        let keepAlive = version == .http1_1 ? !closeToken : (keepAliveToken && !closeToken)
+        return HTTPRequestHead(
+            method: method, version: version, bytes: bytes, target: targetStart..<targetEnd, rawPath: pathRange, decodedPath: decodedPath,
+            query: queryRange, fields: fieldsStart..<(headEnd - 2), host: hostValue, framing: framing,
+            keepAlive: keepAlive, expectContinue: expectContinue && version == .http1_1)
+    }
+
+    /// For `http://` or `https://` (any letter case), the index after `//`.
+    static func absoluteFormSchemeEnd(_ buf: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int? {
+        for scheme in ["http://", "https://"] as [StaticString] {
+            let n = scheme.utf8CodeUnitCount
+            if end - start > n && lowerEquals(UnsafeRawBufferPointer(rebasing: buf[start..<(start + n)]), scheme) {
+                return start + n
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,108 @@
+import NeedletailBytes
+import NeedletailHTTP
+
+/// Writes a `Response` as HTTP/1.1 bytes: status line, Date, Content-Type, Content-Length,
+/// the app's fields, Connection when needed, then the body unless the request was HEAD.
+enum HTTPResponseEncoder {
+    /// Status lines of the common codes, encoded once.
+    static let statusLines: [[UInt8]?] = {
+        var table: [[UInt8]?] = Array(repeating: nil, count: 600)
+        for code in [100, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410,
+                     411, 413, 414, 415, 416, 417, 422, 429, 431, 500, 501, 502, 503, 504, 505] {
+            table[code] = Array("HTTP/1.1 \(HTTPStatus(code: code).description)\r\n".utf8)
+        }
+        return table
+    }()
+
+    /// Whether a header name or value is safe to put on the wire (no CR, LF or NUL; names are tokens).
+    static func isSafe(name: String, value: String) -> Bool {
+        var n = name
+        let nameOK = n.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            for b in bytes where !HTTPHeadParser.isTokenChar(b) { return false }
+            return true
+        }
+        return nameOK && isSafe(value: value)
+    }
+
+    /// Appends `name: value` lines (HTTP and CGI heads alike), leaving out and reporting any
+    /// field whose name is not a token or whose value holds CR, LF or NUL.
+    static func appendFields(_ fields: [(name: String, value: String)], into out: ByteBuffer, dropped: (String) -> Void) {
+        for (name, value) in fields {
+            guard isSafe(name: name, value: value) else {
+                dropped(name)
+                continue
+            }
+            out.append(string: name)
+            out.append(": ")
+            out.append(string: value)
+            out.append("\r\n")
+        }
+    }
+
+    /// Whether a field value is free of CR, LF and NUL.
+    @inline(__always)
+    static func isSafe(value: String) -> Bool {
+        var v = value
+        return v.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            return ByteScan.firstIndex(in: raw, mayHold: { ByteScan.hasByte(of: $0, below: 14) },
+                                       isBad: { $0 == 13 || $0 == 10 || $0 == 0 }) == raw.count
+        }
+    }
+
+    /// How the body that follows the head is delimited.
+    enum Framing: Equatable {
+        /// No body at all (1xx, 204, 304).
+        case none
+        case length(Int)
+        case chunked
+        /// Raw bytes ended by closing the connection (a stream to an HTTP/1.0 client).
+        case untilClose
+    }
+
+    /// Appends the head of `response` to `out`.
+    /// `dropped` is called with the name of each unsafe field left out.
+    static func encodeHead(_ response: Response, framing: Framing, keepAlive: Bool, version: HTTPVersion,
+                           date: [UInt8], defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void) {
+        let status = response.status
+        if status.code >= 100 && status.code < 600, let line = statusLines[status.code],
+           status.reason == HTTPStatus.standardReason(status.code) {
+            line.withUnsafeBytes { out.append($0) }
+        } else {
+            out.append("HTTP/1.1 ")
+            out.appendDecimal(status.code)
+            out.append(32)
+            out.append(string: status.reason.filter { $0 != "\r" && $0 != "\n" })
+            out.append("\r\n")
+        }
+        date.withUnsafeBytes { out.append($0) }
+        if let ct = response.contentType {
+            if isSafe(value: ct) {
+                out.append("Content-Type: ")
+                out.append(string: ct)
+                out.append("\r\n")
+            } else {
+                dropped("Content-Type")
+            }
+        }
+        switch framing {
+        case .length(let n):
+            out.append("Content-Length: ")
+            out.appendDecimal(n)
+            out.append("\r\n")
+        case .chunked:
+            out.append("Transfer-Encoding: chunked\r\n")
+        case .none, .untilClose:
+            break
+        }
+        appendFields(response.headers, into: out, dropped: dropped)
+        defaults.append(to: out, unlessSetIn: response.headers)
+        if !keepAlive {
+            out.append("Connection: close\r\n")
+        } else if version == .http1_0 {
+            out.append("Connection: keep-alive\r\n")
+        }
+        out.append("\r\n")
+    }
+}

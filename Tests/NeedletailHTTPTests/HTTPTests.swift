@@ -1,0 +1,72 @@
+import NeedletailBytes
+import NeedletailHTTP
+import Testing
+
+@Suite struct QueryAndHeaderTests {
+    @Test func queryDecoding() {
+        let q = QueryParameters("name=%3CTLUG%3E&x=a+b&empty=&flag&name=second&caf%C3%A9=1&bad=%zz")
+        #expect(q["name"] == "<TLUG>")
+        #expect(q.values("name") == ["<TLUG>", "second"])
+        #expect(q["x"] == "a b")
+        #expect(q["empty"] == "")
+        #expect(q["flag"] == "")
+        #expect(q["missing"] == nil)
+        #expect(q["café"] == "1")
+        #expect(q["bad"] == nil, "an invalid escape is not a value")
+    }
+
+    @Test func percentDecoding() {
+        #expect(PercentDecoding.decode("/a%20b+c", plusIsSpace: false) == "/a b+c")
+        #expect(PercentDecoding.decode("a%2", plusIsSpace: true) == nil)
+        #expect(PercentDecoding.decode("%ff", plusIsSpace: true) == nil, "not UTF-8")
+    }
+
+    @Test func headerLookupIsCaseInsensitiveAndKeepsRepeats() {
+        let h = HeaderFields([("Host", "a"), ("Accept", "x"), ("accept", "y"), ("X-Empty", "")])
+        #expect(h["host"] == "a")
+        #expect(h["ACCEPT"] == "x")
+        #expect(h.values("Accept") == ["x", "y"])
+        #expect(h.combined("accept") == "x, y")
+        #expect(h["x-empty"] == "")
+        #expect(h["nope"] == nil)
+        #expect(h.count == 4)
+        #expect(Array(h).map(\.name) == ["Host", "Accept", "accept", "X-Empty"])
+    }
+
+    @Test func formBody() {
+        var r = Request(method: .post, path: "/f", headers: HeaderFields([("Content-Type", "application/x-www-form-urlencoded")]))
+        r.body = Array("text=hi+there&n=3".utf8)
+        #expect(r.form["text"] == "hi there")
+        r.headers = HeaderFields([("Content-Type", "text/plain")])
+        #expect(r.form["text"] == nil)
+    }
+}
+
+@Suite struct RouterTests {
+    func router() -> Router {
+        var r = Router()
+        r.get("/a") { _ in .text("get a") }
+        r.post("/a") { req in .text("post a \(req.body.count)") }
+        return r
+    }
+
+    @Test func routesByPathAndMethod() {
+        let r = router()
+        #expect(r.respond(to: Request(method: .get, path: "/a")).body.string == "get a")
+        #expect(r.respond(to: Request(method: .head, path: "/a")).body.string == "get a")
+        #expect(r.respond(to: Request(method: .post, path: "/a", body: [1, 2])).body.string == "post a 2")
+        let e = r.respond(to: Request(method: .put, path: "/a"))
+        #expect(e.status.code == 405)
+        #expect(e.headers.first { $0.name == "Allow" }?.value == "GET, HEAD, POST")
+        let nf = r.respond(to: Request(method: .get, path: "/b<script>"))
+        #expect(nf.status.code == 404)
+        #expect(!nf.body.string.contains("<script>"))
+    }
+
+    @Test func statusReasons() {
+        #expect(HTTPStatus(code: 431).reason == "Request Header Fields Too Large")
+        #expect(HTTPStatus(code: 299).reason == "Status 299")
+        #expect(HTTPStatus(code: 304).forbidsBody)
+        #expect(!HTTPStatus(code: 200).forbidsBody)
+    }
+}
