@@ -40,7 +40,7 @@ public final class LiveAppCore: Sendable {
     /// Builds a page for `request` with `build`, adding the session cookie when the session is
     /// new, the page headers, and keeping the view for later actions and polls.
     public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
-        let (session, source) = sessions.resolve(for: request)
+        let (session, source) = sessions.session(for: request)
         let view = LiveView(path: request.query["_s"] == nil ? request.target : Page.removingSessionField(request.target))
         let page = Page(request: request, session: session, source: source, view: view, app: self)
         var response: Response
@@ -108,7 +108,7 @@ public final class LiveAppCore: Sendable {
 
     func action(_ id: String, _ request: Request) -> Response {
         let fromRuntime = request.headers["x-needletail"] != nil
-        guard let (session, source) = sessions.find(for: request),
+        guard let (session, source) = sessions.existing(for: request),
               let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
                   for v in st.views.reversed() {
                       if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
@@ -133,7 +133,7 @@ public final class LiveAppCore: Sendable {
 
     /// The page and channel versions a poll or event stream asks about, or the error answer.
     func subscription(_ request: Request) -> Result<(Page, [(String, UInt64)]), ResponseError> {
-        guard let (session, source) = sessions.find(for: request), let viewID = request.query["v"],
+        guard let (session, source) = sessions.existing(for: request), let viewID = request.query["v"],
               let view = view(viewID, in: session)
         else {
             return .failure(ResponseError(Router.errorPage(.gone, detail: "This page is no longer live; reload it.")))

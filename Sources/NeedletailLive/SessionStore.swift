@@ -33,23 +33,18 @@ public final class SessionStore: Sendable {
     /// Number of sessions in memory.
     public var count: Int { sessions.withLock { $0.count } }
 
-    /// The session whose id `request` carries (cookie first, then an `_s` form or query field),
-    /// if it exists and has not expired. Touches it.
-    public func existing(for request: Request) -> Session? { find(for: request)?.session }
-
-    /// The request's live session and where its id came from (`.cookie` or `.field`).
-    func find(for request: Request) -> (session: Session, source: SessionSource)? {
+    /// The session whose id `request` carries (cookie first, then an `_s` query or form
+    /// field), if it exists and has not expired, and where its id came from. Touches it.
+    public func existing(for request: Request) -> (session: Session, source: SessionSource)? {
         let now = clock()
-        // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
-        // site's own pages: a link or form on another site carrying an id the attacker made
-        // for themselves would otherwise put the visitor in the attacker's session (session
-        // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
-        // ones and other clients do not send).
-        // The cookie first; the `_s` fields only when there is no usable cookie.
-        for source in 0..<3 {
-            if source == 1, let site = request.headers["sec-fetch-site"], site != "same-origin" && site != "none" { break }
-            let value = source == 0 ? request.cookie(cookieName) : source == 1 ? request.query["_s"] : request.form["_s"]
-            guard let id = value, id.utf8.count == 32 else { continue }
+        for carrier in SessionIDCarrier.allCases {
+            // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
+            // site's own pages: a link or form on another site carrying an id the attacker made
+            // for themselves would otherwise put the visitor in the attacker's session (session
+            // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
+            // ones and other clients do not send).
+            if carrier != .cookie, let site = request.headers["sec-fetch-site"], site != "same-origin" && site != "none" { break }
+            guard let id = carrier.id(in: request, cookieName: cookieName), id.utf8.count == 32 else { continue }
             let found: Session? = sessions.withLock { all in
                 guard let s = all[id] else { return nil }
                 let expired = s.state.withLock { st -> Bool in
@@ -63,20 +58,14 @@ public final class SessionStore: Sendable {
                 if expired { all[id] = nil; return nil }
                 return s
             }
-            if let found { return (found, source == 0 ? .cookie : .field) }
+            if let found { return (found, carrier.source) }
         }
         return nil
     }
 
-    /// The request's session, or a new one (`isNew`: the response must set the cookie).
-    public func session(for request: Request) -> (session: Session, isNew: Bool) {
-        let r = resolve(for: request)
-        return (r.session, r.source == .new)
-    }
-
-    /// `session(for:)`, and where its id came from.
-    func resolve(for request: Request) -> (session: Session, source: SessionSource) {
-        if let found = find(for: request) { return found }
+    /// The request's session, or a new one (`source` `.new`: the response must set the cookie).
+    public func session(for request: Request) -> (session: Session, source: SessionSource) {
+        if let found = existing(for: request) { return found }
         let now = clock()
         let s = Session(id: randomToken(), now: now)
         sessions.withLock { all in

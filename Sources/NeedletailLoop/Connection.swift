@@ -37,19 +37,14 @@ public final class Connection {
     // Loop-confined state. Runtime exclusivity checks are off for these properties (they cost a
     // third of the instructions of a small request); the loop never calls a handler from
     // inside a mutating access to them (see TimerWheel.advance, which returns a list).
-    let token: UInt64
+    let token: EPollToken
     @exclusivity(unchecked) var peer = sockaddr_storage()
     @exclusivity(unchecked) var input: ByteBuffer?
     @exclusivity(unchecked) var output = OutputQueue()
-    @exclusivity(unchecked) var interest: UInt32 = 0
-    @exclusivity(unchecked) var wantWritable = false
-    /// Set when the output queue is over its cap: reading stops until it drains.
-    @exclusivity(unchecked) var throttled = false
-    @exclusivity(unchecked) var closeWhenFlushed = false
-    @exclusivity(unchecked) var lingerWhenClosing = false
-    @exclusivity(unchecked) var lingering = false
-    @exclusivity(unchecked) var peerHalfClosed = false
-    @exclusivity(unchecked) public private(set) var isClosed = false
+    /// The phase and what epoll is asked for (see `ConnectionState`, which has the rules).
+    @exclusivity(unchecked) var state = ConnectionState()
+    /// Whether the connection is closed.
+    public var isClosed: Bool { state.isClosed }
 
     // Timer wheel bookkeeping.
     @exclusivity(unchecked) var deadline = 0
@@ -69,9 +64,9 @@ public final class Connection {
 
     /// When `true`, the loop stops reading from this socket (the handler is waiting for
     /// something else, e.g. a parked response). Set back to `false` with `resumeReading()`.
-    @exclusivity(unchecked) public private(set) var readingPaused = false
+    public var readingPaused: Bool { state.readingPaused }
 
-    init(fd: Int32, loop: EventLoop, token: UInt64, listenerIndex: Int) {
+    init(fd: Int32, loop: EventLoop, token: EPollToken, listenerIndex: Int) {
         self.fd = fd
         self.loop = loop
         self.token = token
@@ -145,13 +140,13 @@ public final class Connection {
         }
         switch output.write(fd: fd, iov: loop.iovecs) {
         case .done:
-            wantWritable = false
-            if throttled { throttled = false }
+            state.wantWritable = false
+            if state.throttled { state.throttled = false }
             finishIfFlushed()
             if !isClosed { updateInterest() }
         case .wouldBlock:
-            wantWritable = true
-            if output.pending >= loop.configuration.maxQueuedOutput { throttled = true }
+            state.wantWritable = true
+            if output.pending >= loop.configuration.maxQueuedOutput { state.throttled = true }
             updateInterest()
         case .failed:
             close()
@@ -159,16 +154,15 @@ public final class Connection {
     }
 
     private func finishIfFlushed() {
-        guard closeWhenFlushed, output.isEmpty else { return }
-        if lingerWhenClosing && !peerHalfClosed {
+        guard output.isEmpty else { return }
+        switch state.outputFlushed() {
+        case .stay: break
+        case .close: close()
+        case .shutWriteAndLinger:
             // Let the client read the answer before unread input turns into a reset.
             shutdown(fd, Int32(SHUT_WR))
-            lingering = true
-            closeWhenFlushed = false
             loop.setDeadline(self, seconds: loop.configuration.lingerSeconds)
             updateInterest()
-        } else {
-            close()
         }
     }
 
@@ -176,24 +170,23 @@ public final class Connection {
     /// first and input is drained for a moment, so that unread request bytes do not make the
     /// kernel reset the connection before the client has read the response.
     public func closeAfterFlush(linger: Bool = false) {
-        closeWhenFlushed = true
-        lingerWhenClosing = lingerWhenClosing || linger
+        state.closeAfterFlush(linger: linger)
     }
 
     /// Whether `closeAfterFlush` was called.
-    public var isClosing: Bool { closeWhenFlushed || lingering }
+    public var isClosing: Bool { state.isClosing }
 
     // MARK: Input
 
     /// Stops reading from the socket until `resumeReading()`.
     public func pauseReading() {
-        readingPaused = true
+        state.readingPaused = true
         updateInterest()
     }
 
     /// Starts reading again, first offering any bytes already received.
     public func resumeReading() {
-        readingPaused = false
+        state.readingPaused = false
         guard !isClosed else { return }
         pump()
         if !isClosed { updateInterest() }
@@ -205,7 +198,7 @@ public final class Connection {
     public func pump() {
         while true {
             flush()
-            guard !isClosed, output.isEmpty, !readingPaused, let buf = input, buf.count > 0 else { return }
+            guard !isClosed, output.isEmpty, !state.readingPaused, let buf = input, buf.count > 0 else { return }
             let before = buf.count
             deliverBuffered()
             if isClosed || (input?.count ?? 0) == before { flush(); return }
@@ -214,7 +207,7 @@ public final class Connection {
 
     /// Offers unconsumed input to the handler again (after a pause or when output drained).
     func deliverBuffered() {
-        guard let buf = input, buf.count > 0, !readingPaused, !isClosed else { return }
+        guard let buf = input, buf.count > 0, !state.readingPaused, !isClosed else { return }
         isInHandler = true
         let used = handler.received(buf.bytes, on: self)
         isInHandler = false
@@ -230,30 +223,24 @@ public final class Connection {
 
     // MARK: Interest and closing
 
-    /// Brings the epoll registration in line with what the connection wants. Read interest is
-    /// dropped lazily: pausing (a parked poll, a stream, output over its cap) keeps `EPOLLIN`
-    /// registered until input actually arrives while unwanted (`afterInput`), so that a poll
-    /// parked and answered costs no `epoll_ctl` at all when its client stays quiet, as it does.
-    /// `EPOLLRDHUP` goes with read interest, and stays while reading is paused so that a peer
-    /// leaving is seen then.
+    /// Brings the epoll registration in line with what the connection wants (see
+    /// `ConnectionState.wantedEvents`); a registration the kernel refuses closes the connection.
     func updateInterest(afterInput: Bool = false) {
         guard !isClosed else { return }
-        let wantsInput = lingering || (!readingPaused && !throttled && !peerHalfClosed)
-        var want: UInt32 = 0
-        if wantsInput || (!afterInput && !peerHalfClosed && interest & nt_epollin() != 0) { want |= nt_epollin() }
-        // Not while only throttled: a half-close then must wait until the output drains.
-        if !peerHalfClosed && (readingPaused || want != 0) { want |= nt_epollrdhup() }
-        if wantWritable { want |= nt_epollout() }
-        if want != interest {
-            loop.modify(self, events: want)
-            interest = want
+        let want = state.wantedEvents(afterInput: afterInput)
+        if want != state.interest {
+            guard loop.modify(self, events: want) else {
+                close()
+                return
+            }
+            state.interest = want
         }
     }
 
     /// Closes the socket now; queued output is dropped.
     public func close() {
         guard !isClosed else { return }
-        isClosed = true
+        state.phase = .closed
         output.discard()
         input = nil
         loop.forget(self)

@@ -1,6 +1,7 @@
 import CNeedletailLinux
 import Glibc
 import NeedletailBytes
+import NeedletailPOSIX
 import Synchronization
 
 /// Settings shared by every loop of a server.
@@ -66,8 +67,6 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var stopDeadline = 0
     @exclusivity(unchecked) private var running = false
 
-    private static let listenerTag: UInt64 = 1 << 63
-    private static let wakeTag: UInt64 = 1 << 62
 
     /// Makes a loop; it runs when `run()` is called on the thread that will own it.
     public init(index: Int = 0, configuration: LoopConfiguration = LoopConfiguration(), log: @escaping LoopLogger = { _, _ in }) throws(SocketError) {
@@ -84,10 +83,22 @@ public final class EventLoop: @unchecked Sendable {
         updateClock()
         wheel = TimerWheel(now: now)
         reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        do {
+            try control(EPOLL_CTL_ADD, wakeFD, events: nt_epollin(), token: .wake)
+        } catch {
+            throw SocketError(error.call, errno: error.errno)
+        }
+    }
+
+    /// epoll_ctl(2), its failure thrown (the kernel refuses to watch an fd: out of memory, or
+    /// the per-user watch limit).
+    private func control(_ op: Int32, _ fd: Int32, events: UInt32, token: EPollToken) throws(SystemCallError) {
         var ev = epoll_event()
-        ev.events = nt_epollin()
-        ev.data.u64 = EventLoop.wakeTag
-        epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
+        ev.events = events
+        ev.data.u64 = token.raw
+        _ = try SystemCall.retrying("epoll_ctl \(op == EPOLL_CTL_ADD ? "add" : op == EPOLL_CTL_MOD ? "modify" : "delete") fd \(fd)") {
+            epoll_ctl(epfd, op, fd, &ev)
+        }
     }
 
     deinit {
@@ -102,11 +113,10 @@ public final class EventLoop: @unchecked Sendable {
     /// `exclusive` (for a socket shared by several loops) wakes one loop per connection.
     /// `readAtAccept`: try to read as soon as a connection is accepted (for listeners with
     /// TCP_DEFER_ACCEPT, where the first bytes are normally there already).
-    public func addListener(_ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false, factory: @escaping HandlerFactory) {
-        var ev = epoll_event()
-        ev.events = nt_epollin() | (exclusive ? nt_epollexclusive() : 0)
-        ev.data.u64 = EventLoop.listenerTag | UInt64(listeners.count)
-        epoll_ctl(epfd, EPOLL_CTL_ADD, socket.fd, &ev)
+    /// A listener the kernel refuses to watch is an error (the loop then never accepts on it).
+    public func addListener(_ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false,
+                            factory: @escaping HandlerFactory) throws(SystemCallError) {
+        try control(EPOLL_CTL_ADD, socket.fd, events: nt_epollin() | (exclusive ? nt_epollexclusive() : 0), token: .listener(listeners.count))
         listeners.append((socket, factory, true, readAtAccept))
     }
 
@@ -152,7 +162,11 @@ public final class EventLoop: @unchecked Sendable {
         isStopping = true
         stopDeadline = now + grace
         for i in listeners.indices where listeners[i].registered {
-            epoll_ctl(epfd, EPOLL_CTL_DEL, listeners[i].socket.fd, nil)
+            do {
+                try control(EPOLL_CTL_DEL, listeners[i].socket.fd, events: 0, token: .listener(i))
+            } catch {
+                log(.warning, "\(error) while stopping (the listener is ignored from now on)")
+            }
             listeners[i].registered = false
         }
         for case let c? in connections where !c.isClosed {
@@ -179,12 +193,12 @@ public final class EventLoop: @unchecked Sendable {
             }
             if n > 0 {
                 for i in 0..<Int(n) {
-                    dispatch(events[i].events, token: events[i].data.u64)
+                    dispatch(events[i].events, token: EPollToken(raw: events[i].data.u64))
                 }
             }
             if now > wheel.lastTick {
                 for conn in wheel.advance(to: now) where !conn.isClosed {
-                    if conn.lingering { conn.close() } else { conn.handler.timedOut(conn) }
+                    if conn.state.isLingering { conn.close() } else { conn.handler.timedOut(conn) }
                     if !conn.isClosed { conn.pump() }
                 }
             }
@@ -204,16 +218,18 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func dispatch(_ events: UInt32, token: UInt64) {
-        if token & EventLoop.listenerTag != 0 {
-            acceptBurst(Int(token & 0xffff))
+    private func dispatch(_ events: UInt32, token: EPollToken) {
+        let fd: Int
+        switch token.kind {
+        case .listener(let index):
+            acceptBurst(index)
             return
-        }
-        if token == EventLoop.wakeTag {
+        case .wake:
             runTasks()
             return
+        case .connection(let f):
+            fd = f
         }
-        let fd = Int(token & 0xffff_ffff)
         guard fd < connections.count, let c = connections[fd], c.token == token, !c.isClosed else {
             return  // stale: the fd was closed (and maybe reused) earlier in this batch
         }
@@ -225,9 +241,9 @@ public final class EventLoop: @unchecked Sendable {
             c.pump()
             if c.isClosed { return }
         }
-        if events & nt_epollrdhup() != 0 && c.readingPaused && !c.peerHalfClosed {
+        if events & nt_epollrdhup() != 0 && c.state.readingPaused && !c.state.peerHalfClosed {
             // The peer closed while we were not reading (a stream or a parked response).
-            c.peerHalfClosed = true
+            c.state.peerHalfClosed = true
             c.handler.peerClosed(c)
             if !c.isClosed { c.pump() }
             c.updateInterest(afterInput: true)
@@ -250,7 +266,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func readable(_ c: Connection) {
-        if c.lingering {
+        if c.state.isLingering {
             while true {
                 let r = Glibc.read(c.fd, readBuffer, readBufferSize)
                 if r > 0 { continue }
@@ -263,7 +279,7 @@ public final class EventLoop: @unchecked Sendable {
         var refused = false  // input is waiting that the connection does not want now
         for _ in 0..<4 {
             if c.isClosed { break }
-            if c.readingPaused || c.throttled {
+            if !c.state.mayRead {
                 refused = true
                 break
             }
@@ -272,7 +288,7 @@ public final class EventLoop: @unchecked Sendable {
             if let buf = c.input, buf.count > 0 {
                 if buf.count >= configuration.maxBufferedInput {
                     // The handler refuses to consume (waiting on output); stop reading for now.
-                    c.throttled = true
+                    c.state.throttled = true
                     refused = true
                     break
                 }
@@ -307,7 +323,7 @@ public final class EventLoop: @unchecked Sendable {
                 if c.isClosed { return }
                 if r < readBufferSize { break }
             } else if r == 0 {
-                c.peerHalfClosed = true
+                c.state.peerHalfClosed = true
                 c.handler.peerClosed(c)
                 break
             } else {
@@ -389,7 +405,7 @@ public final class EventLoop: @unchecked Sendable {
 
     private func register(fd: Int32, peer: sockaddr_storage, listener: Int) {
         generation &+= 1
-        let token = UInt64(UInt32(fd)) | (UInt64(generation & 0x3fff_ffff) << 32)
+        let token = EPollToken.connection(fd: fd, generation: generation)
         let c = Connection(fd: fd, loop: self, token: token, listenerIndex: listener)
         c.peer = peer
         c.handler = listeners[listener].factory(c)
@@ -399,12 +415,10 @@ public final class EventLoop: @unchecked Sendable {
         }
         connections[i] = c
         connectionCount += 1
-        var ev = epoll_event()
-        ev.events = nt_epollin() | nt_epollrdhup()
-        ev.data.u64 = token
-        c.interest = ev.events
-        if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 {
-            log(.error, "epoll_ctl add failed: \(String(cString: strerror(errno)))")
+        do {
+            try control(EPOLL_CTL_ADD, fd, events: c.state.interest, token: token)
+        } catch {
+            log(.error, "\(error): connection closed")
             c.close()
             return
         }
@@ -419,11 +433,16 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: Called by Connection
 
-    func modify(_ c: Connection, events: UInt32) {
-        var ev = epoll_event()
-        ev.events = events
-        ev.data.u64 = c.token
-        epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev)
+    /// Changes what epoll reports for `c`; false (logged) when the kernel refuses, and the
+    /// caller closes the connection: it would otherwise wait for events that never come.
+    func modify(_ c: Connection, events: UInt32) -> Bool {
+        do {
+            try control(EPOLL_CTL_MOD, c.fd, events: events, token: c.token)
+            return true
+        } catch {
+            log(.error, "\(error): connection closed")
+            return false
+        }
     }
 
     func forget(_ c: Connection) {

@@ -185,10 +185,14 @@ public final class Server: Sendable {
                 }
             }
         }
-        for (s, kind) in listenersByLoop[loop.index] {
-            loop.addListener(s, readAtAccept: kind == .http, factory: factory(kind))
+        do throws(SystemCallError) {
+            for (s, kind) in listenersByLoop[loop.index] {
+                try loop.addListener(s, readAtAccept: kind == .http, factory: factory(kind))
+            }
+            for (s, kind) in shared { try loop.addListener(s, exclusive: exclusive, factory: factory(kind)) }
+        } catch {
+            logger.critical("loop \(loop.index) cannot watch its listeners, it accepts nothing: \(error)")
         }
-        for (s, kind) in shared { loop.addListener(s, exclusive: exclusive, factory: factory(kind)) }
     }
 
     /// Begins a graceful stop (see `ServerConfiguration.shutdownGrace`).

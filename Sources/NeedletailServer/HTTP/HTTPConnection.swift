@@ -11,10 +11,21 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     private let context: LoopContext
     // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
     @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
-    @exclusivity(unchecked) private var headTimerStarted = false
-    /// The streamed response in progress; no further request is taken until it finishes.
-    @exclusivity(unchecked) private var activeStream: LoopStreamSink?
-    @exclusivity(unchecked) private var streamKeepAlive = false
+    @exclusivity(unchecked) private var phase = Phase.reading(headTimerArmed: false)
+
+    /// Where the connection is between its requests.
+    enum Phase {
+        /// Taking requests; `headTimerArmed` once a head's first byte started its timeout.
+        case reading(headTimerArmed: Bool)
+        /// A streamed answer is in progress: no further request is taken until it finishes,
+        /// then the connection is kept (`keepAlive`) or closed.
+        case streaming(LoopStreamSink, keepAlive: Bool)
+
+        var isStreaming: Bool {
+            if case .streaming = self { return true }
+            return false
+        }
+    }
 
     init(context: LoopContext) {
         self.context = context
@@ -25,9 +36,9 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         connection.isIdle = false
         // Idle again only if the last request was answered with keep-alive and no part of the
         // next one has arrived.
-        defer { if decoder.isMidRequest || activeStream != nil { connection.isIdle = false } }
+        defer { if decoder.isMidRequest || phase.isStreaming { connection.isIdle = false } }
         var offset = 0
-        while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && activeStream == nil {
+        while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && !phase.isStreaming {
             let (event, used) = decoder.next(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             offset += used
             switch event {
@@ -44,7 +55,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
                 refuse(e, on: connection)
                 return bytes.count
             case .request(let head, let body, let trailers):
-                headTimerStarted = false
+                phase = .reading(headTimerArmed: false)
                 respond(to: head, body: body, trailers: trailers, on: connection)
             }
         }
@@ -56,8 +67,8 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     private func armRequestTimer(on connection: Connection) {
         if decoder.isReadingBody {
             connection.setTimeout(seconds: context.limits.bodyTimeout)
-        } else if decoder.isMidRequest && !headTimerStarted {
-            headTimerStarted = true
+        } else if decoder.isMidRequest, case .reading(headTimerArmed: false) = phase {
+            phase = .reading(headTimerArmed: true)
             connection.setTimeout(seconds: context.limits.headerTimeout)
         }
     }
@@ -99,8 +110,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
             return
         }
         let sink = LoopStreamSink(connection: connection, codec: self, chunked: chunked)
-        activeStream = sink
-        streamKeepAlive = keep
+        phase = .streaming(sink, keepAlive: keep)
         connection.setTimeout(seconds: 0)  // a stream may idle for long; a dead peer fails a write
         // Small writes that must leave at once (events, a parked poll's answer): no Nagle delay,
         // and no setsockopt on the path from a notify to the answer.
@@ -130,8 +140,9 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
 
     /// The stream's producer called `finish()` (on the loop): take the next request, or close.
     func streamFinished(on connection: Connection) {
-        activeStream = nil
-        finishResponse(keepAlive: streamKeepAlive, on: connection)
+        guard case .streaming(_, let keepAlive) = phase else { return }
+        phase = .reading(headTimerArmed: false)
+        finishResponse(keepAlive: keepAlive, on: connection)
         connection.resumeReading()
     }
 
@@ -183,14 +194,14 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     }
 
     func shutdownRequested(_ connection: Connection) -> Bool {
-        if decoder.isMidRequest || activeStream != nil { return false }  // answered with Connection: close when complete
+        if decoder.isMidRequest || phase.isStreaming { return false }  // answered with Connection: close when complete
         if connection.pendingOutput == 0 { return true }
         connection.closeAfterFlush()
         return false
     }
 
     func closed(_ connection: Connection) {
-        activeStream?.cancel()
-        activeStream = nil
+        if case .streaming(let sink, _) = phase { sink.cancel() }
+        phase = .reading(headTimerArmed: false)
     }
 }
