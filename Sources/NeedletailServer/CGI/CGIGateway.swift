@@ -90,58 +90,48 @@ public enum CGIGateway {
         }
         let headerLines = headersStart..<storage.count
         guard let m = method, !m.isEmpty else { throw Refusal(status: .badRequest, reason: "no REQUEST_METHOD") }
-        let parsed = storage.withUnsafeBytes { raw -> Result<HTTPMethod, HTTPError> in
-            do throws(HTTPError) {
-                return .success(try HTTPHeadParser.parseMethod(UnsafeRawBufferPointer(rebasing: raw[m])))
-            } catch {
-                return .failure(error)
-            }
-        }
         let httpMethod: HTTPMethod
-        switch parsed {
-        case .success(let method): httpMethod = method
-        case .failure(let error): throw Refusal(status: error.status, reason: error.reason)
+        switch storage.withUnsafeBytes({ HTTPMethod.parse(UnsafeRawBufferPointer(rebasing: $0[m])) }) {
+        case .method(let method): httpMethod = method
+        case .unsupported: throw Refusal(status: .notImplemented, reason: "method not supported")
+        case .notAToken: throw Refusal(status: .badRequest, reason: "method is not a token")
         }
 
-        // Target, path and query.
-        let target: Range<Int>
-        var rawPath: Range<Int>
-        var query: Range<Int>
-        if let uri = requestURI, !uri.isEmpty {
-            target = uri
-            var q = uri.lowerBound
-            while q < uri.upperBound && storage[q] != UInt8(ascii: "?") { q += 1 }
-            rawPath = uri.lowerBound..<q
-            query = q < uri.upperBound ? (q + 1)..<uri.upperBound : uri.upperBound..<uri.upperBound
+        // Target, path and query: REQUEST_URI as the client sent it, else SCRIPT_NAME and
+        // PATH_INFO (already decoded, RFC 3875 4.1.5 and 4.1.13: encoded again here).
+        let uri: Range<Int>
+        if let given = requestURI, !given.isEmpty {
+            uri = given
         } else {
-            // SCRIPT_NAME and PATH_INFO are already decoded (RFC 3875 4.1.5, 4.1.13): re-encode.
             let decoded = String(decoding: storage[scriptName], as: UTF8.self) + String(decoding: storage[pathInfo], as: UTF8.self)
             let start = storage.count
             storage += encodePath(decoded.isEmpty ? "/" : decoded).utf8
-            rawPath = start..<storage.count
-            target = rawPath
-            query = 0..<0
+            uri = start..<storage.count
         }
-        if let qs = queryString { query = qs }
-        if rawPath.isEmpty {
+        var parsed: RequestTarget
+        do throws(RequestTarget.Refusal) {
+            // With QUERY_STRING the query is that variable's; REQUEST_URI gives the path only.
+            var pathAndQuery = uri
+            if queryString != nil, let q = storage[uri].firstIndex(of: UInt8(ascii: "?")) { pathAndQuery = uri.lowerBound..<q }
+            parsed = try storage.withUnsafeBufferPointer { buffer throws(RequestTarget.Refusal) in try RequestTarget.parse(buffer, pathAndQuery) }
+            if let qs = queryString {
+                guard storage.withUnsafeBufferPointer({ PercentDecoding.isValid(UnsafeBufferPointer(rebasing: $0[qs])) }) else {
+                    throw RequestTarget.Refusal(reason: "invalid percent-encoding in query")
+                }
+                parsed.query = qs
+            }
+        } catch {
+            throw Refusal(status: .badRequest, reason: error.reason)
+        }
+        if parsed.rawPath.isEmpty {
             let start = storage.count
             storage.append(UInt8(ascii: "/"))
-            rawPath = start..<storage.count
+            parsed.rawPath = start..<storage.count
         }
-        var decodedPath: String? = nil
-        let needsDecoding = storage[rawPath].contains { $0 == UInt8(ascii: "%") || $0 <= 32 || $0 >= 127 }
-        if needsDecoding {
-            guard let p = storage.withUnsafeBufferPointer({ PercentDecoding.decodePath(UnsafeBufferPointer(rebasing: $0[rawPath])) }) else {
-                throw Refusal(status: .badRequest, reason: "invalid percent-encoding, NUL or non-UTF-8 in path")
-            }
-            decodedPath = p
-        }
-        guard storage.withUnsafeBufferPointer({ PercentDecoding.isValid(UnsafeBufferPointer(rebasing: $0[query])) }) else {
-            throw Refusal(status: .badRequest, reason: "invalid percent-encoding in query")
-        }
+        let target = uri
         return Request(method: httpMethod, version: http10 ? .http1_0 : .http1_1, storage: storage, target: target,
-                       rawPath: rawPath, decodedPath: decodedPath, host: host,
-                       query: QueryParameters(storage: storage, range: query),
+                       rawPath: parsed.rawPath, decodedPath: parsed.decodedPath, host: host,
+                       query: QueryParameters(storage: storage, range: parsed.query),
                        headers: HeaderFields(lines: storage, range: headerLines), body: body,
                        remote: remote.isEmpty ? .unknown : .text(String(decoding: storage[remote], as: UTF8.self)),
                        isSecure: secure)

@@ -118,48 +118,60 @@ struct HTTPHeadParser {
         }
     }
 
-    /// RFC 9110 5.6.2 tchar: digits, letters and ! # $ % & ' * + - . ^ _ ` | ~, as two bit
-    /// masks over the bytes 0–63 and 64–127 (one test per byte instead of a chain of ranges).
     @inline(__always)
-    static func isTokenChar(_ b: UInt8) -> Bool {
-        b < 128 && ((b < 64 ? 0x03ff_6cfa_0000_0000 : 0x57ff_ffff_c7ff_fffe) as UInt64) >> (b & 63) & 1 != 0
-    }
+    static func isTokenChar(_ b: UInt8) -> Bool { HTTPMethod.isTokenChar(b) }
 
     static func parseMethod(_ m: UnsafeRawBufferPointer) throws(HTTPError) -> HTTPMethod {
-        func eq(_ s: StaticString) -> Bool {
-            s.utf8CodeUnitCount == m.count && memcmp(s.utf8Start, m.baseAddress!, m.count) == 0
+        switch HTTPMethod.parse(m) {
+        case .method(let method): return method
+        case .unsupported: throw HTTPError(.notImplemented, "method not supported")
+        case .notAToken: throw .bad("method is not a token")
         }
-        switch m.count {
-        case 3:
-            if eq("GET") { return .get }
-            if eq("PUT") { return .put }
-        case 4:
-            if eq("POST") { return .post }
-            if eq("HEAD") { return .head }
-        case 5:
-            if eq("PATCH") { return .patch }
-        case 6:
-            if eq("DELETE") { return .delete }
-        case 7:
-            if eq("OPTIONS") { return .options }
-        default: break
-        }
-        for b in m where !isTokenChar(b) { throw .bad("method is not a token") }
-        throw HTTPError(.notImplemented, "method not supported")
     }
 
-    private static func memcmp(_ a: UnsafePointer<UInt8>, _ b: UnsafeRawPointer, _ n: Int) -> Int {
-        for i in 0..<n where a[i] != b.load(fromByteOffset: i, as: UInt8.self) { return 1 }
-        return 0
+    /// The request line: method SP request-target SP HTTP-version.
+    struct RequestLine {
+        var method: HTTPMethod
+        var target: Range<Int>
+        var version: HTTPVersion
+    }
+
+    /// The facts of the header section that framing and the connection depend on.
+    struct FieldSummary {
+        var contentLength: Int? = nil
+        var transferEncoding = false
+        var closeToken = false
+        var keepAliveToken = false
+        var expectContinue = false
+        var hostCount = 0
+        var host = 0..<0
     }
 
     static func parseHead(_ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits) throws(HTTPError) -> HTTPRequestHead {
-        // Request line: method SP request-target SP HTTP-version.
+        let line = try parseRequestLine(buf, end: requestLineEnd)
+        let fieldsStart = requestLineEnd + 2
+        let fields = try parseFields(buf, from: fieldsStart, headEnd: headEnd, version: line.version, limits: limits)
+        let framing = try bodyFraming(fields, version: line.version, limits: limits)
+        let (authority, target) = try parseTarget(buf, line)
+        let bytes = [UInt8](unsafeUninitializedCapacity: headEnd) { dst, n in
+            dst.baseAddress!.initialize(from: buf.baseAddress!.assumingMemoryBound(to: UInt8.self), count: headEnd)
+            n = headEnd
+        }
+        let keepAlive = line.version == .http1_1 ? !fields.closeToken : (fields.keepAliveToken && !fields.closeToken)
+        return HTTPRequestHead(
+            method: line.method, version: line.version, bytes: bytes, target: line.target, rawPath: target.rawPath,
+            decodedPath: target.decodedPath, query: target.query, fields: fieldsStart..<(headEnd - 2),
+            host: authority ?? (fields.hostCount == 1 ? fields.host : nil), framing: framing,
+            keepAlive: keepAlive, expectContinue: fields.expectContinue && line.version == .http1_1)
+    }
+
+    /// Method, target and version; the target is checked for bytes it may not hold.
+    @inline(__always)
+    static func parseRequestLine(_ buf: UnsafeRawBufferPointer, end requestLineEnd: Int) throws(HTTPError) -> RequestLine {
         var sp1 = 0
         while sp1 < requestLineEnd && buf[sp1] != 32 { sp1 += 1 }
         guard sp1 < requestLineEnd, sp1 > 0 else { throw .bad("malformed request line") }
-        let sp2Search = sp1 + 1
-        var sp2 = sp2Search
+        var sp2 = sp1 + 1
         while sp2 < requestLineEnd && buf[sp2] != 32 { sp2 += 1 }
         guard sp2 < requestLineEnd else {
             throw (.bad("malformed request line (HTTP/0.9 and missing versions are not served)"))
@@ -180,35 +192,30 @@ struct HTTPHeadParser {
             if target[badAt] == UInt8(ascii: "#") { throw .bad("request target holds a fragment") }
             throw .bad("request target holds a space, control or non-ASCII byte")
         }
-        let version: HTTPVersion
         let vlen = requestLineEnd - (sp2 + 1)
         let v = sp2 + 1
-        if vlen == 8 && buf[v] == 72 && buf[v + 1] == 84 && buf[v + 2] == 84 && buf[v + 3] == 80 && buf[v + 4] == 47
-            && buf[v + 6] == 46 && (48...57).contains(buf[v + 5]) && (48...57).contains(buf[v + 7]) {
-            let major = Int(buf[v + 5] - 48), minor = Int(buf[v + 7] - 48)
-            guard major == 1 else { throw HTTPError(.httpVersionNotSupported, "only HTTP/1.x is served") }
-            version = HTTPVersion(major: 1, minor: minor >= 1 ? 1 : 0)
-        } else {
+        guard vlen == 8 && buf[v] == 72 && buf[v + 1] == 84 && buf[v + 2] == 84 && buf[v + 3] == 80 && buf[v + 4] == 47
+            && buf[v + 6] == 46 && (48...57).contains(buf[v + 5]) && (48...57).contains(buf[v + 7]) else {
             throw .bad("malformed HTTP version")
         }
+        let major = Int(buf[v + 5] - 48), minor = Int(buf[v + 7] - 48)
+        guard major == 1 else { throw HTTPError(.httpVersionNotSupported, "only HTTP/1.x is served") }
+        return RequestLine(method: method, target: targetStart..<targetEnd, version: HTTPVersion(major: 1, minor: minor >= 1 ? 1 : 0))
+    }
 
-        // Header fields.
+    /// The header fields from `start` to the blank line: each checked (name, value, limits),
+    /// and the ones framing and the connection need read into a `FieldSummary`.
+    @inline(__always)
+    static func parseFields(_ buf: UnsafeRawBufferPointer, from start: Int, headEnd: Int, version: HTTPVersion,
+                            limits: HTTPLimits) throws(HTTPError) -> FieldSummary {
+        var summary = FieldSummary()
         var fieldCount = 0
-        var contentLength: Int? = nil
-        var transferEncoding = false
-        var chunked = false
-        var closeToken = false
-        var keepAliveToken = false
-        var expectContinue = false
-        var hostCount = 0
-        var hostRange = 0..<0
-        var line = requestLineEnd + 2
-        let fieldsStart = line
+        var line = start
         while line < headEnd - 2 {
             // The head ends in CRLF CRLF, so a CR is found before `headEnd`.
-            let start = buf.baseAddress! + line
+            let begin = buf.baseAddress! + line
             var eol = headEnd - 2
-            if let cr = memchr(start, 13, headEnd - line) { eol = line + (UnsafeRawPointer(cr) - start) }
+            if let cr = memchr(begin, 13, headEnd - line) { eol = line + (UnsafeRawPointer(cr) - begin) }
             if buf[line] == 32 || buf[line] == 9 { throw .bad("obsolete line folding in header section") }
             fieldCount += 1
             if fieldCount > limits.maxHeaderFields {
@@ -227,129 +234,113 @@ struct HTTPHeadParser {
             while vs < eol && (buf[vs] == 32 || buf[vs] == 9) { vs += 1 }
             var ve = eol
             while ve > vs && (buf[ve - 1] == 32 || buf[ve - 1] == 9) { ve -= 1 }
-            let valueBytes = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
-            if ByteScan.firstIndex(in: valueBytes, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) },
-                                   isBad: { ($0 < 32 && $0 != 9) || $0 == 127 }) < valueBytes.count {
+            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
+            if ByteScan.firstIndex(in: value, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) },
+                                   isBad: { ($0 < 32 && $0 != 9) || $0 == 127 }) < value.count {
                 throw .bad("control character in header field value")
             }
-            let name = UnsafeRawBufferPointer(rebasing: buf[line..<colon])
-            let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
-            switch name.count {
-            case 4 where lowerEquals(name, "host"):
-                hostCount += 1
-                hostRange = vs..<ve
-            case 6 where lowerEquals(name, "expect"):
-                if lowerEquals(value, "100-continue") {
-                    expectContinue = true
-                } else {
-                    throw HTTPError(.expectationFailed, "only Expect: 100-continue is understood")
-                }
-            case 10 where lowerEquals(name, "connection"):
-                forEachListItem(value) { t in
-                    if lowerEquals(t, "close") { closeToken = true }
-                    else if lowerEquals(t, "keep-alive") { keepAliveToken = true }
-                }
-            case 14 where lowerEquals(name, "content-length"):
-                var bad = false
-                forEachListItem(value) { item in
-                    guard let n = parseDecimal(item) else { bad = true; return }
-                    if let old = contentLength, old != n { bad = true }
-                    contentLength = n
-                }
-                if bad || value.isEmpty { throw .bad("invalid or conflicting Content-Length") }
-            case 17 where lowerEquals(name, "transfer-encoding"):
-                var codings: [Bool] = []  // true = chunked
-                forEachListItem(value) { item in codings.append(lowerEquals(item, "chunked")) }
-                if transferEncoding { codings.insert(chunked, at: 0) }
-                transferEncoding = true
-                guard let last = codings.last else { throw .bad("empty Transfer-Encoding") }
-                if !last { throw .bad("Transfer-Encoding does not end in chunked") }
-                if codings.count > 1 {
-                    throw HTTPError(.notImplemented, "transfer codings other than chunked are not supported")
-                }
-                chunked = true
-            default:
-                break
-            }
+            try summarize(name: UnsafeRawBufferPointer(rebasing: buf[line..<colon]), value: value, at: vs..<ve, into: &summary)
             line = eol + 2
         }
-
-        if version == .http1_1 && hostCount != 1 {
-            throw .bad(hostCount == 0 ? "HTTP/1.1 request without Host" : "more than one Host field")
+        if version == .http1_1 && summary.hostCount != 1 {
+            throw .bad(summary.hostCount == 0 ? "HTTP/1.1 request without Host" : "more than one Host field")
         }
-        if hostCount > 1 { throw .bad("more than one Host field") }
+        if summary.hostCount > 1 { throw .bad("more than one Host field") }
         // RFC 9112 3.2: an invalid Host value is a 400 (uri-host [":" port]: reg-name characters,
         // an IP literal's brackets and colons; no slash, space, at-sign or control).
-        if hostCount == 1 {
-            for i in hostRange where !HTTPHeadParser.isHostChar(buf[i]) {
+        if summary.hostCount == 1 {
+            for i in summary.host where !HTTPHeadParser.isHostChar(buf[i]) {
                 throw .bad("invalid character in Host")
             }
         }
-        let framing: BodyFraming
-        if transferEncoding {
-            if contentLength != nil { throw .bad("both Content-Length and Transfer-Encoding") }
-            if version == .http1_0 { throw .bad("Transfer-Encoding in an HTTP/1.0 request") }
-            framing = .chunked
-        } else if let n = contentLength {
-            if n > limits.maxBodyBytes {
-                throw HTTPError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
-            }
-            framing = n > 0 ? .length(n) : .none
-        } else {
-            framing = .none
-        }
+        return summary
+    }
 
-        // Target forms (RFC 9112 3.2).
-        var pathStart = targetStart
+    /// Reads the fields that matter to the codec (Host, Expect, Connection, Content-Length,
+    /// Transfer-Encoding); the others are the app's.
+    @inline(__always)
+    static func summarize(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, at valueRange: Range<Int>,
+                          into summary: inout FieldSummary) throws(HTTPError) {
+        switch name.count {
+        case 4 where lowerEquals(name, "host"):
+            summary.hostCount += 1
+            summary.host = valueRange
+        case 6 where lowerEquals(name, "expect"):
+            guard lowerEquals(value, "100-continue") else {
+                throw HTTPError(.expectationFailed, "only Expect: 100-continue is understood")
+            }
+            summary.expectContinue = true
+        case 10 where lowerEquals(name, "connection"):
+            forEachListItem(value) { t in
+                if lowerEquals(t, "close") { summary.closeToken = true }
+                else if lowerEquals(t, "keep-alive") { summary.keepAliveToken = true }
+            }
+        case 14 where lowerEquals(name, "content-length"):
+            var bad = false
+            forEachListItem(value) { item in
+                guard let n = parseDecimal(item) else { bad = true; return }
+                if let old = summary.contentLength, old != n { bad = true }
+                summary.contentLength = n
+            }
+            if bad || value.isEmpty { throw .bad("invalid or conflicting Content-Length") }
+        case 17 where lowerEquals(name, "transfer-encoding"):
+            var codings: [Bool] = []  // true = chunked
+            forEachListItem(value) { item in codings.append(lowerEquals(item, "chunked")) }
+            if summary.transferEncoding { codings.insert(true, at: 0) }
+            summary.transferEncoding = true
+            guard let last = codings.last else { throw .bad("empty Transfer-Encoding") }
+            if !last { throw .bad("Transfer-Encoding does not end in chunked") }
+            if codings.count > 1 {
+                throw HTTPError(.notImplemented, "transfer codings other than chunked are not supported")
+            }
+        default:
+            break
+        }
+    }
+
+    /// How the body is delimited (RFC 9112 6.3), and whether its announced size is allowed.
+    @inline(__always)
+    static func bodyFraming(_ fields: FieldSummary, version: HTTPVersion, limits: HTTPLimits) throws(HTTPError) -> BodyFraming {
+        if fields.transferEncoding {
+            if fields.contentLength != nil { throw .bad("both Content-Length and Transfer-Encoding") }
+            if version == .http1_0 { throw .bad("Transfer-Encoding in an HTTP/1.0 request") }
+            return .chunked
+        }
+        guard let n = fields.contentLength else { return .none }
+        if n > limits.maxBodyBytes {
+            throw HTTPError(.contentTooLarge, "request body larger than \(limits.maxBodyBytes) bytes")
+        }
+        return n > 0 ? .length(n) : .none
+    }
+
+    /// The target's form (RFC 9112 3.2: origin, absolute or asterisk), its authority for the
+    /// absolute form, and its path and query.
+    @inline(__always)
+    static func parseTarget(_ buf: UnsafeRawBufferPointer, _ line: RequestLine) throws(HTTPError) -> (authority: Range<Int>?, target: RequestTarget) {
+        let start = line.target.lowerBound, end = line.target.upperBound
+        var pathStart = start
         var authority: Range<Int>? = nil
-        if buf[targetStart] == UInt8(ascii: "/") {
+        if buf[start] == UInt8(ascii: "/") {
             // origin-form
-        } else if buf[targetStart] == UInt8(ascii: "*") && targetEnd - targetStart == 1 {
-            guard method == .options else { throw .bad("asterisk-form target with a method other than OPTIONS") }
-        } else if let schemeEnd = absoluteFormSchemeEnd(buf, targetStart, targetEnd) {
+        } else if buf[start] == UInt8(ascii: "*") && end - start == 1 {
+            guard line.method == .options else { throw .bad("asterisk-form target with a method other than OPTIONS") }
+            return (nil, RequestTarget(rawPath: end..<end, query: end..<end, decodedPath: "*"))
+        } else if let schemeEnd = absoluteFormSchemeEnd(buf, start, end) {
             var a = schemeEnd
-            while a < targetEnd && buf[a] != UInt8(ascii: "/") && buf[a] != UInt8(ascii: "?") { a += 1 }
+            while a < end && buf[a] != UInt8(ascii: "/") && buf[a] != UInt8(ascii: "?") { a += 1 }
             guard a > schemeEnd else { throw .bad("absolute-form target without a host") }
             authority = schemeEnd..<a
             pathStart = a
         } else {
             throw .bad("request target is not origin-, absolute- or asterisk-form")
         }
-        var q = pathStart
-        while q < targetEnd && buf[q] != UInt8(ascii: "?") { q += 1 }
-        let pathRange = pathStart..<q
-        let queryRange = q < targetEnd ? (q + 1)..<targetEnd : targetEnd..<targetEnd
-
-        var decodedPath: String? = nil
-        if pathRange.isEmpty {
-            decodedPath = buf[targetStart] == UInt8(ascii: "*") ? "*" : "/"
-        } else {
-            let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[pathRange])
-            var escaped = false
-            for b in raw where b == UInt8(ascii: "%") { escaped = true; break }
-            if escaped {
-                // The raw target is ASCII (checked above), so only escapes need decoding.
-                guard let p = PercentDecoding.decodePath(raw) else {
-                    throw .bad("invalid percent-encoding, NUL or non-UTF-8 in path")
-                }
-                decodedPath = p
-            }
+        do {
+            var target = try RequestTarget.parse(buf.bindMemory(to: UInt8.self), pathStart..<end)
+            if target.rawPath.isEmpty { target.decodedPath = "/" }  // http://host?q
+            return (authority, target)
+        } catch {
+            throw .bad(error.reason)
         }
-        if !queryRange.isEmpty {
-            let raw = UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[queryRange])
-            guard PercentDecoding.isValid(raw) else { throw .bad("invalid percent-encoding in query") }
-        }
-
-        let bytes = [UInt8](unsafeUninitializedCapacity: headEnd) { dst, n in
-            dst.baseAddress!.initialize(from: buf.baseAddress!.assumingMemoryBound(to: UInt8.self), count: headEnd)
-            n = headEnd
-        }
-        let hostValue: Range<Int>? = authority ?? (hostCount == 1 ? hostRange : nil)
-        let keepAlive = version == .http1_1 ? !closeToken : (keepAliveToken && !closeToken)
-        return HTTPRequestHead(
-            method: method, version: version, bytes: bytes, target: targetStart..<targetEnd, rawPath: pathRange, decodedPath: decodedPath,
-            query: queryRange, fields: fieldsStart..<(headEnd - 2), host: hostValue, framing: framing,
-            keepAlive: keepAlive, expectContinue: expectContinue && version == .http1_1)
     }
 
     /// For `http://` or `https://` (any letter case), the index after `//`.
