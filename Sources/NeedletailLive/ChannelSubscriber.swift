@@ -8,17 +8,17 @@ public protocol ChannelSubscriber: AnyObject, Sendable {
     var isCancelled: Bool { get }
     /// The answer: called once, on the thread that takes the subscriber out (a notify's, the
     /// sweeper's, or `wait`'s own when a version is already old).
-    func deliver(_ versions: [UInt64])
+    func deliver(_ current: ChannelVersions)
 }
 
 /// A subscriber made of two closures.
 final class ClosureSubscriber: ChannelSubscriber {
     let cancelled: @Sendable () -> Bool
-    let answer: @Sendable ([UInt64]) -> Void
-    init(isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable ([UInt64]) -> Void) {
+    let answer: @Sendable (ChannelVersions) -> Void
+    init(isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable (ChannelVersions) -> Void) {
         cancelled = isCancelled
         answer = deliver
     }
     var isCancelled: Bool { cancelled() }
-    func deliver(_ versions: [UInt64]) { answer(versions) }
+    func deliver(_ current: ChannelVersions) { answer(current) }
 }

@@ -16,24 +16,19 @@ import Synchronization
 /// that woke it: nothing to look up again before rendering).
 public final class Channels: Sendable {
     struct Subscriber {
-        let known: [(String, UInt64)]
+        let known: ChannelVersions
         let deadline: UInt64
         let target: any ChannelSubscriber
     }
 
     struct State {
-        var versions: [String: UInt64] = [:]
+        var versions: [Channel: UInt64] = [:]
         var subscribers: [Int: Subscriber] = [:]
-        var byChannel: [String: Set<Int>] = [:]
+        var byChannel: [Channel: Set<Int>] = [:]
         var nextID = 0
 
-        /// The current versions of the channels named in `known`, in order.
-        func versions(of known: [(String, UInt64)]) -> [UInt64] { known.map { versions[$0.0] ?? 0 } }
-    }
-
-    /// Whether `current` (the versions of `known`'s channels, in order) are those `known` has.
-    static func unchanged(_ known: [(String, UInt64)], _ current: [UInt64]) -> Bool {
-        zip(known, current).allSatisfy { $0.0.1 == $0.1 }
+        /// The channels of `known` at their current versions.
+        func current(_ known: ChannelVersions) -> ChannelVersions { known.updated { versions[$0] ?? 0 } }
     }
 
     let state = Mutex(State())
@@ -45,28 +40,28 @@ public final class Channels: Sendable {
     }
 
     /// The current version of `channel` (0 until its first notify).
-    public func version(_ channel: String) -> UInt64 {
+    public func version(_ channel: Channel) -> UInt64 {
         state.withLock { $0.versions[channel] ?? 0 }
     }
 
-    /// The current versions of `channels`, in order (one lock for all).
-    public func versions(_ channels: [String]) -> [UInt64] {
-        state.withLock { s in channels.map { s.versions[$0] ?? 0 } }
+    /// The channels of `known` at their current versions (one lock for all).
+    public func current(_ known: ChannelVersions) -> ChannelVersions {
+        state.withLock { $0.current(known) }
     }
 
-    /// The current versions of the channels named in `known`, in order.
-    func versions(of known: [(String, UInt64)]) -> [UInt64] {
-        state.withLock { $0.versions(of: known) }
+    /// `channels` at their current versions (one lock for all).
+    public func versions(_ channels: [Channel]) -> ChannelVersions {
+        state.withLock { s in ChannelVersions(channels.map { ChannelVersion($0, s.versions[$0] ?? 0) }) }
     }
 
     /// The channels among `known` whose version differs from the one given.
-    public func changed(_ known: [(String, UInt64)]) -> [String] {
-        state.withLock { s in known.filter { (s.versions[$0.0] ?? 0) != $0.1 }.map(\.0) }
+    public func changed(_ known: ChannelVersions) -> [Channel] {
+        state.withLock { s in known.filter { (s.versions[$0.channel] ?? 0) != $0.version }.map(\.channel) }
     }
 
     /// Bumps `channel` and answers every subscriber waiting on it.
-    public func notify(_ channel: String) {
-        let due: [(Subscriber, [UInt64])] = state.withLock { s in
+    public func notify(_ channel: Channel) {
+        let due: [(Subscriber, ChannelVersions)] = state.withLock { s in
             s.versions[channel, default: 0] += 1
             let version = s.versions[channel] ?? 0
             // Every subscriber of the channel leaves it at once; only those that also wait on
@@ -76,7 +71,7 @@ public final class Channels: Sendable {
             // (The notified channel's version is at hand: no lookup of it per subscriber.)
             return ids.compactMap { id in
                 remove(id: id, from: &s, except: channel).map { sub in
-                    (sub, sub.known.map { $0.0 == channel ? version : s.versions[$0.0] ?? 0 })
+                    (sub, sub.known.updated { $0 == channel ? version : s.versions[$0] ?? 0 })
                 }
             }
         }
@@ -90,22 +85,22 @@ public final class Channels: Sendable {
     /// runs at once. `deliver` runs exactly once: on a change, at the deadline (`timeout`
     /// seconds), or never if `isCancelled` turns true first (the client left). It is given the
     /// current versions of the channels of `known`, in the same order.
-    public func wait(for known: [(String, UInt64)], timeout: UInt64,
-                     isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable ([UInt64]) -> Void) {
+    public func wait(for known: ChannelVersions, timeout: UInt64,
+                     isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable (ChannelVersions) -> Void) {
         wait(for: known, timeout: timeout, subscriber: ClosureSubscriber(isCancelled: isCancelled, deliver: deliver))
     }
 
     /// The same with the subscriber as one object (what a parked poll is: one allocation
     /// instead of two closures).
-    public func wait(for known: [(String, UInt64)], timeout: UInt64, subscriber: any ChannelSubscriber) {
+    public func wait(for known: ChannelVersions, timeout: UInt64, subscriber: any ChannelSubscriber) {
         startSweeper()
-        let now: [UInt64]? = state.withLock { s in
-            let current = s.versions(of: known)
-            if !Channels.unchanged(known, current) { return current }
+        let now: ChannelVersions? = state.withLock { s in
+            let current = s.current(known)
+            if known.differs(from: current) { return current }
             let id = s.nextID
             s.nextID += 1
             s.subscribers[id] = Subscriber(known: known, deadline: clock() + timeout, target: subscriber)
-            for (c, _) in known { s.byChannel[c, default: []].insert(id) }
+            for entry in known { s.byChannel[entry.channel, default: []].insert(id) }
             return nil
         }
         if let now { subscriber.deliver(now) }
@@ -113,9 +108,9 @@ public final class Channels: Sendable {
 
     /// Takes subscriber `id` out of the state, and out of the sets of the channels it waits on
     /// (but `channel`, whose set the caller has already removed).
-    func remove(id: Int, from s: inout State, except channel: String? = nil) -> Subscriber? {
+    func remove(id: Int, from s: inout State, except channel: Channel? = nil) -> Subscriber? {
         guard let sub = s.subscribers.removeValue(forKey: id) else { return nil }
-        for (c, _) in sub.known where c != channel {
+        for c in sub.known.map(\.channel) where c != channel {
             s.byChannel[c]?.remove(id)
             if s.byChannel[c]?.isEmpty == true { s.byChannel[c] = nil }
         }
@@ -125,9 +120,9 @@ public final class Channels: Sendable {
     /// Once a second: answer subscribers past their deadline, drop those whose client left.
     func sweep() {
         let now = clock()
-        let due: [(Subscriber, [UInt64])] = state.withLock { s in
+        let due: [(Subscriber, ChannelVersions)] = state.withLock { s in
             let ids = s.subscribers.filter { $0.value.deadline <= now || $0.value.target.isCancelled }.map(\.key)
-            return ids.compactMap { id in remove(id: id, from: &s).map { sub in (sub, s.versions(of: sub.known)) } }
+            return ids.compactMap { id in remove(id: id, from: &s).map { sub in (sub, s.current(sub.known)) } }
         }
         for (d, versions) in due where !d.target.isCancelled { d.target.deliver(versions) }
     }

@@ -119,7 +119,7 @@ public final class LiveAppCore: Sendable {
             return Router.errorPage(.gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again.")
         }
         do {
-            try action.run(request)
+            try action.run(ActionContext(request: request, session: session, channels: channels))
         } catch let e as ParameterError {
             return Router.errorPage(.badRequest, detail: e.description)
         } catch {
@@ -132,26 +132,22 @@ public final class LiveAppCore: Sendable {
     }
 
     /// The page and channel versions a poll or event stream asks about, or the error answer.
-    func subscription(_ request: Request) -> Result<(Page, [(String, UInt64)]), ResponseError> {
+    func subscription(_ request: Request) -> Result<(Page, ChannelVersions), ResponseError> {
         guard let (session, source) = sessions.existing(for: request), let viewID = request.query["v"],
               let view = view(viewID, in: session)
         else {
             return .failure(ResponseError(Router.errorPage(.gone, detail: "This page is no longer live; reload it.")))
         }
-        var parsed: [(String, UInt64)] = []
-        for part in (request.query["c"] ?? "").split(separator: ";") {
-            guard let bar = part.lastIndex(of: "|"), let v = UInt64(part[part.index(after: bar)...]) else {
-                return .failure(ResponseError(Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")))
-            }
-            parsed.append((String(part[..<bar]), v))
+        guard let parsed = ChannelVersions(parsing: request.query["c"] ?? "") else {
+            return .failure(ResponseError(Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")))
         }
         // Only the channels the view shows: another channel's version would tell this visitor
         // when it changes (a private one, say "inbox:" + someone else's name).
         let foreign = view.state.withLock { st in
-            parsed.first { c in !st.regions.contains { $0.channels.contains(c.0) } }
+            parsed.first { c in !st.regions.contains { $0.channels.contains(c.channel) } }
         }
-        if let (name, _) = foreign {
-            return .failure(ResponseError(Router.errorPage(.badRequest, detail: "This page shows no channel \(name).")))
+        if let foreign {
+            return .failure(ResponseError(Router.errorPage(.badRequest, detail: "This page shows no channel \(foreign.channel.name).")))
         }
         return .success((Page(request: request, session: session, source: source, view: view, app: self), parsed))
     }
@@ -159,13 +155,13 @@ public final class LiveAppCore: Sendable {
     /// `GET /_nt/poll?v=VIEW&c=name|version;...`: answered at once when a version is old,
     /// else parked until a change or `pollTimeout`.
     func poll(_ request: Request) -> Response {
-        let page: Page, known: [(String, UInt64)]
+        let page: Page, known: ChannelVersions
         switch subscription(request) {
         case .failure(let e): return e.response
         case .success(let s): (page, known) = s
         }
-        let current = channels.versions(of: known)
-        if known.isEmpty || !Channels.unchanged(known, current) {
+        let current = channels.current(known)
+        if known.isEmpty || known.differs(from: current) {
             return .html(answer(page, known, current))
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
@@ -177,25 +173,25 @@ public final class LiveAppCore: Sendable {
     /// runtime falls back to long-polls if it does not arrive: a buffering proxy); then one per
     /// change, and a comment line every 15 s so that proxies and the browser keep the stream.
     func events(_ request: Request) -> Response {
-        let page: Page, known: [(String, UInt64)]
+        let page: Page, known: ChannelVersions
         switch subscription(request) {
         case .failure(let e): return e.response
         case .success(let s): (page, known) = s
         }
         return .streaming(contentType: "text/event-stream", headers: [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]) { stream in
-            self.send(page, known, self.channels.versions(of: known), to: stream)
+            self.send(page, known, self.channels.current(known), to: stream)
         }
     }
 
     /// Sends the update from `known` to `current`, then follows the channels from there.
-    func send(_ page: Page, _ known: [(String, UInt64)], _ current: [UInt64], to stream: ResponseStream) {
+    func send(_ page: Page, _ known: ChannelVersions, _ current: ChannelVersions, to stream: ResponseStream) {
         guard !stream.isCancelled else { return }
         stream.write(Self.event(answer(page, known, current).string))
-        follow(page, zip(known, current).map { ($0.0.0, $0.1) }, stream)
+        follow(page, current, stream)
     }
 
     /// Waits for a change of `known`: sends it, or a heartbeat comment at each timeout.
-    func follow(_ page: Page, _ known: [(String, UInt64)], _ stream: ResponseStream) {
+    func follow(_ page: Page, _ known: ChannelVersions, _ stream: ResponseStream) {
         channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: LiveSubscription(.events, core: self, page: page, known: known, stream: stream))
     }
 
@@ -211,13 +207,10 @@ public final class LiveAppCore: Sendable {
     /// (read before rendering, as for pages: a change during the render is sent again): the
     /// regions showing a changed channel, rendered again, as `<template data-nt-op="replace"
     /// data-nt-target=ID>` operations, then the new versions.
-    func answer(_ page: Page, _ known: [(String, UInt64)], _ current: [UInt64]) -> Chunks {
+    func answer(_ page: Page, _ known: ChannelVersions, _ current: ChannelVersions) -> Chunks {
         // (A page has a few channels and regions: arrays, not sets.)
-        page.answering(at: known, current)
-        func changed(_ channel: String) -> Bool {
-            for i in known.indices where known[i].1 != current[i] && known[i].0 == channel { return true }
-            return false
-        }
+        page.answering(at: current)
+        func changed(_ channel: Channel) -> Bool { known.changed(channel, in: current) }
         let regions = page.view.state.withLock { $0.regions }
         let actionsBefore = page.registered.load(ordering: .relaxed)
         var out = HTMLOutput()
@@ -234,7 +227,7 @@ public final class LiveAppCore: Sendable {
             out.append("</template>")
         }
         out.append("<template data-nt-versions=\"")
-        out.appendChannelVersions(known, current)
+        out.appendChannelVersions(current)
         out.append("\"></template>")
         // Re-rendered regions may have registered their actions again.
         if page.registered.load(ordering: .relaxed) != actionsBefore { trimActions(of: page.session) }

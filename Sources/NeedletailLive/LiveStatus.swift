@@ -8,7 +8,7 @@ import NeedletailHTML
 /// to its polls if the browser refuses cookies.
 public struct LiveStatus: FlowContent, NonInteractive, FormFree {
     let view: String
-    let versions: [(String, UInt64)]
+    let versions: ChannelVersions
     let transport: Page.Transport
     let session: String?
 
@@ -28,28 +28,5 @@ public struct LiveStatus: FlowContent, NonInteractive, FormFree {
             out.appendAttributeValue(session)
         }
         out.append("\" aria-live=\"polite\"></div>")
-    }
-}
-
-extension HTMLOutput {
-    /// `name|version;name|version…` inside an attribute value: what pages carry in
-    /// `data-nt-channels` and answers in `data-nt-versions`, and polls send back.
-    mutating func appendChannelVersions(_ versions: [(String, UInt64)]) {
-        appendChannelVersions(count: versions.count) { versions[$0] }
-    }
-
-    /// The same for the channels named in `known` at the versions `current`.
-    mutating func appendChannelVersions(_ known: [(String, UInt64)], _ current: [UInt64]) {
-        appendChannelVersions(count: known.count) { (known[$0].0, current[$0]) }
-    }
-
-    private mutating func appendChannelVersions(count: Int, _ pair: (Int) -> (String, UInt64)) {
-        for i in 0..<count {
-            if i > 0 { append(";") }
-            let (name, version) = pair(i)
-            appendAttributeValue(name)
-            append("|")
-            appendDecimal(Int(truncatingIfNeeded: version))
-        }
     }
 }

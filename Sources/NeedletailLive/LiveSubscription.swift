@@ -10,10 +10,10 @@ final class LiveSubscription: ChannelSubscriber {
     let kind: Kind
     let core: LiveAppCore
     let page: Page
-    let known: [(String, UInt64)]
+    let known: ChannelVersions
     let stream: ResponseStream
 
-    init(_ kind: Kind, core: LiveAppCore, page: Page, known: [(String, UInt64)], stream: ResponseStream) {
+    init(_ kind: Kind, core: LiveAppCore, page: Page, known: ChannelVersions, stream: ResponseStream) {
         self.kind = kind
         self.core = core
         self.page = page
@@ -23,15 +23,15 @@ final class LiveSubscription: ChannelSubscriber {
 
     var isCancelled: Bool { stream.isCancelled }
 
-    func deliver(_ versions: [UInt64]) {
+    func deliver(_ current: ChannelVersions) {
         switch kind {
         case .poll:
-            stream.finish(with: core.answer(page, known, versions))
-        case .events where Channels.unchanged(known, versions):
+            stream.finish(with: core.answer(page, known, current))
+        case .events where !known.differs(from: current):
             stream.write(": heartbeat\n\n")
             core.channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: self)
         case .events:
-            core.send(page, known, versions, to: stream)
+            core.send(page, known, current, to: stream)
         }
     }
 }

@@ -19,7 +19,7 @@ public final class LiveView: Sendable {
     }
 
     struct Action {
-        let run: @Sendable (Request) throws -> Void
+        let run: @Sendable (ActionContext) throws -> Void
         /// The live region whose render registered it (nil: outside any region), and which
         /// render: a region's actions are dropped once it has been rendered twice since, so
         /// that a page open for days, whose regions are re-rendered on every change, keeps
@@ -38,7 +38,7 @@ public final class LiveView: Sendable {
     @usableFromInline
     final class Region: Sendable {
         let id: String
-        let channels: [String]
+        let channels: [Channel]
         /// Renders the region for a viewer straight into an answer (no intermediate copy).
         let render: @Sendable (Page, inout HTMLOutput) -> Void
         /// Renders so far (0: the page's own; updates count from 1).
@@ -46,7 +46,7 @@ public final class LiveView: Sendable {
         /// Whether a render of the region has registered actions.
         let hasActions = Atomic<Bool>(false)
 
-        init(id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
+        init(id: String, channels: [Channel], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) {
             self.id = id
             self.channels = channels
             self.render = render

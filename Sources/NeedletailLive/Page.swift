@@ -14,10 +14,10 @@ public final class Page: @unchecked Sendable {
     // Built on one thread at a time (the loop rendering the page, the thread answering a poll
     // or event); the lock only keeps Swift's checker and a careless app honest.
     /// The channel versions the page is based on.
-    let collected = Mutex<[(String, UInt64)]>([])
+    let collected = Mutex(ChannelVersions())
     /// The channels and versions of the answer being rendered with this page (a poll's or an
     /// event's): its channels are at `current`.
-    let answered = Mutex<(known: [(String, UInt64)], current: [UInt64])?>(nil)
+    let answered = Mutex<ChannelVersions?>(nil)
     /// Actions registered through this page (an answer that registered none needs no trim).
     let registered = Atomic<Int>(0)
     /// The live region being rendered and which render of it (actions registered now belong
@@ -63,7 +63,7 @@ public final class Page: @unchecked Sendable {
     }
 
     @usableFromInline
-    func register(_ run: @escaping @Sendable (Request) throws -> Void) -> String {
+    func register(_ run: @escaping @Sendable (ActionContext) throws -> Void) -> String {
         let id = randomToken()
         let context = renderContext.withLock { $0 }
         context?.region.hasActions.store(true, ordering: .relaxed)
@@ -72,7 +72,8 @@ public final class Page: @unchecked Sendable {
         return id
     }
 
-    /// A form whose submission runs `handler` on the server (with the request: `form["field"]`).
+    /// A form whose submission runs `handler` on the server (its context has the form's
+    /// fields, `action.form["field"]`, the session, and `notify`).
     /// It posts to an unguessable address bound to this session, which is its CSRF protection.
     /// Without JavaScript it is an ordinary POST answered by a redirect back to the page; with
     /// the runtime it is sent in the background and the page updates through its live regions.
@@ -81,7 +82,7 @@ public final class Page: @unchecked Sendable {
     /// change that failed, e.g. a write to a full disk, is never reported as done.
     @inlinable
     public func actionForm<Content: FlowContent & FormFree>(
-        _ handler: @escaping @Sendable (Request) throws -> Void,
+        _ handler: @escaping @Sendable (ActionContext) throws -> Void,
         @HTMLBuilder content: () -> Content
     ) -> Form<HTMLPair<Content, SessionField>> {
         let id = register(handler)
@@ -94,7 +95,7 @@ public final class Page: @unchecked Sendable {
 
     /// A one-button form that runs `handler`: the action link of the framework (a POST, so that
     /// no prefetcher or crawler triggers it).
-    public func actionButton(_ label: String, class className: String = "nt-link", _ handler: @escaping @Sendable (Request) throws -> Void)
+    public func actionButton(_ label: String, class className: String = "nt-link", _ handler: @escaping @Sendable (ActionContext) throws -> Void)
         -> Form<HTMLPair<Button<String>, SessionField>> {
         actionForm(handler) { Button(label).type(.submit).class(className) }
     }
@@ -102,7 +103,7 @@ public final class Page: @unchecked Sendable {
     /// A region that is rendered again and sent to every open viewer when one of `channels` is
     /// notified. `content` is called now, and again for each update (with the viewer's page).
     @inlinable
-    public func live<Content: FlowContent & SendableMetatype>(_ id: String, channels: [String],
+    public func live<Content: FlowContent & SendableMetatype>(_ id: String, channels: [Channel],
                                           @HTMLBuilder content: @escaping @Sendable (Page) -> Content) -> LiveRegion<Content> {
         // Inlinable so that the content's type is known where the page is written: rendering
         // through unspecialised generics cost a third of a board request (metadata lookups).
@@ -129,25 +130,25 @@ public final class Page: @unchecked Sendable {
     /// its live regions were rendered (for a page), or the one the update being rendered brings
     /// (for a poll's or an event's answer); else the channel's current version. A region that
     /// caches what it renders per version (`RenderCache`) should ask here.
-    public func version(_ channel: String) -> UInt64 {
-        if let (known, current) = answered.withLock({ $0 }), let i = known.firstIndex(where: { $0.0 == channel }) { return current[i] }
-        return collected.withLock { c in c.first { $0.0 == channel }?.1 } ?? app.channels.version(channel)
+    public func version(_ channel: Channel) -> UInt64 {
+        if let v = answered.withLock({ $0?.version(of: channel) }) { return v }
+        return collected.withLock { $0.version(of: channel) } ?? app.channels.version(channel)
     }
 
-    /// An answer from `known` to `current` is about to be rendered with this page.
-    func answering(at known: [(String, UInt64)], _ current: [UInt64]) {
-        answered.withLock { $0 = (known, current) }
+    /// An answer bringing the channels to `current` is about to be rendered with this page.
+    func answering(at current: ChannelVersions) {
+        answered.withLock { $0 = current }
     }
 
     /// Versions first, then the content: an update landing in between is sent again, never lost.
     @usableFromInline
-    func recordVersions(of channels: [String]) {
-        let versions = channels.map { ($0, app.channels.version($0)) }
-        collected.withLock { c in for v in versions where !c.contains(where: { $0.0 == v.0 }) { c.append(v) } }
+    func recordVersions(of channels: [Channel]) {
+        let versions = app.channels.versions(channels)
+        collected.withLock { c in for v in versions { c.record(v.channel, at: v.version) } }
     }
 
     @usableFromInline
-    func addRegion(_ id: String, channels: [String], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) -> LiveView.Region {
+    func addRegion(_ id: String, channels: [Channel], render: @escaping @Sendable (Page, inout HTMLOutput) -> Void) -> LiveView.Region {
         let region = LiveView.Region(id: id, channels: channels, render: render)
         // One region per id: a region registered again (nested in one being re-rendered)
         // replaces its earlier self in place, keeping its count of renders.

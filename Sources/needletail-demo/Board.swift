@@ -79,62 +79,27 @@ enum Board {
             }
         }
         if openNow { _ = records() }
-        let channels = app.channels
         let css = app.stylesheet("/board.css", sheet)
         let cache = RenderCache()
         app.page("/board") { page in
             guard let records = records() else {
                 return Router.errorPage(.serviceUnavailable, detail: "The board's records cannot be opened; the server log says why.")
             }
-            let (names, posts) = (records.names, records.posts)
             let asked = try page.request.parameter("forum", default: "Debian")
-            let forum = names.contains(asked) ? asked : "Debian", channel = "forum:" + forum
+            let forum = records.names.contains(asked) ? asked : "Debian"
             let transport = try page.request.parameter("transport", default: Page.Transport.events)
-            let me = page.session.userName
-            return .html(Html {
-                Head {
-                    Meta().charset("utf-8"); Title("Board: " + forum); Link().rel("stylesheet").href(css); page.runtimeScript
-                    Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
+            return .html(page.document(title: "Board: " + forum, transport: transport) {
+                Link().rel("stylesheet").href(css)
+                Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
+            } body: {
+                ForumNav(page: page, forums: records.names, current: forum)
+                H1 { "Forum "; forum }
+                P { "You post as "; Strong(page.session.userName); "." }
+                PostForm(page: page, forum: forum, posts: records.posts)
+                page.live("messages", channels: [.forum(forum)]) { page in
+                    Messages(page: page, forum: forum, records: records, cache: cache)
                 }
-                Body {
-                    Nav { Ul { ForEach(names) { n in Li { A(n).href(page.url("/board?forum=" + n)).class("current", if: n == forum) } } } }
-                    H1 { "Forum "; forum }
-                    P { "You post as "; Strong(me); "." }
-                    page.actionForm({ request in
-                        guard let text = request.form["text"], !text.isEmpty, text.utf8.count <= 2000 else { return }
-                        _ = try posts.insert(Post(forum: forum, author: me, time: Int(time(nil)), text: text))  // fails: a 500, not a redirect
-                        channels.notify(channel)
-                    }) { Input().type(.text).name("text").required().maxlength(2000).placeholder("Message"); Button("Post").type(.submit) }
-                    page.live("messages", channels: [channel]) { page in
-                        if posts.lookup(records.byAuthor, page.session.userName).contains(where: { $0.record.forum == forum }) {
-                            messages(posts.lookup(records.byForum, forum)) { p in
-                                if p.record.author == page.session.userName {
-                                    " "
-                                    page.actionButton("delete") { _ in
-                                        guard posts.get(p.id)?.author == me else { return }
-                                        try posts.delete(p.id)
-                                        channels.notify(channel)
-                                    }.class("inline")
-                                }
-                            }
-                        } else {
-                            // Nothing of this reader's own: the list every such reader sees, rendered once per change.
-                            cache.html(forum, version: page.version(channel)) { messages(posts.lookup(records.byForum, forum)) { _ in EmptyHTML() } }
-                        }
-                    }
-                    page.liveStatus(transport: transport)
-                }
-            }.lang("en"))
-        }
-    }
-
-    /// The message list; `controls` adds what a message's author may do with it.
-    static func messages<Controls: FlowContent>(_ list: [(id: Int, record: Post)],
-                                                   @HTMLBuilder controls: @escaping ((id: Int, record: Post)) -> Controls) -> some FlowContent {
-        Ol {
-            ForEach(list) { p in
-                Li { Span(p.record.author).class("author"); " "; Time(utc(p.record.time)); " "; p.record.text; controls(p) }.id("m\(p.id)")
-            }
+            })
         }
     }
 
@@ -145,5 +110,77 @@ enum Board {
         gmtime_r(&tt, &tm)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday)) \(two(tm.tm_hour)):\(two(tm.tm_min)) UTC"
+    }
+}
+
+extension Channel {
+    /// The channel of a forum's messages.
+    static func forum(_ name: String) -> Channel { Channel("forum:" + name) }
+}
+
+/// The forums, the current one marked.
+struct ForumNav: FlowComponent {
+    let page: Page, forums: [String], current: String
+
+    var body: some FlowContent {
+        Nav { Ul { ForEach(forums) { n in Li { A(n).href(page.url("/board?forum=" + n)).class("current", if: n == current) } } } }
+    }
+}
+
+/// The form that posts a message, as this session's user.
+struct PostForm: FlowComponent {
+    let page: Page, forum: String, posts: RecordTable<Post>
+
+    var body: some FlowContent {
+        let (forum, posts, me) = (forum, posts, page.session.userName)
+        page.actionForm({ action in
+            guard let text = action.form["text"], !text.isEmpty, text.utf8.count <= 2000 else { return }
+            _ = try posts.insert(Post(forum: forum, author: me, time: Int(time(nil)), text: text))  // fails: a 500, not a redirect
+            action.notify(.forum(forum))
+        }) {
+            Input().type(.text).name("text").required().maxlength(2000).placeholder("Message")
+            Button("Post").type(.submit)
+        }
+    }
+}
+
+/// A forum's messages as its reader sees them: with a delete button on the reader's own; for a
+/// reader with none of their own, the list every such reader sees, rendered once per change.
+struct Messages: FlowComponent {
+    let page: Page, forum: String, records: Board.Records, cache: RenderCache
+
+    var body: some FlowContent {
+        let me = page.session.userName
+        if records.posts.lookup(records.byAuthor, me).contains(where: { $0.record.forum == forum }) {
+            MessageList(posts: records.posts.lookup(records.byForum, forum), deletable: (page, me, records.posts))
+        } else {
+            cache.html(forum, version: page.version(.forum(forum))) {
+                MessageList(posts: records.posts.lookup(records.byForum, forum), deletable: nil)
+            }
+        }
+    }
+}
+
+/// Messages, newest first; `deletable` gives the posts of one author a delete button.
+struct MessageList: FlowComponent {
+    let posts: [(id: Int, record: Post)]
+    let deletable: (page: Page, author: String, posts: RecordTable<Post>)?
+
+    var body: some FlowContent {
+        Ol {
+            ForEach(posts) { p in
+                Li {
+                    Span(p.record.author).class("author"); " "; Time(Board.utc(p.record.time)); " "; p.record.text
+                    if let (page, author, table) = deletable, p.record.author == author {
+                        " "
+                        page.actionButton("delete") { action in
+                            guard table.get(p.id)?.author == author else { return }
+                            try table.delete(p.id)
+                            action.notify(.forum(p.record.forum))
+                        }.class("inline")
+                    }
+                }.id("m\(p.id)")
+            }
+        }
     }
 }

@@ -329,14 +329,14 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         channels.notify("b")
         channels.notify("b")
         let delivered = Mutex<[[UInt64]]>([])
-        channels.wait(for: [("a", 0), ("b", 2)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v) } }
+        channels.wait(for: [ChannelVersion("a", 0), ChannelVersion("b", 2)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v.map(\.version)) } }
         #expect(channels.waiting == 1)
         channels.notify("a")
         #expect(delivered.withLock { $0 } == [[1, 2]], "the notified channel's new version and the other's current one, in order")
         #expect(channels.waiting == 0, "and out of both channels' sets")
         channels.notify("b")
         #expect(delivered.withLock { $0 }.count == 1, "delivered once")
-        channels.wait(for: [("a", 0), ("b", 3)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v) } }
+        channels.wait(for: [ChannelVersion("a", 0), ChannelVersion("b", 3)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v.map(\.version)) } }
         #expect(delivered.withLock { $0 }.last == [1, 3], "an old version: delivered at once, with the current ones")
     }
 
@@ -436,8 +436,8 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let channels = Channels(clock: clock.read)
         let done = Counter()
         let delivered = Mutex<[UInt64]>([])
-        channels.wait(for: [("c", 0)], timeout: 25, isCancelled: { false }) { v in
-            delivered.withLock { $0 = v }
+        channels.wait(for: [ChannelVersion("c", 0)], timeout: 25, isCancelled: { false }) { v in
+            delivered.withLock { $0 = v.map(\.version) }
             done.withLock { $0 += 1 }
         }
         clock.advance(26)
@@ -519,5 +519,30 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(site("c.example") == "default")
         #expect(site(nil) == "default")
         #expect(site("[::1]:80") == "default")
+    }
+}
+
+@Suite struct LiveDocumentTests {
+    @Test func rendersWhatTheDSLWouldWithTheRuntimeAndStatus() {
+        var app = LiveApp()
+        let captured = Mutex<(String, String)?>(nil)
+        app.page("/doc") { page in
+            let document = page.document(title: "A <title>", lang: "en-GB", transport: .poll) {
+                Link().rel("stylesheet").href("/s.css")
+            } body: {
+                page.live("r", channels: ["c"]) { _ in P("region") }
+            }
+            let dsl = Html {
+                Head { Meta().charset("utf-8"); Title("A <title>"); Link().rel("stylesheet").href("/s.css"); page.runtimeScript }
+                Body { page.live("r", channels: ["c"]) { _ in P("region") }; page.liveStatus(transport: .poll) }
+            }.lang("en-GB")
+            captured.withLock { $0 = (document.render().string, dsl.render().string) }
+            return .html(document)
+        }
+        let page = TestBrowser(app).get("/doc")
+        let (document, dsl) = captured.withLock { $0 }!
+        #expect(document == dsl)
+        #expect(page.text.contains("<script src=\"/_nt/runtime.js?v=") && page.text.contains("data-nt-transport=\"poll\""), "\(page.text)")
+        #expect(page.text.hasSuffix("aria-live=\"polite\"></div></body></html>"))
     }
 }

@@ -17,3 +17,6 @@ import NeedletailHTML
 func ok13() -> CSSRule { CSSRule(.class("x").descendant(.tag(.div)), .color(.red), .margin(0, .px(4))) }
 @HTMLBuilder func ok14() -> some HTMLContent { Html { Head { Title("x"); Meta().charset("utf-8") }; Body { P("x") } } }
 @HTMLBuilder func ok15() -> some HTMLContent { Label { "Name "; Input().name("n") } }
+struct OK16: FlowComponent, FormFreeComponent { var body: some FlowContent & FormFree { Div { P("x") } } }
+struct OK17: PhrasingComponent, FormFreeComponent { let name: String; var body: some PhrasingContent & FormFree { "Hello "; Strong(name) } }
+@HTMLBuilder func ok16() -> some HTMLContent { Form { OK16(); P { OK17(name: "x") } } }

@@ -147,3 +147,16 @@ func c35() -> some HTMLContent { Button("go").type(.sumbit) }
 // case: a length where a colour is wanted
 // expect: cannot convert value
 func c36() -> CSSDeclaration { .color(CSSLength.px(3)) }
+
+// case: a flow component whose body is not flow content
+// expect: conform to protocol 'FlowContent'
+struct C37: FlowComponent { var body: some HTMLContent { Li("x") } }
+
+// case: a form-free component that holds a form
+// expect: conform to 'FormFree'
+struct C38: FlowComponent, FormFreeComponent { var body: some FlowContent & FormFree { Form { Input().name("x") } } }
+
+// case: a flow component inside a paragraph
+// expect: conform to 'PhrasingContent'
+struct C39: FlowComponent { var body: some FlowContent { Div { "x" } } }
+func c39() -> some HTMLContent { P { C39() } }
