@@ -116,16 +116,16 @@ public enum LibFCGIResponder {
             }
         }
         let head = ByteBuffer(capacity: 256)
-        CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, into: head) { name in
+        CGIGateway.encodeHead(response, contentLength: response.body.count, into: head) { name in
             logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
         }
         put(head.bytes, out)
-        if let produce = response.stream, !isHead {
+        if let produce = response.body.stream, !isHead {
             let sink = BlockingSink(out: out)
             produce(ResponseStream(sink: sink))
             sink.waitUntilFinished()
         } else if !isHead && !response.status.forbidsBody {
-            response.body.bytes.withUnsafeBytes { put($0, out) }
+            (response.body.chunks?.bytes ?? []).withUnsafeBytes { put($0, out) }
         }
     }
 

@@ -5,20 +5,66 @@ import NeedletailBytes
 /// The codec that sends it adds the framing (status line, Date, Content-Length, Connection for
 /// HTTP; a `Status:` line and FastCGI records behind a web server).
 public struct Response {
-    /// The body's length: the file region's when there is one.
-    public var bodyCount: Int { file?.count ?? body.count }
+    /// What a response carries: bytes now, part of a file, or bytes produced over time.
+    public enum Body {
+        /// A chunk chain (pages, text): its length is known.
+        case chunks(Chunks)
+        /// Part of a file (static files): sent with sendfile(2) by the native server, read into
+        /// records by FastCGI and CGI.
+        case file(FileRegion)
+        /// Bytes written over time through a `ResponseStream` (see `Response.streaming`).
+        case stream(@Sendable (ResponseStream) -> Void)
 
-    /// For codecs that cannot send a file by descriptor: the file region read into `body`.
+        /// The length, when it is known before sending (not for a stream).
+        public var count: Int? {
+            switch self {
+            case .chunks(let c): return c.count
+            case .file(let f): return f.count
+            case .stream: return nil
+            }
+        }
+
+        /// The chunk chain, for a body that is one.
+        public var chunks: Chunks? {
+            if case .chunks(let c) = self { return c }
+            return nil
+        }
+
+        /// The producer, for a streamed body.
+        public var stream: (@Sendable (ResponseStream) -> Void)? {
+            if case .stream(let produce) = self { return produce }
+            return nil
+        }
+
+        /// A chunk body's bytes as text; "" for a file or a stream (tests, logs).
+        public var string: String {
+            if case .chunks(let c) = self { return c.string }
+            return ""
+        }
+    }
+
+    /// The body's length, when known (0 for a stream, whose length is not).
+    public var bodyCount: Int { body.count ?? 0 }
+
+    /// For codecs that cannot send a file by descriptor: the file region read into chunks.
     /// A file that can no longer be read gives a 500 (logged by the caller through `false`).
     public mutating func loadFileBody() -> Bool {
-        guard let f = file else { return true }
-        file = nil
+        guard case .file(let f) = body else { return true }
         if let c = f.read() {
-            body = c
+            body = .chunks(c)
             return true
         }
         self = Router.errorPage(.internalServerError, detail: "The file could not be read.")
         return false
+    }
+
+    /// Gives a chunk body's buffer back to this thread's pool once the codec has copied it
+    /// (the body is empty afterwards).
+    @inline(__always)
+    public mutating func recycleBody() {
+        guard case .chunks(var c) = body else { return }
+        body = .chunks(Chunks())
+        c.recycle()
     }
 
     /// The status.
@@ -29,15 +75,13 @@ public struct Response {
     /// does is dropped when the response is written (and logged), never sent.
     public var headers: [(name: String, value: String)]
     /// The body (not sent for HEAD, 204 and 304, but its length still is for HEAD).
-    public var body: Chunks
-    /// When set, the body is this part of a file instead (static files): sent with sendfile(2)
-    /// by the native server, read into records by FastCGI and CGI. `body` is ignored.
-    public var file: FileRegion?
-    /// When set, the body is produced over time instead (see `Response.streaming`) and `body`
-    /// is ignored.
-    public var stream: (@Sendable (ResponseStream) -> Void)?
+    public var body: Body
 
     public init(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Chunks = Chunks()) {
+        self.init(status: status, contentType: contentType, headers: headers, body: .chunks(body))
+    }
+
+    public init(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Body) {
         self.status = status
         self.contentType = contentType
         self.headers = headers

@@ -71,8 +71,6 @@ extension Response {
     /// write from any thread later. It must eventually call `finish()`.
     public static func streaming(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [],
                                  _ produce: @escaping @Sendable (ResponseStream) -> Void) -> Response {
-        var r = Response(status: status, contentType: contentType, headers: headers)
-        r.stream = produce
-        return r
+        Response(status: status, contentType: contentType, headers: headers, body: .stream(produce))
     }
 }

@@ -76,7 +76,7 @@ public struct StaticFiles: Sendable {
             }
         }
         var r = Response(status: status, contentType: type, headers: headers)
-        r.file = FileRegion(file: file, offset: range.lowerBound, count: range.count)
+        r.body = .file(FileRegion(file: file, offset: range.lowerBound, count: range.count))
         return r
     }
 

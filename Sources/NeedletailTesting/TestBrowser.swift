@@ -110,7 +110,7 @@ public final class TestBrowser {
     static func collect(_ response: Response, wait: Double) -> TestResponse {
         var r = response
         let headers = r.headers.map { TestResponse.HeaderField(name: $0.name, value: $0.value) }
-        if let produce = r.stream {
+        if let produce = r.body.stream {
             let sink = CollectingSink()
             produce(ResponseStream(sink: sink))
             let finished = sink.wait(seconds: wait)

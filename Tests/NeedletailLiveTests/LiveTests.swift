@@ -268,7 +268,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         counter.withLock { $0 = 5 }
         app.channels.notify("counter")
         let r = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0", cookie: cookie))
-        #expect(r.status == .ok && r.stream == nil, "an old version is answered at once")
+        #expect(r.status == .ok && r.body.stream == nil, "an old version is answered at once")
         #expect(r.body.string == "<template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>5</p></div></template><template data-nt-versions=\"counter|1\"></template>")
         #expect(app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7Cx", cookie: cookie)).status == .badRequest)
         #expect(app.respond(to: get("/_nt/poll", query: "v=nope&c=counter%7C1", cookie: cookie)).status == .gone)
@@ -288,7 +288,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let body = page.body.string
         let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
         let r = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0", cookie: cookie))
-        let produce = try #require(r.stream, "a current version parks the poll")
+        let produce = try #require(r.body.stream, "a current version parks the poll")
         let sink = CapturingSink()
         produce(ResponseStream(sink: sink))
         #expect(app.channels.waiting == 1)
@@ -311,7 +311,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(r.contentType == "text/event-stream")
         #expect(header(r, "X-Accel-Buffering") == "no")
         let sink = CapturingSink()
-        let produce = try #require(r.stream)
+        let produce = try #require(r.body.stream)
         produce(ResponseStream(sink: sink))
         #expect(sink.written.withLock { $0 } == "data: <template data-nt-versions=\"counter|0\"></template>\n\n", "a first event at once")
         counter.withLock { $0 = 3 }
@@ -418,7 +418,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let body = page.body.string
         let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
         let sink = CapturingSink()
-        let produce = try #require(app.respond(to: get("/_nt/events", query: "v=\(view)&c=counter%7C0", cookie: cookie)).stream)
+        let produce = try #require(app.respond(to: get("/_nt/events", query: "v=\(view)&c=counter%7C0", cookie: cookie)).body.stream)
         produce(ResponseStream(sink: sink))
         clock.advance(16)  // past the 15 s wait: the sweeper (once a second) ends it
         var waited = 0

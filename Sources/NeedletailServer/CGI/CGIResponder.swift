@@ -48,7 +48,7 @@ public enum CGIResponder {
                 let request = try CGIGateway.request(from: params, body: body)
                 response = responder.respond(to: request)
                 _ = response.loadFileBody()
-                if let produce = response.stream, request.method != .head {
+                if let produce = response.body.stream, request.method != .head {
                     return stream(response, produce: produce)
                 }
             } catch {
@@ -56,13 +56,13 @@ public enum CGIResponder {
             }
         }
         let head = ByteBuffer(capacity: 256)
-        CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, into: head) { name in
+        CGIGateway.encodeHead(response, contentLength: response.body.count, into: head) { name in
             let line = Array("needletail: dropped unsafe response header \(name)\n".utf8)
             line.withUnsafeBytes { writeAll($0, fd: 2) }
         }
         writeAll(head.bytes)
         if params.first(where: { $0.name == "REQUEST_METHOD" })?.value != "HEAD" && !response.status.forbidsBody {
-            let body = response.body.bytes
+            let body = response.body.chunks?.bytes ?? []
             body.withUnsafeBytes { writeAll($0) }
         }
         return 0

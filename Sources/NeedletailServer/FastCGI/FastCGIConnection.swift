@@ -202,7 +202,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         }
         var response = context.responder.respond(to: request)
         _ = response.loadFileBody()  // no sendfile into FastCGI records
-        if let produce = response.stream, request.method != .head {
+        if let produce = response.body.stream, request.method != .head {
             startStream(r, response, produce: produce, on: connection)
         } else {
             finish(r, with: response, headOnly: request.method == .head, on: connection)
@@ -211,11 +211,11 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
 
     /// Writes a whole response, END_REQUEST, and ends the request.
     private func finish(_ r: PendingRequest, with response: Response, headOnly: Bool, on connection: Connection) {
-        let body = headOnly || response.status.forbidsBody || response.stream != nil ? Chunks() : response.body
+        let body = headOnly || response.status.forbidsBody ? Chunks() : response.body.chunks ?? Chunks()
         let context = self.context
         let head = headScratch
         head.removeAll()
-        CGIGateway.encodeHead(response, contentLength: response.stream == nil ? response.body.count : nil, defaults: context.defaults,
+        CGIGateway.encodeHead(response, contentLength: response.body.count, defaults: context.defaults,
                               into: head, dropped: context.droppedField)
         let total = head.count + body.count
         if total <= FastCGI.maxContent {

@@ -77,12 +77,23 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
         var response = context.responder.respond(to: request)
         let keepAlive = head.keepAlive && !connection.loop.isStopping
-        if let produce = response.stream {
+        let headOnly = head.method == .head || response.status.forbidsBody
+        // The body taken out of the response, looked at once: each copy of it costs retains on
+        // every request, and a chunk buffer goes back to the pool only when nothing else holds it.
+        let body = response.body
+        response.body = .chunks(Chunks())
+        switch consume body {
+        case .chunks(var chunks):
+            writeHead(response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: head.version, on: connection)
+            if !headOnly { connection.write(chunks) }
+            chunks.recycle()
+        case .file(let file):
+            writeHead(response, framing: response.status.forbidsBody ? .none : .length(file.count), keepAlive: keepAlive, version: head.version, on: connection)
+            if !headOnly { connection.write(file: file) }
+        case .stream(let produce):
             startStream(response, produce: produce, head: head, keepAlive: keepAlive, on: connection)
             return
         }
-        write(response, headOnly: head.method == .head, keepAlive: keepAlive, version: head.version, on: connection)
-        response.body.recycle()
         awaitNextRequest(keepAlive: keepAlive, on: connection)
     }
 
@@ -151,12 +162,11 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         connection.pump()
     }
 
-    private func write(_ response: Response, headOnly: Bool, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
+    /// Writes a whole answer that is not a stream (the codec's own refusals).
+    private func write(_ response: Response, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
         let forbidsBody = response.status.forbidsBody
         writeHead(response, framing: forbidsBody ? .none : .length(response.bodyCount), keepAlive: keepAlive, version: version, on: connection)
-        if !headOnly && !forbidsBody {
-            if let file = response.file { connection.write(file: file) } else { connection.write(response.body) }
-        }
+        if !forbidsBody, let chunks = response.body.chunks { connection.write(chunks) }
     }
 
     private func writeHead(_ response: Response, framing: HTTPResponseEncoder.Framing, keepAlive: Bool, version: HTTPVersion,
@@ -176,7 +186,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         var body = Chunks()
         body.append(unescaped: "\(error.status.code) \(error.status.reason): \(error.reason)\n")
         let response = Response(status: error.status, contentType: Response.textType, body: body)
-        write(response, headOnly: false, keepAlive: false, version: .http1_1, on: connection)
+        write(response, keepAlive: false, version: .http1_1, on: connection)
         connection.closeAfterFlush(linger: true)
     }
 
