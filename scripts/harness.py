@@ -1,6 +1,9 @@
-"""Shared pieces of the scripts that run the demo under attack or faults (exhaustion, faults,
-differential): ports, the server process, reading answers, probes, the board's forms."""
-import os, re, resource, socket, subprocess, sys, time
+"""The one library of the scripts that run real servers: the security checks (exhaustion,
+faults, differential, stress, validate-html), the benchmarks (Benchmarks/compare,
+parked-bench, callgrind) and their helpers: ports, processes and their CPU time and memory,
+nginx configurations, the shipped config files, wrk and ab output, C clients, the demo
+process, reading answers, probes, the board's forms."""
+import os, re, resource, shutil, socket, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -20,6 +23,150 @@ def free_port():
     s.close()
     return p
 
+def wait_port(port, timeout=10.0):
+    """True once something accepts on 127.0.0.1:port (within `timeout` seconds)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+def wait_path(path, timeout=10.0):
+    """True once `path` exists (a unix socket being created)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)
+    return False
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+def process_tree(pid):
+    """pid and all its descendants."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except OSError:
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+def cpu_seconds(pids):
+    """User and system CPU time of the processes `pids`, in seconds."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total / HZ
+
+def rss_bytes(pids):
+    """Resident memory of the processes `pids` (a list, or one pid), in bytes."""
+    total = 0
+    for p in ([pids] if isinstance(pids, int) else pids):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+def shipped(relative, replacements=()):
+    """A file the project ships (nginx/…, lighttpd/…) with its example paths and ports replaced."""
+    with open(os.path.join(ROOT, relative)) as f:
+        text = f.read()
+    for a, b in replacements:
+        text = text.replace(a, b)
+    return text
+
+def compile_c(name, source=None):
+    """Builds Benchmarks/<name>.c (or `source`) with the Swift toolchain's clang (there wherever
+    swift is; gcc may not be); returns the binary's path."""
+    out = os.path.join(tempfile.gettempdir(), f"needletail-{name}")
+    subprocess.run([shutil.which("clang") or "cc", "-O2", "-o", out, source or os.path.join(ROOT, "Benchmarks", f"{name}.c")], check=True)
+    return out
+
+def parse_latency(text, pattern):
+    """A latency `pattern` (value and unit) found in wrk's output, in ms; None when absent."""
+    m = re.search(pattern, text)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+def parse_wrk(out):
+    """wrk --latency's output: requests, rps, max/p50/p99 ms and errors (non-2xx and socket
+    errors); None when wrk printed no result."""
+    m = re.search(r"(\d+) requests in ([\d.]+)s", out)
+    r = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m or not r:
+        return None
+    errors = 0
+    e = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if e:
+        errors += int(e.group(1))
+    s = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if s:
+        errors += sum(int(x) for x in s.groups())
+    return {
+        "requests": int(m.group(1)), "rps": float(r.group(1)), "errors": errors,
+        "max_ms": parse_latency(out, r"Latency\s+[\d.]+\w+\s+[\d.]+\w+\s+([\d.]+)(us|ms|s)"),
+        "p50_ms": parse_latency(out, r"\s50%\s+([\d.]+)(us|ms|s)"),
+        "p99_ms": parse_latency(out, r"\s99%\s+([\d.]+)(us|ms|s)"),
+    }
+
+def parse_ab(out):
+    """ab's output: rps, failed requests, p50/p99 ms; None when ab printed no result."""
+    m = re.search(r"Requests per second:\s+([\d.]+)", out)
+    if not m:
+        return None
+    p50 = re.search(r"^\s+50%\s+(\d+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\d+)", out, re.M)
+    return {"rps": float(m.group(1)), "errors": int(re.search(r"Failed requests:\s+(\d+)", out).group(1)),
+            "p50_ms": float(p50.group(1)) if p50 else None, "p99_ms": float(p99.group(1)) if p99 else None}
+
+NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {tmp}/nginx-{tag}.pid;
+error_log {tmp}/nginx-{tag}-error.log;
+{user}
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body-{tag};
+    proxy_temp_path {tmp}/proxy-{tag};
+    fastcgi_temp_path {tmp}/fastcgi-{tag};
+    uwsgi_temp_path {tmp}/uwsgi-{tag};
+    scgi_temp_path {tmp}/scgi-{tag};
+    {body}
+}}
+"""
+
+def nginx_conf(tmp, tag, http_body):
+    """Writes an nginx.conf for a foreground nginx with one worker, its temporary files in `tmp`
+    and `http_body` inside `http { }`; returns nginx's command line."""
+    conf = os.path.join(tmp, f"nginx-{tag}.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(tmp=tmp, tag=tag, user="user root;" if os.getuid() == 0 else "", body=http_body))
+    return ["nginx", "-p", tmp, "-c", conf]
+
 def wait_for_port(port, proc, what, log=None):
     for _ in range(400):
         try:
@@ -32,18 +179,8 @@ def wait_for_port(port, proc, what, log=None):
     sys.exit(f"{what} did not start" + (f":\n{log()}" if log else ""))
 
 def nginx(tmp, http_body, port):
-    """Starts nginx in the foreground (one worker, its temporary files in `tmp`) with
-    `http_body` inside `http { }`, and waits until it listens on `port`."""
-    conf = os.path.join(tmp, f"nginx-{port}.conf")
-    user = "user root;" if os.getuid() == 0 else ""
-    with open(conf, "w") as f:
-        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx-{port}.pid; error_log {tmp}/nginx-{port}-error.log; {user}
-events {{ worker_connections 1024; }}
-http {{ access_log off; client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  {http_body} }}
-""")
-    p = subprocess.Popen(["nginx", "-p", tmp, "-c", conf], stderr=subprocess.DEVNULL)
+    """Starts nginx in the foreground (see `nginx_conf`) and waits until it listens on `port`."""
+    p = subprocess.Popen(nginx_conf(tmp, str(port), http_body), stderr=subprocess.DEVNULL)
     wait_for_port(port, p, "nginx")
     return p
 

@@ -103,13 +103,14 @@ enum Board {
         }
     }
 
-    /// "2026-11-27 06:05 UTC".
-    static func utc(_ t: Int) -> String {
+    /// "2026-11-27 06:05 UTC", or for a `<time datetime>` (`machine`) "2026-11-27T06:05Z".
+    static func utc(_ t: Int, machine: Bool = false) -> String {
         var tm = tm()
         var tt = time_t(t)
         gmtime_r(&tt, &tm)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday)) \(two(tm.tm_hour)):\(two(tm.tm_min)) UTC"
+        let date = "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))", time = "\(two(tm.tm_hour)):\(two(tm.tm_min))"
+        return machine ? date + "T" + time + "Z" : date + " " + time + " UTC"
     }
 }
 
@@ -170,7 +171,7 @@ struct MessageList: FlowComponent {
         Ol {
             ForEach(posts) { p in
                 Li {
-                    Span(p.record.author).class("author"); " "; Time(Board.utc(p.record.time)); " "; p.record.text
+                    Span(p.record.author).class("author"); " "; Time(Board.utc(p.record.time)).datetime(Board.utc(p.record.time, machine: true)); " "; p.record.text
                     if let (page, author, table) = deletable, p.record.author == author {
                         " "
                         page.actionButton("delete") { action in

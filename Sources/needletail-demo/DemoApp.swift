@@ -49,6 +49,12 @@ enum DemoApp {
 
         router.get("/fortunes") { _ in Fortunes.page() }
 
+        // Browsers ask every site for an icon; pages without an icon link (hello, Fortunes)
+        // would otherwise log a 404 in the console. No content: the browser shows its default.
+        router.get("/favicon.ico") { _ in
+            Response(status: .noContent, headers: [("Cache-Control", "public, max-age=86400")])
+        }
+
         // Echoes a request body's size and digest (tests of bodies and chunked uploads).
         router.post("/echo") { request in
             var sum: UInt32 = 0

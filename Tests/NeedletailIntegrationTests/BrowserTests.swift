@@ -185,6 +185,25 @@ struct Browser {
         #expect(errors.isEmpty, "console errors: \(errors)")
     }
 
+    /// Every page of the demo a visitor can reach, natively: no console error (a missing icon,
+    /// a CSP violation, a failed request).
+    @Test(.enabled(if: WebDriver.available)) func theConsoleStaysCleanOnEveryDemoPage() throws {
+        let data = makeTempDir("needletail-console")
+        let port = freePort()
+        let server = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", data, "--loops", "1"])
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        let driver = try WebDriver()
+        for path in ["/", "/hello?name=console", "/fortunes", "/board", "/board?forum=Gentoo&transport=poll"] {
+            let browser = try driver.browser()
+            defer { browser.quit() }
+            try browser.open("http://127.0.0.1:\(port)" + path)
+            usleep(1_500_000)  // the icon request and the runtime's first poll or event
+            let errors = try browser.consoleErrors()
+            #expect(errors.isEmpty, "\(path): \(errors)")
+        }
+    }
+
     @Test(.enabled(if: WebDriver.available)) func liveBoardNatively() throws {
         let data = makeTempDir("needletail-board")
         let port = freePort()
