@@ -12,7 +12,7 @@ public final class ByteBuffer {
     public var capacity: Int { _capacity }
 
     // A ByteBuffer is used by one thread at a time and never calls out while mutating, so the
-    // runtime exclusivity checks (a third of the instructions of a hello request) are off.
+    // runtime exclusivity checks are off (docs/PERFORMANCE.md).
     @usableFromInline @exclusivity(unchecked) var _base: UnsafeMutableRawPointer
     @usableFromInline @exclusivity(unchecked) var _count: Int
     @usableFromInline @exclusivity(unchecked) var _capacity: Int

@@ -1,7 +1,7 @@
 /// Checks of byte ranges eight bytes at a time (SWAR: "SIMD within a register"). A word is
 /// tested with a few integer operations; only a word that may hold a byte of interest is looked
 /// at byte by byte. Request heads and response header values are mostly plain ASCII, so most
-/// words pass in one test (the per-byte loops these replace cost 4–25 instructions a byte).
+/// words pass in one test (docs/PERFORMANCE.md).
 public enum ByteScan {
     @usableFromInline static let ones: UInt64 = 0x0101_0101_0101_0101
     @usableFromInline static let highs: UInt64 = 0x8080_8080_8080_8080

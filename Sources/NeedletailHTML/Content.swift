@@ -118,8 +118,8 @@ public enum HTMLBuilder {
     public static func buildBlock() -> EmptyHTML { EmptyHTML() }
 
     // Sequences are built pairwise (`buildPartialBlock`) into nested `HTMLPair`s rather than one
-    // variadic tuple: nested concrete generics specialise fully across modules, while a
-    // parameter-pack tuple was rendered through runtime metadata (measured: 5x slower).
+    // variadic tuple: nested concrete generics specialise fully across modules (parameter
+    // packs went through runtime metadata; docs/PERFORMANCE.md).
     @inlinable
     public static func buildPartialBlock<Content: HTMLContent>(first: consuming Content) -> Content { first }
 

@@ -11,8 +11,8 @@ public struct LiveRegion<Content: FlowContent>: FlowContent {
         self.content = content
     }
     @inlinable public func render(into out: inout HTMLOutput) {
-        // `<div id="…" data-nt-live="">`, written directly: rendered once per subscriber on
-        // each change, where the DSL's checks of the data- name were a tenth of the cost.
+        // `<div id="…" data-nt-live="">`, written directly: once per subscriber on each change
+        // (docs/PERFORMANCE.md).
         out.noteID(id)
         out.append("<div id=\"")
         out.appendAttributeValue(id)

@@ -13,9 +13,7 @@ public struct LiveStatus: FlowContent, NonInteractive, FormFree {
     let session: String?
 
     public func render(into out: inout HTMLOutput) {
-        // Written directly, like a live region: through the DSL (a joined string of the
-        // versions, four validated data-/aria- names) it was about 6,600 of the board page's
-        // 90,000 instructions.
+        // Written directly, not through the DSL: on every page (docs/PERFORMANCE.md).
         out.noteID("nt-status")
         out.append("<div id=\"nt-status\" data-nt-view=\"")
         out.appendAttributeValue(view)

@@ -55,7 +55,7 @@ public final class Page: @unchecked Sendable {
 
     /// `target` without its `_s` query fields (a view's path, where redirects go, is stored
     /// without it; the redirect adds the current one when needed). Asked only when the query
-    /// has one (`String.contains` on every page view had cost 11k instructions).
+    /// has one (hot path, see docs/PERFORMANCE.md).
     static func removingSessionField(_ target: String) -> String {
         guard let q = target.firstIndex(of: "?") else { return target }
         let kept = target[target.index(after: q)...].split(whereSeparator: { $0 == "&" || $0 == ";" }).filter { !$0.hasPrefix("_s=") }
@@ -105,8 +105,8 @@ public final class Page: @unchecked Sendable {
     @inlinable
     public func live<Content: FlowContent & SendableMetatype>(_ id: String, channels: [Channel],
                                           @HTMLBuilder content: @escaping @Sendable (Page) -> Content) -> LiveRegion<Content> {
-        // Inlinable so that the content's type is known where the page is written: rendering
-        // through unspecialised generics cost a third of a board request (metadata lookups).
+        // Inlinable so that the content's type is known where the page is written (unspecialised
+        // generics: metadata lookups; see docs/PERFORMANCE.md).
         recordVersions(of: channels)
         let region = addRegion(id, channels: channels) { page, out in LiveRegion(id: id, content: content(page)).render(into: &out) }
         return LiveRegion(id: id, content: rendering(region, render: nil) { content(self) })

@@ -34,8 +34,8 @@ public final class Connection {
     /// Listener-specific value (which listener accepted this, e.g. its protocol config).
     public let listenerIndex: Int
 
-    // Loop-confined state. Runtime exclusivity checks are off for these properties (they cost a
-    // third of the instructions of a small request); the loop never calls a handler from
+    // Loop-confined state. Runtime exclusivity checks are off for these properties
+    // (docs/PERFORMANCE.md); the loop never calls a handler from
     // inside a mutating access to them (see TimerWheel.advance, which returns a list).
     let token: EPollToken
     @exclusivity(unchecked) var peer = sockaddr_storage()

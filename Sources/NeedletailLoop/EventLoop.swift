@@ -126,8 +126,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `task` now when called on this loop's thread (from another connection's handler), else like
     /// `execute`. Answering many parked requests from one notify this way writes and recycles
     /// each answer's buffer before the next is rendered, instead of holding them all until the
-    /// queued tasks run (10,000 parked polls grew the heap by 10,000 buffers: a page fault
-    /// and an mprotect each).
+    /// queued tasks run (docs/PERFORMANCE.md).
     /// `connection` must not be in its handler's `received` (then the task waits, as with
     /// `execute`).
     public func executeSoonOrNow(for connection: Connection, _ task: @escaping @Sendable () -> Void) {

@@ -186,8 +186,7 @@ struct OutputQueue {
     }
 
     /// Forgets everything written. The queue's own buffer goes back to the thread's pool: an
-    /// idle or parked connection then holds no output memory (10,000 parked long-polls cost
-    /// 40 MB more when each kept its 4 KiB).
+    /// idle or parked connection then holds no output memory (docs/PERFORMANCE.md).
     private mutating func reset() {
         links.removeAll(keepingCapacity: links.capacity <= 64)
         head = 0

@@ -35,11 +35,8 @@ class IndexStorage<R: Record> {
 @usableFromInline
 final class TypedIndexStorage<R: Record, K: Hashable>: IndexStorage<R> {
     let keyPath: KeyPath<R, K>
-    // Runtime exclusivity checks are off: every access is under the store's lock (the checks
-    // were a fifth of a lookup's instructions).
-    // A dictionary keeps keys and values in two arrays (two cache lines per lookup in a large
-    // index). A `Set` of (key, ids) entries hashed by key keeps them in one slot, but measured
-    // slower: 644 against 554 instructions per unique lookup, no faster at 200,000 keys.
+    // Runtime exclusivity checks are off: every access is under the store's lock. A dictionary,
+    // not a Set of entries, by measurement (docs/PERFORMANCE.md).
     @usableFromInline @exclusivity(unchecked) var buckets: [K: IDs] = [:]
 
     init(_ keyPath: KeyPath<R, K>) { self.keyPath = keyPath }
@@ -212,7 +209,7 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     }
 
     /// The ids under `value` in the index of `keyPath` (called under the store's lock; read in
-    /// place: going through `storage(_:)` cost a retain and release per lookup).
+    /// place, not through `storage(_:)`: docs/PERFORMANCE.md).
     @inlinable
     func ids<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) -> IDs? {
         unsafeDowncast(storages[indexPosition(keyPath)], to: TypedIndexStorage<R, K>.self).buckets[value]

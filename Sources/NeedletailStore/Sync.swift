@@ -6,8 +6,7 @@ import Synchronization
 /// A pthread mutex (a lock that may be held across calls that throw typed errors).
 @usableFromInline
 final class PThreadLock: @unchecked Sendable {
-    // No runtime exclusivity checks: the mutex is only ever passed to pthread calls (the check
-    // cost as much as the lock itself).
+    // No runtime exclusivity checks: the mutex is only ever passed to pthread calls.
     @usableFromInline @exclusivity(unchecked) var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }
@@ -26,10 +25,7 @@ final class PThreadLock: @unchecked Sendable {
 ///
 /// Pipelined: while one sync runs, the writers the previous sync woke append their next
 /// entries, and the next sync starts as soon as this one ends, covering them. No fixed linger
-/// (the writer that led each sync before this waited 50 µs to gather the others). Measured
-/// with 16 writers on two CPUs: they fall into two cohorts that alternate, 8 commits per sync
-/// with syncs back to back, against 13–14 per sync for the leader with its linger; the rates
-/// were equal within the machine's noise (docs/STORE-FORMAT.md).
+/// (docs/PERFORMANCE.md, docs/STORE-FORMAT.md).
 ///
 /// Writers sleep on one of two futex words, by the parity of the sync that will cover them,
 /// so that the end of a sync wakes only the writers it made durable, not those waiting for
