@@ -41,40 +41,54 @@ let package = Package(
         // typed parameters, virtual hosts.
         .target(name: "NeedletailHTTP", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
         // Live pages: sessions, views, actions, channels, the client runtime.
-        .target(name: "NeedletailLive", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailPOSIX"]),
+        .target(
+            name: "NeedletailLive",
+            dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailPOSIX"]),
         // The codecs (HTTP/1.1, FastCGI, CGI) on the loops, and the server.
-        .target(name: "NeedletailServer", dependencies: [
-            "CNeedletailLinux", "NeedletailPOSIX", "NeedletailLoop", "NeedletailHTTP",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "NeedletailServer",
+            dependencies: [
+                "CNeedletailLinux", "NeedletailPOSIX", "NeedletailLoop", "NeedletailHTTP",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Debian's libfcgi (libfcgi-dev), for the conventional blocking responder that the
         // benchmarks compare the native FastCGI codec with. Kept out of NeedletailServer so that
         // apps that do not use it need no libfcgi.
         .systemLibrary(name: "CFCGI", providers: [.apt(["libfcgi-dev"])]),
-        .target(name: "NeedletailFCGICompat", dependencies: [
-            "CFCGI", "NeedletailServer", "NeedletailPOSIX",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "Needletail", dependencies: [
-            "NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailLive", "NeedletailServer",
-            "NeedletailLoop", "NeedletailStore", "NeedletailPOSIX",
-        ]),
+        .target(
+            name: "NeedletailFCGICompat",
+            dependencies: [
+                "CFCGI", "NeedletailServer", "NeedletailPOSIX",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "Needletail",
+            dependencies: [
+                "NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailLive", "NeedletailServer",
+                "NeedletailLoop", "NeedletailStore", "NeedletailPOSIX",
+            ]),
         .target(name: "NeedletailTesting", dependencies: ["NeedletailHTTP", "NeedletailLive", "NeedletailBytes"]),
-        .executableTarget(name: "needletail-demo", dependencies: [
-            "Needletail", "NeedletailFCGICompat",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .executableTarget(
+            name: "needletail-demo",
+            dependencies: [
+                "Needletail", "NeedletailFCGICompat",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Check, repair and compact store logs; drives the crash tests.
-        .executableTarget(name: "needletail-store", dependencies: [
-            "NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "needletail-store",
+            dependencies: [
+                "NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // Fuzz targets (docs/SECURITY.md): built with libFuzzer and ASan by scripts/fuzz
         // (-DFUZZING); an ordinary build replays inputs (files or folders) through the same code.
-        .executableTarget(name: "needletail-fuzz", dependencies: [
-            "NeedletailServer", "NeedletailHTTP", "NeedletailStore", "NeedletailStoreTestSupport",
-        ]),
+        .executableTarget(
+            name: "needletail-fuzz",
+            dependencies: [
+                "NeedletailServer", "NeedletailHTTP", "NeedletailStore", "NeedletailStoreTestSupport",
+            ]),
         .testTarget(name: "NeedletailBytesTests", dependencies: ["NeedletailBytes"]),
         .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "NeedletailPOSIX", "CNeedletailLinux"]),
         // MustNotCompile/ holds sources that a test compiles with swiftc expecting errors.
@@ -84,13 +98,19 @@ let package = Package(
         .testTarget(name: "NeedletailHTTPTests", dependencies: ["NeedletailHTTP"]),
         .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX"]),
         // What the socket tests share: a blocking client, a test app, processes and ports.
-        .target(name: "NeedletailTestSupport", dependencies: ["NeedletailServer", "NeedletailHTTP", "NeedletailLoop", "NeedletailBytes", "CNeedletailLinux"],
-                path: "Tests/Support"),
+        .target(
+            name: "NeedletailTestSupport",
+            dependencies: ["NeedletailServer", "NeedletailHTTP", "NeedletailLoop", "NeedletailBytes", "CNeedletailLinux"],
+            path: "Tests/Support"),
         // The codecs and the server over real sockets, in-process (no outside program).
-        .testTarget(name: "NeedletailServerTests", dependencies: ["NeedletailServer", "Needletail", "NeedletailTestSupport", "NeedletailStoreTestSupport", "CNeedletailLinux"]),
+        .testTarget(
+            name: "NeedletailServerTests",
+            dependencies: ["NeedletailServer", "Needletail", "NeedletailTestSupport", "NeedletailStoreTestSupport", "CNeedletailLinux"]),
         // Suites that start nginx, lighttpd, Chromium, wrk, ab, curl or the demo binary: the
         // full run (`scripts/test`), not the inner loop (`scripts/test --fast`).
-        .testTarget(name: "NeedletailIntegrationTests", dependencies: ["NeedletailServer", "Needletail", "NeedletailTestSupport", "CNeedletailLinux"]),
+        .testTarget(
+            name: "NeedletailIntegrationTests",
+            dependencies: ["NeedletailServer", "Needletail", "NeedletailTestSupport", "CNeedletailLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,19 +15,23 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .executableTarget(name: "store-bench", dependencies: [
-            "CSQLite",
-            .product(name: "Needletail", package: "Needletail"),
-            .product(name: "NeedletailStoreTestSupport", package: "Needletail"),
-        ]),
+        .executableTarget(
+            name: "store-bench",
+            dependencies: [
+                "CSQLite",
+                .product(name: "Needletail", package: "Needletail"),
+                .product(name: "NeedletailStoreTestSupport", package: "Needletail"),
+            ]),
         // Counts allocations (malloc interposition) for the render benchmark.
         .target(name: "CMallocCount"),
-        .executableTarget(name: "render-bench", dependencies: [
-            "CMallocCount",
-            .product(name: "Needletail", package: "Needletail"),
-            .product(name: "Plot", package: "Plot"),
-            .product(name: "Mustache", package: "swift-mustache"),
-        ]),
+        .executableTarget(
+            name: "render-bench",
+            dependencies: [
+                "CMallocCount",
+                .product(name: "Needletail", package: "Needletail"),
+                .product(name: "Plot", package: "Plot"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,12 +15,16 @@ let package = Package(
     targets: [
         // The pages' text, shared by both peers (escaping as a careful app would write it).
         .target(name: "PeerPages"),
-        .executableTarget(name: "hummingbird-peer", dependencies: [
-            "PeerPages", .product(name: "Hummingbird", package: "hummingbird"),
-        ]),
-        .executableTarget(name: "vapor-peer", dependencies: [
-            "PeerPages", .product(name: "Vapor", package: "vapor"),
-        ]),
+        .executableTarget(
+            name: "hummingbird-peer",
+            dependencies: [
+                "PeerPages", .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
+        .executableTarget(
+            name: "vapor-peer",
+            dependencies: [
+                "PeerPages", .product(name: "Vapor", package: "vapor"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A per-thread stack of spare `ByteBuffer`s, so that rendering a small page does not cost a

@@ -203,7 +203,9 @@ public struct Chunks {
         out.reserveCapacity(count)
         forEachPart { part in
             if case .immortal(let p) = part { out.append(contentsOf: p) }
-        } owned: { out.append(contentsOf: $0) }
+        } owned: {
+            out.append(contentsOf: $0)
+        }
         return out
     }
 

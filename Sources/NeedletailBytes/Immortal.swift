@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A copy of `bytes` in memory that is never freed: for markup and files rendered once and then

@@ -19,8 +19,10 @@ import Synchronization
 /// that php-fpm shows too); a streamed response holds its thread until it finishes.
 public enum LibFCGIResponder {
     /// Serves until SIGTERM or SIGINT.
-    public static func run(responder: any Responder, listener: Listener, threads: Int, maxBodyBytes: Int,
-                           socketMode: mode_t?, logger: Logger) throws {
+    public static func run(
+        responder: any Responder, listener: Listener, threads: Int, maxBodyBytes: Int,
+        socketMode: mode_t?, logger: Logger
+    ) throws {
         guard FCGX_Init() == 0 else { throw SocketError("FCGX_Init failed") }
         let socket: ListeningSocket
         var unlinkAtExit = false
@@ -46,10 +48,11 @@ public enum LibFCGIResponder {
         var tids: [pthread_t] = []
         for _ in 0..<threads {
             do {
-                tids.append(try POSIXThread.spawn(name: "libfcgi worker") {
-                    serve(fd: fd, responder: responder, maxBodyBytes: maxBodyBytes, logger: logger)
-                    running.subtract(1, ordering: .relaxed)
-                })
+                tids.append(
+                    try POSIXThread.spawn(name: "libfcgi worker") {
+                        serve(fd: fd, responder: responder, maxBodyBytes: maxBodyBytes, logger: logger)
+                        running.subtract(1, ordering: .relaxed)
+                    })
             } catch {
                 logger.error("\(error); serving with \(tids.count) threads")
                 running.subtract(1, ordering: .relaxed)
@@ -152,4 +155,3 @@ public enum LibFCGIResponder {
         func waitUntilFinished() { while !isCancelled { usleep(1000) } }
     }
 }
-

@@ -36,7 +36,8 @@ public struct Attribute {
         case .known(let n):
             out.append(" ")
             out.append(n)
-            if case .text(let v) = value, n.utf8CodeUnitCount == 2, n.utf8Start[0] == UInt8(ascii: "i"), n.utf8Start[1] == UInt8(ascii: "d") {
+            if case .text(let v) = value, n.utf8CodeUnitCount == 2, n.utf8Start[0] == UInt8(ascii: "i"), n.utf8Start[1] == UInt8(ascii: "d")
+            {
                 out.noteID(v)
             }
         case .data(let n):
@@ -93,7 +94,13 @@ public struct AttributeList {
         if first != nil, case .known(let n) = a.name, Attribute.isClass(n), case .text(let extra) = a.value, mergeClass(extra) {
             return
         }
-        if first == nil { first = a } else if second == nil { second = a } else if third == nil { third = a } else {
+        if first == nil {
+            first = a
+        } else if second == nil {
+            second = a
+        } else if third == nil {
+            third = a
+        } else {
             more = (more ?? []) + [a]
         }
     }
@@ -201,7 +208,9 @@ extension Attribute {
     static func isValidSuffix(_ name: String) -> Bool {
         guard !name.isEmpty else { return false }
         for b in name.utf8 {
-            let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
+            let ok =
+                (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+                || b == UInt8(ascii: ".")
             if !ok {
                 HTMLOutput.reportBadName(name)
                 return false

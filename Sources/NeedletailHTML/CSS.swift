@@ -39,9 +39,11 @@ public struct CSSStyle: Sendable, Equatable {
 
 enum CSSIdentifier {
     static func isValid(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.allSatisfy { b in
-            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
-        }
+        !s.isEmpty
+            && s.utf8.allSatisfy { b in
+                (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "-")
+                    || b == UInt8(ascii: "_")
+            }
     }
 
     /// An identifier for a class or id selector, with anything else hex-escaped.
@@ -49,7 +51,8 @@ enum CSSIdentifier {
         var out = ""
         for (i, u) in s.unicodeScalars.enumerated() {
             let v = u.value
-            let plain = (v >= 0x61 && v <= 0x7A) || (v >= 0x41 && v <= 0x5A) || v == 0x2D || v == 0x5F || v >= 0xA0
+            let plain =
+                (v >= 0x61 && v <= 0x7A) || (v >= 0x41 && v <= 0x5A) || v == 0x2D || v == 0x5F || v >= 0xA0
                 || (i > 0 && v >= 0x30 && v <= 0x39)
             if plain { out.unicodeScalars.append(u) } else { out += "\\" + String(v, radix: 16) + " " }
         }
@@ -214,8 +217,12 @@ public struct CSSSelector: Sendable, Equatable {
 /// Pseudo-classes that take no argument.
 public enum CSSPseudoClass: String, Sendable {
     case hover, focus, active, visited, link, checked, disabled, enabled, empty, target, required, invalid, valid
-    case firstChild = "first-child", lastChild = "last-child", onlyChild = "only-child"
-    case focusVisible = "focus-visible", focusWithin = "focus-within", placeholderShown = "placeholder-shown"
+    case firstChild = "first-child"
+    case lastChild = "last-child"
+    case onlyChild = "only-child"
+    case focusVisible = "focus-visible"
+    case focusWithin = "focus-within"
+    case placeholderShown = "placeholder-shown"
 }
 
 /// A rule: a selector and its declarations.

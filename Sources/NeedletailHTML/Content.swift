@@ -94,7 +94,8 @@ public struct SharedHTML: PhrasingContent, NonInteractive, FormFree, Sendable {
 /// An HTML comment. Its text can never end the comment early: `--` and a leading `>` or `->`
 /// are broken up, so `<!--` content from anywhere is safe.
 public struct Comment: PhrasingContent, NonInteractive, FormFree, MetadataContent, ListItemContent,
-    TableContent, TableRowContent, TableCellContent, SelectContent, OptionContent, DescriptionListContent {
+    TableContent, TableRowContent, TableCellContent, SelectContent, OptionContent, DescriptionListContent
+{
     @usableFromInline let text: String
     public init(_ text: String) { self.text = text }
     public func render(into out: inout HTMLOutput) {
@@ -124,7 +125,9 @@ public enum HTMLBuilder {
     public static func buildPartialBlock<Content: HTMLContent>(first: consuming Content) -> Content { first }
 
     @inlinable
-    public static func buildPartialBlock<Accumulated: HTMLContent, Next: HTMLContent>(accumulated: consuming Accumulated, next: consuming Next) -> HTMLPair<Accumulated, Next> {
+    public static func buildPartialBlock<Accumulated: HTMLContent, Next: HTMLContent>(
+        accumulated: consuming Accumulated, next: consuming Next
+    ) -> HTMLPair<Accumulated, Next> {
         HTMLPair(accumulated, next)
     }
 
@@ -152,7 +155,8 @@ public enum HTMLBuilder {
 /// Nothing: renders no bytes and fits any context.
 public struct EmptyHTML: PhrasingContent, NonInteractive, FormFree, DocumentContent, MetadataContent,
     ListItemContent, DescriptionListContent, TableContent, TableRowContent, TableCellContent,
-    ColumnContent, SelectContent, OptionContent, MediaContent {
+    ColumnContent, SelectContent, OptionContent, MediaContent
+{
     @inlinable public init() {}
     @inlinable public func render(into out: inout HTMLOutput) {}
 }

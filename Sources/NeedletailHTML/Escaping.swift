@@ -23,11 +23,11 @@ public enum HTMLEscaping {
     /// too (`& < >`), 0 otherwise. A literal, so it costs no initialisation.
     @usableFromInline
     static let table: StaticString = """
-    0000000000000000000000000000000000100021000000000000000000002020\
-    0000000000000000000000000000000000000000000000000000000000000000\
-    0000000000000000000000000000000000000000000000000000000000000000\
-    0000000000000000000000000000000000000000000000000000000000000000
-    """
+        0000000000000000000000000000000000100021000000000000000000002020\
+        0000000000000000000000000000000000000000000000000000000000000000\
+        0000000000000000000000000000000000000000000000000000000000000000\
+        0000000000000000000000000000000000000000000000000000000000000000
+        """
 
     /// Appends `text` to `buffer` with the bytes whose table entry is at least `level`
     /// replaced by entities. Unchanged runs are copied in one go.
@@ -100,8 +100,11 @@ public enum HTMLEscaping {
         if name == "javascript" || name == "vbscript" { return false }
         if name == "data" {
             var lower = ""
-            for ch in url.utf8.drop(while: { $0 <= 0x20 }).prefix(20) { lower.unicodeScalars.append(Unicode.Scalar(ch | (ch >= 0x41 && ch <= 0x5A ? 0x20 : 0))) }
-            for ok in ["data:image/png", "data:image/gif", "data:image/jpeg", "data:image/webp", "data:image/avif"] where lower.hasPrefix(ok) {
+            for ch in url.utf8.drop(while: { $0 <= 0x20 }).prefix(20) {
+                lower.unicodeScalars.append(Unicode.Scalar(ch | (ch >= 0x41 && ch <= 0x5A ? 0x20 : 0)))
+            }
+            for ok in ["data:image/png", "data:image/gif", "data:image/jpeg", "data:image/webp", "data:image/avif"]
+            where lower.hasPrefix(ok) {
                 return true
             }
             return false

@@ -5,7 +5,8 @@ import NeedletailBytes
 /// event attribute without ending it. Object keys keep their order.
 public enum JSONValue: Sendable, Equatable, ScriptBody,
     ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
-    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
     case string(String)
     case int(Int)
     case double(Double)

@@ -12,12 +12,12 @@ public struct HTMLOutput {
     @usableFromInline var openStart = 0
 
     #if DEBUG
-    @usableFromInline var ids: Set<String> = []
-    /// Ids that appeared more than once (debug builds only; always empty in release builds).
-    public internal(set) var duplicateIDs: [String] = []
+        @usableFromInline var ids: Set<String> = []
+        /// Ids that appeared more than once (debug builds only; always empty in release builds).
+        public internal(set) var duplicateIDs: [String] = []
     #else
-    /// Ids that appeared more than once (debug builds only; always empty in release builds).
-    public var duplicateIDs: [String] { [] }
+        /// Ids that appeared more than once (debug builds only; always empty in release builds).
+        public var duplicateIDs: [String] { [] }
     #endif
 
     /// An empty output, its buffer taken from this thread's `BufferPool`.
@@ -97,10 +97,10 @@ public struct HTMLOutput {
     /// and kept in `duplicateIDs`.
     public mutating func noteID(_ id: String) {
         #if DEBUG
-        if !ids.insert(id).inserted {
-            duplicateIDs.append(id)
-            HTMLOutput.reportDuplicate(id)
-        }
+            if !ids.insert(id).inserted {
+                duplicateIDs.append(id)
+                HTMLOutput.reportDuplicate(id)
+            }
         #endif
     }
 

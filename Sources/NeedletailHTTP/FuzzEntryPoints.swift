@@ -46,8 +46,9 @@
             seen &+= request.cookie("nt_session")?.utf8.count ?? 0
             seen &+= request.cookie(String(text.prefix(4)))?.utf8.count ?? 0
         case 3:
-            let request = Request(method: .post, path: "/",
-                                  headers: HeaderFields([("Content-Type", "application/x-www-form-urlencoded")]), body: input)
+            let request = Request(
+                method: .post, path: "/",
+                headers: HeaderFields([("Content-Type", "application/x-www-form-urlencoded")]), body: input)
             seen &+= exercise(request)
         case 4:
             seen &+= Int(parameterText: text) ?? 0

@@ -39,7 +39,7 @@ public enum HTTPDate {
         let b = Array(text.utf8)
         // "Sun, 06 Nov 1994 08:49:37 GMT": fixed positions.
         guard b.count == 29, b[3] == UInt8(ascii: ","), b[4] == 32, b[7] == 32, b[11] == 32, b[16] == 32,
-              b[19] == UInt8(ascii: ":"), b[22] == UInt8(ascii: ":"), b[25] == 32, Array(b[26...]) == Array("GMT".utf8)
+            b[19] == UInt8(ascii: ":"), b[22] == UInt8(ascii: ":"), b[25] == 32, Array(b[26...]) == Array("GMT".utf8)
         else { return nil }
         func number(_ r: Range<Int>) -> Int32? {
             var v: Int32 = 0
@@ -50,8 +50,8 @@ public enum HTTPDate {
             return v
         }
         guard let month = months.firstIndex(where: { m in (0..<3).allSatisfy { m.utf8Start[$0] == b[8 + $0] } }),
-              let day = number(5..<7), let year = number(12..<16), let hour = number(17..<19),
-              let minute = number(20..<22), let second = number(23..<25)
+            let day = number(5..<7), let year = number(12..<16), let hour = number(17..<19),
+            let minute = number(20..<22), let second = number(23..<25)
         else { return nil }
         var tm = tm()
         tm.tm_year = year - 1900

@@ -1,8 +1,13 @@
 /// A request method the framework routes. Methods outside this set are answered 501 by the
 /// protocol codecs before they reach an app.
 public enum HTTPMethod: String, Sendable, CaseIterable {
-    case get = "GET", head = "HEAD", post = "POST", put = "PUT", delete = "DELETE"
-    case options = "OPTIONS", patch = "PATCH"
+    case get = "GET"
+    case head = "HEAD"
+    case post = "POST"
+    case put = "PUT"
+    case delete = "DELETE"
+    case options = "OPTIONS"
+    case patch = "PATCH"
 
     /// A dense index (0 ..< allCases.count), for tables indexed by method.
     @inlinable

@@ -107,7 +107,9 @@ public struct HeaderFields: Sendable, Sequence {
     /// The value of the first field called `name`, or `nil`.
     public subscript(name: String) -> String? {
         var found: Range<Int>?
-        scan(name) { found = $0; return true }
+        scan(name) {
+            found = $0; return true
+        }
         return found.map(string)
     }
 
@@ -125,7 +127,9 @@ public struct HeaderFields: Sendable, Sequence {
     /// Every value of fields called `name`, in order.
     public func values(_ name: String) -> [String] {
         var out: [String] = []
-        scan(name) { out.append(string($0)); return false }
+        scan(name) {
+            out.append(string($0)); return false
+        }
         return out
     }
 

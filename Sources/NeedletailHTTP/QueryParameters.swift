@@ -30,7 +30,8 @@ public struct QueryParameters: Sendable {
                     var eq = start
                     while eq < end && buf[eq] != UInt8(ascii: "=") { eq += 1 }
                     let name = UnsafeBufferPointer(rebasing: buf[start..<eq])
-                    let value = eq < end ? UnsafeBufferPointer(rebasing: buf[(eq + 1)..<end]) : UnsafeBufferPointer(rebasing: buf[end..<end])
+                    let value =
+                        eq < end ? UnsafeBufferPointer(rebasing: buf[(eq + 1)..<end]) : UnsafeBufferPointer(rebasing: buf[end..<end])
                     if !body(name, value) { return }
                 }
                 start = end + 1
@@ -43,7 +44,8 @@ public struct QueryParameters: Sendable {
         // Fast path: an unencoded name equal byte for byte.
         if raw.count == name.count && memcmpEqual(raw, name) { return true }
         guard raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }),
-              let decoded = PercentDecoding.decode(raw, plusIsSpace: true) else { return false }
+            let decoded = PercentDecoding.decode(raw, plusIsSpace: true)
+        else { return false }
         var d = decoded
         return d.withUTF8 { $0.count == name.count && memcmpEqual($0, name) }
     }

@@ -15,7 +15,8 @@ extension Request {
                         while i < v.count && v[i] != UInt8(ascii: ";") { i += 1 }
                         let pair = UnsafeBufferPointer(rebasing: v[pairStart..<i])
                         if pair.count > key.count, pair[key.count] == UInt8(ascii: "="),
-                           memcmp(pair.baseAddress!, key.baseAddress!, key.count) == 0 {
+                            memcmp(pair.baseAddress!, key.baseAddress!, key.count) == 0
+                        {
                             return String(decoding: UnsafeBufferPointer(rebasing: pair[(key.count + 1)...]), as: UTF8.self)
                         }
                     }

@@ -32,10 +32,12 @@ public struct Request: Sendable {
 
     /// A request whose target, path and host are ranges of `storage` (the codecs' initializer:
     /// no string is made unless asked for). `decodedPath` is given when the raw path had escapes.
-    public init(method: HTTPMethod, version: HTTPVersion, storage: [UInt8], target: Range<Int>, rawPath: Range<Int>,
-                decodedPath: String?, host: Range<Int>?,
-                query: QueryParameters, headers: HeaderFields, trailers: HeaderFields = .empty, body: [UInt8] = [],
-                remote: RemoteAddress = .unknown, isSecure: Bool = false) {
+    public init(
+        method: HTTPMethod, version: HTTPVersion, storage: [UInt8], target: Range<Int>, rawPath: Range<Int>,
+        decodedPath: String?, host: Range<Int>?,
+        query: QueryParameters, headers: HeaderFields, trailers: HeaderFields = .empty, body: [UInt8] = [],
+        remote: RemoteAddress = .unknown, isSecure: Bool = false
+    ) {
         self.method = method
         self.version = version
         self.pathRange = rawPath
@@ -52,9 +54,11 @@ public struct Request: Sendable {
     }
 
     /// A request from plain values (tests, CGI).
-    public init(method: HTTPMethod, version: HTTPVersion = .http1_1, path: String, query: QueryParameters = .empty,
-                headers: HeaderFields = .empty, trailers: HeaderFields = .empty, body: [UInt8] = [],
-                host: String? = nil, remote: RemoteAddress = .unknown, isSecure: Bool = false, target: String? = nil) {
+    public init(
+        method: HTTPMethod, version: HTTPVersion = .http1_1, path: String, query: QueryParameters = .empty,
+        headers: HeaderFields = .empty, trailers: HeaderFields = .empty, body: [UInt8] = [],
+        host: String? = nil, remote: RemoteAddress = .unknown, isSecure: Bool = false, target: String? = nil
+    ) {
         var storage = Array((target ?? path).utf8)
         let targetRange = 0..<storage.count
         var hostRange: Range<Int>? = nil
@@ -62,8 +66,9 @@ public struct Request: Sendable {
             storage += h.utf8
             hostRange = targetRange.upperBound..<storage.count
         }
-        self.init(method: method, version: version, storage: storage, target: targetRange, rawPath: 0..<0, decodedPath: path,
-                  host: hostRange, query: query, headers: headers, trailers: trailers, body: body, remote: remote, isSecure: isSecure)
+        self.init(
+            method: method, version: version, storage: storage, target: targetRange, rawPath: 0..<0, decodedPath: path,
+            host: hostRange, query: query, headers: headers, trailers: trailers, body: body, remote: remote, isSecure: isSecure)
     }
 
     /// The percent-decoded path, e.g. `/hello` (`*` for `OPTIONS *`).

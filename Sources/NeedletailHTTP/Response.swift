@@ -77,7 +77,9 @@ public struct Response {
     /// The body (not sent for HEAD, 204 and 304, but its length still is for HEAD).
     public var body: Body
 
-    public init(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Chunks = Chunks()) {
+    public init(
+        status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Chunks = Chunks()
+    ) {
         self.init(status: status, contentType: contentType, headers: headers, body: .chunks(body))
     }
 

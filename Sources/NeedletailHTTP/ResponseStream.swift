@@ -69,8 +69,10 @@ extension Response {
     /// A response whose body `produce` writes over time through a `ResponseStream`. `produce`
     /// runs on the connection's loop right after the head is queued; it may keep the stream and
     /// write from any thread later. It must eventually call `finish()`.
-    public static func streaming(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [],
-                                 _ produce: @escaping @Sendable (ResponseStream) -> Void) -> Response {
+    public static func streaming(
+        status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [],
+        _ produce: @escaping @Sendable (ResponseStream) -> Void
+    ) -> Response {
         Response(status: status, contentType: contentType, headers: headers, body: .stream(produce))
     }
 }

@@ -34,7 +34,8 @@ public struct StaticFiles: Sendable {
         }
         let relative = path.dropFirst(prefix.count)
         let segments = relative.split(separator: "/", omittingEmptySubsequences: false)
-        guard !relative.isEmpty, !segments.contains(where: { $0.isEmpty || $0.hasPrefix(".") || $0.contains("\0") || $0.contains("\\") }) else {
+        guard !relative.isEmpty, !segments.contains(where: { $0.isEmpty || $0.hasPrefix(".") || $0.contains("\0") || $0.contains("\\") })
+        else {
             return Self.notFound()
         }
         // The resolved path must still be inside the folder (a symlink may point anywhere).
@@ -100,7 +101,11 @@ public struct StaticFiles: Sendable {
         return ifRange == etag
     }
 
-    enum RangeAnswer: Equatable { case whole, part(Range<Int>), unsatisfiable }
+    enum RangeAnswer: Equatable {
+        case whole
+        case part(Range<Int>)
+        case unsatisfiable
+    }
 
     /// One `bytes=` range (`a-b`, `a-`, `-n`). Several ranges, or a syntax error, give the whole
     /// file (RFC 9110 lets a server ignore Range).

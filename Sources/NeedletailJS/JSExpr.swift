@@ -11,7 +11,8 @@ import NeedletailHTML
 /// A JavaScript expression.
 @dynamicMemberLookup
 public struct JSExpr: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral {
+    ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral
+{
     /// The code.
     public let code: String
     /// Binding strength, to parenthesise only where needed (higher binds tighter).
@@ -168,10 +169,13 @@ enum JSIdentifier {
 
     static func isValid(_ s: String) -> Bool {
         guard let first = s.utf8.first else { return false }
-        let startOK = (first >= 0x61 && first <= 0x7A) || (first >= 0x41 && first <= 0x5A) || first == UInt8(ascii: "_") || first == UInt8(ascii: "$")
-        return startOK && s.utf8.allSatisfy { b in
-            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "_") || b == UInt8(ascii: "$")
-        }
+        let startOK =
+            (first >= 0x61 && first <= 0x7A) || (first >= 0x41 && first <= 0x5A) || first == UInt8(ascii: "_") || first == UInt8(ascii: "$")
+        return startOK
+            && s.utf8.allSatisfy { b in
+                (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "_")
+                    || b == UInt8(ascii: "$")
+            }
     }
 
     /// `s` if it is an identifier; otherwise `undefined`, and a report on stderr (a

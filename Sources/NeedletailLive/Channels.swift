@@ -85,8 +85,10 @@ public final class Channels: Sendable {
     /// runs at once. `deliver` runs exactly once: on a change, at the deadline (`timeout`
     /// seconds), or never if `isCancelled` turns true first (the client left). It is given the
     /// current versions of the channels of `known`, in the same order.
-    public func wait(for known: ChannelVersions, timeout: UInt64,
-                     isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable (ChannelVersions) -> Void) {
+    public func wait(
+        for known: ChannelVersions, timeout: UInt64,
+        isCancelled: @escaping @Sendable () -> Bool, deliver: @escaping @Sendable (ChannelVersions) -> Void
+    ) {
         wait(for: known, timeout: timeout, subscriber: ClosureSubscriber(isCancelled: isCancelled, deliver: deliver))
     }
 

@@ -73,7 +73,9 @@ public enum ClientRuntime {
                 JSExpr.name("bind")(JS.document)
             }
             Function("url", "kind") {
-                Return("/_nt/" + JSExpr.name("kind") + "?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels) + sid.ternary("&_s=" + sid, ""))
+                Return(
+                    "/_nt/" + JSExpr.name("kind") + "?v=" + JS.encodeURIComponent(view) + "&c=" + JS.encodeURIComponent(channels)
+                        + sid.ternary("&_s=" + sid, ""))
             }
             Function("backoff") {
                 AddAssign(failures, 1)
@@ -83,61 +85,77 @@ public enum ClientRuntime {
             Function("listen") {
                 Const("es", JSExpr.new(JS.EventSource, JSExpr.name("url")("events")))
                 Let("heard", false)
-                Const("timer", JS.setTimeout(.function {
-                    If(!heard) {
+                Const(
+                    "timer",
+                    JS.setTimeout(
+                        .function {
+                            If(!heard) {
+                                es.close()
+                                JSExpr.name("poll")()
+                            }
+                        }, 3000))
+                Assign(
+                    es.onmessage,
+                    .function("e") {
+                        Assign(heard, true)
+                        Assign(failures, 0)
+                        Assign(status.textContent, "live")
+                        JSExpr.name("apply")(JSExpr.name("e").data)
+                    })
+                Assign(
+                    es.onerror,
+                    .function {
                         es.close()
-                        JSExpr.name("poll")()
-                    }
-                }, 3000))
-                Assign(es.onmessage, .function("e") {
-                    Assign(heard, true)
-                    Assign(failures, 0)
-                    Assign(status.textContent, "live")
-                    JSExpr.name("apply")(JSExpr.name("e").data)
-                })
-                Assign(es.onerror, .function {
-                    es.close()
-                    JS.clearTimeout(timer)
-                    JS.setTimeout(heard.ternary(JSExpr.name("listen"), JSExpr.name("poll")), backoff())
-                })
+                        JS.clearTimeout(timer)
+                        JS.setTimeout(heard.ternary(JSExpr.name("listen"), JSExpr.name("poll")), backoff())
+                    })
             }
             Function("poll") {
                 Assign(status.textContent, "live")
                 JS.fetch(JSExpr.name("url")("poll"), .object(["credentials": "same-origin", "cache": "no-store"]))
-                    .then(.function("r") {
-                        If(r.status === 410) {
-                            JS.location.reload()
-                            Return(nil)
+                    .then(
+                        .function("r") {
+                            If(r.status === 410) {
+                                JS.location.reload()
+                                Return(nil)
+                            }
+                            If(!r.ok) { Throw(JSExpr.new(JS.Error, r.status)) }
+                            Return(r.text())
                         }
-                        If(!r.ok) { Throw(JSExpr.new(JS.Error, r.status)) }
-                        Return(r.text())
-                    })
-                    .then(.function("text") {
-                        If(text === nil) { Return() }
-                        Assign(failures, 0)
-                        JSExpr.name("apply")(text)
-                        JS.setTimeout(JSExpr.name("poll"), 50 + math.random() * 100)
-                    })
+                    )
+                    .then(
+                        .function("text") {
+                            If(text === nil) { Return() }
+                            Assign(failures, 0)
+                            JSExpr.name("apply")(text)
+                            JS.setTimeout(JSExpr.name("poll"), 50 + math.random() * 100)
+                        }
+                    )
                     .catch(.function { JS.setTimeout(JSExpr.name("poll"), backoff()) })
             }
             Function("submit", "event") {
                 Const("form", event.currentTarget)
                 event.preventDefault()
-                JS.fetch(form.action, .object([
-                    "method": "POST",
-                    "body": JSExpr.new(JS.URLSearchParams, JSExpr.new(JS.FormData, form)),
-                    "headers": .object(["X-Needletail": "1"]),
-                    "credentials": "same-origin",
-                ]))
-                .then(.function("r") {
-                    If(r.status === 410) {
-                        JS.location.reload()
-                    }.elseIf(r.ok) {
-                        form.reset()
-                    }.else {
-                        form.submit()
+                JS.fetch(
+                    form.action,
+                    .object([
+                        "method": "POST",
+                        "body": JSExpr.new(JS.URLSearchParams, JSExpr.new(JS.FormData, form)),
+                        "headers": .object(["X-Needletail": "1"]),
+                        "credentials": "same-origin",
+                    ])
+                )
+                .then(
+                    .function("r") {
+                        If(r.status === 410) {
+                            JS.location.reload()
+                        }.elseIf(r.ok) {
+                            form.reset()
+                        }.else {
+                            form.submit()
+                        }
                     }
-                })
+                )
                 .catch(.function { form.submit() })
             }
             Function("bind", "root") {

@@ -20,7 +20,10 @@ public final class LiveAppCore: Sendable {
     /// (scripts only from this origin, no inline script), no MIME sniffing, no full referrer to
     /// other sites, and no caching of pages that carry per-session action ids.
     public static let pageHeaders: [(name: String, value: String)] = [
-        ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"),
+        (
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+        ),
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
         ("Cache-Control", "no-store"),
@@ -29,8 +32,10 @@ public final class LiveAppCore: Sendable {
     /// Where errors thrown by page builders are reported (the client only sees a 500 page).
     public let onError: @Sendable (String) -> Void
 
-    public init(sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25,
-                onError: @escaping @Sendable (String) -> Void = { reportToStandardError("needletail: " + $0) }) {
+    public init(
+        sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25,
+        onError: @escaping @Sendable (String) -> Void = { reportToStandardError("needletail: " + $0) }
+    ) {
         self.sessions = sessions
         self.channels = channels
         self.pollTimeout = pollTimeout
@@ -109,14 +114,15 @@ public final class LiveAppCore: Sendable {
     func action(_ id: String, _ request: Request) -> Response {
         let fromRuntime = request.headers["x-needletail"] != nil
         guard let (session, source) = sessions.existing(for: request),
-              let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
-                  for v in st.views.reversed() {
-                      if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
-                  }
-                  return nil
-              })
+            let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
+                for v in st.views.reversed() {
+                    if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
+                }
+                return nil
+            })
         else {
-            return Router.errorPage(.gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again.")
+            return Router.errorPage(
+                .gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again.")
         }
         do {
             try action.run(ActionContext(request: request, session: session, channels: channels))
@@ -124,7 +130,8 @@ public final class LiveAppCore: Sendable {
             return Router.errorPage(.badRequest, detail: e.description)
         } catch {
             onError("action on \(view.path) failed: \(error)")
-            return Router.errorPage(.internalServerError, detail: "This could not be done, and nothing was changed. The error has been logged.")
+            return Router.errorPage(
+                .internalServerError, detail: "This could not be done, and nothing was changed. The error has been logged.")
         }
         if fromRuntime { return Response(status: .noContent) }
         // A browser without the cookie keeps its session through the redirect.
@@ -134,12 +141,13 @@ public final class LiveAppCore: Sendable {
     /// The page and channel versions a poll or event stream asks about, or the error answer.
     func subscription(_ request: Request) -> Result<(Page, ChannelVersions), ResponseError> {
         guard let (session, source) = sessions.existing(for: request), let viewID = request.query["v"],
-              let view = view(viewID, in: session)
+            let view = view(viewID, in: session)
         else {
             return .failure(ResponseError(Router.errorPage(.gone, detail: "This page is no longer live; reload it.")))
         }
         guard let parsed = ChannelVersions(parsing: request.query["c"] ?? "") else {
-            return .failure(ResponseError(Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")))
+            return .failure(
+                ResponseError(Router.errorPage(.badRequest, detail: "The parameter c must be name|version pairs separated by ';'.")))
         }
         // Only the channels the view shows: another channel's version would tell this visitor
         // when it changes (a private one, say "inbox:" + someone else's name).
@@ -165,7 +173,8 @@ public final class LiveAppCore: Sendable {
             return .html(answer(page, known, current))
         }
         return .streaming(contentType: Response.htmlType, headers: [("Cache-Control", "no-store")]) { [channels, pollTimeout] stream in
-            channels.wait(for: known, timeout: pollTimeout, subscriber: LiveSubscription(.poll, core: self, page: page, known: known, stream: stream))
+            channels.wait(
+                for: known, timeout: pollTimeout, subscriber: LiveSubscription(.poll, core: self, page: page, known: known, stream: stream))
         }
     }
 
@@ -178,7 +187,8 @@ public final class LiveAppCore: Sendable {
         case .failure(let e): return e.response
         case .success(let s): (page, known) = s
         }
-        return .streaming(contentType: "text/event-stream", headers: [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]) { stream in
+        return .streaming(contentType: "text/event-stream", headers: [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]) {
+            stream in
             self.send(page, known, self.channels.current(known), to: stream)
         }
     }
@@ -192,7 +202,9 @@ public final class LiveAppCore: Sendable {
 
     /// Waits for a change of `known`: sends it, or a heartbeat comment at each timeout.
     func follow(_ page: Page, _ known: ChannelVersions, _ stream: ResponseStream) {
-        channels.wait(for: known, timeout: LiveAppCore.heartbeat, subscriber: LiveSubscription(.events, core: self, page: page, known: known, stream: stream))
+        channels.wait(
+            for: known, timeout: LiveAppCore.heartbeat,
+            subscriber: LiveSubscription(.events, core: self, page: page, known: known, stream: stream))
     }
 
     /// Seconds between comment lines on a quiet event stream.

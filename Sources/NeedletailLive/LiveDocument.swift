@@ -56,13 +56,16 @@ extension Page {
         let h = head()
         // The body first: its regions record the versions the status element then carries.
         let b = body()
-        return LiveDocument(title: title, lang: lang, head: consume h, body: consume b, runtime: runtimeScript, status: liveStatus(transport: transport))
+        return LiveDocument(
+            title: title, lang: lang, head: consume h, body: consume b, runtime: runtimeScript, status: liveStatus(transport: transport))
     }
 
     /// The same with nothing added to the head.
     @inlinable
-    public func document<B: FlowContent>(title: String, lang: String = "en", transport: Transport = .events,
-                                         @HTMLBuilder body: () -> B) -> LiveDocument<EmptyHTML, B> {
+    public func document<B: FlowContent>(
+        title: String, lang: String = "en", transport: Transport = .events,
+        @HTMLBuilder body: () -> B
+    ) -> LiveDocument<EmptyHTML, B> {
         document(title: title, lang: lang, transport: transport, head: { EmptyHTML() }, body: body)
     }
 

@@ -87,7 +87,9 @@ public final class Page: @unchecked Sendable {
     ) -> Form<HTMLPair<Content, SessionField>> {
         let id = register(handler)
         let field = sessionField()
-        return Form { content(); field }.method(.post).action("/_nt/a/" + id).data("nt", "form")
+        return Form {
+            content(); field
+        }.method(.post).action("/_nt/a/" + id).data("nt", "form")
     }
 
     @usableFromInline
@@ -95,16 +97,21 @@ public final class Page: @unchecked Sendable {
 
     /// A one-button form that runs `handler`: the action link of the framework (a POST, so that
     /// no prefetcher or crawler triggers it).
-    public func actionButton(_ label: String, class className: String = "nt-link", _ handler: @escaping @Sendable (ActionContext) throws -> Void)
-        -> Form<HTMLPair<Button<String>, SessionField>> {
+    public func actionButton(
+        _ label: String, class className: String = "nt-link", _ handler: @escaping @Sendable (ActionContext) throws -> Void
+    )
+        -> Form<HTMLPair<Button<String>, SessionField>>
+    {
         actionForm(handler) { Button(label).type(.submit).class(className) }
     }
 
     /// A region that is rendered again and sent to every open viewer when one of `channels` is
     /// notified. `content` is called now, and again for each update (with the viewer's page).
     @inlinable
-    public func live<Content: FlowContent & SendableMetatype>(_ id: String, channels: [Channel],
-                                          @HTMLBuilder content: @escaping @Sendable (Page) -> Content) -> LiveRegion<Content> {
+    public func live<Content: FlowContent & SendableMetatype>(
+        _ id: String, channels: [Channel],
+        @HTMLBuilder content: @escaping @Sendable (Page) -> Content
+    ) -> LiveRegion<Content> {
         // Inlinable so that the content's type is known where the page is written (unspecialised
         // generics: metadata lookups; see docs/PERFORMANCE.md).
         recordVersions(of: channels)

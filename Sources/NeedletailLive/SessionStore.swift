@@ -20,8 +20,10 @@ public final class SessionStore: Sendable {
     let sessions = Mutex<[String: Session]>([:])
     let clock: @Sendable () -> UInt64
 
-    public init(cookieName: String = "nt_session", idleTimeout: UInt64 = 30 * 60, maxSessions: Int = 100_000,
-                viewsKept: Int = 8, maxActions: Int = 512, clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot) {
+    public init(
+        cookieName: String = "nt_session", idleTimeout: UInt64 = 30 * 60, maxSessions: Int = 100_000,
+        viewsKept: Int = 8, maxActions: Int = 512, clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot
+    ) {
         self.cookieName = cookieName
         self.idleTimeout = idleTimeout
         self.maxSessions = maxSessions

@@ -15,8 +15,8 @@ public struct StaticAsset: @unchecked Sendable {
 
     public init(_ text: String, type: String, maxAge: Int = 31_536_000) {
         bytes = immortalCopy(of: text.utf8)
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         version = String(h, radix: 16)
         self.type = type
         self.maxAge = maxAge
@@ -28,7 +28,8 @@ public struct StaticAsset: @unchecked Sendable {
         let headers: [(name: String, value: String)] = [
             ("ETag", etag), ("Cache-Control", "public, max-age=\(maxAge), immutable"), ("X-Content-Type-Options", "nosniff"),
         ]
-        if let inm = request.headers["if-none-match"], inm.split(separator: ",").contains(where: { $0.drop(while: { $0 == " " }) == etag }) {
+        if let inm = request.headers["if-none-match"], inm.split(separator: ",").contains(where: { $0.drop(while: { $0 == " " }) == etag })
+        {
             return Response(status: .notModified, headers: headers)
         }
         var body = Chunks()

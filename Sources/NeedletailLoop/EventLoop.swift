@@ -41,7 +41,8 @@ public final class EventLoop: @unchecked Sendable {
 
     private let epfd: Int32
     private let wakeFD: Int32
-    @exclusivity(unchecked) private var listeners: [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool)] = []
+    @exclusivity(unchecked) private var listeners:
+        [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool)] = []
     @exclusivity(unchecked) private var connections: [Connection?] = []
     @exclusivity(unchecked) private var generation: UInt32 = 0
     @exclusivity(unchecked) private var wheel: TimerWheel
@@ -67,9 +68,10 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var stopDeadline = 0
     @exclusivity(unchecked) private var running = false
 
-
     /// Makes a loop; it runs when `run()` is called on the thread that will own it.
-    public init(index: Int = 0, configuration: LoopConfiguration = LoopConfiguration(), log: @escaping LoopLogger = { _, _ in }) throws(SocketError) {
+    public init(
+        index: Int = 0, configuration: LoopConfiguration = LoopConfiguration(), log: @escaping LoopLogger = { _, _ in }
+    ) throws(SocketError) {
         self.index = index
         self.configuration = configuration
         self.log = log
@@ -114,9 +116,12 @@ public final class EventLoop: @unchecked Sendable {
     /// `readAtAccept`: try to read as soon as a connection is accepted (for listeners with
     /// TCP_DEFER_ACCEPT, where the first bytes are normally there already).
     /// A listener the kernel refuses to watch is an error (the loop then never accepts on it).
-    public func addListener(_ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false,
-                            factory: @escaping HandlerFactory) throws(SystemCallError) {
-        try control(EPOLL_CTL_ADD, socket.fd, events: nt_epollin() | (exclusive ? nt_epollexclusive() : 0), token: .listener(listeners.count))
+    public func addListener(
+        _ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false,
+        factory: @escaping HandlerFactory
+    ) throws(SystemCallError) {
+        try control(
+            EPOLL_CTL_ADD, socket.fd, events: nt_epollin() | (exclusive ? nt_epollexclusive() : 0), token: .listener(listeners.count))
         listeners.append((socket, factory, true, readAtAccept))
     }
 
@@ -381,7 +386,10 @@ public final class EventLoop: @unchecked Sendable {
         for (_, c) in victims { c.close() }
         if now - lastFDExhaustionLog >= 10 {
             lastFDExhaustionLog = now
-            log(.warning, "out of file descriptors (\(String(cString: strerror(error)))); closed \(victims.count) idle keep-alive connections to accept new ones (raise ulimit -n)")
+            log(
+                .warning,
+                "out of file descriptors (\(String(cString: strerror(error)))); closed \(victims.count) idle keep-alive connections to accept new ones (raise ulimit -n)"
+            )
         }
         return victims.count
     }
@@ -391,7 +399,10 @@ public final class EventLoop: @unchecked Sendable {
     private func shedOneConnection(listenerFD: Int32, error: Int32) {
         if now - lastFDExhaustionLog >= 10 {
             lastFDExhaustionLog = now
-            log(.warning, "out of file descriptors (\(String(cString: strerror(error)))); refusing new connections until some close (raise ulimit -n)")
+            log(
+                .warning,
+                "out of file descriptors (\(String(cString: strerror(error)))); refusing new connections until some close (raise ulimit -n)"
+            )
         }
         if reserveFD >= 0 {
             Glibc.close(reserveFD)

@@ -48,7 +48,9 @@ public struct ListeningSocket: Sendable {
         let rc = try address.withSockaddr { sa, len in Glibc.bind(fd, sa, len) }
         guard rc == 0 else {
             let e = errno
-            if e == EADDRINUSE { throw SocketError("cannot listen on \(address): address already in use (is another server running there?)", errno: nil) }
+            if e == EADDRINUSE {
+                throw SocketError("cannot listen on \(address): address already in use (is another server running there?)", errno: nil)
+            }
             throw SocketError("bind(\(address))", errno: e)
         }
         if case .unix(let path) = address, let mode = options.unixMode {
@@ -83,11 +85,17 @@ public struct ListeningSocket: Sendable {
             }
             address = .unix(path: path)
         case AF_INET6:
-            address = .ipv6(host: withUnsafePointer(to: &storage) { SocketAddress.peerDescription($0) },
-                            port: withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) } })
+            address = .ipv6(
+                host: withUnsafePointer(to: &storage) { SocketAddress.peerDescription($0) },
+                port: withUnsafePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+                })
         default:
-            address = .ipv4(host: withUnsafePointer(to: &storage) { SocketAddress.peerDescription($0) },
-                            port: withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) } })
+            address = .ipv4(
+                host: withUnsafePointer(to: &storage) { SocketAddress.peerDescription($0) },
+                port: withUnsafePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+                })
         }
         return ListeningSocket(fd: fd, address: address)
     }
@@ -112,10 +120,14 @@ public struct ListeningSocket: Sendable {
         guard rc == 0 else { return asked }
         switch asked {
         case .ipv4(let h, _):
-            let port = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) } }
+            let port = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+            }
             return .ipv4(host: h, port: port)
         case .ipv6(let h, _):
-            let port = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) } }
+            let port = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+            }
             return .ipv6(host: h, port: port)
         case .unix:
             return asked

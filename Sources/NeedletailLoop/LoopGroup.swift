@@ -11,7 +11,9 @@ public final class LoopGroup: Sendable {
     private let running = Atomic<Int>(0)
 
     /// Makes `count` loops (they do not run until `start`).
-    public init(count: Int, configuration: LoopConfiguration = LoopConfiguration(), log: @escaping LoopLogger = { _, _ in }) throws(SocketError) {
+    public init(
+        count: Int, configuration: LoopConfiguration = LoopConfiguration(), log: @escaping LoopLogger = { _, _ in }
+    ) throws(SocketError) {
         var loops: [EventLoop] = []
         for i in 0..<max(1, count) {
             loops.append(try EventLoop(index: i, configuration: configuration, log: log))

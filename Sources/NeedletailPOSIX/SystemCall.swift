@@ -35,7 +35,9 @@ public enum SystemCall {
     /// The same for calls that may also say "not now" (EAGAIN/EWOULDBLOCK on a non-blocking
     /// descriptor): nil then.
     @inline(__always)
-    public static func retryingUnlessWouldBlock<T: BinaryInteger>(_ call: @autoclosure () -> String, _ body: () -> T) throws(SystemCallError) -> T? {
+    public static func retryingUnlessWouldBlock<T: BinaryInteger>(
+        _ call: @autoclosure () -> String, _ body: () -> T
+    ) throws(SystemCallError) -> T? {
         while true {
             let r = body()
             if r != -1 { return r }

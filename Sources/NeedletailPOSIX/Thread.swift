@@ -8,7 +8,9 @@ public enum POSIXThread {
     /// Starts a thread running `body`. `detached`: nobody will join it (it runs until the
     /// process ends, or ends by itself).
     @discardableResult
-    public static func spawn(name: String, detached: Bool = false, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) -> pthread_t {
+    public static func spawn(
+        name: String, detached: Bool = false, _ body: @escaping @Sendable () -> Void
+    ) throws(SystemCallError) -> pthread_t {
         final class Box: Sendable {
             let body: @Sendable () -> Void
             let name: String
@@ -16,13 +18,15 @@ public enum POSIXThread {
         }
         var tid = pthread_t()
         let box = Unmanaged.passRetained(Box(body, name: name))
-        let rc = pthread_create(&tid, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            // What top -H and gdb show (Linux keeps 15 bytes).
-            _ = nt_set_thread_name(box.name)
-            box.body()
-            return nil
-        }, box.toOpaque())
+        let rc = pthread_create(
+            &tid, nil,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                // What top -H and gdb show (Linux keeps 15 bytes).
+                _ = nt_set_thread_name(box.name)
+                box.body()
+                return nil
+            }, box.toOpaque())
         guard rc == 0 else {
             box.release()
             throw SystemCallError("pthread_create (\(name))", errno: rc)

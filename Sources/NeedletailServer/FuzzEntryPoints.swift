@@ -67,7 +67,8 @@
             paramsDone.remove(id)
             stdinDone.remove(id)
             guard case .success(let pairs) = p.withUnsafeBytes({ FastCGI.decodePairRanges($0, maxLength: limits.maxParamsBytes) }),
-                  let request = try? CGIGateway.request(from: CGIParams(bytes: p, pairs: pairs), body: body) else { return }
+                let request = try? CGIGateway.request(from: CGIParams(bytes: p, pairs: pairs), body: body)
+            else { return }
             requests &+= 1 &+ WebFuzzing.exercise(request)
         }
         var pending: [UInt8] = []
@@ -84,10 +85,18 @@
                         switch FastCGI.RecordType(rawValue: h.type) {
                         case .params:
                             guard params[h.requestID] != nil, !paramsDone.contains(h.requestID) else { break }
-                            if params[h.requestID]!.count + piece.count > limits.maxParamsBytes { ok = false } else { params[h.requestID]!.append(contentsOf: piece) }
+                            if params[h.requestID]!.count + piece.count > limits.maxParamsBytes {
+                                ok = false
+                            } else {
+                                params[h.requestID]!.append(contentsOf: piece)
+                            }
                         case .stdin:
                             guard bodies[h.requestID] != nil, !stdinDone.contains(h.requestID) else { break }
-                            if bodies[h.requestID]!.count + piece.count > limits.maxBodyBytes { bodies[h.requestID] = nil } else { bodies[h.requestID]!.append(contentsOf: piece) }
+                            if bodies[h.requestID]!.count + piece.count > limits.maxBodyBytes {
+                                bodies[h.requestID] = nil
+                            } else {
+                                bodies[h.requestID]!.append(contentsOf: piece)
+                            }
                         case .data: break
                         default: small.append(contentsOf: piece)
                         }
@@ -96,7 +105,9 @@
                         switch FastCGI.RecordType(rawValue: h.type) {
                         case .beginRequest where id != 0:
                             guard small.count >= 8, params[id] == nil else { ok = false; break }
-                            if UInt16(small[0]) << 8 | UInt16(small[1]) == FastCGI.roleResponder && params.count < limits.maxRequestsPerConnection {
+                            if UInt16(small[0]) << 8 | UInt16(small[1]) == FastCGI.roleResponder
+                                && params.count < limits.maxRequestsPerConnection
+                            {
                                 params[id] = []
                                 bodies[id] = []
                             }

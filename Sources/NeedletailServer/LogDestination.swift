@@ -26,8 +26,7 @@ public enum LogDestination: Sendable, Equatable, CustomStringConvertible {
         case "stderr", "-": self = .standardError
         case "syslog": self = .systemLog
         default:
-            if text.hasPrefix("syslog:") { self = .syslog(socket: String(text.dropFirst("syslog:".count))) }
-            else { self = .file(text) }
+            if text.hasPrefix("syslog:") { self = .syslog(socket: String(text.dropFirst("syslog:".count))) } else { self = .file(text) }
         }
     }
 
@@ -126,7 +125,8 @@ public final class LogSink: Sendable {
         if lost > 0 { line += "(\(lost) earlier log lines dropped: the syslog socket was full) " }
         line += message
         if !isSyslog { line += "\n" }
-        let sent = line.utf8.withContiguousStorageIfAvailable { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let sent =
+            line.utf8.withContiguousStorageIfAvailable { Glibc.write(fd, $0.baseAddress, $0.count) }
             ?? Array(line.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         if sent < 0 && isSyslog { dropped.add(1, ordering: .relaxed) }
     }

@@ -66,8 +66,10 @@ public final class Server: Sendable {
     private let shared: [(ListeningSocket, Listener.Kind, Bool)]
 
     /// Binds the listeners and makes the loops; nothing runs until `start()` or `runUntilSignalled()`.
-    public init(responder: any Responder, listeners: [Listener], configuration: ServerConfiguration = ServerConfiguration(),
-                logger: Logger = Logger(label: "needletail")) throws(SocketError) {
+    public init(
+        responder: any Responder, listeners: [Listener], configuration: ServerConfiguration = ServerConfiguration(),
+        logger: Logger = Logger(label: "needletail")
+    ) throws(SocketError) {
         self.configuration = configuration
         self.responder = responder
         self.logger = logger
@@ -128,8 +130,10 @@ public final class Server: Sendable {
     }
 
     /// Binds native HTTP listeners (a shorthand for `listeners: addresses.map(Listener.http)`).
-    public convenience init(responder: any Responder, http addresses: [SocketAddress], configuration: ServerConfiguration = ServerConfiguration(),
-                            logger: Logger = Logger(label: "needletail")) throws(SocketError) {
+    public convenience init(
+        responder: any Responder, http addresses: [SocketAddress], configuration: ServerConfiguration = ServerConfiguration(),
+        logger: Logger = Logger(label: "needletail")
+    ) throws(SocketError) {
         try self.init(responder: responder, listeners: addresses.map { .http($0) }, configuration: configuration, logger: logger)
     }
 
@@ -151,8 +155,9 @@ public final class Server: Sendable {
         let exclusive = group.loops.count > 1
         do {
             try group.start { loop in
-                Self.setUp(loop, listenersByLoop: listenersByLoop, shared: shared, exclusive: exclusive,
-                           responder: responder, configuration: configuration, logger: logger)
+                Self.setUp(
+                    loop, listenersByLoop: listenersByLoop, shared: shared, exclusive: exclusive,
+                    responder: responder, configuration: configuration, logger: logger)
             }
         } catch {
             group.shutdown(grace: 0)
@@ -162,10 +167,13 @@ public final class Server: Sendable {
     }
 
     /// What each loop does on its own thread before it runs: its context and listeners.
-    private static func setUp(_ loop: EventLoop, listenersByLoop: [[(ListeningSocket, Listener.Kind)]], shared: [(ListeningSocket, Listener.Kind)],
-                              exclusive: Bool, responder: any Responder, configuration: ServerConfiguration, logger: Logger) {
-        let context = LoopContext(responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
-                                  defaults: configuration.defaultFields, logger: logger)
+    private static func setUp(
+        _ loop: EventLoop, listenersByLoop: [[(ListeningSocket, Listener.Kind)]], shared: [(ListeningSocket, Listener.Kind)],
+        exclusive: Bool, responder: any Responder, configuration: ServerConfiguration, logger: Logger
+    ) {
+        let context = LoopContext(
+            responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
+            defaults: configuration.defaultFields, logger: logger)
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
             case .http:
@@ -177,7 +185,9 @@ public final class Server: Sendable {
                 return { connection in
                     let allowed = configuration.fastCGI.allowedPeers
                     if !allowed.isEmpty, !allowed.contains(connection.remoteAddress) {
-                        logger.warning("FastCGI connection refused: peer not in FCGI_WEB_SERVER_ADDRS", metadata: ["peer": "\(connection.remoteAddress)"])
+                        logger.warning(
+                            "FastCGI connection refused: peer not in FCGI_WEB_SERVER_ADDRS",
+                            metadata: ["peer": "\(connection.remoteAddress)"])
                         connection.closeAfterFlush()
                     }
                     connection.setTimeout(seconds: configuration.fastCGI.idleTimeout)

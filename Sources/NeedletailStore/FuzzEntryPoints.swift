@@ -12,8 +12,10 @@ import Glibc
     /// the entry decoder; clear, the rest is the file after a valid header (bit 1 clear) or the
     /// whole file (bit 1 set). Bit 2 opens with `repair`. `record` is the type read back (the
     /// corpus holds `SampleRecord`s, of the test-support target), `key` its indexed field.
-    public static func logReader<R: Record & Equatable>(_ data: UnsafeRawBufferPointer, path: String, record: R.Type,
-                                                          key: KeyPath<R, Int> & Sendable) -> Int {
+    public static func logReader<R: Record & Equatable>(
+        _ data: UnsafeRawBufferPointer, path: String, record: R.Type,
+        key: KeyPath<R, Int> & Sendable
+    ) -> Int {
         guard let selector = data.first else { return 0 }
         let rest = Array(data.dropFirst())
         var file: [UInt8] = []

@@ -97,7 +97,9 @@ final class LogFile {
             throw .corrupt("\(path) is not a Needletail store log (bad magic)")
         }
         let version = readLE(UInt32.self, data, 8)
-        guard version == LogFile.version else { throw .corrupt("\(path) has log format version \(version); this build reads \(LogFile.version)") }
+        guard version == LogFile.version else {
+            throw .corrupt("\(path) has log format version \(version); this build reads \(LogFile.version)")
+        }
         var r = Recovery()
         var offset = LogFile.headerLength
         // Where the non-zero bytes end: past it is space reserved for appends.
@@ -120,7 +122,9 @@ final class LogFile {
                     problem = "entry length \(payloadLength) runs past the end"
                 } else {
                     let start = offset + LogFile.entryHeaderLength
-                    let computed = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<(start + payloadLength)])) }
+                    let computed = data.withUnsafeBytes {
+                        CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<(start + payloadLength)]))
+                    }
                     if computed != crc { problem = "checksum mismatch" }
                 }
             }

@@ -25,7 +25,8 @@ public protocol Record: Sendable {
 
 /// Field wire types.
 enum FieldKind: UInt8 {
-    case int = 1, string, bytes, double, bool
+    case int = 1
+    case string, bytes, double, bool
 }
 
 /// Writes tagged fields: tag (u8), kind (u8), value (int: 8 bytes LE; string/bytes: u32 length

@@ -169,7 +169,9 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     /// Records whose indexed field `keyPath` equals `value`, newest (highest id) first unless
     /// `newestFirst` is false. Average O(1) to find them; `keyPath` must be one of the indexes.
     @inlinable
-    public func lookup<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K, newestFirst: Bool = true) -> [(id: Int, record: R)] {
+    public func lookup<K: Hashable & Sendable>(
+        _ keyPath: KeyPath<R, K> & Sendable, _ value: K, newestFirst: Bool = true
+    ) -> [(id: Int, record: R)] {
         store.lock.withLock { records(ids(keyPath, value), newestFirst: newestFirst) }
     }
 
@@ -184,7 +186,8 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
     /// The one record whose indexed field equals `value`; nil if none, `.notUnique` if several.
     /// Allocates nothing (the fastest indexed read: no result array).
     @inlinable
-    public func unique<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) throws(StoreError) -> (id: Int, record: R)? {
+    public func unique<K: Hashable & Sendable>(_ keyPath: KeyPath<R, K> & Sendable, _ value: K) throws(StoreError) -> (id: Int, record: R)?
+    {
         try store.lock.withLock { () throws(StoreError) -> (id: Int, record: R)? in try single(ids(keyPath, value)) }
     }
 

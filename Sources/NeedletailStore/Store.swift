@@ -260,7 +260,10 @@ public struct Transaction {
 
 /// One change in a log entry.
 struct Operation {
-    enum Kind: UInt8 { case put = 1, delete = 2 }
+    enum Kind: UInt8 {
+        case put = 1
+        case delete = 2
+    }
     var kind: Kind
     var type: String
     var id: Int
@@ -319,7 +322,9 @@ struct Operation {
             }
             let type = lastType!
             i += nameLength
-            guard let id = Int(exactly: readLE(UInt64.self, p, i)) else { throw .corrupt("record id \(readLE(UInt64.self, p, i)) out of range") }
+            guard let id = Int(exactly: readLE(UInt64.self, p, i)) else {
+                throw .corrupt("record id \(readLE(UInt64.self, p, i)) out of range")
+            }
             i += 8
             var bytes = RecordBytes([])
             if kind == .put {

@@ -80,7 +80,8 @@ final class GroupSync: @unchecked Sendable {
 
     /// Starts the sync thread, which calls `write` (the log's pwrite at an offset) for the
     /// entries handed to it and `sync` (the log's fdatasync).
-    func start(write: @escaping ([UInt8], Int) throws(StoreError) -> Void, sync: @escaping () throws(StoreError) -> Void) throws(StoreError) {
+    func start(write: @escaping ([UInt8], Int) throws(StoreError) -> Void, sync: @escaping () throws(StoreError) -> Void) throws(StoreError)
+    {
         self.write = write
         self.sync = sync
         do {

@@ -81,14 +81,17 @@ public final class TestBrowser {
     }
 
     /// Sends a request with this browser's cookies; keeps the cookies of the answer.
-    public func send(_ method: HTTPMethod, _ target: String, headers: [(String, String)] = [], body: [UInt8] = [], wait: Double = 1) -> TestResponse {
+    public func send(
+        _ method: HTTPMethod, _ target: String, headers: [(String, String)] = [], body: [UInt8] = [], wait: Double = 1
+    ) -> TestResponse {
         var fields = defaultHeaders + headers
         if !cookies.isEmpty { fields.append(("Cookie", cookies.map { $0.name + "=" + $0.value }.joined(separator: "; "))) }
         let question = target.firstIndex(of: "?")
         let rawPath = String(target[..<(question ?? target.endIndex)])
         let query = question.map { String(target[target.index(after: $0)...]) } ?? ""
-        let request = Request(method: method, path: PercentDecoding.decodePathString(rawPath) ?? rawPath, query: QueryParameters(query),
-                              headers: HeaderFields(fields), body: body, host: "test", target: target)
+        let request = Request(
+            method: method, path: PercentDecoding.decodePathString(rawPath) ?? rawPath, query: QueryParameters(query),
+            headers: HeaderFields(fields), body: body, host: "test", target: target)
         let response = app.respond(to: request)
         let answer = Self.collect(response, wait: wait)
         for field in answer.headers where field.name.lowercased() == "set-cookie" { keep(field.value) }

@@ -62,7 +62,8 @@ enum Board {
             }
             guard mkdir(folder, 0o750) == 0 || errno == EEXIST else {
                 let reason = String(cString: strerror(errno))
-                throw StoreError.io("cannot create the data folder \(folder): \(reason) (pass --data DIR, a folder that uid \(getuid()) can write)")
+                throw StoreError.io(
+                    "cannot create the data folder \(folder): \(reason) (pass --data DIR, a folder that uid \(getuid()) can write)")
             }
         }
     }
@@ -88,18 +89,23 @@ enum Board {
             let asked = try page.request.parameter("forum", default: "Debian")
             let forum = records.names.contains(asked) ? asked : "Debian"
             let transport = try page.request.parameter("transport", default: Page.Transport.events)
-            return .html(page.document(title: "Board: " + forum, transport: transport) {
-                Link().rel("stylesheet").href(css)
-                Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
-            } body: {
-                ForumNav(page: page, forums: records.names, current: forum)
-                H1 { "Forum "; forum }
-                P { "You post as "; Strong(page.session.userName); "." }
-                PostForm(page: page, forum: forum, posts: records.posts)
-                page.live("messages", channels: [.forum(forum)]) { page in
-                    Messages(page: page, forum: forum, records: records, cache: cache)
-                }
-            })
+            return .html(
+                page.document(title: "Board: " + forum, transport: transport) {
+                    Link().rel("stylesheet").href(css)
+                    Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
+                } body: {
+                    ForumNav(page: page, forums: records.names, current: forum)
+                    H1 {
+                        "Forum "; forum
+                    }
+                    P {
+                        "You post as "; Strong(page.session.userName); "."
+                    }
+                    PostForm(page: page, forum: forum, posts: records.posts)
+                    page.live("messages", channels: [.forum(forum)]) { page in
+                        Messages(page: page, forum: forum, records: records, cache: cache)
+                    }
+                })
         }
     }
 
@@ -171,7 +177,8 @@ struct MessageList: FlowComponent {
         Ol {
             ForEach(posts) { p in
                 Li {
-                    Span(p.record.author).class("author"); " "; Time(Board.utc(p.record.time)).datetime(Board.utc(p.record.time, machine: true)); " "; p.record.text
+                    Span(p.record.author).class("author"); " ";
+                    Time(Board.utc(p.record.time)).datetime(Board.utc(p.record.time, machine: true)); " "; p.record.text
                     if let (page, author, table) = deletable, p.record.author == author {
                         " "
                         page.actionButton("delete") { action in

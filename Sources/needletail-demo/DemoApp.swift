@@ -7,8 +7,10 @@ enum DemoApp {
     /// in `dataDirectory` (posts are acknowledged only once fsync'd: policy always), opened at
     /// once when `openNow` (else on the first visit to the board). A CGI run (`cgi`) serves no
     /// board: it would keep no sessions or channels between requests.
-    static func app(dataDirectory: String, publicDirectory: String?, openNow: Bool = false, cgi: Bool = false,
-                    onError: @escaping @Sendable (String) -> Void) -> LiveApp {
+    static func app(
+        dataDirectory: String, publicDirectory: String?, openNow: Bool = false, cgi: Bool = false,
+        onError: @escaping @Sendable (String) -> Void
+    ) -> LiveApp {
         var app = LiveApp(router: router())
         if let dir = publicDirectory {
             app.staticFiles = StaticFiles(root: dir, prefix: "/static/")
@@ -16,7 +18,11 @@ enum DemoApp {
         }
         if cgi {
             app.router.get("/board") { _ in
-                Router.errorPage(.serviceUnavailable, detail: "The message board needs a long-running process (FastCGI or HTTP): a CGI run keeps no sessions or live channels between requests.")
+                Router.errorPage(
+                    .serviceUnavailable,
+                    detail:
+                        "The message board needs a long-running process (FastCGI or HTTP): a CGI run keeps no sessions or live channels between requests."
+                )
             }
         } else {
             Board.install(into: &app, folder: dataDirectory, openNow: openNow, onError: onError)
@@ -29,22 +35,26 @@ enum DemoApp {
 
         // The talk's framework-overhead benchmark: <h1>Hello NAME</h1>, NAME escaped.
         router.get("/hello") { request in
-            .html(H1 { "Hello "; request.query["name"] ?? "world" })
+            .html(
+                H1 {
+                    "Hello "; request.query["name"] ?? "world"
+                })
         }
 
         router.get("/") { _ in
-            .html(Html {
-                Head {
-                    Meta().charset("utf-8"); Title("Needletail")
-                    Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
-                }
-                Body {
-                    H1("Needletail demo")
-                    // Relative links: the app may be mounted under a prefix (CGI at /app/).
-                    P { A("/hello?name=world").href("hello?name=world") }
-                    P { A("The message board").href("board") }
-                }
-            }.lang("en"))
+            .html(
+                Html {
+                    Head {
+                        Meta().charset("utf-8"); Title("Needletail")
+                        Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
+                    }
+                    Body {
+                        H1("Needletail demo")
+                        // Relative links: the app may be mounted under a prefix (CGI at /app/).
+                        P { A("/hello?name=world").href("hello?name=world") }
+                        P { A("The message board").href("board") }
+                    }
+                }.lang("en"))
         }
 
         router.get("/fortunes") { _ in Fortunes.page() }

@@ -28,16 +28,23 @@ enum Fortunes {
         var all = stored
         all.append(Fortune(id: 0, message: "Additional fortune added at request time."))
         all.sort { $0.message < $1.message }
-        return .html(Html {
-            Head { Title("Fortunes") }
-            Body {
-                Table {
-                    Tbody {
-                        Tr { Th("id"); Th("message") }
-                        ForEach(all) { f in Tr { Td { f.id }; Td(f.message) } }
+        return .html(
+            Html {
+                Head { Title("Fortunes") }
+                Body {
+                    Table {
+                        Tbody {
+                            Tr {
+                                Th("id"); Th("message")
+                            }
+                            ForEach(all) { f in
+                                Tr {
+                                    Td { f.id }; Td(f.message)
+                                }
+                            }
+                        }
                     }
                 }
-            }
-        })
+            })
     }
 }

@@ -16,10 +16,10 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the demo app: natively over HTTP/1.1, as a FastCGI responder, or as a CGI program.",
         discussion: """
-        With no --http or --fastcgi: FastCGI on fd 0 when it is a listening socket (lighttpd \
-        bin-path, spawn-fcgi); one CGI request when GATEWAY_INTERFACE is set (mod_cgi, fcgiwrap); \
-        else HTTP on 127.0.0.1:8080.
-        """)
+            With no --http or --fastcgi: FastCGI on fd 0 when it is a listening socket (lighttpd \
+            bin-path, spawn-fcgi); one CGI request when GATEWAY_INTERFACE is set (mod_cgi, fcgiwrap); \
+            else HTTP on 127.0.0.1:8080.
+            """)
 
     @ArgumentParser.Option(name: .long, help: "Listen for HTTP on HOST:PORT, [IPv6]:PORT or unix:/path (repeatable).")
     var http: [String] = []
@@ -39,19 +39,31 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "Largest request body in bytes (over it: 413).")
     var maxBody: Int = 1 << 20
 
-    @ArgumentParser.Option(name: .long, help: "Folder for the message board's records (created if missing). Default: $STATE_DIRECTORY (systemd's StateDirectory=) when set, else ./needletail-data.")
+    @ArgumentParser.Option(
+        name: .long,
+        help:
+            "Folder for the message board's records (created if missing). Default: $STATE_DIRECTORY (systemd's StateDirectory=) when set, else ./needletail-data."
+    )
     var data: String?
 
     @ArgumentParser.Option(name: .long, help: "Folder whose files are served under /static/ (sendfile, ETag, ranges).")
     var `public`: String?
 
-    @ArgumentParser.Option(name: .long, help: "A field every response gets, as \"Name: value\" (repeatable; e.g. \"Server: needletail\"). X-Content-Type-Options: nosniff is always added.")
+    @ArgumentParser.Option(
+        name: .long,
+        help:
+            "A field every response gets, as \"Name: value\" (repeatable; e.g. \"Server: needletail\"). X-Content-Type-Options: nosniff is always added."
+    )
     var header: [String] = []
 
     @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @ArgumentParser.Option(name: .long, help: "Where the log goes: a file (appended to), stderr, syslog, or syslog:/path/to/socket. Default: stderr, or syslog when stderr is /dev/null (a daemon's child).")
+    @ArgumentParser.Option(
+        name: .long,
+        help:
+            "Where the log goes: a file (appended to), stderr, syslog, or syslog:/path/to/socket. Default: stderr, or syslog when stderr is /dev/null (a daemon's child)."
+    )
     var logFile: String?
 
     func validate() throws {
@@ -74,7 +86,8 @@ struct Serve: ParsableCommand {
     /// The board's folder: --data, systemd's StateDirectory=, or ./needletail-data, made absolute
     /// so that the log names the folder that was really used.
     var dataDirectory: String {
-        let chosen = data ?? getenv("STATE_DIRECTORY").map { String(cString: $0) }.flatMap { $0.split(separator: ":").first.map(String.init) }
+        let chosen =
+            data ?? getenv("STATE_DIRECTORY").map { String(cString: $0) }.flatMap { $0.split(separator: ":").first.map(String.init) }
             ?? "needletail-data"
         if chosen.hasPrefix("/") { return chosen }
         guard let pointer = getcwd(nil, 0) else { return chosen }
@@ -88,7 +101,7 @@ struct Serve: ParsableCommand {
         let sink: LogSink
         do {
             sink = try destination.open(tag: "needletail-demo")
-        } catch where logFile == nil {
+        } catch  where logFile == nil {
             sink = try LogDestination.standardError.open(tag: "needletail-demo")  // no syslog here: serve all the same
         } catch {
             let line = "needletail-demo: \(error.description)\n"
@@ -102,7 +115,9 @@ struct Serve: ParsableCommand {
         let cgi = http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest
         // A server opens the board's records now, so that a folder it cannot use is in the log
         // at start; a CGI run opens them only for a request that shows the board.
-        let app = DemoApp.app(dataDirectory: dataDirectory, publicDirectory: `public`, openNow: !cgi, cgi: cgi) { errorLogger.error("\($0)") }
+        let app = DemoApp.app(dataDirectory: dataDirectory, publicDirectory: `public`, openNow: !cgi, cgi: cgi) {
+            errorLogger.error("\($0)")
+        }
 
         if cgi {
             throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))
@@ -130,12 +145,15 @@ struct Serve: ParsableCommand {
         }
 
         if fastcgiImpl == "libfcgi" {
-            let fcgiListeners = listeners.filter { if case .http = $0 { return false }; return true }
+            let fcgiListeners = listeners.filter {
+                if case .http = $0 { return false }; return true
+            }
             guard fcgiListeners.count == 1, listeners.count == 1 else {
                 throw ValidationError("--fastcgi-impl libfcgi serves exactly one FastCGI listener and no --http")
             }
-            try LibFCGIResponder.run(responder: app, listener: fcgiListeners[0], threads: config.loops * 4,
-                                     maxBodyBytes: maxBody, socketMode: config.unixSocketMode, logger: logger)
+            try LibFCGIResponder.run(
+                responder: app, listener: fcgiListeners[0], threads: config.loops * 4,
+                maxBodyBytes: maxBody, socketMode: config.unixSocketMode, logger: logger)
             return
         }
 

@@ -119,7 +119,9 @@ struct Fill: ParsableCommand {
         for k in 1...n { found += t.lookup(\SampleRecord.key, k).count }
         clock_gettime(CLOCK_MONOTONIC, &t1)
         let lookupSeconds = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9
-        print("\(found) indexed lookups in \(String(format: "%.3f", lookupSeconds)) s: \(String(format: "%.0f", lookupSeconds / Double(n) * 1e9)) ns each")
+        print(
+            "\(found) indexed lookups in \(String(format: "%.3f", lookupSeconds)) s: \(String(format: "%.0f", lookupSeconds / Double(n) * 1e9)) ns each"
+        )
         indexed.close()
     }
 }

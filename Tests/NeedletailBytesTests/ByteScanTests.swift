@@ -46,7 +46,8 @@ import Testing
                 }
                 let expected = bytes.firstIndex(where: isBad) ?? length
                 let found = bytes.withUnsafeBytes {
-                    ByteScan.firstIndex(in: $0, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) }, isBad: isBad)
+                    ByteScan.firstIndex(
+                        in: $0, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) }, isBad: isBad)
                 }
                 #expect(found == expected, "\(bytes)")
             }

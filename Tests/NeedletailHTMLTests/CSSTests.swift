@@ -16,12 +16,13 @@ import Testing
                 CSSRule(.id("board"), .padding(.rem(0.5)))
             }
         }
-        #expect(sheet.css == """
-        body{font-family:system-ui,"Helvetica Neue",sans-serif;margin:0}
-        ul>li.new{background-color:rgb(255 255 0 / 0.5)}
-        a:hover{text-decoration-line:underline}
-        @media (max-width:600px){#board{padding:0.5rem}}
-        """)
+        #expect(
+            sheet.css == """
+                body{font-family:system-ui,"Helvetica Neue",sans-serif;margin:0}
+                ul>li.new{background-color:rgb(255 255 0 / 0.5)}
+                a:hover{text-decoration-line:underline}
+                @media (max-width:600px){#board{padding:0.5rem}}
+                """)
         #expect(Style(sheet).renderedString().hasPrefix("<style>body{"))
     }
 
@@ -29,7 +30,8 @@ import Testing
         // A font name or custom value trying to end the declaration, the rule or the element.
         let evil = "x\";}</style><script>alert(1)</script>"
         let sheet = Stylesheet {
-            CSSRule(.class("a"), .fontFamily(CSSFontFamily(stringLiteral: evil)), .custom(name: "--v", value: evil), .content(.string(evil)))
+            CSSRule(
+                .class("a"), .fontFamily(CSSFontFamily(stringLiteral: evil)), .custom(name: "--v", value: evil), .content(.string(evil)))
         }
         #expect(!sheet.css.contains("<"))
         #expect(!sheet.css.contains("}</"))

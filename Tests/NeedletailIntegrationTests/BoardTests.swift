@@ -37,7 +37,9 @@ import Testing
             let action = "/_nt/a/" + page[r.upperBound...].prefix(32)
             let body = "text=" + text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
             let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
-            try c.send("POST \(action) HTTP/1.1\r\nHost: t\r\nCookie: \(cookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+            try c.send(
+                "POST \(action) HTTP/1.1\r\nHost: t\r\nCookie: \(cookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            )
             return try c.readResponse().status
         }
     }
@@ -46,7 +48,8 @@ import Testing
     @Test func acknowledgedPostsSurviveKill9() throws {
         let data = makeTempDir("needletail-board")
         let port = freePort()
-        var server: SpawnedProcess? = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", data, "--loops", "1"])
+        var server: SpawnedProcess? = try SpawnedProcess(
+            demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", data, "--loops", "1"])
         #expect(waitForPort(port))
         var v = Visitor(port: port)
         var texts: [String] = []
@@ -64,7 +67,9 @@ import Testing
         var fresh = Visitor(port: port)
         let page = try fresh.get("/board?forum=Ubuntu")
         for t in texts {
-            #expect(page.contains(t.replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")), "\(t) after kill -9")
+            #expect(
+                page.contains(t.replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")),
+                "\(t) after kill -9")
         }
     }
 
@@ -101,9 +106,12 @@ import Testing
         let app = try demoOnFastCGISocket(sock, ["--data", data, "--loops", "1"])
         defer { app.stop() }
         let port = freePort()
-        let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-socket.conf", replacing: [
-            ("/run/needletail/app.sock", sock),
-        ]), port: port)
+        let lighttpd = try WebServerProcess.lighttpd(
+            include: try shippedConfig(
+                "lighttpd/needletail-socket.conf",
+                replacing: [
+                    ("/run/needletail/app.sock", sock)
+                ]), port: port)
         defer { lighttpd.stop() }
         var watcher = Visitor(port: port)
         let (view, poll) = try watcher.park(on: "Gentoo")
@@ -121,8 +129,10 @@ import Testing
         let events = Pipe()
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        curl.arguments = ["curl", "-sN", "--max-time", "4", "-H", "Cookie: \(watcher.cookie)",
-                          "http://127.0.0.1:\(port)/_nt/events?v=\(view)&c=forum:Gentoo%7C1"]
+        curl.arguments = [
+            "curl", "-sN", "--max-time", "4", "-H", "Cookie: \(watcher.cookie)",
+            "http://127.0.0.1:\(port)/_nt/events?v=\(view)&c=forum:Gentoo%7C1",
+        ]
         curl.standardOutput = events
         try curl.run()
         usleep(500_000)

@@ -11,7 +11,8 @@ final class WebDriver {
     let profiles = makeTempDir("needletail-chromium")
 
     static var available: Bool {
-        FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver") && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium")
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver")
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium")
     }
 
     init() throws {
@@ -27,7 +28,9 @@ final class WebDriver {
     func command(_ method: String, _ path: String, _ body: Any? = nil) throws -> Any? {
         let json = try body.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
         let c = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 60)
-        try c.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(json.count)\r\nConnection: close\r\n\r\n")
+        try c.send(
+            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(json.count)\r\nConnection: close\r\n\r\n"
+        )
         try c.send([UInt8](json))
         let r = try c.readResponse()
         let object = try JSONSerialization.jsonObject(with: Data(r.body), options: [.fragmentsAllowed]) as? [String: Any]
@@ -42,17 +45,25 @@ final class WebDriver {
         if !javascript { prefs["profile.managed_default_content_settings.javascript"] = 2 }
         if !cookies { prefs["profile.default_content_setting_values.cookies"] = 2 }
         let profile = profiles + "/p\(Int.random(in: 0..<1_000_000))"
-        let caps: [String: Any] = ["capabilities": ["alwaysMatch": [
-            "browserName": "chrome",
-            "goog:chromeOptions": [
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=" + profile],
-                "prefs": prefs,
-            ] as [String: Any],
-            "goog:loggingPrefs": ["browser": "ALL"],
-        ] as [String: Any]]]
+        let caps: [String: Any] = [
+            "capabilities": [
+                "alwaysMatch": [
+                    "browserName": "chrome",
+                    "goog:chromeOptions": [
+                        "binary": "/usr/bin/chromium",
+                        "args": [
+                            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=" + profile,
+                        ],
+                        "prefs": prefs,
+                    ] as [String: Any],
+                    "goog:loggingPrefs": ["browser": "ALL"],
+                ] as [String: Any]
+            ]
+        ]
         let value = try command("POST", "/session", caps) as? [String: Any]
-        guard let id = value?["sessionId"] as? String else { throw TestClient.Failure(description: "no session: \(String(describing: value))") }
+        guard let id = value?["sessionId"] as? String else {
+            throw TestClient.Failure(description: "no session: \(String(describing: value))")
+        }
         return Browser(driver: self, id: id)
     }
 }
@@ -68,7 +79,9 @@ struct Browser {
         guard let e = v?.values.first as? String else { throw TestClient.Failure(description: "no element \(css)") }
         return e
     }
-    func type(_ css: String, _ text: String) throws { try driver.command("POST", "/session/\(id)/element/\(try element(css))/value", ["text": text]) }
+    func type(_ css: String, _ text: String) throws {
+        try driver.command("POST", "/session/\(id)/element/\(try element(css))/value", ["text": text])
+    }
     func click(_ css: String) throws { try driver.command("POST", "/session/\(id)/element/\(try element(css))/click", [String: Any]()) }
     /// The browser console's messages at level SEVERE (errors, CSP violations).
     func consoleErrors() throws -> [String] {
@@ -78,7 +91,9 @@ struct Browser {
     func quit() { _ = try? driver.command("DELETE", "/session/\(id)") }
     /// Runs `script` in the page (WebDriver's own channel: not subject to the page's CSP).
     @discardableResult
-    func run(_ script: String) throws -> Any? { try driver.command("POST", "/session/\(id)/execute/sync", ["script": script, "args": [Any]()]) }
+    func run(_ script: String) throws -> Any? {
+        try driver.command("POST", "/session/\(id)/execute/sync", ["script": script, "args": [Any]()])
+    }
 
     /// Polls `condition` on the page source every 20 ms for up to `seconds`; returns the time
     /// it took, or nil.
@@ -155,11 +170,14 @@ struct Browser {
         let c = try driver.browser(cookies: false)
         defer { c.quit() }
         try c.open(base + "/board?forum=Debian&transport=" + transport)
-        #expect(c.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil, "the runtime follows the channels without a cookie")
+        #expect(
+            c.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil, "the runtime follows the channels without a cookie")
         let view = c.viewID
         // Links the runtime will see again when the update is applied: a path gets the id, a
         // protocol-relative link (another site) must not.
-        try c.run("document.body.insertAdjacentHTML('beforeend', '<a id=\"away\" href=\"//example.invalid/x?y=1\">a</a><a id=\"here\" href=\"/board?forum=Gentoo\">h</a>')")
+        try c.run(
+            "document.body.insertAdjacentHTML('beforeend', '<a id=\"away\" href=\"//example.invalid/x?y=1\">a</a><a id=\"here\" href=\"/board?forum=Gentoo\">h</a>')"
+        )
         let text = "No cookies here \(Int.random(in: 0..<1_000_000))"
         try c.type(Self.postForm + " input[name=\"text\"]", text)
         try c.click(Self.postForm + " button")

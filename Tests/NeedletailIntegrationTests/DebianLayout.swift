@@ -132,9 +132,11 @@ struct DebianLayout {
         text = text.replacingOccurrences(of: #"listen\s+80\b"#, with: "listen 127.0.0.1:\(port)", options: .regularExpression)
         // lighttpd: server.port on the test's port, bound to loopback; its IPv6 helper (which
         // listens on every IPv6 address) left out.
-        text = text.replacingOccurrences(of: #"server\.port\s*=\s*80\b"#,
-                                         with: "server.port = \(port)\nserver.bind = \"127.0.0.1\"", options: .regularExpression)
-        text = text.replacingOccurrences(of: #"include_shell "/usr/share/lighttpd/use-ipv6.pl[^\n]*"#, with: "", options: .regularExpression)
+        text = text.replacingOccurrences(
+            of: #"server\.port\s*=\s*80\b"#,
+            with: "server.port = \(port)\nserver.bind = \"127.0.0.1\"", options: .regularExpression)
+        text = text.replacingOccurrences(
+            of: #"include_shell "/usr/share/lighttpd/use-ipv6.pl[^\n]*"#, with: "", options: .regularExpression)
         if text != original { try text.write(toFile: path, atomically: true, encoding: .utf8) }
     }
 }

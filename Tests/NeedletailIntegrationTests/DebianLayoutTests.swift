@@ -8,8 +8,11 @@ import Testing
 /// through each of them.
 @Suite("Shipped configs in Debian's stock layout", .serialized)
 struct DebianLayoutTests {
-    static let nginxInstalled = FileManager.default.fileExists(atPath: "/etc/nginx/nginx.conf") && FileManager.default.fileExists(atPath: "/usr/sbin/nginx")
-    static let lighttpdInstalled = FileManager.default.fileExists(atPath: "/etc/lighttpd/lighttpd.conf") && FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")
+    static let nginxInstalled =
+        FileManager.default.fileExists(atPath: "/etc/nginx/nginx.conf") && FileManager.default.fileExists(atPath: "/usr/sbin/nginx")
+    static let lighttpdInstalled =
+        FileManager.default.fileExists(atPath: "/etc/lighttpd/lighttpd.conf")
+        && FileManager.default.fileExists(atPath: "/usr/sbin/lighttpd")
 
     /// One GET with `host`; the answer.
     func get(_ port: UInt16, _ target: String, host: String) throws -> TestClient.Response {
@@ -20,8 +23,10 @@ struct DebianLayoutTests {
 
     /// README's nginx steps with `site` (unix or TCP): the app started as www-data, the file
     /// copied to sites-available and linked from sites-enabled beside Debian's default site.
-    func nginxSite(_ site: String, replacing: [(String, String)] = [], app arguments: (DebianLayout) -> [String],
-                   ready: (DebianLayout) -> Bool) throws {
+    func nginxSite(
+        _ site: String, replacing: [(String, String)] = [], app arguments: (DebianLayout) -> [String],
+        ready: (DebianLayout) -> Bool
+    ) throws {
         let port = freePort()
         let layout = try DebianLayout(copying: "/etc/nginx", port: port)
         #expect(FileManager.default.fileExists(atPath: layout.path("/etc/nginx/sites-enabled/default")), "Debian's default site is enabled")
@@ -66,8 +71,10 @@ struct DebianLayoutTests {
     @Test(.enabled(if: nginxInstalled))
     func nginxUnixSiteBesideTheDefaultSite() throws {
         try nginxSite("nginx/needletail-unix.conf") { layout in
-            ["serve", "--fastcgi", "unix:" + layout.path("/run/needletail/app.sock"), "--socket-mode", "660",
-             "--data", layout.path("/var/lib/needletail")]
+            [
+                "serve", "--fastcgi", "unix:" + layout.path("/run/needletail/app.sock"), "--socket-mode", "660",
+                "--data", layout.path("/var/lib/needletail"),
+            ]
         } ready: { layout in
             FileManager.default.fileExists(atPath: layout.path("/run/needletail/app.sock"))
         }
@@ -85,8 +92,10 @@ struct DebianLayoutTests {
 
     /// README's lighttpd steps: `conf` copied to conf-available and linked from conf-enabled
     /// beside Debian's lighttpd.conf; `before` starts what must run first (an app on a socket).
-    func lighttpd(_ conf: String, before: (DebianLayout) throws -> SpawnedProcess? = { _ in nil },
-                  _ body: (DebianLayout, WebServerProcess) throws -> Void) throws {
+    func lighttpd(
+        _ conf: String, before: (DebianLayout) throws -> SpawnedProcess? = { _ in nil },
+        _ body: (DebianLayout, WebServerProcess) throws -> Void
+    ) throws {
         let port = freePort()
         let layout = try DebianLayout(copying: "/etc/lighttpd", port: port)
         try layout.installDemo()
@@ -123,11 +132,17 @@ struct DebianLayoutTests {
 
     @Test(.enabled(if: lighttpdInstalled))
     func lighttpdWithTheAppOnASocket() throws {
-        try lighttpd("lighttpd/needletail-socket.conf", before: { layout in
-            try layout.startDemo(["serve", "--fastcgi", "unix:" + layout.path("/run/needletail/app.sock"), "--socket-mode", "660",
-                                  "--data", layout.path("/var/lib/needletail")])
-        }) { layout, lighttpd in
-            #expect(firstAnswer(lighttpd.port, "/hello?name=%3Clighttpd%3E")?.text == "<h1>Hello &lt;lighttpd&gt;</h1>", "\(lighttpd.errorLog)")
+        try lighttpd(
+            "lighttpd/needletail-socket.conf",
+            before: { layout in
+                try layout.startDemo([
+                    "serve", "--fastcgi", "unix:" + layout.path("/run/needletail/app.sock"), "--socket-mode", "660",
+                    "--data", layout.path("/var/lib/needletail"),
+                ])
+            }
+        ) { layout, lighttpd in
+            #expect(
+                firstAnswer(lighttpd.port, "/hello?name=%3Clighttpd%3E")?.text == "<h1>Hello &lt;lighttpd&gt;</h1>", "\(lighttpd.errorLog)")
             try board("http://127.0.0.1:\(lighttpd.port)")
         }
     }
@@ -137,7 +152,8 @@ struct DebianLayoutTests {
         try lighttpd("lighttpd/needletail-spawn.conf") { layout, lighttpd in
             #expect(firstAnswer(lighttpd.port, "/hello?name=spawned")?.text == "<h1>Hello spawned</h1>", "\(lighttpd.errorLog)")
             try board("http://127.0.0.1:\(lighttpd.port)")
-            #expect(FileManager.default.fileExists(atPath: layout.path("/var/lib/needletail/board.log")), "the posts are in the data folder")
+            #expect(
+                FileManager.default.fileExists(atPath: layout.path("/var/lib/needletail/board.log")), "the posts are in the data folder")
             let log = (try? String(contentsOfFile: layout.path("/var/log/lighttpd/needletail.log"), encoding: .utf8)) ?? ""
             #expect(log.contains("listening on FastCGI on inherited fd 0"), "the app's log: \(log)")
         }
@@ -147,17 +163,22 @@ struct DebianLayoutTests {
     /// where the shipped file puts it, says which folder and why.
     @Test(.enabled(if: lighttpdInstalled))
     func aSpawnedAppThatCannotOpenItsDataSaysWhyInItsLog() throws {
-        try lighttpd("lighttpd/needletail-spawn.conf", before: { layout in
-            try FileManager.default.removeItem(atPath: layout.path("/var/lib/needletail"))
-            if DebianLayout.wwwData == nil { chmod(layout.path("/var/lib"), 0o555) }  // (root could write anyway)
-            return nil
-        }) { layout, lighttpd in
+        try lighttpd(
+            "lighttpd/needletail-spawn.conf",
+            before: { layout in
+                try FileManager.default.removeItem(atPath: layout.path("/var/lib/needletail"))
+                if DebianLayout.wwwData == nil { chmod(layout.path("/var/lib"), 0o555) }  // (root could write anyway)
+                return nil
+            }
+        ) { layout, lighttpd in
             defer { chmod(layout.path("/var/lib"), 0o755) }
             #expect(firstAnswer(lighttpd.port, "/hello?name=x")?.status == 200, "\(lighttpd.errorLog)")
             let board = try get(lighttpd.port, "/board", host: "127.0.0.1")
             #expect(board.status == 503)
             let log = (try? String(contentsOfFile: layout.path("/var/log/lighttpd/needletail.log"), encoding: .utf8)) ?? ""
-            #expect(log.contains("cannot create the data folder \(layout.path("/var/lib/needletail")): Permission denied"), "the app's log: \(log)")
+            #expect(
+                log.contains("cannot create the data folder \(layout.path("/var/lib/needletail")): Permission denied"),
+                "the app's log: \(log)")
         }
     }
 

@@ -10,11 +10,13 @@ struct FastCGIToolTests {
     @Test(.enabled(if: toolAvailable("spawn-fcgi") && toolAvailable("cgi-fcgi")))
     func spawnFcgiHandsTheSocketOnFd0() throws {
         let port = freePort()
-        let spawner = try SpawnedProcess("/usr/bin/spawn-fcgi", ["-n", "-a", "127.0.0.1", "-p", "\(port)", "--", demoBinary(), "--loops", "1"])
+        let spawner = try SpawnedProcess(
+            "/usr/bin/spawn-fcgi", ["-n", "-a", "127.0.0.1", "-p", "\(port)", "--", demoBinary(), "--loops", "1"])
         defer { spawner.stop() }
         #expect(waitForPort(port))
-        let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", "127.0.0.1:\(port)"],
-                                         env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=spawned"])
+        let get = try runWithEnvironment(
+            "cgi-fcgi", ["-bind", "-connect", "127.0.0.1:\(port)"],
+            env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=spawned"])
         #expect(get.output.hasSuffix("<h1>Hello spawned</h1>"))
     }
 
@@ -23,14 +25,18 @@ struct FastCGIToolTests {
         let path = "/tmp/needletail-fcgi-\(getpid()).sock"
         try withFastCGI(unixPath: path) { server, tcp in
             for target in ["\(tcp)", path] {
-                let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", target],
-                                                 env: ["REQUEST_METHOD": "GET", "SCRIPT_NAME": "/hello", "REQUEST_URI": "/hello?name=%3Cx%3E",
-                                                       "QUERY_STRING": "name=%3Cx%3E"])
+                let get = try runWithEnvironment(
+                    "cgi-fcgi", ["-bind", "-connect", target],
+                    env: [
+                        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/hello", "REQUEST_URI": "/hello?name=%3Cx%3E",
+                        "QUERY_STRING": "name=%3Cx%3E",
+                    ])
                 #expect(get.output.contains("Status: 200 OK"))
                 #expect(get.output.hasSuffix("<h1>Hello &lt;x&gt;</h1>"))
-                let post = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", target],
-                                                  env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "11"],
-                                                  stdin: "hello world")
+                let post = try runWithEnvironment(
+                    "cgi-fcgi", ["-bind", "-connect", target],
+                    env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "11"],
+                    stdin: "hello world")
                 #expect(post.output.hasSuffix("\r\n\r\nhello world"))
             }
         }
@@ -38,7 +44,9 @@ struct FastCGIToolTests {
 }
 
 /// Runs a program with exactly `env` as its environment (cgi-fcgi sends its whole environment).
-func runWithEnvironment(_ program: String, _ arguments: [String], env: [String: String], stdin: String? = nil) throws -> (status: Int32, output: String) {
+func runWithEnvironment(
+    _ program: String, _ arguments: [String], env: [String: String], stdin: String? = nil
+) throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/\(program)")
     p.arguments = arguments

@@ -63,7 +63,8 @@ struct LogDestinationTests {
         let dir = makeTempDir("needletail-syslog")
         let listener = try DatagramListener(path: dir + "/log.sock")
         let port = freePort()
-        let app = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", dir, "--log-file", "syslog:" + listener.path])
+        let app = try SpawnedProcess(
+            demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--data", dir, "--log-file", "syslog:" + listener.path])
         defer { app.stop() }
         let lines = listener.receive(until: "listening on")
         let line = lines.first { $0.contains("listening on") } ?? ""

@@ -106,12 +106,14 @@ struct LibFCGITests {
         try p.run()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         for _ in 0..<50 where access(path, F_OK) != 0 { usleep(100_000) }
-        let get = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", path],
-                                         env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=%3Clib%3E", "QUERY_STRING": "name=%3Clib%3E"])
+        let get = try runWithEnvironment(
+            "cgi-fcgi", ["-bind", "-connect", path],
+            env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=%3Clib%3E", "QUERY_STRING": "name=%3Clib%3E"])
         #expect(get.output.contains("Status: 200 OK"))
         #expect(get.output.hasSuffix("<h1>Hello &lt;lib&gt;</h1>"))
-        let post = try runWithEnvironment("cgi-fcgi", ["-bind", "-connect", path],
-                                          env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "4"], stdin: "abcd")
+        let post = try runWithEnvironment(
+            "cgi-fcgi", ["-bind", "-connect", path],
+            env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "4"], stdin: "abcd")
         #expect(post.output.contains("\r\n\r\n4 "))
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()

@@ -49,25 +49,31 @@ import Testing
         let bad = try request(port, "GET /static/big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=5000000-\r\n\r\n")
         #expect(bad.status == 416)
         #expect(bad.header("content-range") == "bytes */3000000")
-        #expect(try request(port, "GET /static/big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1,5-6\r\n\r\n").status == 200, "several ranges: the whole file")
+        #expect(
+            try request(port, "GET /static/big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1,5-6\r\n\r\n").status == 200,
+            "several ranges: the whole file")
         let head = try request(port, "HEAD /static/sub/logo.svg HTTP/1.1\r\nHost: t\r\n\r\n")
         #expect(head.status == 200 && head.header("content-type") == "image/svg+xml")
         #expect(head.header("content-length") == "41")
-        for path in ["/static/.hidden", "/static/../needletail-outside-\(getpid())", "/static/%2e%2e/needletail-outside-\(getpid())",
-                     "/static/passwd", "/static/sub", "/static/", "/static/nothing.txt", "/static/sub/../site.css"] {
+        for path in [
+            "/static/.hidden", "/static/../needletail-outside-\(getpid())", "/static/%2e%2e/needletail-outside-\(getpid())",
+            "/static/passwd", "/static/sub", "/static/", "/static/nothing.txt", "/static/sub/../site.css",
+        ] {
             #expect(try request(port, "GET \(path) HTTP/1.1\r\nHost: t\r\n\r\n").status == 404, "\(path)")
         }
         #expect(try request(port, "POST /static/site.css HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").status == 405)
         // The runtime: hashed URL, long cache, 304.
         let rt = try request(port, "GET /_nt/runtime.js HTTP/1.1\r\nHost: t\r\n\r\n")
         #expect(rt.status == 200 && rt.header("cache-control")?.contains("immutable") == true)
-        #expect(try request(port, "GET /_nt/runtime.js HTTP/1.1\r\nHost: t\r\nIf-None-Match: \(rt.header("etag") ?? "")\r\n\r\n").status == 304)
+        #expect(
+            try request(port, "GET /_nt/runtime.js HTTP/1.1\r\nHost: t\r\nIf-None-Match: \(rt.header("etag") ?? "")\r\n\r\n").status == 304)
     }
 
     @Test func nativelyWithSendfile() throws {
         let (dir, big) = try Self.folder()
         let port = freePort()
-        let server = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--public", dir, "--data", dir + "-data", "--loops", "1"])
+        let server = try SpawnedProcess(
+            demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--public", dir, "--data", dir + "-data", "--loops", "1"])
         defer { server.stop() }
         #expect(waitForPort(port))
         try exercise(port: port, big: big)

@@ -15,12 +15,19 @@ struct WebServerTests {
         try withFastCGI(unixPath: sock) { _, tcp in
             guard case .ipv4(_, let appPort) = tcp else { return }
             let unixPort = freePort(), tcpPort = freePort()
-            let blocks = try shippedConfig("nginx/needletail-unix.conf", replacing: [
-                ("listen 80;", "listen 127.0.0.1:\(unixPort);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
-            ]) + "\n" + shippedConfig("nginx/needletail-tcp.conf", replacing: [
-                ("listen 80;", "listen 127.0.0.1:\(tcpPort);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
-                ("upstream needletail {", "upstream needletail_tcp {"), ("fastcgi_pass needletail;", "fastcgi_pass needletail_tcp;"),
-            ])
+            let blocks =
+                try shippedConfig(
+                    "nginx/needletail-unix.conf",
+                    replacing: [
+                        ("listen 80;", "listen 127.0.0.1:\(unixPort);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
+                    ]) + "\n"
+                + shippedConfig(
+                    "nginx/needletail-tcp.conf",
+                    replacing: [
+                        ("listen 80;", "listen 127.0.0.1:\(tcpPort);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
+                        ("upstream needletail {", "upstream needletail_tcp {"),
+                        ("fastcgi_pass needletail;", "fastcgi_pass needletail_tcp;"),
+                    ])
             let nginx = try WebServerProcess.nginx(serverBlocks: blocks, port: unixPort)
             defer { nginx.stop() }
             #expect(waitForPort(tcpPort))
@@ -59,9 +66,12 @@ struct WebServerTests {
         try withFastCGI(unixPath: dir + "/app.sock") { _, tcp in
             guard case .ipv4(_, let appPort) = tcp else { return }
             let port = freePort()
-            let nginx = try WebServerProcess.nginx(serverBlocks: try shippedConfig("nginx/needletail-tcp.conf", replacing: [
-                ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
-            ]), port: port)
+            let nginx = try WebServerProcess.nginx(
+                serverBlocks: try shippedConfig(
+                    "nginx/needletail-tcp.conf",
+                    replacing: [
+                        ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("127.0.0.1:9000", "127.0.0.1:\(appPort)"),
+                    ]), port: port)
             defer { nginx.stop() }
             try body(port)
         }
@@ -109,9 +119,12 @@ struct WebServerTests {
         let sock = dir + "/app.sock"
         try withFastCGI(unixPath: sock) { _, _ in
             let port = freePort()
-            let lighttpd = try WebServerProcess.lighttpd(include: try shippedConfig("lighttpd/needletail-socket.conf", replacing: [
-                ("/run/needletail/app.sock", sock),
-            ]), port: port)
+            let lighttpd = try WebServerProcess.lighttpd(
+                include: try shippedConfig(
+                    "lighttpd/needletail-socket.conf",
+                    replacing: [
+                        ("/run/needletail/app.sock", sock)
+                    ]), port: port)
             defer { lighttpd.stop() }
             let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
             try c.send("GET /hello?name=%3Clighttpd%3E HTTP/1.1\r\nHost: t\r\n\r\n")

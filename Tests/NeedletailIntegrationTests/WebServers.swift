@@ -12,8 +12,10 @@ final class WebServerProcess {
     let errorLogPath: String
     private var process: SpawnedProcess?
 
-    private init(prefix: String, port: UInt16, errorLog: String = "error.log", executable: String,
-                 arguments: (String) -> [String], config: (String) throws -> Void) throws {
+    private init(
+        prefix: String, port: UInt16, errorLog: String = "error.log", executable: String,
+        arguments: (String) -> [String], config: (String) throws -> Void
+    ) throws {
         self.port = port
         dir = makeTempDir(prefix)
         errorLogPath = errorLog.hasPrefix("/") ? errorLog : dir + "/" + errorLog
@@ -33,8 +35,10 @@ final class WebServerProcess {
 
     /// nginx with `serverBlocks` inside `http { }` (they may include `fastcgi_params`).
     static func nginx(serverBlocks: String, port: UInt16) throws -> WebServerProcess {
-        try WebServerProcess(prefix: "needletail-nginx", port: port, executable: "/usr/sbin/nginx",
-                             arguments: { ["-p", $0, "-c", $0 + "/nginx.conf"] }) { dir in
+        try WebServerProcess(
+            prefix: "needletail-nginx", port: port, executable: "/usr/sbin/nginx",
+            arguments: { ["-p", $0, "-c", $0 + "/nginx.conf"] }
+        ) { dir in
             try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: dir + "/fastcgi_params")
             let user = getuid() == 0 ? "user root;" : ""
             try """
@@ -59,28 +63,37 @@ final class WebServerProcess {
 
     /// nginx with the shipped `nginx/needletail-unix.conf` on 127.0.0.1:`port`, passing to `sock`.
     static func nginxInFront(of sock: String, port: UInt16) throws -> WebServerProcess {
-        try nginx(serverBlocks: try shippedConfig("nginx/needletail-unix.conf", replacing: [
-            ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
-        ]), port: port)
+        try nginx(
+            serverBlocks: try shippedConfig(
+                "nginx/needletail-unix.conf",
+                replacing: [
+                    ("listen 80;", "listen 127.0.0.1:\(port);"), ("listen [::]:80;", ""), ("/run/needletail/app.sock", sock),
+                ]), port: port)
     }
 
     /// Debian's nginx as installed (`layout` holds a copy of its /etc/nginx with the site
     /// `install` added to it the way README says), on 127.0.0.1:`port`.
     static func stockNginx(_ layout: DebianLayout, port: UInt16) throws -> WebServerProcess {
-        try WebServerProcess(prefix: "needletail-stock-nginx", port: port, errorLog: layout.path("/var/log/nginx/error.log"),
-                             executable: "/usr/sbin/nginx", arguments: { _ in layout.nginxArguments }) { _ in }
+        try WebServerProcess(
+            prefix: "needletail-stock-nginx", port: port, errorLog: layout.path("/var/log/nginx/error.log"),
+            executable: "/usr/sbin/nginx", arguments: { _ in layout.nginxArguments }
+        ) { _ in }
     }
 
     /// Debian's lighttpd as installed, from the copy of its /etc/lighttpd in `layout`.
     static func stockLighttpd(_ layout: DebianLayout, port: UInt16) throws -> WebServerProcess {
-        try WebServerProcess(prefix: "needletail-stock-lighttpd", port: port, errorLog: layout.path("/var/log/lighttpd/error.log"),
-                             executable: "/usr/sbin/lighttpd", arguments: { _ in ["-D", "-f", layout.path("/etc/lighttpd/lighttpd.conf")] }) { _ in }
+        try WebServerProcess(
+            prefix: "needletail-stock-lighttpd", port: port, errorLog: layout.path("/var/log/lighttpd/error.log"),
+            executable: "/usr/sbin/lighttpd", arguments: { _ in ["-D", "-f", layout.path("/etc/lighttpd/lighttpd.conf")] }
+        ) { _ in }
     }
 
     /// lighttpd on 127.0.0.1:`port` with `include` appended to a minimal config.
     static func lighttpd(include: String, port: UInt16) throws -> WebServerProcess {
-        try WebServerProcess(prefix: "needletail-lighttpd", port: port, executable: "/usr/sbin/lighttpd",
-                             arguments: { ["-D", "-f", $0 + "/lighttpd.conf"] }) { dir in
+        try WebServerProcess(
+            prefix: "needletail-lighttpd", port: port, executable: "/usr/sbin/lighttpd",
+            arguments: { ["-D", "-f", $0 + "/lighttpd.conf"] }
+        ) { dir in
             try """
             server.document-root = "\(dir)"
             server.port = \(port)

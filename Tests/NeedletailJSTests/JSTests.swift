@@ -73,21 +73,22 @@ func runNode(_ code: String) throws -> (status: Int32, output: String) {
             }
             console.log(JSExpr.name("sum")(10))
         }
-        #expect(p.code == """
-        function sum(n) {
-          let total = 0;
-          for (let i = 0; i < n; i++) {
-            if (i % 2 === 0) {
-              total += i;
-            } else {
-              continue;
-            }
-          }
-          return total;
-        }
-        console.log(sum(10));
+        #expect(
+            p.code == """
+                function sum(n) {
+                  let total = 0;
+                  for (let i = 0; i < n; i++) {
+                    if (i % 2 === 0) {
+                      total += i;
+                    } else {
+                      continue;
+                    }
+                  }
+                  return total;
+                }
+                console.log(sum(10));
 
-        """)
+                """)
     }
 
     @Test func programsRunInNodeAndDoWhatTheySay() throws {

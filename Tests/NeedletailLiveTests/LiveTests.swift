@@ -18,7 +18,9 @@ final class FakeClock: Sendable {
 func get(_ path: String, query: String = "", cookie: String? = nil, headers: [(String, String)] = []) -> Request {
     var h = headers
     if let cookie { h.append(("Cookie", cookie)) }
-    return Request(method: .get, path: path, query: QueryParameters(query), headers: HeaderFields(h), target: query.isEmpty ? path : path + "?" + query)
+    return Request(
+        method: .get, path: path, query: QueryParameters(query), headers: HeaderFields(h), target: query.isEmpty ? path : path + "?" + query
+    )
 }
 
 func post(_ path: String, form: String = "", cookie: String? = nil, headers: [(String, String)] = []) -> Request {
@@ -43,11 +45,14 @@ func counterApp(sessions: SessionStore = SessionStore()) -> (LiveApp, Counter) {
     var app = LiveApp(core: LiveAppCore(sessions: sessions))
     let channels = app.channels
     app.page("/counter") { page in
-        .html(Div {
-            page.live("count", channels: ["counter"]) { _ in P { counter.withLock { $0 } } }
-            page.actionForm({ _ in counter.withLock { $0 += 1 }; channels.notify("counter") }) { Button("+1") }
-            page.liveStatus()
-        })
+        .html(
+            Div {
+                page.live("count", channels: ["counter"]) { _ in P { counter.withLock { $0 } } }
+                page.actionForm({ _ in
+                    counter.withLock { $0 += 1 }; channels.notify("counter")
+                }) { Button("+1") }
+                page.liveStatus()
+            })
     }
     return (app, counter)
 }
@@ -90,7 +95,9 @@ func actionPaths(in body: String) -> [String] {
         // Other users see the name: it must tell them nothing of the id (it once was its prefix).
         #expect(!s.id.contains(s.userName.dropFirst(5)))
         #expect(store.session(for: get("/")).session.userName != s.userName)
-        #expect(store.session(for: get("/", cookie: "nt_session=0123456789abcdef0123456789abcdef")).source == .new, "unknown ids are never adopted")
+        #expect(
+            store.session(for: get("/", cookie: "nt_session=0123456789abcdef0123456789abcdef")).source == .new,
+            "unknown ids are never adopted")
     }
 
     @Test func idleSessionsExpire() {
@@ -269,7 +276,10 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         app.channels.notify("counter")
         let r = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0", cookie: cookie))
         #expect(r.status == .ok && r.body.stream == nil, "an old version is answered at once")
-        #expect(r.body.string == "<template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>5</p></div></template><template data-nt-versions=\"counter|1\"></template>")
+        #expect(
+            r.body.string
+                == "<template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>5</p></div></template><template data-nt-versions=\"counter|1\"></template>"
+        )
         #expect(app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7Cx", cookie: cookie)).status == .badRequest)
         #expect(app.respond(to: get("/_nt/poll", query: "v=nope&c=counter%7C1", cookie: cookie)).status == .gone)
         // A channel the view does not show is refused, for polls and event streams alike (its
@@ -317,7 +327,10 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         counter.withLock { $0 = 3 }
         app.channels.notify("counter")
         let text = sink.written.withLock { $0 }
-        #expect(text.hasSuffix("data: <template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>3</p></div></template><template data-nt-versions=\"counter|1\"></template>\n\n"))
+        #expect(
+            text.hasSuffix(
+                "data: <template data-nt-op=\"replace\" data-nt-target=\"count\"><div id=\"count\" data-nt-live=\"\"><p>3</p></div></template><template data-nt-versions=\"counter|1\"></template>\n\n"
+            ))
         #expect(!sink.finished, "the stream stays open")
         #expect(app.channels.waiting == 1, "and follows from the new version")
         app.channels.notify("counter")
@@ -329,14 +342,18 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         channels.notify("b")
         channels.notify("b")
         let delivered = Mutex<[[UInt64]]>([])
-        channels.wait(for: [ChannelVersion("a", 0), ChannelVersion("b", 2)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v.map(\.version)) } }
+        channels.wait(for: [ChannelVersion("a", 0), ChannelVersion("b", 2)], timeout: 25, isCancelled: { false }) { v in
+            delivered.withLock { $0.append(v.map(\.version)) }
+        }
         #expect(channels.waiting == 1)
         channels.notify("a")
         #expect(delivered.withLock { $0 } == [[1, 2]], "the notified channel's new version and the other's current one, in order")
         #expect(channels.waiting == 0, "and out of both channels' sets")
         channels.notify("b")
         #expect(delivered.withLock { $0 }.count == 1, "delivered once")
-        channels.wait(for: [ChannelVersion("a", 0), ChannelVersion("b", 3)], timeout: 25, isCancelled: { false }) { v in delivered.withLock { $0.append(v.map(\.version)) } }
+        channels.wait(for: [ChannelVersion("a", 0), ChannelVersion("b", 3)], timeout: 25, isCancelled: { false }) { v in
+            delivered.withLock { $0.append(v.map(\.version)) }
+        }
         #expect(delivered.withLock { $0 }.last == [1, 3], "an old version: delivered at once, with the current ones")
     }
 
@@ -345,11 +362,12 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         var app = LiveApp()
         let channels = app.channels
         app.page("/list") { page in
-            .html(Div {
-                page.live("list", channels: ["list"]) { page in page.actionButton("remove") { _ in ran.withLock { $0 += 1 } } }
-                page.actionButton("outside") { _ in ran.withLock { $0 += 100 } }
-                page.liveStatus()
-            })
+            .html(
+                Div {
+                    page.live("list", channels: ["list"]) { page in page.actionButton("remove") { _ in ran.withLock { $0 += 1 } } }
+                    page.actionButton("outside") { _ in ran.withLock { $0 += 100 } }
+                    page.liveStatus()
+                })
         }
         let first = app.respond(to: get("/list"))
         let cookie = try #require(cookiePair(first))
@@ -371,7 +389,8 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
             #expect(status == (n >= 3 ? .seeOther : .gone), "render \(n)")
         }
         #expect(ran.withLock { $0 } == 2)
-        #expect(app.respond(to: post(outside, cookie: cookie)).status == .seeOther, "an action outside the region is not the region's to drop")
+        #expect(
+            app.respond(to: post(outside, cookie: cookie)).status == .seeOther, "an action outside the region is not the region's to drop")
     }
 
     @Test func aRegionRendersAtTheVersionItsAnswerCarries() throws {
@@ -379,16 +398,19 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let channels = app.channels
         let bumpWhileRendering = Mutex(false)
         app.page("/v") { page in
-            .html(Div {
-                page.live("v", channels: ["c"]) { page in
-                    // A change landing during the render: the answer still says the version
-                    // it was rendered at, so the client asks again and gets the change.
-                    let bump = bumpWhileRendering.withLock { b in defer { b = false }; return b }
-                    let _: Void = bump ? channels.notify("c") : ()
-                    P { "at " + String(page.version("c")) }
-                }
-                page.liveStatus()
-            })
+            .html(
+                Div {
+                    page.live("v", channels: ["c"]) { page in
+                        // A change landing during the render: the answer still says the version
+                        // it was rendered at, so the client asks again and gets the change.
+                        let bump = bumpWhileRendering.withLock { b in
+                            defer { b = false }; return b
+                        }
+                        let _: Void = bump ? channels.notify("c") : ()
+                        P { "at " + String(page.version("c")) }
+                    }
+                    page.liveStatus()
+                })
         }
         let first = app.respond(to: get("/v"))
         let cookie = try #require(cookiePair(first))
@@ -411,7 +433,10 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         var app = LiveApp(core: LiveAppCore(channels: Channels(clock: clock.read)))
         let channels = app.channels
         app.page("/counter") { page in
-            .html(Div { page.live("count", channels: ["counter"]) { _ in P { counter.withLock { $0 } } }; page.liveStatus() })
+            .html(
+                Div {
+                    page.live("count", channels: ["counter"]) { _ in P { counter.withLock { $0 } } }; page.liveStatus()
+                })
         }
         let page = app.respond(to: get("/counter"))
         let cookie = try #require(cookiePair(page))
@@ -533,8 +558,12 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
                 page.live("r", channels: ["c"]) { _ in P("region") }
             }
             let dsl = Html {
-                Head { Meta().charset("utf-8"); Title("A <title>"); Link().rel("stylesheet").href("/s.css"); page.runtimeScript }
-                Body { page.live("r", channels: ["c"]) { _ in P("region") }; page.liveStatus(transport: .poll) }
+                Head {
+                    Meta().charset("utf-8"); Title("A <title>"); Link().rel("stylesheet").href("/s.css"); page.runtimeScript
+                }
+                Body {
+                    page.live("r", channels: ["c"]) { _ in P("region") }; page.liveStatus(transport: .poll)
+                }
             }.lang("en-GB")
             captured.withLock { $0 = (document.render().string, dsl.render().string) }
             return .html(document)

@@ -37,8 +37,10 @@ final class FCGIClient {
     }
 
     /// A whole request: BEGIN, params (in records of `paramChunk` bytes), empty PARAMS, STDIN, empty STDIN.
-    static func request(id: UInt16, _ params: [(String, String)], body: [UInt8] = [], keep: Bool = true,
-                        paramChunk: Int = 65535, longForm: Bool = false, padding: Int = 0) -> [UInt8] {
+    static func request(
+        id: UInt16, _ params: [(String, String)], body: [UInt8] = [], keep: Bool = true,
+        paramChunk: Int = 65535, longForm: Bool = false, padding: Int = 0
+    ) -> [UInt8] {
         var out = begin(id: id, keep: keep)
         let p = pairs(params, longForm: longForm)
         var i = 0
@@ -65,7 +67,8 @@ final class FCGIClient {
         return Record(type: h[1], id: UInt16(h[2]) << 8 | UInt16(h[3]), content: Array(body[0..<length]), padding: padding)
     }
 
-    struct Answer { var stdout: [UInt8] = []; var stderr: [UInt8] = []; var protocolStatus: UInt8 = 255; var records: [Record] = []
+    struct Answer {
+        var stdout: [UInt8] = []; var stderr: [UInt8] = []; var protocolStatus: UInt8 = 255; var records: [Record] = []
         var text: String { String(decoding: stdout, as: UTF8.self) }
         var body: String { text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n") }
     }
@@ -103,7 +106,10 @@ struct FastCGITests {
             let c = try FCGIClient(address)
             try c.send(FCGIClient.request(id: 1, helloParams))
             let a = try #require(try c.readAnswers([1])[1])
-            #expect(a.text.hasPrefix("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 27\r\nX-Content-Type-Options: nosniff\r\n\r\n"))
+            #expect(
+                a.text.hasPrefix(
+                    "Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 27\r\nX-Content-Type-Options: nosniff\r\n\r\n"
+                ))
             #expect(a.body == "<h1>Hello &lt;TLUG&gt;</h1>")
             #expect(a.protocolStatus == 0)
             for r in a.records { #expect((r.content.count + r.padding) % 8 == 0, "records padded to 8") }
@@ -129,8 +135,13 @@ struct FastCGITests {
             #expect(try c.readAnswers([7])[7]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
             // A 200-byte value (4-byte length form needed) and a request body in padded records.
             let long = String(repeating: "v", count: 200)
-            try c.send(FCGIClient.request(id: 2, [("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/echo"), ("HTTP_X_LONG", long),
-                                                   ("CONTENT_LENGTH", "5")], body: Array("hello".utf8), padding: 3))
+            try c.send(
+                FCGIClient.request(
+                    id: 2,
+                    [
+                        ("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/echo"), ("HTTP_X_LONG", long),
+                        ("CONTENT_LENGTH", "5"),
+                    ], body: Array("hello".utf8), padding: 3))
             #expect(try c.readAnswers([2])[2]?.body == "hello")
         }
     }
@@ -138,21 +149,34 @@ struct FastCGITests {
     @Test func mapsParamsLikeTheHTTPCodec() throws {
         try withFastCGI { _, address in
             let c = try FCGIClient(address)
-            try c.send(FCGIClient.request(id: 1, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/info?x=1"), ("QUERY_STRING", "x=1"),
-                                                   ("HTTP_HOST", "example.org:8080"), ("REMOTE_ADDR", "192.0.2.7"), ("HTTPS", "on"),
-                                                   ("HTTP_USER_AGENT", "tester/1"), ("CONTENT_LENGTH", "")]))
-            #expect(try c.readAnswers([1])[1]?.body == "GET /info /info?x=1 host=example.org:8080 remote=192.0.2.7 secure=true ua=tester/1 len=0")
+            try c.send(
+                FCGIClient.request(
+                    id: 1,
+                    [
+                        ("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/info?x=1"), ("QUERY_STRING", "x=1"),
+                        ("HTTP_HOST", "example.org:8080"), ("REMOTE_ADDR", "192.0.2.7"), ("HTTPS", "on"),
+                        ("HTTP_USER_AGENT", "tester/1"), ("CONTENT_LENGTH", ""),
+                    ]))
+            #expect(
+                try c.readAnswers([1])[1]?.body
+                    == "GET /info /info?x=1 host=example.org:8080 remote=192.0.2.7 secure=true ua=tester/1 len=0")
         }
     }
 
     @Test func cgiParamsBecomeHeaderFieldsWithTheirHTTPNames() throws {
-        let r = try CGIGateway.request(from: [
-            ("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/a?b=c"), ("HTTP_X_FORWARDED_FOR", "192.0.2.1"), ("CONTENT_TYPE", "text/plain"),
-            ("HTTP_ACCEPT_LANGUAGE", "en"), ("CONTENT_LENGTH", "2"), ("HTTP_HOST", "example.org"), ("HTTP_A", "1"), ("SERVER_NAME", "x"),
-        ], body: Array("hi".utf8))
+        let r = try CGIGateway.request(
+            from: [
+                ("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/a?b=c"), ("HTTP_X_FORWARDED_FOR", "192.0.2.1"),
+                ("CONTENT_TYPE", "text/plain"),
+                ("HTTP_ACCEPT_LANGUAGE", "en"), ("CONTENT_LENGTH", "2"), ("HTTP_HOST", "example.org"), ("HTTP_A", "1"),
+                ("SERVER_NAME", "x"),
+            ], body: Array("hi".utf8))
         let fields = Array(r.headers).map { "\($0.name): \($0.value)" }
-        #expect(fields == ["X-Forwarded-For: 192.0.2.1", "Content-Type: text/plain", "Accept-Language: en", "Content-Length: 2",
-                           "Host: example.org", "A: 1"])
+        #expect(
+            fields == [
+                "X-Forwarded-For: 192.0.2.1", "Content-Type: text/plain", "Accept-Language: en", "Content-Length: 2",
+                "Host: example.org", "A: 1",
+            ])
         #expect(r.host == "example.org" && r.query["b"] == "c" && r.body == Array("hi".utf8))
     }
 
@@ -172,7 +196,9 @@ struct FastCGITests {
     @Test func managementRecords() throws {
         try withFastCGI { _, address in
             let c = try FCGIClient(address)
-            try c.send(FCGIClient.record(9, id: 0, FCGIClient.pairs([("FCGI_MAX_CONNS", ""), ("FCGI_MAX_REQS", ""), ("FCGI_MPXS_CONNS", ""), ("OTHER", "")])))
+            try c.send(
+                FCGIClient.record(
+                    9, id: 0, FCGIClient.pairs([("FCGI_MAX_CONNS", ""), ("FCGI_MAX_REQS", ""), ("FCGI_MPXS_CONNS", ""), ("OTHER", "")])))
             let r = try #require(try c.readRecord())
             #expect(r.type == 10)
             let text = String(decoding: r.content, as: UTF8.self)
@@ -209,14 +235,18 @@ struct FastCGITests {
         }
     }
 
-    @Test("malformed records close that connection and the server keeps serving", arguments: [
-        FCGIClient.record(1, id: 1, [0, 1, 1, 0, 0, 0, 0, 0], version: 2),              // bad version
-        FCGIClient.begin(id: 1) + FCGIClient.begin(id: 1),                                // second BEGIN, active id
-        FCGIClient.begin(id: 1) + FCGIClient.record(4, id: 1, [200, 1, 65]) + FCGIClient.record(4, id: 1, []) + FCGIClient.record(5, id: 1, []),  // length past the end
-        FCGIClient.begin(id: 1) + FCGIClient.record(4, id: 1, [0xff, 0xff, 0xff, 0xff, 1]) + FCGIClient.record(4, id: 1, []) + FCGIClient.record(5, id: 1, []),  // huge length
-        [1, 1, 0],                                                                        // truncated header, then close
-        FCGIClient.record(1, id: 1, [0, 1]),                                              // short BEGIN
-    ])
+    @Test(
+        "malformed records close that connection and the server keeps serving",
+        arguments: [
+            FCGIClient.record(1, id: 1, [0, 1, 1, 0, 0, 0, 0, 0], version: 2),  // bad version
+            FCGIClient.begin(id: 1) + FCGIClient.begin(id: 1),  // second BEGIN, active id
+            FCGIClient.begin(id: 1) + FCGIClient.record(4, id: 1, [200, 1, 65]) + FCGIClient.record(4, id: 1, [])
+                + FCGIClient.record(5, id: 1, []),  // length past the end
+            FCGIClient.begin(id: 1) + FCGIClient.record(4, id: 1, [0xff, 0xff, 0xff, 0xff, 1]) + FCGIClient.record(4, id: 1, [])
+                + FCGIClient.record(5, id: 1, []),  // huge length
+            [1, 1, 0],  // truncated header, then close
+            FCGIClient.record(1, id: 1, [0, 1]),  // short BEGIN
+        ])
     func malformed(_ bytes: [UInt8]) throws {
         try withFastCGI { _, address in
             do {
@@ -265,7 +295,9 @@ struct FastCGITests {
             let r = try #require(try c.readRecord())
             #expect(r.type == 3 && r.id == 1001 && r.content[4] == 2, "END_REQUEST with OVERLOADED")
             // Ending one frees a place.
-            try c.send(FCGIClient.record(4, id: 5, FCGIClient.pairs(helloParams)) + FCGIClient.record(4, id: 5, []) + FCGIClient.record(5, id: 5, []))
+            try c.send(
+                FCGIClient.record(4, id: 5, FCGIClient.pairs(helloParams)) + FCGIClient.record(4, id: 5, [])
+                    + FCGIClient.record(5, id: 5, []))
             #expect(try c.readAnswers([5])[5]?.body == "<h1>Hello &lt;TLUG&gt;</h1>")
         }
     }
@@ -274,7 +306,8 @@ struct FastCGITests {
         var config = ServerConfiguration()
         config.loops = 1
         config.fastCGI.allowedPeers = ["192.0.2.1"]
-        let server = try Server(responder: TestApp.router(), listeners: [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
+        let server = try Server(
+            responder: TestApp.router(), listeners: [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
         try server.start()
         defer {
             server.shutdown(grace: 1)

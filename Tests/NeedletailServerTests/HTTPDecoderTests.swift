@@ -24,9 +24,10 @@ func decode(_ input: [UInt8], cuts: [Int] = [], limits: HTTPLimits = HTTPLimits(
                 return events
             case .request(let head, let body, let trailers):
                 let headers = HeaderFieldsDescription(head)
-                events.append("\(head.method.rawValue) \(head.decodedPath ?? String(decoding: head.bytes[head.rawPath], as: UTF8.self)) q=\(String(decoding: head.bytes[head.query], as: UTF8.self)) "
-                    + "\(head.version) ka=\(head.keepAlive) host=\(head.host.map { String(decoding: head.bytes[$0], as: UTF8.self) } ?? "-") [\(headers)] body=\(String(decoding: body, as: UTF8.self)) "
-                    + "trailers=\(String(decoding: trailers, as: UTF8.self).replacingCRLF())")
+                events.append(
+                    "\(head.method.rawValue) \(head.decodedPath ?? String(decoding: head.bytes[head.rawPath], as: UTF8.self)) q=\(String(decoding: head.bytes[head.query], as: UTF8.self)) "
+                        + "\(head.version) ka=\(head.keepAlive) host=\(head.host.map { String(decoding: head.bytes[$0], as: UTF8.self) } ?? "-") [\(headers)] body=\(String(decoding: body, as: UTF8.self)) "
+                        + "trailers=\(String(decoding: trailers, as: UTF8.self).replacingCRLF())")
             }
         }
     }
@@ -73,12 +74,14 @@ struct HTTPDecoderTests {
     }
 
     @Test func fieldsAndTargets() {
-        #expect(decode(bytes(Self.valid[0])) == [
-            "GET /hello q=name=TLUG HTTP/1.1 ka=true host=example.com [Host: example.com;User-Agent: t;] body= trailers=",
-        ])
-        #expect(decode(bytes(Self.valid[2])) == [
-            "POST /echo q= HTTP/1.1 ka=true host=a [Host: a;Transfer-Encoding: chunked;] body=hello world trailers=X-Checksum: 42;",
-        ])
+        #expect(
+            decode(bytes(Self.valid[0])) == [
+                "GET /hello q=name=TLUG HTTP/1.1 ka=true host=example.com [Host: example.com;User-Agent: t;] body= trailers="
+            ])
+        #expect(
+            decode(bytes(Self.valid[2])) == [
+                "POST /echo q= HTTP/1.1 ka=true host=a [Host: a;Transfer-Encoding: chunked;] body=hello world trailers=X-Checksum: 42;"
+            ])
         #expect(decode(bytes(Self.valid[4])).first?.hasPrefix("GET /p q q=x=1 HTTP/1.1 ka=true host=Example.org:8080") == true)
         #expect(decode(bytes(Self.valid[5])) == ["GET / q= HTTP/1.0 ka=false host=- [] body= trailers="])
         #expect(decode(bytes(Self.valid[6])).first?.contains("HTTP/1.0 ka=true") == true)
@@ -96,8 +99,9 @@ struct HTTPDecoderTests {
         for cut in 0...input.count {
             #expect(decode(input, cuts: [cut]).filter { $0 != "100-continue" } == whole, "cut at \(cut)")
         }
-        #expect(decode(input, cuts: Array(0..<input.count)).filter { $0 != "100-continue" } == whole.filter { $0 != "100-continue" },
-                "one byte at a time")
+        #expect(
+            decode(input, cuts: Array(0..<input.count)).filter { $0 != "100-continue" } == whole.filter { $0 != "100-continue" },
+            "one byte at a time")
     }
 
     @Test func expectContinueWhenBodyNotYetSent() {

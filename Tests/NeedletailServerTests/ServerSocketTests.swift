@@ -35,8 +35,9 @@ struct ServerSocketTests {
         let out = ByteBuffer(capacity: 256)
         var response = Response.text("hi")
         response.addHeader("x-content-type-options", "nosniff")
-        HTTPResponseEncoder.encodeHead(response, framing: .length(2), keepAlive: true, version: .http1_1, date: [],
-                                       defaults: fields, into: out, dropped: { _ in })
+        HTTPResponseEncoder.encodeHead(
+            response, framing: .length(2), keepAlive: true, version: .http1_1, date: [],
+            defaults: fields, into: out, dropped: { _ in })
         let head = String(decoding: out.bytes, as: UTF8.self)
         #expect(head.components(separatedBy: "nosniff").count == 2, "the response's own field wins: \(head)")
         #expect(head.contains("Server: needletail\r\n"))
@@ -120,7 +121,9 @@ struct ServerSocketTests {
             let c = try TestClient(address)
             try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
             #expect(try c.readResponse().text == "hello")
-            try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-Checksum: 99\r\n\r\n")
+            try c.send(
+                "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-Checksum: 99\r\n\r\n"
+            )
             let r = try c.readResponse()
             #expect(r.text == "abcde")
             #expect(r.header("x-trailer-checksum") == "99")
@@ -156,15 +159,17 @@ struct ServerSocketTests {
         }
     }
 
-    @Test("malformed requests get their status and the connection closes", arguments: [
-        ("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", 400),
-        ("GET /" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\n\r\n", 414),
-        ("GET / HTTP/1.1\r\nHost: t\r\nX: " + String(repeating: "a", count: 9000) + "\r\n\r\n", 431),
-        ("GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
-        ("BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501),
-        ("GET / HTTP/1.1\r\nHost: t\r\n\u{0}\r\n\r\n", 400),
-    ])
+    @Test(
+        "malformed requests get their status and the connection closes",
+        arguments: [
+            ("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", 400),
+            ("GET /" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\n\r\n", 414),
+            ("GET / HTTP/1.1\r\nHost: t\r\nX: " + String(repeating: "a", count: 9000) + "\r\n\r\n", 431),
+            ("GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
+            ("BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501),
+            ("GET / HTTP/1.1\r\nHost: t\r\n\u{0}\r\n\r\n", 400),
+        ])
     func malformed(_ request: String, _ status: Int) throws {
         try withServer { _, address in
             let c = try TestClient(address)
@@ -232,7 +237,7 @@ struct ServerSocketTests {
         limits.headerTimeout = 1
         try withServer(limits: limits) { _, address in
             let c = try TestClient(address, timeout: 5)
-            let request = Array("GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: " .utf8) + [UInt8](repeating: 120, count: 100)
+            let request = Array("GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: ".utf8) + [UInt8](repeating: 120, count: 100)
             var sent = 0
             var failed = false
             let start = monotonicSeconds()

@@ -137,7 +137,8 @@ struct StoreTests {
         let again = try Store(path: path)
         #expect(again.recovery.description == "recovered 5 entries")
         let m2 = try again.table(Message.self, indexes: [Index(\Message.forum)])
-        #expect(m2.all().map(\.record) == [Message(forum: "Gentoo", text: "moved", author: "bob"), Message(forum: "Gentoo", text: "three")])
+        #expect(
+            m2.all().map(\.record) == [Message(forum: "Gentoo", text: "moved", author: "bob"), Message(forum: "Gentoo", text: "three")])
         #expect(m2.lookup(\Message.forum, "Gentoo").map(\.id) == [c, b])
         #expect(try m2.insert(Message(forum: "Ubuntu", text: "new")) > c)
     }
@@ -281,22 +282,24 @@ struct StoreTests {
         let done = Atomic<Int>(0)
         var threads: [pthread_t] = []
         for w in 0..<writers {
-            threads.append(try POSIXThread.spawn(name: "test") {
-                for i in 0..<perWriter {
-                    // Two records per transaction: a reader must never see an odd count.
-                    try? store.transaction { tx in
-                        tx.insert(Message(forum: "w\(w)", text: "\(i)a"), into: messages)
-                        tx.insert(Message(forum: "w\(w)", text: "\(i)b"), into: messages)
+            threads.append(
+                try POSIXThread.spawn(name: "test") {
+                    for i in 0..<perWriter {
+                        // Two records per transaction: a reader must never see an odd count.
+                        try? store.transaction { tx in
+                            tx.insert(Message(forum: "w\(w)", text: "\(i)a"), into: messages)
+                            tx.insert(Message(forum: "w\(w)", text: "\(i)b"), into: messages)
+                        }
                     }
-                }
-                done.add(1, ordering: .relaxed)
-            })
+                    done.add(1, ordering: .relaxed)
+                })
         }
-        threads.append(try POSIXThread.spawn(name: "test") {
-            while done.load(ordering: .relaxed) < writers {
-                if messages.count % 2 != 0 { oddSeen.add(1, ordering: .relaxed) }
-            }
-        })
+        threads.append(
+            try POSIXThread.spawn(name: "test") {
+                while done.load(ordering: .relaxed) < writers {
+                    if messages.count % 2 != 0 { oddSeen.add(1, ordering: .relaxed) }
+                }
+            })
         for t in threads { pthread_join(t, nil) }
         #expect(oddSeen.load(ordering: .relaxed) == 0)
         #expect(messages.count == writers * perWriter * 2)
@@ -346,10 +349,11 @@ struct CompactionTests {
         let done = Atomic<Int>(0)
         var threads: [pthread_t] = []
         for w in 0..<4 {
-            threads.append(try POSIXThread.spawn(name: "test") {
-                for i in 0..<200 { _ = try? t.insert(Message(forum: "w\(w)", text: "\(i)")) }
-                done.add(1, ordering: .relaxed)
-            })
+            threads.append(
+                try POSIXThread.spawn(name: "test") {
+                    for i in 0..<200 { _ = try? t.insert(Message(forum: "w\(w)", text: "\(i)")) }
+                    done.add(1, ordering: .relaxed)
+                })
         }
         var compactions = 0
         while done.load(ordering: .relaxed) < 4 {
@@ -417,7 +421,9 @@ struct CompactionTests {
         ops += withUnsafeBytes(of: UInt32(record.count).littleEndian, Array.init) + record
         var file = fileBytes(path)
         let end = try Store(path: path).logLength
-        let entry = withUnsafeBytes(of: UInt32(ops.count).littleEndian, Array.init) + withUnsafeBytes(of: crc32cOf(ops).littleEndian, Array.init) + ops
+        let entry =
+            withUnsafeBytes(of: UInt32(ops.count).littleEndian, Array.init) + withUnsafeBytes(of: crc32cOf(ops).littleEndian, Array.init)
+            + ops
         file.replaceSubrange(end..<(end + entry.count), with: entry)
         writeFile(path, file)
         let store = try Store(path: path)
@@ -479,10 +485,11 @@ struct GroupSyncTests {
         try sync.start(write: { _, _ in }) { () throws(StoreError) in syncs.add(1, ordering: .relaxed) }
         try sync.pause()  // compaction: no sync may run until the file is swapped
         let returned = Atomic<Int>(0)
-        #expect(finished(4, within: 0.3) { i in
-            try? sync.waitUntilDurable(sync.appendedOne())
-            returned.add(1, ordering: .relaxed)
-        } == 0)
+        #expect(
+            finished(4, within: 0.3) { i in
+                try? sync.waitUntilDurable(sync.appendedOne())
+                returned.add(1, ordering: .relaxed)
+            } == 0)
         #expect(syncs.load(ordering: .relaxed) == 0)
         // The new file holds those four commits, synced: the waiters return without a sync.
         sync.allDurable()

@@ -109,7 +109,6 @@ public final class SpawnedProcess {
     deinit { stop() }
 }
 
-
 public func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/\(program)")
@@ -131,7 +130,8 @@ public func toolAvailable(_ name: String) -> Bool {
 /// utime + stime of process `pid`, in clock ticks.
 public func cpuTicks(_ pid: pid_t) -> Int {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return 0 }
+        let close = text.lastIndex(of: ")")
+    else { return 0 }
     let fields = text[text.index(after: close)...].split(separator: " ")
     return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
 }
@@ -144,7 +144,6 @@ public func demoBinary() -> String {
     }
     return ".build/debug/needletail-demo"
 }
-
 
 public func monotonicSeconds() -> Double {
     var ts = timespec()

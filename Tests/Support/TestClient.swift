@@ -185,9 +185,11 @@ extension String {
 
 /// A server on an ephemeral loopback port, stopped at the end of `body`.
 @discardableResult
-public func withServer<T>(loops: Int = 1, limits: HTTPLimits = HTTPLimits(), loopConfig: LoopConfiguration = LoopConfiguration(),
-                   addresses: [SocketAddress] = [.ipv4(host: "127.0.0.1", port: 0)],
-                   responder: any Responder = TestApp.withStreaming(TestApp.router()), _ body: (Server, SocketAddress) throws -> T) throws -> T {
+public func withServer<T>(
+    loops: Int = 1, limits: HTTPLimits = HTTPLimits(), loopConfig: LoopConfiguration = LoopConfiguration(),
+    addresses: [SocketAddress] = [.ipv4(host: "127.0.0.1", port: 0)],
+    responder: any Responder = TestApp.withStreaming(TestApp.router()), _ body: (Server, SocketAddress) throws -> T
+) throws -> T {
     var config = ServerConfiguration()
     config.loops = loops
     config.http = limits
@@ -255,8 +257,9 @@ public enum TestApp {
             return .text("slow done")
         }
         r.get("/info") { req in
-            .text("\(req.method.rawValue) \(req.path) \(req.target) host=\(req.host ?? "-") remote=\(req.remoteAddress) secure=\(req.isSecure) "
-                + "ua=\(req.headers["user-agent"] ?? "-") len=\(req.body.count)")
+            .text(
+                "\(req.method.rawValue) \(req.path) \(req.target) host=\(req.host ?? "-") remote=\(req.remoteAddress) secure=\(req.isSecure) "
+                    + "ua=\(req.headers["user-agent"] ?? "-") len=\(req.body.count)")
         }
         r.get("/headers") { req in
             .text(req.headers.values(req.query["name"] ?? "x").joined(separator: "|") + "\n" + (req.host ?? "-"))

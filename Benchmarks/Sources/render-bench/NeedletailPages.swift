@@ -29,7 +29,9 @@ enum NeedletailPages {
                     }
                 }
                 Main {
-                    H2 { "Forum "; forum }
+                    H2 {
+                        "Forum "; forum
+                    }
                     Form {
                         Input().type(.text).name("text").required().placeholder("Your message")
                         Button("Post").type(.submit)
@@ -55,9 +57,13 @@ enum NeedletailPages {
             Body {
                 Table {
                     Tbody {
-                        Tr { Th("id"); Th("message") }
+                        Tr {
+                            Th("id"); Th("message")
+                        }
                         ForEach(fortunes) { f in
-                            Tr { Td { f.id }; Td(f.message) }
+                            Tr {
+                                Td { f.id }; Td(f.message)
+                            }
                         }
                     }
                 }

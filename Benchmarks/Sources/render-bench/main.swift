@@ -41,18 +41,29 @@ let (ntBoard, ntBoardSample) = needletail { NeedletailPages.board(forum: BenchDa
 let (ntFortunes, ntFortunesSample) = needletail { NeedletailPages.fortunes(fortunes) }
 
 let workloads: [(String, [Engine])] = [
-    ("message board (100 messages)", [
-        Engine(name: "Needletail", render: ntBoard, sample: ntBoardSample),
-        Engine(name: "swift-mustache 2.1.1", render: { MustachePages.board(forum: BenchData.forum, messages: messages, version: 42).utf8.count },
-               sample: { MustachePages.board(forum: BenchData.forum, messages: messages, version: 42) }),
-        Engine(name: "Plot 0.14.0", render: { PlotPages.board(forum: BenchData.forum, messages: messages, version: 42).utf8.count },
-               sample: { PlotPages.board(forum: BenchData.forum, messages: messages, version: 42) }),
-    ]),
-    ("fortunes (13 rows)", [
-        Engine(name: "Needletail", render: ntFortunes, sample: ntFortunesSample),
-        Engine(name: "swift-mustache 2.1.1", render: { MustachePages.fortunes(fortunes).utf8.count }, sample: { MustachePages.fortunes(fortunes) }),
-        Engine(name: "Plot 0.14.0", render: { PlotPages.fortunes(fortunes).utf8.count }, sample: { PlotPages.fortunes(fortunes) }),
-    ]),
+    (
+        "message board (100 messages)",
+        [
+            Engine(name: "Needletail", render: ntBoard, sample: ntBoardSample),
+            Engine(
+                name: "swift-mustache 2.1.1",
+                render: { MustachePages.board(forum: BenchData.forum, messages: messages, version: 42).utf8.count },
+                sample: { MustachePages.board(forum: BenchData.forum, messages: messages, version: 42) }),
+            Engine(
+                name: "Plot 0.14.0", render: { PlotPages.board(forum: BenchData.forum, messages: messages, version: 42).utf8.count },
+                sample: { PlotPages.board(forum: BenchData.forum, messages: messages, version: 42) }),
+        ]
+    ),
+    (
+        "fortunes (13 rows)",
+        [
+            Engine(name: "Needletail", render: ntFortunes, sample: ntFortunesSample),
+            Engine(
+                name: "swift-mustache 2.1.1", render: { MustachePages.fortunes(fortunes).utf8.count },
+                sample: { MustachePages.fortunes(fortunes) }),
+            Engine(name: "Plot 0.14.0", render: { PlotPages.fortunes(fortunes).utf8.count }, sample: { PlotPages.fortunes(fortunes) }),
+        ]
+    ),
 ]
 
 // --profile W E N: render workload W with engine E N times and exit (for callgrind).
@@ -68,7 +79,8 @@ var failed = false
 for (workload, engines) in workloads {
     for e in engines {
         let page = e.sample()
-        let mustHave = workload.hasPrefix("fortunes")
+        let mustHave =
+            workload.hasPrefix("fortunes")
             ? ["&lt;script&gt;alert(", "フレームワークのベンチマーク", "<td>11</td>"]
             : ["&lt;b&gt;not bold&lt;/b&gt;", "user3 &lt;TLUG&gt; &amp;", "id=\"m1099\""]
         let mustNot = workload.hasPrefix("fortunes") ? ["<script>alert("] : ["<b>not bold", "<TLUG>"]
@@ -122,7 +134,8 @@ for (workload, engines) in workloads {
     }
 }
 
-var md = "| page | engine | renders/s (median of \(rounds)) | Needletail is | allocations per render | bytes |\n|---|---|---:|---:|---:|---:|\n"
+var md =
+    "| page | engine | renders/s (median of \(rounds)) | Needletail is | allocations per render | bytes |\n|---|---|---:|---:|---:|---:|\n"
 for r in results {
     let ours = results.first { $0.workload == r.workload && $0.engine == "Needletail" }!.rendersPerSecond
     let ratio = r.engine == "Needletail" ? "—" : fmt1(ours / r.rendersPerSecond) + "× faster"

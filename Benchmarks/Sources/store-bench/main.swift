@@ -23,7 +23,9 @@ func residentBytes() -> Int {
     guard let f = fopen("/proc/self/statm", "r") else { return 0 }
     defer { fclose(f) }
     var size = 0, rss = 0
-    _ = withUnsafeMutablePointer(to: &size) { s in withUnsafeMutablePointer(to: &rss) { r in withVaList([s, r]) { vfscanf(f, "%ld %ld", $0) } } }
+    _ = withUnsafeMutablePointer(to: &size) { s in
+        withUnsafeMutablePointer(to: &rss) { r in withVaList([s, r]) { vfscanf(f, "%ld %ld", $0) } }
+    }
     return rss * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
@@ -90,7 +92,10 @@ func sqliteInserts(synchronous: String, per: Int) -> Double {
     let path = dir + "/bench.db"
     var setup: OpaquePointer?
     sqlite3_open(path, &setup)
-    sqlite3_exec(setup, "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synchronous); CREATE TABLE row(id INTEGER PRIMARY KEY, key INTEGER, text TEXT); CREATE INDEX row_key ON row(key);", nil, nil, nil)
+    sqlite3_exec(
+        setup,
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synchronous); CREATE TABLE row(id INTEGER PRIMARY KEY, key INTEGER, text TEXT); CREATE INDEX row_key ON row(key);",
+        nil, nil, nil)
     sqlite3_close(setup)
     let seconds = parallel(writers) { t in
         var db: OpaquePointer?
@@ -141,9 +146,12 @@ if !profileLookups {
         for (k, v) in rows { print("| \(k) | \(v) |") }
         exit(0)
     }
-    rows.append(("Needletail, fsync everySecond, \(writers) writers", "\(Int(try needletailInserts(.everySecond, per: perWriterFast))) inserts/s"))
+    rows.append(
+        ("Needletail, fsync everySecond, \(writers) writers", "\(Int(try needletailInserts(.everySecond, per: perWriterFast))) inserts/s"))
     rows.append(("Needletail, fsync never, \(writers) writers", "\(Int(try needletailInserts(.never, per: perWriterFast))) inserts/s"))
-    rows.append(("SQLite WAL, synchronous=NORMAL, \(writers) writers", "\(Int(sqliteInserts(synchronous: "NORMAL", per: perWriterFast))) inserts/s"))
+    rows.append(
+        ("SQLite WAL, synchronous=NORMAL, \(writers) writers", "\(Int(sqliteInserts(synchronous: "NORMAL", per: perWriterFast))) inserts/s")
+    )
 }
 
 // MARK: Lookups
@@ -179,7 +187,10 @@ do {
 
     var db: OpaquePointer?
     sqlite3_open(dir + "/lookup.db", &db)
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE row(id INTEGER PRIMARY KEY, key INTEGER, text TEXT); CREATE INDEX row_key ON row(key); BEGIN;", nil, nil, nil)
+    sqlite3_exec(
+        db,
+        "PRAGMA journal_mode=WAL; CREATE TABLE row(id INTEGER PRIMARY KEY, key INTEGER, text TEXT); CREATE INDEX row_key ON row(key); BEGIN;",
+        nil, nil, nil)
     var ins: OpaquePointer?
     sqlite3_prepare_v2(db, "INSERT INTO row(key, text) VALUES (?, ?)", -1, &ins, nil)
     for k in 0..<lookups {

@@ -47,26 +47,27 @@ public enum CGIGateway {
             let first = n.isEmpty ? 0 : params.bytes[n.lowerBound]
             if first == UInt8(ascii: "H") && n.count > 5 && params.equals(n.lowerBound..<(n.lowerBound + 5), "HTTP_") {
                 if params.equals(n, "HTTP_HOST") && host == nil { host = v }
-                appendField({ out in
-                    // HTTP_X_FORWARDED_FOR → X-Forwarded-For, written into place in one pass.
-                    let start = out.count, count = n.count - 5
-                    out.append(contentsOf: repeatElement(0, count: count))
-                    source.withUnsafeBufferPointer { src in
-                        out.withUnsafeMutableBufferPointer { dst in
-                            var upper = true
-                            for k in 0..<count {
-                                let b = src[n.lowerBound + 5 + k]
-                                if b == UInt8(ascii: "_") {
-                                    dst[start + k] = UInt8(ascii: "-")
-                                    upper = true
-                                } else {
-                                    dst[start + k] = upper ? b : (b >= 65 && b <= 90 ? b | 0x20 : b)
-                                    upper = false
+                appendField(
+                    { out in
+                        // HTTP_X_FORWARDED_FOR → X-Forwarded-For, written into place in one pass.
+                        let start = out.count, count = n.count - 5
+                        out.append(contentsOf: repeatElement(0, count: count))
+                        source.withUnsafeBufferPointer { src in
+                            out.withUnsafeMutableBufferPointer { dst in
+                                var upper = true
+                                for k in 0..<count {
+                                    let b = src[n.lowerBound + 5 + k]
+                                    if b == UInt8(ascii: "_") {
+                                        dst[start + k] = UInt8(ascii: "-")
+                                        upper = true
+                                    } else {
+                                        dst[start + k] = upper ? b : (b >= 65 && b <= 90 ? b | 0x20 : b)
+                                        upper = false
+                                    }
                                 }
                             }
                         }
-                    }
-                }, value: v)
+                    }, value: v)
                 continue
             }
             switch n.count {
@@ -113,7 +114,9 @@ public enum CGIGateway {
             // With QUERY_STRING the query is that variable's; REQUEST_URI gives the path only.
             var pathAndQuery = uri
             if queryString != nil, let q = storage[uri].firstIndex(of: UInt8(ascii: "?")) { pathAndQuery = uri.lowerBound..<q }
-            parsed = try storage.withUnsafeBufferPointer { buffer throws(RequestTarget.Refusal) in try RequestTarget.parse(buffer, pathAndQuery) }
+            parsed = try storage.withUnsafeBufferPointer { buffer throws(RequestTarget.Refusal) in
+                try RequestTarget.parse(buffer, pathAndQuery)
+            }
             if let qs = queryString {
                 guard storage.withUnsafeBufferPointer({ PercentDecoding.isValid(UnsafeBufferPointer(rebasing: $0[qs])) }) else {
                     throw RequestTarget.Refusal(reason: "invalid percent-encoding in query")
@@ -129,12 +132,13 @@ public enum CGIGateway {
             parsed.rawPath = start..<storage.count
         }
         let target = uri
-        return Request(method: httpMethod, version: http10 ? .http1_0 : .http1_1, storage: storage, target: target,
-                       rawPath: parsed.rawPath, decodedPath: parsed.decodedPath, host: host,
-                       query: QueryParameters(storage: storage, range: parsed.query),
-                       headers: HeaderFields(lines: storage, range: headerLines), body: body,
-                       remote: remote.isEmpty ? .unknown : .text(String(decoding: storage[remote], as: UTF8.self)),
-                       isSecure: secure)
+        return Request(
+            method: httpMethod, version: http10 ? .http1_0 : .http1_1, storage: storage, target: target,
+            rawPath: parsed.rawPath, decodedPath: parsed.decodedPath, host: host,
+            query: QueryParameters(storage: storage, range: parsed.query),
+            headers: HeaderFields(lines: storage, range: headerLines), body: body,
+            remote: remote.isEmpty ? .unknown : .text(String(decoding: storage[remote], as: UTF8.self)),
+            isSecure: secure)
     }
 
     /// `request(from:body:)` for name-value strings.
@@ -160,8 +164,10 @@ public enum CGIGateway {
     /// Appends CGI response headers: `Status` with its reason phrase (nginx copies it as is),
     /// Content-Type, Content-Length when known, the app's fields and `extra` (unsafe ones
     /// dropped), and the blank line.
-    public static func encodeHead(_ response: Response, contentLength: Int?, extra: [(name: String, value: String)] = [],
-                                  defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void) {
+    public static func encodeHead(
+        _ response: Response, contentLength: Int?, extra: [(name: String, value: String)] = [],
+        defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void
+    ) {
         let status = response.status
         out.append("Status: ")
         out.appendDecimal(status.code)

@@ -82,7 +82,8 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         case .stdin:
             guard let r = requests[h.requestID], !r.stdinDone else { return }
             guard r.body.count + piece.count <= context.fastCGI.maxBodyBytes else {
-                let refusal = CGIGateway.Refusal(status: .contentTooLarge, reason: "request body larger than \(context.fastCGI.maxBodyBytes) bytes")
+                let refusal = CGIGateway.Refusal(
+                    status: .contentTooLarge, reason: "request body larger than \(context.fastCGI.maxBodyBytes) bytes")
                 finish(r, with: CGIGateway.refusalResponse(refusal), headOnly: false, on: connection)
                 return
             }
@@ -215,8 +216,9 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         let context = self.context
         let head = headScratch
         head.removeAll()
-        CGIGateway.encodeHead(response, contentLength: response.body.count, defaults: context.defaults,
-                              into: head, dropped: context.droppedField)
+        CGIGateway.encodeHead(
+            response, contentLength: response.body.count, defaults: context.defaults,
+            into: head, dropped: context.droppedField)
         let total = head.count + body.count
         if total <= FastCGI.maxContent {
             // One STDOUT record: header, CGI head and body chunks (static ones by reference), padding.
@@ -238,7 +240,9 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
             all.append(head.bytes)
             body.forEachPart { part in
                 if case .immortal(let p) = part { all.append(p) }
-            } owned: { all.append($0) }
+            } owned: {
+                all.append($0)
+            }
             writeStdout(id: r.id, all.bytes, on: connection)
             connection.write { Self.appendEnd(id: r.id, to: $0) }
         }
@@ -264,11 +268,14 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         FastCGI.appendEndRequest(id: id, appStatus: 0, status: .requestComplete, to: out)
     }
 
-    private func startStream(_ r: PendingRequest, _ response: Response, produce: @Sendable (ResponseStream) -> Void, on connection: Connection) {
+    private func startStream(
+        _ r: PendingRequest, _ response: Response, produce: @Sendable (ResponseStream) -> Void, on connection: Connection
+    ) {
         let context = self.context
         let head = ByteBuffer(capacity: 256)
-        CGIGateway.encodeHead(response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], defaults: context.defaults,
-                              into: head, dropped: context.droppedField)
+        CGIGateway.encodeHead(
+            response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], defaults: context.defaults,
+            into: head, dropped: context.droppedField)
         writeStdout(id: r.id, head.bytes, on: connection)
         let sink = LoopStreamSink(connection: connection, codec: self, requestID: r.id)
         r.stream = sink

@@ -69,8 +69,10 @@ enum FastCGI {
 
     /// Appends an END_REQUEST record.
     static func appendEndRequest(id: UInt16, appStatus: UInt32, status: ProtocolStatus, to out: ByteBuffer) {
-        let body: [UInt8] = [UInt8(appStatus >> 24), UInt8((appStatus >> 16) & 0xff), UInt8((appStatus >> 8) & 0xff),
-                             UInt8(appStatus & 0xff), status.rawValue, 0, 0, 0]
+        let body: [UInt8] = [
+            UInt8(appStatus >> 24), UInt8((appStatus >> 16) & 0xff), UInt8((appStatus >> 8) & 0xff),
+            UInt8(appStatus & 0xff), status.rawValue, 0, 0, 0,
+        ]
         body.withUnsafeBytes { appendRecord(.endRequest, id: id, content: $0, to: out) }
     }
 
@@ -83,7 +85,9 @@ enum FastCGI {
     /// Decodes name-value pairs (1-byte lengths below 128, else 4 bytes big-endian with the top
     /// bit set; a 4-byte form of a small length is accepted) into the byte ranges of each name
     /// and value. Each length is capped at `maxLength` before anything is read or allocated.
-    static func decodePairRanges(_ bytes: UnsafeRawBufferPointer, maxLength: Int) -> Result<[(name: Range<Int>, value: Range<Int>)], PairError> {
+    static func decodePairRanges(
+        _ bytes: UnsafeRawBufferPointer, maxLength: Int
+    ) -> Result<[(name: Range<Int>, value: Range<Int>)], PairError> {
         var pairs: [(name: Range<Int>, value: Range<Int>)] = []
         pairs.reserveCapacity(32)
         var i = 0

@@ -84,11 +84,15 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         response.body = .chunks(Chunks())
         switch consume body {
         case .chunks(var chunks):
-            writeHead(response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: head.version, on: connection)
+            writeHead(
+                response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: head.version,
+                on: connection)
             if !headOnly { connection.write(chunks) }
             chunks.recycle()
         case .file(let file):
-            writeHead(response, framing: response.status.forbidsBody ? .none : .length(file.count), keepAlive: keepAlive, version: head.version, on: connection)
+            writeHead(
+                response, framing: response.status.forbidsBody ? .none : .length(file.count), keepAlive: keepAlive, version: head.version,
+                on: connection)
             if !headOnly { connection.write(file: file) }
         case .stream(let produce):
             startStream(response, produce: produce, head: head, keepAlive: keepAlive, on: connection)
@@ -110,8 +114,10 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
 
     /// Sends the head of a streamed response and hands the producer its stream. Until the
     /// stream finishes, reading pauses and pipelined requests wait.
-    private func startStream(_ response: Response, produce: @Sendable (ResponseStream) -> Void, head: HTTPRequestHead,
-                             keepAlive: Bool, on connection: Connection) {
+    private func startStream(
+        _ response: Response, produce: @Sendable (ResponseStream) -> Void, head: HTTPRequestHead,
+        keepAlive: Bool, on connection: Connection
+    ) {
         let chunked = head.version == .http1_1
         let framing: HTTPResponseEncoder.Framing = response.status.forbidsBody ? .none : (chunked ? .chunked : .untilClose)
         let keep = keepAlive && framing != .untilClose
@@ -165,18 +171,22 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     /// Writes a whole answer that is not a stream (the codec's own refusals).
     private func write(_ response: Response, keepAlive: Bool, version: HTTPVersion, on connection: Connection) {
         let forbidsBody = response.status.forbidsBody
-        writeHead(response, framing: forbidsBody ? .none : .length(response.bodyCount), keepAlive: keepAlive, version: version, on: connection)
+        writeHead(
+            response, framing: forbidsBody ? .none : .length(response.bodyCount), keepAlive: keepAlive, version: version, on: connection)
         if !forbidsBody, let chunks = response.body.chunks { connection.write(chunks) }
     }
 
-    private func writeHead(_ response: Response, framing: HTTPResponseEncoder.Framing, keepAlive: Bool, version: HTTPVersion,
-                           on connection: Connection) {
+    private func writeHead(
+        _ response: Response, framing: HTTPResponseEncoder.Framing, keepAlive: Bool, version: HTTPVersion,
+        on connection: Connection
+    ) {
         let date = context.dates.dateLine(now: connection.loop.wallClock)
         let context = self.context
         connection.write { out in
-            HTTPResponseEncoder.encodeHead(response, framing: framing,
-                                           keepAlive: keepAlive, version: version, date: date, defaults: context.defaults,
-                                           into: out, dropped: context.droppedField)
+            HTTPResponseEncoder.encodeHead(
+                response, framing: framing,
+                keepAlive: keepAlive, version: version, date: date, defaults: context.defaults,
+                into: out, dropped: context.droppedField)
         }
     }
 

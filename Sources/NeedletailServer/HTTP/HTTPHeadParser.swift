@@ -79,7 +79,8 @@ struct HTTPHeadParser {
                 let lineEnd = requestLineEnd
                 reset()
                 do {
-                    return .head(try HTTPHeadParser.parseHead(buf, requestLineEnd: lineEnd, headEnd: total, limits: limits), consumed: total)
+                    return .head(
+                        try HTTPHeadParser.parseHead(buf, requestLineEnd: lineEnd, headEnd: total, limits: limits), consumed: total)
                 } catch {
                     return .error(error)
                 }
@@ -147,7 +148,9 @@ struct HTTPHeadParser {
         var host = 0..<0
     }
 
-    static func parseHead(_ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits) throws(HTTPError) -> HTTPRequestHead {
+    static func parseHead(
+        _ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits
+    ) throws(HTTPError) -> HTTPRequestHead {
         let line = try parseRequestLine(buf, end: requestLineEnd)
         let fieldsStart = requestLineEnd + 2
         let fields = try parseFields(buf, from: fieldsStart, headEnd: headEnd, version: line.version, limits: limits)
@@ -194,8 +197,10 @@ struct HTTPHeadParser {
         }
         let vlen = requestLineEnd - (sp2 + 1)
         let v = sp2 + 1
-        guard vlen == 8 && buf[v] == 72 && buf[v + 1] == 84 && buf[v + 2] == 84 && buf[v + 3] == 80 && buf[v + 4] == 47
-            && buf[v + 6] == 46 && (48...57).contains(buf[v + 5]) && (48...57).contains(buf[v + 7]) else {
+        guard
+            vlen == 8 && buf[v] == 72 && buf[v + 1] == 84 && buf[v + 2] == 84 && buf[v + 3] == 80 && buf[v + 4] == 47
+                && buf[v + 6] == 46 && (48...57).contains(buf[v + 5]) && (48...57).contains(buf[v + 7])
+        else {
             throw .bad("malformed HTTP version")
         }
         let major = Int(buf[v + 5] - 48), minor = Int(buf[v + 7] - 48)
@@ -206,8 +211,10 @@ struct HTTPHeadParser {
     /// The header fields from `start` to the blank line: each checked (name, value, limits),
     /// and the ones framing and the connection need read into a `FieldSummary`.
     @inline(__always)
-    static func parseFields(_ buf: UnsafeRawBufferPointer, from start: Int, headEnd: Int, version: HTTPVersion,
-                            limits: HTTPLimits) throws(HTTPError) -> FieldSummary {
+    static func parseFields(
+        _ buf: UnsafeRawBufferPointer, from start: Int, headEnd: Int, version: HTTPVersion,
+        limits: HTTPLimits
+    ) throws(HTTPError) -> FieldSummary {
         var summary = FieldSummary()
         var fieldCount = 0
         var line = start
@@ -235,8 +242,10 @@ struct HTTPHeadParser {
             var ve = eol
             while ve > vs && (buf[ve - 1] == 32 || buf[ve - 1] == 9) { ve -= 1 }
             let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
-            if ByteScan.firstIndex(in: value, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) },
-                                   isBad: { ($0 < 32 && $0 != 9) || $0 == 127 }) < value.count {
+            if ByteScan.firstIndex(
+                in: value, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) },
+                isBad: { ($0 < 32 && $0 != 9) || $0 == 127 }) < value.count
+            {
                 throw .bad("control character in header field value")
             }
             try summarize(name: UnsafeRawBufferPointer(rebasing: buf[line..<colon]), value: value, at: vs..<ve, into: &summary)
@@ -259,8 +268,10 @@ struct HTTPHeadParser {
     /// Reads the fields that matter to the codec (Host, Expect, Connection, Content-Length,
     /// Transfer-Encoding); the others are the app's.
     @inline(__always)
-    static func summarize(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, at valueRange: Range<Int>,
-                          into summary: inout FieldSummary) throws(HTTPError) {
+    static func summarize(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, at valueRange: Range<Int>,
+        into summary: inout FieldSummary
+    ) throws(HTTPError) {
         switch name.count {
         case 4 where lowerEquals(name, "host"):
             summary.hostCount += 1
@@ -272,8 +283,11 @@ struct HTTPHeadParser {
             summary.expectContinue = true
         case 10 where lowerEquals(name, "connection"):
             forEachListItem(value) { t in
-                if lowerEquals(t, "close") { summary.closeToken = true }
-                else if lowerEquals(t, "keep-alive") { summary.keepAliveToken = true }
+                if lowerEquals(t, "close") {
+                    summary.closeToken = true
+                } else if lowerEquals(t, "keep-alive") {
+                    summary.keepAliveToken = true
+                }
             }
         case 14 where lowerEquals(name, "content-length"):
             var bad = false
@@ -316,7 +330,9 @@ struct HTTPHeadParser {
     /// The target's form (RFC 9112 3.2: origin, absolute or asterisk), its authority for the
     /// absolute form, and its path and query.
     @inline(__always)
-    static func parseTarget(_ buf: UnsafeRawBufferPointer, _ line: RequestLine) throws(HTTPError) -> (authority: Range<Int>?, target: RequestTarget) {
+    static func parseTarget(
+        _ buf: UnsafeRawBufferPointer, _ line: RequestLine
+    ) throws(HTTPError) -> (authority: Range<Int>?, target: RequestTarget) {
         let start = line.target.lowerBound, end = line.target.upperBound
         var pathStart = start
         var authority: Range<Int>? = nil

@@ -7,8 +7,10 @@ enum HTTPResponseEncoder {
     /// Status lines of the common codes, encoded once.
     static let statusLines: [[UInt8]?] = {
         var table: [[UInt8]?] = Array(repeating: nil, count: 600)
-        for code in [100, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410,
-                     411, 413, 414, 415, 416, 417, 422, 429, 431, 500, 501, 502, 503, 504, 505] {
+        for code in [
+            100, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410,
+            411, 413, 414, 415, 416, 417, 422, 429, 431, 500, 501, 502, 503, 504, 505,
+        ] {
             table[code] = Array("HTTP/1.1 \(HTTPStatus(code: code).description)\r\n".utf8)
         }
         return table
@@ -46,8 +48,9 @@ enum HTTPResponseEncoder {
         var v = value
         return v.withUTF8 { bytes in
             let raw = UnsafeRawBufferPointer(bytes)
-            return ByteScan.firstIndex(in: raw, mayHold: { ByteScan.hasByte(of: $0, below: 14) },
-                                       isBad: { $0 == 13 || $0 == 10 || $0 == 0 }) == raw.count
+            return ByteScan.firstIndex(
+                in: raw, mayHold: { ByteScan.hasByte(of: $0, below: 14) },
+                isBad: { $0 == 13 || $0 == 10 || $0 == 0 }) == raw.count
         }
     }
 
@@ -63,11 +66,14 @@ enum HTTPResponseEncoder {
 
     /// Appends the head of `response` to `out`.
     /// `dropped` is called with the name of each unsafe field left out.
-    static func encodeHead(_ response: Response, framing: Framing, keepAlive: Bool, version: HTTPVersion,
-                           date: [UInt8], defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void) {
+    static func encodeHead(
+        _ response: Response, framing: Framing, keepAlive: Bool, version: HTTPVersion,
+        date: [UInt8], defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void
+    ) {
         let status = response.status
         if status.code >= 100 && status.code < 600, let line = statusLines[status.code],
-           status.reason == HTTPStatus.standardReason(status.code) {
+            status.reason == HTTPStatus.standardReason(status.code)
+        {
             line.withUnsafeBytes { out.append($0) }
         } else {
             out.append("HTTP/1.1 ")
