@@ -92,9 +92,9 @@ let package = Package(
         .testTarget(name: "NeedletailBytesTests", dependencies: ["NeedletailBytes"]),
         .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "NeedletailPOSIX", "CNeedletailLinux"]),
         // MustNotCompile/ holds sources that a test compiles with swiftc expecting errors.
-        .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML"], exclude: ["MustNotCompile"]),
-        .testTarget(name: "NeedletailJSTests", dependencies: ["NeedletailJS"]),
-        .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX"]),
+        .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML", "NeedletailTestSupport", "CNeedletailLinux"], exclude: ["MustNotCompile"]),
+        .testTarget(name: "NeedletailJSTests", dependencies: ["NeedletailJS", "NeedletailTestSupport", "CNeedletailLinux"]),
+        .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX", "NeedletailTestSupport", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailHTTPTests", dependencies: ["NeedletailHTTP"]),
         .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX"]),
         // What the socket tests share: a blocking client, a test app, processes and ports.

@@ -1,4 +1,5 @@
 import Foundation
+import NeedletailTestSupport
 import Testing
 
 /// Proves the compile-time rules: each case in MustNotCompile/cases.swift must be refused by
@@ -20,16 +21,7 @@ import Testing
     }
 
     static func typecheck(_ file: URL) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["swiftc", "-typecheck", "-I", try modulesDirectory(), file.path]
-        let pipe = Pipe()
-        p.standardError = pipe
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try run("/usr/bin/env", ["swiftc", "-typecheck", "-I", try modulesDirectory(), file.path])
     }
 
     struct Case {

@@ -1,21 +1,11 @@
 import Foundation
 import NeedletailHTML
 import NeedletailJS
+import NeedletailTestSupport
 import Testing
 
 /// Runs `code` with node and returns what it printed.
-func runNode(_ code: String) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["node", "-e", code]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
+func runNode(_ code: String) throws -> (status: Int32, output: String) { try run("/usr/bin/env", ["node", "-e", code]) }
 
 @Suite struct JSTests {
     let console = JS.console

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import NeedletailStore
 import NeedletailStoreTestSupport
+import NeedletailTestSupport
 import Testing
 
 /// The store tool built next to the test bundle.
@@ -63,16 +64,5 @@ struct CrashTests {
         #expect(compact.output.contains("compacted"))
     }
 
-    func runTool(_ args: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: storeTool())
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    func runTool(_ args: [String]) throws -> (status: Int32, output: String) { try run(storeTool(), args) }
 }
