@@ -12,3 +12,4 @@
 @_exported import enum NeedletailLoop.SocketAddress
 @_exported import struct NeedletailLoop.SocketError
 @_exported import struct NeedletailLoop.LoopConfiguration
+@_exported import enum NeedletailLoop.Waiting

@@ -112,7 +112,9 @@ public enum LibFCGIResponder {
             do {
                 let r = try CGIGateway.request(from: params, body: body)
                 isHead = r.method == .head
-                response = responder.respond(to: r)
+                let answer = responder.respond(to: r).waited()  // an async handler: waited for on this worker
+                if let failure = answer.failure { logger.error("\(failure)") }
+                response = answer.response
                 _ = response.loadFileBody()
             } catch {
                 response = .text("400 Bad Request: \(error)\n", status: .badRequest)

@@ -14,13 +14,17 @@ public struct Response {
         case file(FileRegion)
         /// Bytes written over time through a `ResponseStream` (see `Response.streaming`).
         case stream(@Sendable (ResponseStream) -> Void)
+        /// Not made yet: an async handler will make the whole response (status and fields
+        /// too: this value's own are unused). The codecs run it as a task on their loop; the
+        /// blocking ways in wait for it (`Response.waited()`).
+        case pending(PendingReply)
 
         /// The length, when it is known before sending (not for a stream).
         public var count: Int? {
             switch self {
             case .chunks(let c): return c.count
             case .file(let f): return f.count
-            case .stream: return nil
+            case .stream, .pending: return nil
             }
         }
 

@@ -2,6 +2,7 @@ import NeedletailBytes
 import NeedletailHTML
 
 /// Turns a request into a response. Implementations are shared by every loop, hence `Sendable`.
+/// An async handler's answer is a `.pending` response, which the codec runs as a task.
 public protocol Responder: Sendable {
     func respond(to request: Request) -> Response
 }
@@ -14,6 +15,9 @@ public typealias Handler = @Sendable (Request) -> Response
 /// body); a known path with another method gets 405 with an `Allow` field; an unknown path gets
 /// the not-found page.
 public struct Router: Responder {
+    /// How long an async handler may take unless its route says otherwise (milliseconds).
+    public static let defaultDeadline = 30_000
+
     /// Routes in registration order; a short list is scanned (cheaper than hashing the path),
     /// a long one is found through `index`.
     private var routes: [Route]
@@ -28,6 +32,17 @@ public struct Router: Responder {
 
     /// Registers `handler` for `method` requests to `path`.
     public mutating func on(_ method: HTTPMethod, _ path: String, _ handler: @escaping Handler) {
+        add(method, path, .sync(handler))
+    }
+
+    /// Registers the async `handler` for `method` requests to `path`; it may take `deadline`
+    /// milliseconds (then 503), 30 s unless said.
+    public mutating func on(_ method: HTTPMethod, _ path: String, deadline: Int = Router.defaultDeadline,
+                            _ handler: @escaping AsyncHandler) {
+        add(method, path, .async(handler, deadline: deadline))
+    }
+
+    private mutating func add(_ method: HTTPMethod, _ path: String, _ handler: RouteHandler) {
         if let i = index[path] {
             routes[i].handlers[method.ordinal] = handler
         } else {
@@ -54,15 +69,23 @@ public struct Router: Responder {
     public mutating func get(_ path: String, _ handler: @escaping Handler) { on(.get, path, handler) }
     /// Registers a POST handler.
     public mutating func post(_ path: String, _ handler: @escaping Handler) { on(.post, path, handler) }
+    /// Registers an async GET (and HEAD) handler: `router.get("/x") { request async throws in … }`.
+    public mutating func get(_ path: String, deadline: Int = Router.defaultDeadline, _ handler: @escaping AsyncHandler) {
+        on(.get, path, deadline: deadline, handler)
+    }
+    /// Registers an async POST handler.
+    public mutating func post(_ path: String, deadline: Int = Router.defaultDeadline, _ handler: @escaping AsyncHandler) {
+        on(.post, path, deadline: deadline, handler)
+    }
 
     /// Sets the page for unknown paths.
     public mutating func setNotFound(_ handler: @escaping Handler) { notFound = handler }
 
     public func respond(to request: Request) -> Response {
         guard let route = route(for: request) else { return notFound(request) }
-        if let h = route.handlers[request.method.ordinal] { return h(request) }
+        if let h = route.handlers[request.method.ordinal] { return h.respond(to: request) }
         let get = route.handlers[HTTPMethod.get.ordinal]
-        if request.method == .head, let h = get { return h(request) }
+        if request.method == .head, let h = get { return h.respond(to: request) }
         var allowed = HTTPMethod.allCases.filter { route.handlers[$0.ordinal] != nil }.map(\.rawValue)
         if get != nil && route.handlers[HTTPMethod.head.ordinal] == nil { allowed.append("HEAD") }
         var r = Router.errorPage(.methodNotAllowed, detail: "This address does not accept \(request.method.rawValue).")
@@ -88,5 +111,19 @@ public struct Router: Responder {
 private struct Route: Sendable {
     let path: String
     let pathBytes: [UInt8]
-    var handlers: [Handler?]
+    var handlers: [RouteHandler?]
+}
+
+/// A route's handler for one method.
+private enum RouteHandler: Sendable {
+    case sync(Handler)
+    case async(AsyncHandler, deadline: Int)
+
+    @inline(__always)
+    func respond(to request: Request) -> Response {
+        switch self {
+        case .sync(let h): return h(request)
+        case .async(let h, let deadline): return .pending(PendingReply(request: request, deadline: deadline, handler: h))
+        }
+    }
 }

@@ -11,14 +11,17 @@ public struct VirtualHosts: Responder {
         for n in names { sites[n.lowercased()] = site }
     }
 
-    public func respond(to request: Request) -> Response {
-        guard var host = request.host?.lowercased() else { return fallback.respond(to: request) }
+    public func respond(to request: Request) -> Response { site(for: request).respond(to: request) }
+
+    /// The site `request`'s host names.
+    func site(for request: Request) -> any Responder {
+        guard var host = request.host?.lowercased() else { return fallback }
         if host.hasPrefix("[") {
             if let end = host.firstIndex(of: "]") { host = String(host[...end]) }
         } else if let colon = host.lastIndex(of: ":") {
             host = String(host[..<colon])
         }
         if host.hasSuffix(".") { host.removeLast() }
-        return (sites[host] ?? fallback).respond(to: request)
+        return sites[host] ?? fallback
     }
 }

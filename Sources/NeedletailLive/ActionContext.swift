@@ -10,6 +10,13 @@ import NeedletailHTTP
 ///     action.notify(.board)
 /// }) { … }
 /// ```
+/// An action's handler that may wait (see `Page.actionForm`): it runs on the loop that received
+/// the POST and resumes there after each await.
+public typealias AsyncAction = @Sendable (ActionContext) async throws -> Void
+
+/// A live page's builder that awaits its data before it renders (see `LiveApp.page`).
+public typealias AsyncPage = @Sendable (Page) async throws -> Response
+
 public struct ActionContext: Sendable {
     /// The POST that ran the action.
     public let request: Request

@@ -32,6 +32,14 @@ public struct LiveApp: Responder {
         router.get(path) { request in core.page(for: request, build) }
     }
 
+    /// Registers a live page that awaits its data (a database, another service) before it
+    /// renders: `app.page("/x") { page async throws -> Response in … }`; it may take `deadline`
+    /// milliseconds.
+    public mutating func page(_ path: String, deadline: Int = Router.defaultDeadline, _ build: @escaping AsyncPage) {
+        let core = core
+        router.get(path, deadline: deadline) { request in try await core.page(for: request, build) }
+    }
+
     public func respond(to request: Request) -> Response {
         core.respondToInternal(request) ?? staticFiles?.respond(to: request) ?? router.respond(to: request)
     }

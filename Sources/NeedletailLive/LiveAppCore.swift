@@ -45,26 +45,56 @@ public final class LiveAppCore: Sendable {
     /// Builds a page for `request` with `build`, adding the session cookie when the session is
     /// new, the page headers, and keeping the view for later actions and polls.
     public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
-        let (session, source) = sessions.session(for: request)
-        let view = LiveView(path: request.query["_s"] == nil ? request.target : Page.removingSessionField(request.target))
-        let page = Page(request: request, session: session, source: source, view: view, app: self)
-        var response: Response
+        let page = beginPage(request)
+        let response: Response
         do {
             response = try build(page)
-        } catch let e as ParameterError {
-            response = Router.errorPage(.badRequest, detail: e.description)
         } catch {
-            // The details go to the log, never to the client.
-            onError("page \(request.path) failed: \(error)")
-            response = Router.errorPage(.internalServerError, detail: "Something went wrong on our side; it has been logged.")
+            response = pageFailed(page, error)
         }
+        return finishPage(page, response)
+    }
+
+    /// The same for a page that awaits its data before it renders.
+    public func page(for request: Request, _ build: AsyncPage) async throws -> Response {
+        let page = beginPage(request)
+        let response: Response
+        do {
+            response = try await build(page)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            response = pageFailed(page, error)
+        }
+        return finishPage(page, response)
+    }
+
+    /// The session and a new view for a page about to be built.
+    func beginPage(_ request: Request) -> Page {
+        let (session, source) = sessions.session(for: request)
+        let view = LiveView(path: request.query["_s"] == nil ? request.target : Page.removingSessionField(request.target))
+        return Page(request: request, session: session, source: source, view: view, app: self)
+    }
+
+    /// A page builder's error: a 400 naming a wrong parameter, else a 500 (details logged).
+    func pageFailed(_ page: Page, _ error: any Error) -> Response {
+        if let e = error as? ParameterError { return Router.errorPage(.badRequest, detail: e.description) }
+        // The details go to the log, never to the client.
+        onError("page \(page.request.path) failed: \(error)")
+        return Router.errorPage(.internalServerError, detail: "Something went wrong on our side; it has been logged.")
+    }
+
+    /// Keeps the view, then the page headers and the cookie of a new session.
+    func finishPage(_ page: Page, _ built: Response) -> Response {
+        var response = built
+        let session = page.session
         session.state.withLock { st in
-            st.views.append(view)
+            st.views.append(page.view)
             if st.views.count > sessions.viewsKept { st.views.removeFirst(st.views.count - sessions.viewsKept) }
         }
         trimActions(of: session)
         for h in LiveAppCore.pageHeaders { response.addHeader(h.name, h.value) }
-        if source == .new { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: request)) }
+        if page.source == .new { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: page.request)) }
         return response
     }
 
@@ -84,7 +114,7 @@ public final class LiveAppCore: Sendable {
         }
     }
 
-    /// The framework's endpoints; `nil` for other paths.
+    /// The framework's endpoints (an async action's answer is `.pending`); `nil` for other paths.
     public func respondToInternal(_ request: Request) -> Response? {
         // Checked on the raw bytes: most requests are not ours, and `path` makes a string.
         let ours = request.withPathBytes { p in
@@ -93,18 +123,18 @@ public final class LiveAppCore: Sendable {
         }
         guard ours else { return nil }
         let path = request.path
-        if path == LiveAppCore.runtimePath { return runtimeResponse(request) }
-        if path == "/_nt/poll" { return poll(request) }
-        if path == "/_nt/events" { return events(request) }
+        if path == LiveAppCore.runtimePath { return (runtimeResponse(request)) }
+        if path == "/_nt/poll" { return (poll(request)) }
+        if path == "/_nt/events" { return (events(request)) }
         if path.hasPrefix("/_nt/a/") {
             guard request.method == .post else {
                 var r = Router.errorPage(.methodNotAllowed, detail: "Actions are sent with POST.")
                 r.addHeader("Allow", "POST")
-                return r
+                return (r)
             }
             return action(String(path.dropFirst(7)), request)
         }
-        return Router.errorPage(.notFound, detail: "No page at this address.")
+        return (Router.errorPage(.notFound, detail: "No page at this address."))
     }
 
     func view(_ id: String, in session: Session) -> LiveView? {
@@ -112,7 +142,6 @@ public final class LiveAppCore: Sendable {
     }
 
     func action(_ id: String, _ request: Request) -> Response {
-        let fromRuntime = request.headers["x-needletail"] != nil
         guard let (session, source) = sessions.existing(for: request),
             let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
                 for v in st.views.reversed() {
@@ -121,20 +150,51 @@ public final class LiveAppCore: Sendable {
                 return nil
             })
         else {
-            return Router.errorPage(
-                .gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again.")
+            return (Router.errorPage(
+                .gone, detail: "This form has expired (the page is too old, or the session ended). Reload the page and try again."))
         }
+        let context = ActionContext(request: request, session: session, channels: channels)
+        switch action.run {
+        case .sync(let run):
+            return (actionAnswer(view: view, session: session, source: source, request: request) { try run(context) })
+        case .async(let run):
+            return .pending(PendingReply(request: request) { request in
+                do {
+                    try await run(context)
+                } catch let e as ParameterError {
+                    return Router.errorPage(.badRequest, detail: e.description)
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    return self.actionFailed(view: view, error: error)
+                }
+                return self.actionDone(view: view, session: session, source: source, request: request)
+            })
+        }
+    }
+
+    /// What a synchronous action's run becomes: the redirect (or 204), or its error's page.
+    func actionAnswer(view: LiveView, session: Session, source: SessionSource, request: Request, _ run: () throws -> Void) -> Response {
         do {
-            try action.run(ActionContext(request: request, session: session, channels: channels))
+            try run()
         } catch let e as ParameterError {
             return Router.errorPage(.badRequest, detail: e.description)
         } catch {
-            onError("action on \(view.path) failed: \(error)")
-            return Router.errorPage(
-                .internalServerError, detail: "This could not be done, and nothing was changed. The error has been logged.")
+            return actionFailed(view: view, error: error)
         }
-        if fromRuntime { return Response(status: .noContent) }
-        // A browser without the cookie keeps its session through the redirect.
+        return actionDone(view: view, session: session, source: source, request: request)
+    }
+
+    /// A failed action: logged, and a 500 that says nothing was changed.
+    func actionFailed(view: LiveView, error: any Error) -> Response {
+        onError("action on \(view.path) failed: \(error)")
+        return Router.errorPage(.internalServerError, detail: "This could not be done, and nothing was changed. The error has been logged.")
+    }
+
+    /// A done action: 204 for the runtime; for a plain form the redirect back to the page (a
+    /// browser without the cookie keeps its session through it).
+    func actionDone(view: LiveView, session: Session, source: SessionSource, request: Request) -> Response {
+        if request.headers["x-needletail"] != nil { return Response(status: .noContent) }
         return .redirect(to: Page.url(view.path, session: session, source: source))
     }
 

@@ -18,8 +18,15 @@ public final class LiveView: Sendable {
         var regions: [Region] = []
     }
 
+    /// An action's handler: it runs on the loop that received its POST; an async one may
+    /// await (a durable write, a database) while the loop serves others.
+    enum Run: Sendable {
+        case sync(@Sendable (ActionContext) throws -> Void)
+        case async(AsyncAction)
+    }
+
     struct Action {
-        let run: @Sendable (ActionContext) throws -> Void
+        let run: Run
         /// The live region whose render registered it (nil: outside any region), and which
         /// render: a region's actions are dropped once it has been rendered twice since, so
         /// that a page open for days, whose regions are re-rendered on every change, keeps

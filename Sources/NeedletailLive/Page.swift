@@ -63,7 +63,12 @@ public final class Page: @unchecked Sendable {
     }
 
     @usableFromInline
-    func register(_ run: @escaping @Sendable (ActionContext) throws -> Void) -> String {
+    func register(_ run: @escaping @Sendable (ActionContext) throws -> Void) -> String { register(.sync(run)) }
+
+    @usableFromInline
+    func register(_ run: @escaping AsyncAction) -> String { register(.async(run)) }
+
+    func register(_ run: LiveView.Run) -> String {
         let id = randomToken()
         let context = renderContext.withLock { $0 }
         context?.region.hasActions.store(true, ordering: .relaxed)
@@ -92,6 +97,20 @@ public final class Page: @unchecked Sendable {
         }.method(.post).action("/_nt/a/" + id).data("nt", "form")
     }
 
+    /// The same with an async handler: it may await (a durable write, a database) while its
+    /// loop serves others: `page.actionForm({ action async throws in try await … }) { … }`.
+    @inlinable
+    public func actionForm<Content: FlowContent & FormFree>(
+        _ handler: @escaping AsyncAction,
+        @HTMLBuilder content: () -> Content
+    ) -> Form<HTMLPair<Content, SessionField>> {
+        let id = register(handler)
+        let field = sessionField()
+        return Form {
+            content(); field
+        }.method(.post).action("/_nt/a/" + id).data("nt", "form")
+    }
+
     @usableFromInline
     func sessionField() -> SessionField { SessionField(id: needsSessionField ? session.id : nil) }
 
@@ -100,6 +119,13 @@ public final class Page: @unchecked Sendable {
     public func actionButton(
         _ label: String, class className: String = "nt-link", _ handler: @escaping @Sendable (ActionContext) throws -> Void
     )
+        -> Form<HTMLPair<Button<String>, SessionField>>
+    {
+        actionForm(handler) { Button(label).type(.submit).class(className) }
+    }
+
+    /// The same with an async handler.
+    public func actionButton(_ label: String, class className: String = "nt-link", _ handler: @escaping AsyncAction)
         -> Form<HTMLPair<Button<String>, SessionField>>
     {
         actionForm(handler) { Button(label).type(.submit).class(className) }

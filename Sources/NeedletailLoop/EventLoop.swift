@@ -26,6 +26,12 @@ public typealias LoopLogger = @Sendable (_ level: LoopLogLevel, _ message: Strin
 /// Severity of a loop log line.
 public enum LoopLogLevel: Sendable { case debug, info, warning, error }
 
+/// What other threads hand a loop: a closure (`execute`) or a job of a task isolated to it.
+enum LoopWork {
+    case closure(@Sendable () -> Void)
+    case job(UnownedJob, LoopJobKind)
+}
+
 /// Makes the protocol handler for a newly accepted connection.
 public typealias HandlerFactory = (Connection) -> any ConnectionHandler
 
@@ -53,7 +59,15 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var lastFDExhaustionLog = 0
     private let log: LoopLogger
     // Loop-confined properties below skip runtime exclusivity checks (see Connection).
-    private let tasks = Mutex<[@Sendable () -> Void]>([])
+    private let tasks = Mutex<[LoopWork]>([])
+    /// Jobs enqueued on the loop's own thread: only it touches this list (see `LoopExecutor`).
+    @exclusivity(unchecked) private var localJobs: [(UnownedJob, LoopJobKind)] = []
+    /// Millisecond timers (task sleeps, deadlines of suspended requests).
+    @exclusivity(unchecked) var timers = LoopTimers()
+    /// The loop as an executor, and the isolation of its tasks.
+    public private(set) var executor: LoopExecutor!
+    public private(set) var taskExecutor: LoopTaskExecutor!
+    public private(set) var actor: LoopActor!
     /// The thread running the loop (0 before `run()`).
     private let owner = Atomic<UInt>(0)
 
@@ -90,6 +104,9 @@ public final class EventLoop: @unchecked Sendable {
         } catch {
             throw SocketError(error.call, errno: error.errno)
         }
+        executor = LoopExecutor(loop: self)
+        taskExecutor = LoopTaskExecutor(loop: self)
+        actor = LoopActor(loop: self)
     }
 
     /// epoll_ctl(2), its failure thrown (the kernel refuses to watch an fd: out of memory, or
@@ -127,6 +144,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Whether the caller is running on this loop's thread.
     public var isCurrentThread: Bool { owner.load(ordering: .acquiring) == UInt(pthread_self()) }
+    var ownerThread: UInt { owner.load(ordering: .acquiring) }
 
     /// Runs `task` now when called on this loop's thread (from another connection's handler), else like
     /// `execute`. Answering many parked requests from one notify this way writes and recycles
@@ -146,7 +164,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `task` on this loop's thread soon. Safe from any thread.
     public func execute(_ task: @escaping @Sendable () -> Void) {
         let wasEmpty = tasks.withLock { q in
-            q.append(task)
+            q.append(.closure(task))
             return q.count == 1
         }
         if wasEmpty {
@@ -154,6 +172,52 @@ public final class EventLoop: @unchecked Sendable {
             _ = Glibc.write(wakeFD, &one, 8)
         }
     }
+
+    /// A job of a task isolated to this loop (`LoopExecutor.enqueue`): on the loop's own thread
+    /// it joins the local list, run before the loop waits again; from another thread it goes
+    /// through the locked queue and wakes the loop.
+    func enqueue(_ job: UnownedJob, on kind: LoopJobKind) {
+        if isCurrentThread {
+            localJobs.append((job, kind))
+            return
+        }
+        let wasEmpty = tasks.withLock { q in
+            q.append(.job(job, kind))
+            return q.count == 1
+        }
+        if wasEmpty {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Runs the jobs enqueued on this thread, and those they enqueue, until there are none.
+    @inline(__always)
+    func runLocalJobs() {
+        while !localJobs.isEmpty {
+            let batch = localJobs
+            localJobs.removeAll(keepingCapacity: true)
+            for (job, kind) in batch { run(job, kind) }
+        }
+    }
+
+    /// Runs a job with the executor it was enqueued on.
+    @inline(__always)
+    private func run(_ job: UnownedJob, _ kind: LoopJobKind) {
+        switch kind {
+        case .serial: job.runSynchronously(isolatedTo: executor.asUnownedSerialExecutor(), taskExecutor: taskExecutor.asUnownedTaskExecutor())
+        case .task: job.runSynchronously(on: taskExecutor.asUnownedTaskExecutor())
+        }
+    }
+
+    /// Runs `action` on this loop's thread once `milliseconds` have passed (call on the loop's
+    /// thread); the handle cancels it.
+    public func schedule(after milliseconds: Int, _ action: @escaping () -> Void) -> LoopTimerID {
+        LoopTimerID(id: timers.add(after: UInt64(max(0, milliseconds)) * 1_000_000, action))
+    }
+
+    /// Cancels a timer from `schedule` that has not fired (call on the loop's thread).
+    public func cancel(_ timer: LoopTimerID) { timers.cancel(timer.id) }
 
     /// Begins a graceful stop: stop accepting, close idle connections, let the others finish
     /// within `grace` seconds, then close what is left and return from `run()`. Safe from any thread.
@@ -183,12 +247,16 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs until a graceful stop completes. Call on the thread that owns the loop.
     public func run() {
         owner.store(UInt(pthread_self()), ordering: .releasing)
+        LoopThread.set(self)
+        defer { LoopThread.set(nil) }
         running = true
         let maxEvents = 512
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: maxEvents)
         defer { events.deallocate() }
         while running {
-            let timeout: Int32 = (connectionCount > 0 || isStopping) ? 1000 : -1
+            runLocalJobs()
+            var timeout: Int32 = (connectionCount > 0 || isStopping) ? 1000 : -1
+            if let next = timers.millisecondsToNext() { timeout = timeout < 0 ? Int32(min(next, 1000)) : min(timeout, Int32(min(next, 1000))) }
             let n = epoll_wait(epfd, events, Int32(maxEvents), timeout)
             updateClock()
             if n < 0 && errno != EINTR {
@@ -199,6 +267,9 @@ public final class EventLoop: @unchecked Sendable {
                 for i in 0..<Int(n) {
                     dispatch(events[i].events, token: EPollToken(raw: events[i].data.u64))
                 }
+            }
+            if !timers.isEmpty {
+                for action in timers.takeDue() { action() }
             }
             if now > wheel.lastTick {
                 for conn in wheel.advance(to: now) where !conn.isClosed {
@@ -266,7 +337,12 @@ public final class EventLoop: @unchecked Sendable {
             q.removeAll()
             return b
         }
-        for t in batch { t() }
+        for work in batch {
+            switch work {
+            case .closure(let task): task()
+            case .job(let job, let kind): run(job, kind)
+            }
+        }
     }
 
     private func readable(_ c: Connection) {

@@ -1,4 +1,5 @@
 import Logging
+import NeedletailLoop
 import NeedletailHTTP
 
 /// What every connection on one loop shares, whichever protocol it speaks: the app, the
@@ -10,8 +11,13 @@ final class LoopContext {
     let dates = HTTPDate.Cache()
     let logger: Logger
     let defaults: DefaultFields
+    /// Requests whose async handler is suspended on this loop, and how many may be (over it: 503).
+    @exclusivity(unchecked) var suspended = 0
+    let maxSuspended: Int
 
-    init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, defaults: DefaultFields = .standard, logger: Logger) {
+    init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, defaults: DefaultFields = .standard,
+         maxSuspended: Int = ServerConfiguration.defaultMaxSuspendedRequests, logger: Logger) {
+        self.maxSuspended = maxSuspended
         self.responder = responder
         self.limits = limits
         self.fastCGI = fastCGI
@@ -23,4 +29,13 @@ final class LoopContext {
     func droppedField(_ name: String) {
         logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
     }
+}
+
+/// A codec, its connection and an exchange, handed to a task isolated to their loop: they are
+/// loop-confined, and the task only ever runs on that loop (it is isolated to it), which is
+/// the invariant behind `@unchecked Sendable`.
+struct OnLoop<Codec: AnyObject, Exchange: AnyObject>: @unchecked Sendable {
+    let codec: Codec
+    let connection: Connection
+    let exchange: Exchange
 }

@@ -18,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var backlog: Int32 = 1024
     /// File mode of unix sockets the server creates (e.g. 0o660 for the web server's group).
     public var unixSocketMode: mode_t? = nil
+    /// Requests whose async handler may be suspended at once on one loop; over it: 503.
+    public var maxSuspendedRequestsPerLoop = ServerConfiguration.defaultMaxSuspendedRequests
+    /// 10,000: what a loop parks without strain (see docs/PERFORMANCE.md for the memory each takes).
+    public static let defaultMaxSuspendedRequests = 10_000
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     public var shutdownGrace = 10
     /// Fields every response gets unless it sets them (`X-Content-Type-Options: nosniff`; no
@@ -173,7 +177,7 @@ public final class Server: Sendable {
     ) {
         let context = LoopContext(
             responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
-            defaults: configuration.defaultFields, logger: logger)
+            defaults: configuration.defaultFields, maxSuspended: configuration.maxSuspendedRequestsPerLoop, logger: logger)
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
             case .http:

@@ -151,6 +151,25 @@ public final class RecordTable<R: Record>: AnyTable, @unchecked Sendable {
         try store.commit([Operation(kind: .delete, type: R.typeName, id: id, bytes: RecordBytes([]), isUpdate: false)])
     }
 
+    /// `insert` from a task: suspends until the record is durable (with `.always`; its loop
+    /// serves others, and the commits in flight share one fdatasync), then returns its id.
+    @discardableResult
+    public func insert(_ record: R) async throws(StoreError) -> Int {
+        let id = reserveID()
+        try await store.commit([Operation(kind: .put, type: R.typeName, id: id, bytes: Operation.bytes(of: record), isUpdate: false)])
+        return id
+    }
+
+    /// `update` from a task (see the async `insert`).
+    public func update(_ id: Int, to record: R) async throws(StoreError) {
+        try await store.commit([Operation(kind: .put, type: R.typeName, id: id, bytes: Operation.bytes(of: record), isUpdate: true)])
+    }
+
+    /// `delete` from a task (see the async `insert`).
+    public func delete(_ id: Int) async throws(StoreError) {
+        try await store.commit([Operation(kind: .delete, type: R.typeName, id: id, bytes: RecordBytes([]), isUpdate: false)])
+    }
+
     // MARK: Reads
 
     /// The record `id`, if any.

@@ -135,6 +135,16 @@ public final class Store: @unchecked Sendable {
         return result
     }
 
+    /// The same from a task: it suspends until the commit is durable (with `.always`) instead of
+    /// blocking its thread. `try await store.transaction { tx in … }`.
+    @discardableResult
+    public func transaction<T>(_ body: (inout Transaction) throws -> T) async throws -> T {
+        var tx = Transaction(store: self)
+        let result = try body(&tx)
+        try await commit(tx.operations)
+        return result
+    }
+
     /// Encodes, appends, applies, and (with `.always`) waits until durable.
     ///
     /// With `.always` the entry is not written here: its space in the log is claimed and the
@@ -142,7 +152,20 @@ public final class Store: @unchecked Sendable {
     /// before the group's fdatasync (the writer would otherwise make one pwrite of its own
     /// under the store's lock).
     func commit(_ ops: [Operation]) throws(StoreError) {
-        guard !ops.isEmpty else { return }
+        if let number = try append(ops) { try durability.waitUntilDurable(number) }
+    }
+
+    /// `commit` for a task: it suspends until the group's fdatasync covers the entry (its loop
+    /// serves others meanwhile: every commit in flight, on any loop, shares that sync) and
+    /// resumes where it ran.
+    func commit(_ ops: [Operation]) async throws(StoreError) {
+        if let number = try append(ops) { try await durability.durable(number) }
+    }
+
+    /// Encodes, appends and applies `ops`; the commit's number when it must still be waited for
+    /// (`.always`), nil when it is done.
+    private func append(_ ops: [Operation]) throws(StoreError) -> Int? {
+        guard !ops.isEmpty else { return nil }
         let entry = try Operation.entry(ops)
         let deferred = policy == .always
         let number: Int = try lock.withLock { () throws(StoreError) -> Int in
@@ -167,7 +190,7 @@ public final class Store: @unchecked Sendable {
             }
             return number
         }
-        if deferred { try durability.waitUntilDurable(number) }
+        return deferred ? number : nil
     }
 
     /// Rewrites the log as one put per live record (a snapshot) followed by whatever was

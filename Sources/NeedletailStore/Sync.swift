@@ -66,6 +66,8 @@ final class GroupSync: @unchecked Sendable {
     private var pendingAt = 0
     /// The sync thread's buffer being written; swapped with `pending` (keeps its capacity).
     private var writing: [UInt8] = []
+    /// Tasks waiting for their commit (`durable(_:)`), resumed by the sync that covers it.
+    private var waiters: [(commit: Int, continuation: CheckedContinuation<Void, any Error>)] = []
 
     init() {
         pthread_mutex_init(&mutex, nil)
@@ -218,12 +220,60 @@ final class GroupSync: @unchecked Sendable {
         }
     }
 
+    /// Suspends the calling task until commit number `commit` is synced: no thread sleeps (the
+    /// sync thread resumes the task, on its loop); throws if a sync failed.
+    func durable(_ commit: Int) async throws(StoreError) {
+        if durable.load(ordering: .acquiring) >= commit { return }
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                pthread_mutex_lock(&mutex)
+                if let f = failed {
+                    pthread_mutex_unlock(&mutex)
+                    continuation.resume(throwing: f)
+                    return
+                }
+                if durable.load(ordering: .relaxed) >= commit {
+                    pthread_mutex_unlock(&mutex)
+                    continuation.resume()
+                    return
+                }
+                waiters.append((commit, continuation))
+                let wake = idle
+                if idle {
+                    idle = false
+                    nt_atomic_increment_u32(words + 2)
+                }
+                pthread_mutex_unlock(&mutex)
+                if wake { _ = nt_futex_wake_all(words + 2) }
+            }
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError.io("\(error)")
+        }
+    }
+
+    /// The waiting tasks whose commit is durable up to `target`, taken out (mutex held).
+    private func takeWaiters(upTo target: Int) -> [CheckedContinuation<Void, any Error>] {
+        guard !waiters.isEmpty else { return [] }
+        var due: [CheckedContinuation<Void, any Error>] = []
+        waiters.removeAll { w in
+            guard w.commit <= target else { return false }
+            due.append(w.continuation)
+            return true
+        }
+        return due
+    }
+
     /// Records a failed write or sync (with the mutex held) and wakes every writer: no sync
     /// will run any more.
     private func fail(_ error: StoreError) {
         failed = error
         for i in 0...1 { nt_atomic_increment_u32(words + i) }
         for i in 0...1 { _ = nt_futex_wake_all(words + i) }
+        let all = waiters
+        waiters.removeAll()
+        for w in all { w.continuation.resume(throwing: error) }
     }
 
     /// The sync thread: whenever something is appended and not yet synced, writes the entries
@@ -254,8 +304,12 @@ final class GroupSync: @unchecked Sendable {
                     durable.store(target, ordering: .releasing)
                     let word = words + (number & 1)
                     nt_atomic_increment_u32(word)
+                    let resumed = takeWaiters(upTo: target)
                     pthread_mutex_unlock(&mutex)
                     _ = nt_futex_wake_all(word)
+                    // Each task goes back to its loop (one wake-up per loop per sync at most: a
+                    // loop's queue wakes it only when it was empty).
+                    for c in resumed { c.resume() }
                     pthread_mutex_lock(&mutex)
                 }
                 continue

@@ -92,7 +92,7 @@ public final class TestBrowser {
         let request = Request(
             method: method, path: PercentDecoding.decodePathString(rawPath) ?? rawPath, query: QueryParameters(query),
             headers: HeaderFields(fields), body: body, host: "test", target: target)
-        let response = app.respond(to: request)
+        let response = app.respond(to: request).waited().response  // an async handler: waited for here
         let answer = Self.collect(response, wait: wait)
         for field in answer.headers where field.name.lowercased() == "set-cookie" { keep(field.value) }
         return answer

@@ -68,7 +68,10 @@ enum Board {
         }
     }
 
-    static func install(into app: inout LiveApp, folder: String, openNow: Bool, onError: @escaping @Sendable (String) -> Void) {
+    /// `syncWrites`: posts and deletes block their loop until durable (the synchronous store
+    /// API), for the benchmark that compares it with the async path the board uses.
+    static func install(into app: inout LiveApp, folder: String, openNow: Bool, syncWrites: Bool = false,
+                        onError: @escaping @Sendable (String) -> Void) {
         let opened = Mutex<Records?>(nil)
         /// The records, opened on first use; nil (and the reason logged) when they cannot be.
         @Sendable func records() -> Records? {
@@ -101,7 +104,7 @@ enum Board {
                     P {
                         "You post as "; Strong(page.session.userName); "."
                     }
-                    PostForm(page: page, forum: forum, posts: records.posts)
+                    PostForm(page: page, forum: forum, posts: records.posts, syncWrites: syncWrites)
                     page.live("messages", channels: [.forum(forum)]) { page in
                         Messages(page: page, forum: forum, records: records, cache: cache)
                     }
@@ -136,18 +139,40 @@ struct ForumNav: FlowComponent {
 
 /// The form that posts a message, as this session's user.
 struct PostForm: FlowComponent {
-    let page: Page, forum: String, posts: RecordTable<Post>
+    let page: Page, forum: String, posts: RecordTable<Post>, syncWrites: Bool
 
     var body: some FlowContent {
         let (forum, posts, me) = (forum, posts, page.session.userName)
-        page.actionForm({ action in
-            guard let text = action.form["text"], !text.isEmpty, text.utf8.count <= 2000 else { return }
-            _ = try posts.insert(Post(forum: forum, author: me, time: Int(time(nil)), text: text))  // fails: a 500, not a redirect
-            action.notify(.forum(forum))
-        }) {
-            Input().type(.text).name("text").required().maxlength(2000).placeholder("Message")
-            Button("Post").type(.submit)
+        if syncWrites {
+            page.actionForm({ action in
+                guard let p = Self.post(action, forum: forum, author: me) else { return }
+                _ = try posts.insert(p)  // blocks the loop until durable
+                action.notify(.forum(forum))
+            }) { PostFields() }
+        } else {
+            page.actionForm({ action async throws in
+                guard let p = Self.post(action, forum: forum, author: me) else { return }
+                // Acknowledged (the redirect, or 204) only once durable; a failure is a 500.
+                _ = try await posts.insert(p)
+                action.notify(.forum(forum))
+            }) { PostFields() }
         }
+    }
+}
+
+extension PostForm {
+    /// The post the form holds; nil when there is nothing to post.
+    static func post(_ action: ActionContext, forum: String, author: String) -> Post? {
+        guard let text = action.form["text"], !text.isEmpty, text.utf8.count <= 2000 else { return nil }
+        return Post(forum: forum, author: author, time: Int(time(nil)), text: text)
+    }
+}
+
+/// The message field and the button.
+struct PostFields: FlowComponent, FormFreeComponent {
+    var body: some FlowContent & FormFree {
+        Input().type(.text).name("text").required().maxlength(2000).placeholder("Message")
+        Button("Post").type(.submit)
     }
 }
 
@@ -181,9 +206,9 @@ struct MessageList: FlowComponent {
                     Time(Board.utc(p.record.time)).datetime(Board.utc(p.record.time, machine: true)); " "; p.record.text
                     if let (page, author, table) = deletable, p.record.author == author {
                         " "
-                        page.actionButton("delete") { action in
+                        page.actionButton("delete") { action async throws in
                             guard table.get(p.id)?.author == author else { return }
-                            try table.delete(p.id)
+                            try await table.delete(p.id)
                             action.notify(.forum(p.record.forum))
                         }.class("inline")
                     }

@@ -9,7 +9,7 @@ enum DemoApp {
     /// board: it would keep no sessions or channels between requests.
     static func app(
         dataDirectory: String, publicDirectory: String?, openNow: Bool = false, cgi: Bool = false,
-        onError: @escaping @Sendable (String) -> Void
+        syncBoardWrites: Bool = false, onError: @escaping @Sendable (String) -> Void
     ) -> LiveApp {
         var app = LiveApp(router: router())
         if let dir = publicDirectory {
@@ -25,7 +25,7 @@ enum DemoApp {
                 )
             }
         } else {
-            Board.install(into: &app, folder: dataDirectory, openNow: openNow, onError: onError)
+            Board.install(into: &app, folder: dataDirectory, openNow: openNow, syncWrites: syncBoardWrites, onError: onError)
         }
         return app
     }
@@ -55,6 +55,18 @@ enum DemoApp {
                         P { A("The message board").href("board") }
                     }
                 }.lang("en"))
+        }
+
+        // The same page from an async handler (one that never suspends): the cost of the task.
+        router.get("/hello-async") { request async throws -> Response in
+            .html(H1 { "Hello "; request.query["name"] ?? "world" })
+        }
+
+        // Waiting without blocking: the loop's timer, N ms (at most 1000), while it serves others.
+        router.get("/wait") { request async throws -> Response in
+            let ms = min(max(try request.parameter("ms", default: 0), 0), 1000)
+            try await Waiting.sleep(milliseconds: ms)
+            return .text("waited \(ms) ms\n")
         }
 
         router.get("/fortunes") { _ in Fortunes.page() }

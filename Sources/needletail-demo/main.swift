@@ -56,6 +56,9 @@ struct Serve: ParsableCommand {
     )
     var header: [String] = []
 
+    @Flag(name: .long, help: "The board's posts block their loop until durable (the synchronous store API), for Benchmarks/async-bench.")
+    var syncBoardWrites = false
+
     @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -115,7 +118,7 @@ struct Serve: ParsableCommand {
         let cgi = http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest
         // A server opens the board's records now, so that a folder it cannot use is in the log
         // at start; a CGI run opens them only for a request that shows the board.
-        let app = DemoApp.app(dataDirectory: dataDirectory, publicDirectory: `public`, openNow: !cgi, cgi: cgi) {
+        let app = DemoApp.app(dataDirectory: dataDirectory, publicDirectory: `public`, openNow: !cgi, cgi: cgi, syncBoardWrites: syncBoardWrites) {
             errorLogger.error("\($0)")
         }
 
@@ -161,7 +164,7 @@ struct Serve: ParsableCommand {
         do {
             server = try Server(responder: app, listeners: listeners, configuration: config, logger: logger)
         } catch {
-            logger.critical("\(error.description)")
+            logger.critical("\(error)")
             throw ExitCode(1)
         }
         let shown = zip(listeners, server.addresses).map { listener, address -> String in

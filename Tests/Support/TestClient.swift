@@ -188,12 +188,14 @@ extension String {
 public func withServer<T>(
     loops: Int = 1, limits: HTTPLimits = HTTPLimits(), loopConfig: LoopConfiguration = LoopConfiguration(),
     addresses: [SocketAddress] = [.ipv4(host: "127.0.0.1", port: 0)],
-    responder: any Responder = TestApp.withStreaming(TestApp.router()), _ body: (Server, SocketAddress) throws -> T
+    responder: any Responder = TestApp.withStreaming(TestApp.router()), configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: (Server, SocketAddress) throws -> T
 ) throws -> T {
     var config = ServerConfiguration()
     config.loops = loops
     config.http = limits
     config.loop = loopConfig
+    configure(&config)
     let server = try Server(responder: responder, http: addresses, configuration: config)
     try server.start()
     defer {
@@ -330,4 +332,70 @@ extension TestApp {
     }
 
     public static let cancelledStreams = Atomic<Int>(0)
+}
+
+extension TestApp {
+    /// Requests whose async handler saw its task cancelled (`/async/hold`).
+    public static let cancelledTasks = Atomic<Int>(0)
+    /// Async handlers that found themselves off their loop's thread (`/async/threads`).
+    public static let offLoop = Atomic<Int>(0)
+
+    /// Async routes: `/async/wait?ms=N` (the loop's timer), `/async/hold` (waits up to 60 s,
+    /// counting its cancellation), `/async/threads` (checks the thread before and after each
+    /// kind of await), `/async/fail` (throws: 500), `/async/bad?n=x` (a wrong parameter: 400),
+    /// `/async/slow` (deadline 200 ms, waits 5 s: 503), `/async/now` (never suspends).
+    public static func withAsync(_ base: Router) -> Router {
+        var r = base
+        r.get("/async/wait") { request async throws -> Response in
+            let ms = try request.parameter("ms", default: 0)
+            try await Waiting.sleep(milliseconds: ms)
+            return .text("waited \(ms) ms")
+        }
+        r.get("/async/hold") { _ async throws -> Response in
+            do {
+                try await Waiting.sleep(milliseconds: 60_000)
+            } catch is CancellationError {
+                TestApp.cancelledTasks.add(1, ordering: .relaxed)
+                throw CancellationError()
+            }
+            return .text("held")
+        }
+        r.get("/async/threads") { _ async throws -> Response in
+            func check() { if EventLoop.current == nil { TestApp.offLoop.add(1, ordering: .relaxed) } }
+            check()
+            try await Waiting.sleep(milliseconds: 1)
+            check()
+            let sum = try await Waiting.run { (1...1000).reduce(0, +) }  // on a worker thread
+            check()
+            try await Task.sleep(nanoseconds: 1_000_000)  // the global executor's timer
+            check()
+            if await !onALoop() { TestApp.offLoop.add(1, ordering: .relaxed) }  // a plain async function
+            check()
+            return .text("sum \(sum)")
+        }
+        r.get("/async/fail") { _ async throws -> Response in
+            try await Waiting.sleep(milliseconds: 1)
+            struct Broken: Error {}
+            throw Broken()
+        }
+        r.get("/async/bad") { request async throws -> Response in
+            try await Waiting.sleep(milliseconds: 1)
+            return .text("\(try request.parameter("n", default: 0))")
+        }
+        r.get("/async/slow", deadline: 200) { _ async throws -> Response in
+            try await Waiting.sleep(milliseconds: 5_000)
+            return .text("too late")
+        }
+        r.get("/async/now") { request async throws -> Response in
+            .text("now \(request.query["x"] ?? "")")
+        }
+        return r
+    }
+}
+
+/// A plain (nonisolated, concurrent) async function: where it runs says whether the loop is
+/// the task's executor preference.
+func onALoop() async -> Bool {
+    await Task.yield()
+    return EventLoop.current != nil
 }

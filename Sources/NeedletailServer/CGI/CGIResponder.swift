@@ -46,7 +46,9 @@ public enum CGIResponder {
             body.removeLast(length - got)
             do {
                 let request = try CGIGateway.request(from: params, body: body)
-                response = responder.respond(to: request)
+                let answer = responder.respond(to: request).waited()  // an async handler: waited for here
+                if let failure = answer.failure { reportToStandardError("needletail: \(failure)") }
+                response = answer.response
                 _ = response.loadFileBody()
                 if let produce = response.body.stream, request.method != .head {
                     return stream(response, produce: produce)

@@ -24,7 +24,7 @@ public struct FastCGILimits: Sendable {
 /// `Request` the HTTP codec makes, CGI headers and body out as STDOUT records, then
 /// END_REQUEST. Several requests may be in flight on one connection (multiplexing).
 final class FastCGIConnection: ConnectionHandler, StreamCodec {
-    private final class PendingRequest {
+    final class PendingRequest {
         let id: UInt16
         let keepConnection: Bool
         var params: [UInt8] = []
@@ -32,6 +32,14 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         var body: [UInt8] = []
         var stdinDone = false
         var stream: LoopStreamSink?
+        /// An async handler's run: its task, its deadline, and whether it has suspended.
+        var task: Task<Void, Never>?
+        var deadline: LoopTimerID?
+        var suspended = false
+        var answered = false
+        /// The answer of a task that never suspended, handed back to `dispatch`.
+        var early: Response?
+        var method: HTTPMethod = .get
         init(id: UInt16, keepConnection: Bool) {
             self.id = id
             self.keepConnection = keepConnection
@@ -117,7 +125,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
             connection.setTimeout(seconds: 0)
         case .abortRequest:
             guard let r = requests.removeValue(forKey: id) else { return }
-            r.stream?.cancel()
+            cancel(r, on: connection)
             connection.write { FastCGI.appendEndRequest(id: id, appStatus: 1, status: .requestComplete, to: $0) }
             afterRequest(r, on: connection)
         case .params where h.contentLength == 0:
@@ -164,7 +172,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
     /// The web server broke the protocol: log, and close (it sees the requests fail).
     private func protocolError(_ what: String, on connection: Connection) {
         context.logger.warning("FastCGI protocol error, closing the connection", metadata: ["error": "\(what)"])
-        for r in requests.values { r.stream?.cancel() }
+        for r in requests.values { cancel(r, on: connection) }
         requests.removeAll()
         connection.closeAfterFlush(linger: true)
     }
@@ -201,13 +209,91 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
             finish(r, with: CGIGateway.refusalResponse(error), headOnly: false, on: connection)
             return
         }
-        var response = context.responder.respond(to: request)
+        r.method = request.method
+        answer(r, context.responder.respond(to: request), on: connection)
+    }
+
+    /// Sends an answer: streamed, or whole with END_REQUEST.
+    private func answer(_ r: PendingRequest, _ built: Response, on connection: Connection) {
+        if case .pending(let pending) = built.body {
+            startAsync(r, pending, on: connection)
+            return
+        }
+        var response = built
         _ = response.loadFileBody()  // no sendfile into FastCGI records
-        if let produce = response.body.stream, request.method != .head {
+        if let produce = response.body.stream, r.method != .head {
             startStream(r, response, produce: produce, on: connection)
         } else {
-            finish(r, with: response, headOnly: request.method == .head, on: connection)
+            finish(r, with: response, headOnly: r.method == .head, on: connection)
         }
+    }
+
+    /// Runs an async handler as a task on this loop; the other requests of the connection go
+    /// on meanwhile (multiplexing). ABORT_REQUEST, or the web server closing the connection,
+    /// cancels it; its deadline answers 503.
+    private func startAsync(_ r: PendingRequest, _ pending: PendingReply, on connection: Connection) {
+        guard context.suspended < context.maxSuspended else {
+            var busy = Router.errorPage(.serviceUnavailable, detail: "Too many requests are waiting; try again in a moment.")
+            busy.addHeader("Retry-After", "1")
+            answer(r, busy, on: connection)
+            return
+        }
+        let handle = OnLoop(codec: self, connection: connection, exchange: r)
+        r.task = connection.loop.startTask {
+            let (response, failure) = await pending.produce()
+            handle.codec.asyncAnswered(handle.exchange, response, failure: failure, on: handle.connection)
+        }
+        if let response = r.early.take() {
+            r.answered = true
+            answer(r, response, on: connection)
+            return
+        }
+        guard !r.answered else { return }
+        r.suspended = true
+        context.suspended += 1
+        r.deadline = connection.loop.schedule(after: pending.deadline) { [self] in
+            r.deadline = nil
+            guard !r.answered, requests[r.id] === r else { return }
+            r.task?.cancel()
+            var late = Router.errorPage(.serviceUnavailable, detail: "This took too long; try again later.")
+            late.addHeader("Retry-After", "5")
+            asyncAnswered(r, late, failure: nil, on: connection)
+        }
+    }
+
+    /// A task's answer (on this loop's thread); nil when it was cancelled.
+    func asyncAnswered(_ r: PendingRequest, _ response: Response?, failure: String?, on connection: Connection) {
+        if let failure { context.logger.error("\(failure)") }
+        guard !r.answered else { return }
+        guard r.suspended else {
+            r.early = response
+            if response == nil { r.answered = true }
+            return
+        }
+        r.answered = true
+        endSuspension(r, on: connection)
+        guard let response, requests[r.id] === r, !connection.isClosed else { return }
+        answer(r, response, on: connection)
+        connection.pump()
+    }
+
+    /// The suspended count and the deadline of a request whose task has ended or been dropped.
+    private func endSuspension(_ r: PendingRequest, on connection: Connection) {
+        if let t = r.deadline { connection.loop.cancel(t) }
+        r.deadline = nil
+        if r.suspended {
+            r.suspended = false
+            context.suspended -= 1
+        }
+    }
+
+    /// A request dropped before its answer (ABORT_REQUEST, the connection gone): its stream
+    /// stops, its task is cancelled.
+    private func cancel(_ r: PendingRequest, on connection: Connection) {
+        r.stream?.cancel()
+        r.answered = true
+        r.task?.cancel()
+        endSuspension(r, on: connection)
     }
 
     /// Writes a whole response, END_REQUEST, and ends the request.
@@ -313,7 +399,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
 
     func peerClosed(_ connection: Connection) {
         // nginx closes the upstream connection when its client goes away: drop everything.
-        for r in requests.values { r.stream?.cancel() }
+        for r in requests.values { cancel(r, on: connection) }
         requests.removeAll()
         connection.close()
     }
@@ -328,7 +414,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
     }
 
     func closed(_ connection: Connection) {
-        for r in requests.values { r.stream?.cancel() }
+        for r in requests.values { cancel(r, on: connection) }
         requests.removeAll()
     }
 }

@@ -20,10 +20,16 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         /// A streamed answer is in progress: no further request is taken until it finishes,
         /// then the connection is kept (`keepAlive`) or closed.
         case streaming(LoopStreamSink, keepAlive: Bool)
+        /// An async handler's task is suspended: pipelined requests wait (in order) until it
+        /// answers; the client leaving cancels it.
+        case awaiting(AsyncExchange)
 
-        var isStreaming: Bool {
-            if case .streaming = self { return true }
-            return false
+        /// Whether an answer is in progress (no new request is taken).
+        var isBusy: Bool {
+            switch self {
+            case .reading: return false
+            case .streaming, .awaiting: return true
+            }
         }
     }
 
@@ -36,9 +42,9 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         connection.isIdle = false
         // Idle again only if the last request was answered with keep-alive and no part of the
         // next one has arrived.
-        defer { if decoder.isMidRequest || phase.isStreaming { connection.isIdle = false } }
+        defer { if decoder.isMidRequest || phase.isBusy { connection.isIdle = false } }
         var offset = 0
-        while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && !phase.isStreaming {
+        while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && !phase.isBusy {
             let (event, used) = decoder.next(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             offset += used
             switch event {
@@ -75,9 +81,13 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
 
     private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
-        var response = context.responder.respond(to: request)
         let keepAlive = head.keepAlive && !connection.loop.isStopping
-        let headOnly = head.method == .head || response.status.forbidsBody
+        answer(context.responder.respond(to: request), method: head.method, version: head.version, keepAlive: keepAlive, on: connection)
+    }
+
+    /// Writes an answer (or starts its stream), then takes the next request or closes.
+    private func answer(_ response: consuming Response, method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, on connection: Connection) {
+        let headOnly = method == .head || response.status.forbidsBody
         // The body taken out of the response, looked at once: each copy of it costs retains on
         // every request, and a chunk buffer goes back to the pool only when nothing else holds it.
         let body = response.body
@@ -85,20 +95,94 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         switch consume body {
         case .chunks(var chunks):
             writeHead(
-                response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: head.version,
+                response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: version,
                 on: connection)
             if !headOnly { connection.write(chunks) }
             chunks.recycle()
         case .file(let file):
             writeHead(
-                response, framing: response.status.forbidsBody ? .none : .length(file.count), keepAlive: keepAlive, version: head.version,
+                response, framing: response.status.forbidsBody ? .none : .length(file.count), keepAlive: keepAlive, version: version,
                 on: connection)
             if !headOnly { connection.write(file: file) }
         case .stream(let produce):
-            startStream(response, produce: produce, head: head, keepAlive: keepAlive, on: connection)
+            startStream(response, produce: produce, method: method, version: version, keepAlive: keepAlive, on: connection)
+            return
+        case .pending(let pending):
+            startAsync(pending, method: method, version: version, keepAlive: keepAlive, on: connection)
             return
         }
         awaitNextRequest(keepAlive: keepAlive, on: connection)
+    }
+
+    /// Runs an async handler as a task on this loop. One that never suspends is answered like a
+    /// synchronous one, before this returns; one that suspends parks the connection (`awaiting`)
+    /// until it answers, its deadline passes (503) or the client leaves (cancelled).
+    private func startAsync(_ pending: PendingReply, method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, on connection: Connection) {
+        guard context.suspended < context.maxSuspended else {
+            var busy = Router.errorPage(.serviceUnavailable, detail: "Too many requests are waiting; try again in a moment.")
+            busy.addHeader("Retry-After", "1")
+            answer(busy, method: method, version: version, keepAlive: false, on: connection)
+            return
+        }
+        let exchange = AsyncExchange(method: method, version: version, keepAlive: keepAlive)
+        let handle = OnLoop(codec: self, connection: connection, exchange: exchange)
+        exchange.task = connection.loop.startTask {
+            let (response, failure) = await pending.produce()
+            handle.codec.asyncAnswered(handle.exchange, response, failure: failure, on: handle.connection)
+        }
+        if let response = exchange.early.take() {
+            exchange.done = true
+            answer(response, method: method, version: version, keepAlive: keepAlive, on: connection)
+            return
+        }
+        guard !exchange.done else { return }  // cancelled before it could answer
+        exchange.started = true
+        context.suspended += 1
+        phase = .awaiting(exchange)
+        // The deadline on the connection's own timer (a second's resolution, rounded up: a
+        // heap entry per request cost more than the rest of its bookkeeping).
+        connection.setTimeout(seconds: max(1, (pending.deadline + 999) / 1000))
+        connection.pauseReading()  // pipelined requests wait; EPOLLRDHUP still tells of a client leaving
+    }
+
+    /// The deadline of a suspended exchange passed: 503, and its task is cancelled.
+    private func asyncTimedOut(_ exchange: AsyncExchange, on connection: Connection) {
+        exchange.task?.cancel()
+        var late = Router.errorPage(.serviceUnavailable, detail: "This took too long; try again later.")
+        late.addHeader("Retry-After", "5")
+        finishAsync(exchange, with: late, keepAlive: false, on: connection)
+    }
+
+    /// The task's answer (on this loop's thread).
+    func asyncAnswered(_ exchange: AsyncExchange, _ response: Response?, failure: String?, on connection: Connection) {
+        if let failure { context.logger.error("\(failure)") }
+        guard !exchange.done else { return }  // answered already (deadline) or the connection has gone
+        guard exchange.started else {
+            // Still inside startAsync: it writes the answer as a synchronous one.
+            exchange.early = response
+            if response == nil { exchange.done = true }
+            return
+        }
+        guard let response else {
+            finishAsync(exchange, with: nil, keepAlive: false, on: connection)
+            return
+        }
+        finishAsync(exchange, with: response, keepAlive: exchange.keepAlive && !connection.loop.isStopping, on: connection)
+    }
+
+    /// Ends a suspended exchange: its answer (none: the client has gone), then the next request.
+    private func finishAsync(_ exchange: AsyncExchange, with response: Response?, keepAlive: Bool, on connection: Connection) {
+        exchange.done = true
+        context.suspended -= 1
+        phase = .reading(headTimerArmed: false)
+        guard !connection.isClosed else { return }
+        guard let response else {
+            connection.close()
+            return
+        }
+        answer(response, method: exchange.method, version: exchange.version, keepAlive: keepAlive, on: connection)
+        if case .streaming = phase { return }
+        connection.resumeReading()
     }
 
     /// After an answer: keep the connection for the next request (and count it idle), or close.
@@ -115,14 +199,14 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     /// Sends the head of a streamed response and hands the producer its stream. Until the
     /// stream finishes, reading pauses and pipelined requests wait.
     private func startStream(
-        _ response: Response, produce: @Sendable (ResponseStream) -> Void, head: HTTPRequestHead,
+        _ response: Response, produce: @Sendable (ResponseStream) -> Void, method: HTTPMethod, version: HTTPVersion,
         keepAlive: Bool, on connection: Connection
     ) {
-        let chunked = head.version == .http1_1
+        let chunked = version == .http1_1
         let framing: HTTPResponseEncoder.Framing = response.status.forbidsBody ? .none : (chunked ? .chunked : .untilClose)
         let keep = keepAlive && framing != .untilClose
-        writeHead(response, framing: framing, keepAlive: keep, version: head.version, on: connection)
-        guard head.method != .head, framing != .none else {
+        writeHead(response, framing: framing, keepAlive: keep, version: version, on: connection)
+        guard method != .head, framing != .none else {
             finishResponse(keepAlive: keep, on: connection)
             return
         }
@@ -201,11 +285,21 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     }
 
     func peerClosed(_ connection: Connection) {
+        // The client left while its handler waits: cancel it (there is nobody to answer).
+        if case .awaiting(let exchange) = phase {
+            exchange.task?.cancel()
+            finishAsync(exchange, with: nil, keepAlive: false, on: connection)
+            return
+        }
         // Answer what was received in full, then close.
         connection.closeAfterFlush()
     }
 
     func timedOut(_ connection: Connection) {
+        if case .awaiting(let exchange) = phase {
+            asyncTimedOut(exchange, on: connection)
+            return
+        }
         if decoder.isMidRequest {
             refuse(HTTPError(.requestTimeout, "request not received in time"), on: connection)
         } else {
@@ -214,14 +308,36 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     }
 
     func shutdownRequested(_ connection: Connection) -> Bool {
-        if decoder.isMidRequest || phase.isStreaming { return false }  // answered with Connection: close when complete
+        if decoder.isMidRequest || phase.isBusy { return false }  // answered with Connection: close when complete
         if connection.pendingOutput == 0 { return true }
         connection.closeAfterFlush()
         return false
     }
 
     func closed(_ connection: Connection) {
-        if case .streaming(let sink, _) = phase { sink.cancel() }
+        switch phase {
+        case .streaming(let sink, _): sink.cancel()
+        case .awaiting(let exchange):
+            exchange.task?.cancel()
+            finishAsync(exchange, with: nil, keepAlive: false, on: connection)
+        case .reading: break
+        }
         phase = .reading(headTimerArmed: false)
+    }
+}
+
+/// One async handler's run on a connection: what its answer needs, and how it ends. Loop-confined.
+final class AsyncExchange {
+    let method: HTTPMethod, version: HTTPVersion, keepAlive: Bool
+    @exclusivity(unchecked) var task: Task<Void, Never>?
+    /// Set once the task has suspended (the connection waits for it).
+    @exclusivity(unchecked) var started = false
+    /// Set once answered (by the task, the deadline) or abandoned (the client left).
+    @exclusivity(unchecked) var done = false
+    /// The answer of a task that never suspended, handed back to `startAsync`.
+    @exclusivity(unchecked) var early: Response?
+
+    init(method: HTTPMethod, version: HTTPVersion, keepAlive: Bool) {
+        (self.method, self.version, self.keepAlive) = (method, version, keepAlive)
     }
 }

@@ -1,0 +1,128 @@
+import Foundation
+import Glibc
+import NeedletailTestSupport
+import Testing
+@testable import NeedletailHTTP
+@testable import NeedletailLoop
+@testable import NeedletailServer
+
+/// Async handlers over real sockets: the loop serves others while one waits, pipelined requests
+/// stay in order, a client that leaves cancels its task, deadlines and the cap answer 503.
+@Suite("Async handlers", .serialized)
+struct AsyncTests {
+    let app = TestApp.withAsync(TestApp.withStreaming(TestApp.router()))
+
+    /// Sends a GET on a new connection (the answer is read later).
+    func send(_ address: SocketAddress, _ target: String) throws -> TestClient {
+        let c = try TestClient(address, timeout: 30)
+        try c.send("GET \(target) HTTP/1.1\r\nHost: t\r\n\r\n")
+        return c
+    }
+
+    @Test func aThousandWaitingRequestsLeaveTheLoopFreeForOthers() throws {
+        try withServer(loops: 1, responder: app) { _, address in
+            let waiting = try (0..<1000).map { _ in try send(address, "/async/wait?ms=500") }
+            // The loop answers a hello while all 1,000 are suspended on its timers.
+            let hello = try send(address, "/hello?name=meanwhile")
+            #expect(try hello.readResponse().text == "<h1>Hello meanwhile</h1>")
+            let unanswered = waiting.filter { c in
+                var pending = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)
+                return poll(&pending, 1, 0) == 0
+            }.count
+            #expect(unanswered > 900, "the hello was answered before the waits ended (\(unanswered) of 1,000 still waiting)")
+            for c in waiting {
+                let text = try c.readResponse().text
+                #expect(text == "waited 500 ms")
+            }
+        }
+    }
+
+    @Test func pipelinedRequestsBehindASuspendedOneAreAnsweredInOrder() throws {
+        try withServer(loops: 1, responder: app) { _, address in
+            let c = try TestClient(address, timeout: 10)
+            try c.send("GET /async/wait?ms=100 HTTP/1.1\r\nHost: t\r\n\r\nGET /hello?name=second HTTP/1.1\r\nHost: t\r\n\r\n"
+                       + "GET /async/now?x=third HTTP/1.1\r\nHost: t\r\n\r\nGET /hello?name=fourth HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try c.readResponse().text == "waited 100 ms")
+            #expect(try c.readResponse().text == "<h1>Hello second</h1>")
+            #expect(try c.readResponse().text == "now third")
+            #expect(try c.readResponse().text == "<h1>Hello fourth</h1>")
+        }
+    }
+
+    @Test func aClientThatLeavesCancelsItsTask() throws {
+        try withServer(loops: 1, responder: app) { _, address in
+            let before = TestApp.cancelledTasks.load(ordering: .relaxed)
+            do { _ = try send(address, "/async/hold") }  // closed at once
+            var waited = 0
+            while TestApp.cancelledTasks.load(ordering: .relaxed) == before && waited < 500 {
+                usleep(10_000)
+                waited += 1
+            }
+            #expect(TestApp.cancelledTasks.load(ordering: .relaxed) == before + 1, "the handler saw the cancellation")
+            let after = try send(address, "/hello?name=after")
+            #expect(try after.readResponse().text == "<h1>Hello after</h1>")
+        }
+    }
+
+    @Test func theDeadlineAndTheCapAnswer503() throws {
+        try withServer(loops: 1, responder: app, configure: { $0.maxSuspendedRequestsPerLoop = 5 }) { _, address in
+            let slow = try send(address, "/async/slow").readResponse()
+            #expect(slow.status == 503 && slow.header("retry-after") == "5", "the route's 200 ms deadline")
+            var held = try (0..<5).map { _ in try send(address, "/async/hold") }
+            usleep(100_000)  // (their tasks suspend; no timing is asserted)
+            let over = try send(address, "/async/hold").readResponse()
+            #expect(over.status == 503 && over.text.contains("Too many requests"), "the sixth is over the cap")
+            held.removeLast()  // one client leaves: its task is cancelled, a place is free
+            var answered: TestClient.Response?
+            for _ in 0..<100 {
+                answered = try send(address, "/async/now?x=1").readResponse()
+                if answered?.status == 200 { break }
+                usleep(20_000)
+            }
+            #expect(answered?.text == "now 1", "under the cap again")
+        }
+    }
+
+    @Test func codeBeforeAndAfterEachAwaitRunsOnItsLoop() throws {
+        try withServer(loops: 2, responder: app) { _, address in
+            let before = TestApp.offLoop.load(ordering: .relaxed)
+            for _ in 0..<20 {
+                let text = try send(address, "/async/threads").readResponse().text
+                #expect(text == "sum 500500")
+            }
+            #expect(TestApp.offLoop.load(ordering: .relaxed) == before, "every check found its loop's thread")
+        }
+    }
+
+    @Test func errorsBecomeTheSameAnswersAsForSynchronousHandlers() throws {
+        try withServer(loops: 1, responder: app) { _, address in
+            let fail = try send(address, "/async/fail").readResponse()
+            #expect(fail.status == 500 && !fail.text.contains("Broken"), "the details go to the log, not the client")
+            let bad = try send(address, "/async/bad?n=x").readResponse()
+            #expect(bad.status == 400 && bad.text.contains("The parameter n must be an integer"))
+        }
+    }
+
+    @Test func fastCGIAbortCancelsTheTaskAndOtherRequestsGoOn() throws {
+        var config = ServerConfiguration()
+        config.loops = 1
+        let server = try Server(responder: app, listeners: [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
+        try server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        let before = TestApp.cancelledTasks.load(ordering: .relaxed)
+        let c = try FCGIClient(server.addresses[0])
+        try c.send(FCGIClient.request(id: 1, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/async/hold")], keep: true))
+        try c.send(FCGIClient.request(id: 2, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/async/wait?ms=50")], keep: true))
+        #expect(try c.readAnswers([2])[2]?.body == "waited 50 ms", "request 2 is answered while 1 waits")
+        try c.send(FCGIClient.record(2, id: 1, []))  // ABORT_REQUEST
+        var waited = 0
+        while TestApp.cancelledTasks.load(ordering: .relaxed) == before && waited < 500 {
+            usleep(10_000)
+            waited += 1
+        }
+        #expect(TestApp.cancelledTasks.load(ordering: .relaxed) == before + 1, "ABORT_REQUEST cancelled the task")
+    }
+}
