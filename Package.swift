@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "NeedletailStoreTestSupport", dependencies: ["NeedletailStore"]),
         // The HTTP values every way in shares: requests, responses, the router, static files,
         // typed parameters, virtual hosts.
-        .target(name: "NeedletailHTTP", dependencies: ["NeedletailBytes", "NeedletailHTML"]),
+        .target(name: "NeedletailHTTP", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailPOSIX"]),
         // Live pages: sessions, views, actions, channels, the client runtime.
         .target(
             name: "NeedletailLive",
@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "needletail-store",
             dependencies: [
-                "NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX",
+                "NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX", "CNeedletailLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Fuzz targets (docs/SECURITY.md): built with libFuzzer and ASan by scripts/fuzz
@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "NeedletailJSTests", dependencies: ["NeedletailJS", "NeedletailTestSupport", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX", "NeedletailTestSupport", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailHTTPTests", dependencies: ["NeedletailHTTP"]),
-        .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX"]),
+        .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX", "NeedletailLoop"]),
         // What the socket tests share: a blocking client, a test app, processes and ports.
         .target(
             name: "NeedletailTestSupport",

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include <string.h>
 #include <pthread.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sched.h>
 #include <spawn.h>
@@ -37,4 +39,8 @@ int nt_set_thread_name(const char *name) {
     strncpy(short_name, name, 15);
     short_name[15] = 0;
     return pthread_setname_np(pthread_self(), short_name);
+}
+
+int nt_die_with_parent(void) {
+    return prctl(PR_SET_PDEATHSIG, SIGKILL);
 }

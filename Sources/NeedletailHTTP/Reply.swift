@@ -1,4 +1,5 @@
 import Glibc
+import NeedletailPOSIX
 import Synchronization
 
 /// A handler that waits: it may `await` (a database, a timer, a durable write) without
@@ -41,61 +42,29 @@ public final class PendingReply: Sendable {
         }
     }
 
-    /// The answer, waiting for it on this thread: for the blocking ways in (CGI, the libfcgi
-    /// responder, tests). Never call it on an event loop's thread.
+    /// The answer, waiting for it on this thread, which runs the handler's task meanwhile
+    /// (`ThreadExecutor`): for the blocking ways in (CGI, the libfcgi responder, tests). Never
+    /// call it on an event loop's thread.
     public func waitForResponse() -> (response: Response, failure: String?) {
-        let box = ResponseBox()
+        let executor = ThreadExecutor()
+        let answer = AnswerSlot()
         let request = request, handler = handler, deadline = deadline
-        let task = Task {
+        let task = Task(executorPreference: executor) {
             let (response, failure) = await PendingReply(request: request, deadline: deadline, handler: handler).produce()
-            box.set(response ?? Router.errorPage(.serviceUnavailable, detail: "The request was cancelled."), failure)
+            answer.value = (response ?? Router.errorPage(.serviceUnavailable, detail: "The request was cancelled."), failure)
+            executor.finish()
         }
-        if let answer = box.wait(milliseconds: deadline) { return answer }
+        if executor.drain(milliseconds: deadline), let done = answer.value { return done }
         task.cancel()
+        executor.handOff()
         return (Router.errorPage(.serviceUnavailable, detail: "The request took too long."), nil)
     }
 }
 
-/// A response handed from a task to a waiting thread (`PendingReply.waitForResponse`).
-final class ResponseBox: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    private var answer: (response: Response, failure: String?)?
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
-    }
-
-    func set(_ response: Response, _ failure: String?) {
-        pthread_mutex_lock(&mutex)
-        answer = (response, failure)
-        pthread_cond_broadcast(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func wait(milliseconds: Int) -> (response: Response, failure: String?)? {
-        var end = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &end)
-        let total = Int(end.tv_nsec) + (milliseconds % 1000) * 1_000_000
-        end.tv_sec += milliseconds / 1000 + total / 1_000_000_000
-        end.tv_nsec = total % 1_000_000_000
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while answer == nil {
-            if pthread_cond_timedwait(&condition, &mutex, &end) == ETIMEDOUT { break }
-        }
-        return answer
-    }
+/// The answer of a task that `waitForResponse` drains: written by the task before it calls
+/// `finish()`, read by the drainer only after `drain` saw that (the executor's mutex orders them).
+private final class AnswerSlot: @unchecked Sendable {
+    var value: (response: Response, failure: String?)?
 }
 
 extension Response {

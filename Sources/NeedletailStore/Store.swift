@@ -253,6 +253,10 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// fdatasyncs completed so far (commits in flight share one: with many writers this is far
+    /// below the number of commits).
+    public var syncCount: Int { durability.syncCount }
+
     /// Log size in bytes (tests, reports).
     public var logLength: Int { lock.withLock { log.length } }
 }

@@ -181,6 +181,13 @@ final class GroupSync: @unchecked Sendable {
         return number
     }
 
+    /// Syncs completed.
+    var syncCount: Int {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return completed
+    }
+
     /// The number of the last commit appended.
     var lastAppended: Int {
         pthread_mutex_lock(&mutex)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CNeedletailLinux
 import Glibc
 import NeedletailPOSIX
 import NeedletailStore
@@ -58,6 +59,8 @@ struct Torture: ParsableCommand {
     @Option(help: "Writer threads.") var threads: Int = 4
 
     func run() throws {
+        // Killed with its parent: a test that crashed must not leave it writing for ever.
+        _ = nt_die_with_parent()
         let store = try Store(path: path, fsync: .always)
         let table = try store.table(SampleRecord.self)
         let start = table.all().map(\.record.key).max() ?? 0

@@ -93,6 +93,31 @@ struct WebServerTests {
         }
     }
 
+    /// Async handlers behind nginx: answered through the FastCGI connection, and a browser
+    /// leaving (nginx then closes its upstream connection) cancels the task.
+    @Test func asyncHandlersBehindNginxAreAnsweredAndCancelled() throws {
+        try withAppBehindNginxTCP { port in
+            let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+            try c.send("GET /async/wait?ms=100 HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try c.readResponse().text == "waited 100 ms")
+            let before = TestApp.cancelledTasks.load(ordering: .relaxed)
+            do {
+                let gone = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+                try gone.send("GET /async/hold HTTP/1.1\r\nHost: t\r\n\r\n")
+                usleep(200_000)  // (the request reaches the app; no timing is asserted)
+            }
+            var waited = 0
+            while TestApp.cancelledTasks.load(ordering: .relaxed) == before && waited < 500 {
+                usleep(10_000)
+                waited += 1
+            }
+            #expect(TestApp.cancelledTasks.load(ordering: .relaxed) > before, "the task saw the browser leave")
+            let d = try TestClient(.ipv4(host: "127.0.0.1", port: port))
+            try d.send("GET /hello?name=after HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try d.readResponse().text == "<h1>Hello after</h1>")
+        }
+    }
+
     @Test func clientAbortMidResponseFreesTheRequest() throws {
         try withAppBehindNginxTCP { port in
             let before = TestApp.cancelledStreams.load(ordering: .relaxed)

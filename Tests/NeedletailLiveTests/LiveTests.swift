@@ -3,6 +3,7 @@ import NeedletailBytes
 import NeedletailHTML
 import NeedletailHTTP
 import NeedletailLive
+import NeedletailLoop
 import NeedletailPOSIX
 import NeedletailTesting
 import Synchronization
@@ -573,5 +574,44 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(document == dsl)
         #expect(page.text.contains("<script src=\"/_nt/runtime.js?v=") && page.text.contains("data-nt-transport=\"poll\""), "\(page.text)")
         #expect(page.text.hasSuffix("aria-live=\"polite\"></div></body></html>"))
+    }
+}
+
+@Suite struct AsyncLiveTests {
+    /// An async page and async actions answer as their synchronous counterparts do: the redirect
+    /// (or 204) only once the action's awaits are done, 400 for a wrong parameter, 500 for an error.
+    @Test func asyncPagesAndActions() throws {
+        let counter = Counter()
+        var app = LiveApp()
+        app.page("/async") { page async throws -> Response in
+            try await Waiting.sleep(milliseconds: 1)
+            return .html(page.document(title: "Async") {
+                page.live("count", channels: ["c"]) { _ in P { counter.withLock { $0 } } }
+                page.actionForm({ action async throws in
+                    try await Waiting.sleep(milliseconds: 1)
+                    let by = try action.request.parameter("by", default: 1)
+                    counter.withLock { $0 += by }
+                    action.notify("c")
+                }) { Button("+") }
+                page.actionButton("fail") { _ async throws in
+                    try await Waiting.sleep(milliseconds: 1)
+                    struct Full: Error {}
+                    throw Full()
+                }
+            })
+        }
+        let browser = TestBrowser(app)
+        let page = browser.get("/async")
+        #expect(page.status == .ok && page.text.contains("<p>0</p>"))
+        let actions = page.actionPaths
+        #expect(actions.count == 2)
+        let done = browser.post(actions[0], form: "by=2")
+        #expect(done.status == .seeOther)
+        #expect(counter.withLock { $0 } == 2, "the action had run when its redirect came")
+        let bad = browser.post(actions[0], form: "by=two")
+        #expect(bad.status == .badRequest && bad.text.contains("The parameter by must be an integer"))
+        let failed = browser.post(actions[1], headers: [("X-Needletail", "1")])
+        #expect(failed.status == .internalServerError && failed.text.contains("nothing was changed"))
+        #expect(browser.get("/async").text.contains("<p>2</p>"))
     }
 }

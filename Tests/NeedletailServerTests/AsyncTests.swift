@@ -1,10 +1,13 @@
 import Foundation
 import Glibc
 import NeedletailTestSupport
+import Synchronization
 import Testing
 @testable import NeedletailHTTP
 @testable import NeedletailLoop
 @testable import NeedletailServer
+import NeedletailStore
+import NeedletailStoreTestSupport
 
 /// Async handlers over real sockets: the loop serves others while one waits, pipelined requests
 /// stay in order, a client that leaves cancels its task, deadlines and the cap answer 503.
@@ -103,6 +106,34 @@ struct AsyncTests {
         }
     }
 
+    /// 200 durable inserts in flight on one loop share fdatasyncs, each answered once synced,
+    /// on its loop.
+    @Test func durableInsertsInFlightShareTheirSyncs() throws {
+        let dir = makeTempDir("needletail-async-store")
+        let store = try Store(path: dir + "/log", fsync: .always)
+        defer { store.close() }
+        let table = try store.table(SampleRecord.self)
+        let app = TestApp.withAsync(TestApp.router(), store: table)
+        try withServer(loops: 1, responder: app) { _, address in
+            let before = TestApp.offLoop.load(ordering: .relaxed)
+            let syncsBefore = store.syncCount
+            let clients = try (0..<200).map { k -> TestClient in
+                let c = try TestClient(address, timeout: 30)
+                try c.send("POST /async/insert?k=\(k) HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+                return c
+            }
+            for c in clients {
+                let r = try c.readResponse()
+                #expect(r.status == 200 && r.text.hasPrefix("stored "))
+            }
+            #expect(table.count == 200)
+            let syncs = store.syncCount - syncsBefore
+            #expect(syncs < 200, "200 commits, \(syncs) fdatasyncs")
+            #expect(TestApp.offLoop.load(ordering: .relaxed) == before, "each resumed on its loop")
+            print("async store: 200 durable inserts in flight on one loop took \(syncs) fdatasyncs")
+        }
+    }
+
     @Test func fastCGIAbortCancelsTheTaskAndOtherRequestsGoOn() throws {
         var config = ServerConfiguration()
         config.loops = 1
@@ -125,4 +156,48 @@ struct AsyncTests {
         }
         #expect(TestApp.cancelledTasks.load(ordering: .relaxed) == before + 1, "ABORT_REQUEST cancelled the task")
     }
+}
+
+/// The blocking ways in (CGI, libfcgi, TestBrowser) run an async handler on the waiting thread
+/// itself, so they answer even when every thread of Swift's cooperative pool is blocked.
+@Suite struct WaitedResponseTests {
+    @Test func aWaitedResponseNeedsNoThreadOfTheCooperativePool() async throws {
+        let release = Flag()
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let blockers = (0..<max(2, cores) * 2).map { _ in
+            Task.detached { while !release.isSet { usleep(1000) } }
+        }
+        defer { release.set() }
+        let reply = PendingReply(request: Request(method: .get, path: "/x"), deadline: 5000) { _ in
+            try await Waiting.sleep(milliseconds: 1)
+            return .text("done after a wait")
+        }
+        let started = ContinuousClock.now
+        let answer = Response(status: .ok, body: .pending(reply)).waited()
+        #expect(answer.response.body.string == "done after a wait")
+        #expect(ContinuousClock.now - started < .seconds(4), "not held up until the deadline")
+        release.set()
+        for b in blockers { await b.value }
+    }
+
+    @Test func aHandlerPastItsDeadlineGets503AndIsCancelled() throws {
+        let cancelled = Flag()
+        let reply = PendingReply(request: Request(method: .get, path: "/x"), deadline: 50) { _ in
+            do { try await Waiting.sleep(milliseconds: 10_000) } catch { cancelled.set() }
+            return .text("late")
+        }
+        let answer = Response(status: .ok, body: .pending(reply)).waited()
+        #expect(answer.response.status == .serviceUnavailable)
+        var waited = 0
+        while !cancelled.isSet && waited < 5000 { usleep(1000); waited += 1 }
+        let wasCancelled = cancelled.isSet
+        #expect(wasCancelled, "the task was cancelled and wound down on a thread of its own")
+    }
+}
+
+/// A flag set once, read from any thread.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }

@@ -5,6 +5,8 @@ import Synchronization
 import NeedletailHTTP
 import NeedletailBytes
 import NeedletailHTML
+import NeedletailStore
+import NeedletailStoreTestSupport
 @testable import NeedletailServer
 
 /// A blocking socket client for tests: raw bytes in, parsed responses out.
@@ -214,7 +216,7 @@ public func withFastCGI<T>(unixPath: String? = nil, _ body: (Server, SocketAddre
     config.unixSocketMode = 0o666
     var listeners: [Listener] = [.fastCGI(.ipv4(host: "127.0.0.1", port: 0))]
     if let p = unixPath { listeners.append(.fastCGI(.unix(path: p))) }
-    let server = try Server(responder: TestApp.withStreaming(TestApp.router()), listeners: listeners, configuration: config)
+    let server = try Server(responder: TestApp.withAsync(TestApp.withStreaming(TestApp.router())), listeners: listeners, configuration: config)
     try server.start()
     defer {
         server.shutdown(grace: 1)
@@ -344,8 +346,17 @@ extension TestApp {
     /// counting its cancellation), `/async/threads` (checks the thread before and after each
     /// kind of await), `/async/fail` (throws: 500), `/async/bad?n=x` (a wrong parameter: 400),
     /// `/async/slow` (deadline 200 ms, waits 5 s: 503), `/async/now` (never suspends).
-    public static func withAsync(_ base: Router) -> Router {
+    public static func withAsync(_ base: Router, store table: RecordTable<SampleRecord>? = nil) -> Router {
         var r = base
+        if let table {
+            // `/async/insert?k=N`: a durable insert; the loop serves others until it is synced.
+            r.post("/async/insert") { request async throws -> Response in
+                let key = try request.parameter("k", default: 0)
+                let id = try await table.insert(SampleRecord(key: key, text: "async \(key)"))
+                if EventLoop.current == nil { TestApp.offLoop.add(1, ordering: .relaxed) }
+                return .text("stored \(id)")
+            }
+        }
         r.get("/async/wait") { request async throws -> Response in
             let ms = try request.parameter("ms", default: 0)
             try await Waiting.sleep(milliseconds: ms)

@@ -24,6 +24,9 @@ int nt_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
 /// pthread_setname_np for the calling thread (needs _GNU_SOURCE): at most 15 bytes show.
 int nt_set_thread_name(const char *name);
 
+/// prctl(PR_SET_PDEATHSIG, SIGKILL): the calling process dies with its parent (test tools).
+int nt_die_with_parent(void);
+
 /// CPUs in this process's affinity mask (sched_getaffinity), or -1.
 int nt_available_cpus(void);
 
