@@ -62,6 +62,10 @@ public final class EventLoop: @unchecked Sendable {
     private let tasks = Mutex<[LoopWork]>([])
     /// Jobs enqueued on the loop's own thread: only it touches this list (see `LoopExecutor`).
     @exclusivity(unchecked) private var localJobs: [(UnownedJob, LoopJobKind)] = []
+    /// The batch `runLocalJobs` is running (swapped with `localJobs`: no copy, no allocation).
+    @exclusivity(unchecked) private var runningJobs: [(UnownedJob, LoopJobKind)] = []
+    /// Request tasks parked for reuse (`startTask`).
+    let requestTasks = LoopTasks()
     /// Millisecond timers (task sleeps, deadlines of suspended requests).
     @exclusivity(unchecked) var timers = LoopTimers()
     /// The loop as an executor, and the isolation of its tasks.
@@ -195,10 +199,22 @@ public final class EventLoop: @unchecked Sendable {
     @inline(__always)
     func runLocalJobs() {
         while !localJobs.isEmpty {
-            let batch = localJobs
-            localJobs.removeAll(keepingCapacity: true)
-            for (job, kind) in batch { run(job, kind) }
+            swap(&localJobs, &runningJobs)
+            for i in runningJobs.indices { run(runningJobs[i].0, runningJobs[i].1) }
+            runningJobs.removeAll(keepingCapacity: true)
         }
+    }
+
+    /// Where the list of this thread's jobs ends now (see `runJobEnqueued(since:)`).
+    func markLocalJobs() -> Int { localJobs.count }
+
+    /// Runs at once the one task job enqueued on this thread since `mark`, if exactly that
+    /// happened (a task just started or resumed from loop code): the task goes on inside the
+    /// caller instead of at the loop's next turn.
+    func runJobEnqueued(since mark: Int) {
+        guard localJobs.count == mark + 1, case .task = localJobs[mark].1 else { return }
+        let job = localJobs.removeLast().0
+        run(job, .task)
     }
 
     /// Runs a job with the executor it was enqueued on.
@@ -282,6 +298,7 @@ public final class EventLoop: @unchecked Sendable {
                 running = false
             }
         }
+        endParkedTasks()
     }
 
     private func updateClock() {

@@ -62,18 +62,6 @@ public actor LoopActor {
 }
 
 extension EventLoop {
-    /// Starts `operation` as a task on this loop (call on the loop's thread): isolated to the
-    /// loop, with the loop as its executor preference, so that it and every nonisolated async
-    /// function it calls run on the loop's thread and resume there after each suspension.
-    ///
-    /// The task starts at once (`Task.immediate`, no thread hop); entering the executor
-    /// preference costs one job on the loop's own list, run before the loop next waits (Swift
-    /// 6.3 gives no way to start a task both synchronously and with a preference: docs/ASYNC.md).
-    @discardableResult
-    public func startTask(_ operation: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
-        Task(executorPreference: taskExecutor!) { await operation() }
-    }
-
     /// The loop whose thread this is, if any.
     public static var current: EventLoop? { LoopThread.current }
 

@@ -33,7 +33,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         var stdinDone = false
         var stream: LoopStreamSink?
         /// An async handler's run: its task, its deadline, and whether it has suspended.
-        var task: Task<Void, Never>?
+        var task: LoopTask?
         var deadline: LoopTimerID?
         var suspended = false
         var answered = false

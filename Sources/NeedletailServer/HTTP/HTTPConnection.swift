@@ -329,7 +329,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
 /// One async handler's run on a connection: what its answer needs, and how it ends. Loop-confined.
 final class AsyncExchange {
     let method: HTTPMethod, version: HTTPVersion, keepAlive: Bool
-    @exclusivity(unchecked) var task: Task<Void, Never>?
+    @exclusivity(unchecked) var task: LoopTask?
     /// Set once the task has suspended (the connection waits for it).
     @exclusivity(unchecked) var started = false
     /// Set once answered (by the task, the deadline) or abandoned (the client left).
