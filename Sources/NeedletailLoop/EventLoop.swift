@@ -96,7 +96,11 @@ public final class EventLoop: @unchecked Sendable {
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epfd >= 0 else { throw SocketError("epoll_create1", errno: errno) }
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard wakeFD >= 0 else { throw SocketError("eventfd", errno: errno) }
+        guard wakeFD >= 0 else {
+            let e = errno
+            Glibc.close(epfd)
+            throw SocketError("eventfd", errno: e)
+        }
         readBuffer = UnsafeMutableRawPointer.allocate(byteCount: readBufferSize, alignment: 16)
         iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: Int(NT_IOV_MAX))
         wheel = TimerWheel(now: 0)
@@ -106,6 +110,12 @@ public final class EventLoop: @unchecked Sendable {
         do {
             try control(EPOLL_CTL_ADD, wakeFD, events: nt_epollin(), token: .wake)
         } catch {
+            // Not every field is set yet, so deinit will not run: release what is open here.
+            Glibc.close(epfd)
+            Glibc.close(wakeFD)
+            if reserveFD >= 0 { Glibc.close(reserveFD) }
+            readBuffer.deallocate()
+            iovecs.deallocate()
             throw SocketError(error.call, errno: error.errno)
         }
         executor = LoopExecutor(loop: self)

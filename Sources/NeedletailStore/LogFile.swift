@@ -37,7 +37,9 @@ final class LogFile {
         length = 0
         capacity = 0
         var ok = false
-        defer { if !ok { Glibc.close(fd) } }
+        // close(), not Glibc.close: once every field is set a throw also runs deinit, and a
+        // second close(2) of the number would close whatever another thread opened since.
+        defer { if !ok { close() } }
         try LogFile.lock(fd, path: path, timeout: lockTimeout)
         if created || fileSize() == 0 {
             var header = LogFile.magic

@@ -26,7 +26,9 @@ public final class TestClient {
         case .ipv6: family = AF_INET6
         case .unix: family = AF_UNIX
         }
-        fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // The socket stays a local until it is connected: a throw after `self.fd` is set runs
+        // deinit, and closing here as well would close a number another thread may own by then.
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -37,6 +39,7 @@ public final class TestClient {
             Glibc.close(fd)
             throw Failure(description: "connect: \(String(cString: strerror(e)))")
         }
+        self.fd = fd
     }
 
     deinit { Glibc.close(fd) }
