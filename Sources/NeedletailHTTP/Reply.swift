@@ -8,7 +8,7 @@ import Synchronization
 /// thread hop unless it awaits an actor of its own. A `ParameterError` it throws is a 400,
 /// another error a 500 whose details go to the log; a handler whose client has gone sees its
 /// task cancelled (`Task.isCancelled`, `CancellationError` from the waits that honour it).
-public typealias AsyncHandler = nonisolated(nonsending) @Sendable (Request) async throws -> Response
+public typealias AsyncHandler = @Sendable (Request) async throws -> Response
 
 /// An async handler with its request, as a codec starts it: `produce()` gives the answer,
 /// errors already turned into their status. A class: a response carries it by reference, so
@@ -28,7 +28,7 @@ public final class PendingReply: Sendable {
     /// Runs the handler: its response, or the error page for what it threw and the text to log
     /// (nil when there is nothing to log). Nil response when the task was cancelled: the client
     /// has gone, or the deadline answered for it.
-    nonisolated(nonsending) public func produce() async -> (response: Response?, failure: String?) {
+    public func produce() async -> (response: Response?, failure: String?) {
         do {
             return (try await handler(request), nil)
         } catch let e as ParameterError {

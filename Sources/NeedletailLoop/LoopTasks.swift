@@ -13,7 +13,7 @@ final class LoopTasks {
 
 /// One reusable task on a loop and the work it runs.
 public final class LoopWorker: @unchecked Sendable {
-    public typealias Work = nonisolated(nonsending) @Sendable () async -> Void
+    public typealias Work = @Sendable () async -> Void
     /// The work it is handed (a stored closure: passed through the continuation's generic
     /// value, it would cost a reabstraction thunk, allocated, each way).
     @exclusivity(unchecked) var work: Work?
@@ -70,7 +70,7 @@ extension EventLoop {
     }
 
     /// A worker's task: its first work, then whatever it is handed while parked.
-    nonisolated(nonsending) private func runWorker(_ worker: LoopWorker) async {
+    private func runWorker(_ worker: LoopWorker) async {
         while let work = worker.work.take() {
             await work()
             worker.finished &+= 1
