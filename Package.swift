@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "Needletail", targets: ["Needletail"]),
         // What apps use to test their own pages without sockets (as HummingbirdTesting).
         .library(name: "NeedletailTesting", targets: ["NeedletailTesting"]),
+        // The PostgreSQL client on the loops (libpq); apart, so that apps without it need no libpq.
+        .library(name: "NeedletailPostgres", targets: ["NeedletailPostgres"]),
         // The sample record of the store's tools, crash tests and benchmark.
         .library(name: "NeedletailStoreTestSupport", targets: ["NeedletailStoreTestSupport"]),
         .executable(name: "needletail-demo", targets: ["needletail-demo"]),
@@ -61,6 +63,11 @@ let package = Package(
                 "CFCGI", "NeedletailServer", "NeedletailPOSIX",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Debian's libpq (libpq-dev), the PostgreSQL client library: driven non-blockingly, in
+        // pipeline mode, from the loops by NeedletailPostgres (docs/POSTGRES.md says why not a
+        // codec of our own or postgres-nio).
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(name: "NeedletailPostgres", dependencies: ["CPostgres", "NeedletailLoop", "NeedletailPOSIX"]),
         .target(
             name: "Needletail",
             dependencies: [
@@ -106,6 +113,11 @@ let package = Package(
         .testTarget(
             name: "NeedletailServerTests",
             dependencies: ["NeedletailServer", "Needletail", "NeedletailTestSupport", "NeedletailStoreTestSupport", "CNeedletailLinux"]),
+        // The PostgreSQL client against a real server (initdb into a temporary folder): the
+        // full run, not the inner loop.
+        .testTarget(
+            name: "NeedletailPostgresTests",
+            dependencies: ["NeedletailPostgres", "Needletail", "NeedletailTestSupport"]),
         // Suites that start nginx, lighttpd, Chromium, wrk, ab, curl or the demo binary: the
         // full run (`scripts/test`), not the inner loop (`scripts/test --fast`).
         .testTarget(

@@ -46,6 +46,11 @@ public final class EventLoop: @unchecked Sendable {
     public let index: Int
 
     private let epfd: Int32
+    var epollFD: Int32 { epfd }
+    /// Descriptors watched for `LoopWatcher`s (database sockets).
+    @exclusivity(unchecked) var watchers = LoopWatchers()
+    /// Per-loop state of other targets (`local(for:make:)`).
+    @exclusivity(unchecked) var locals: [ObjectIdentifier: AnyObject] = [:]
     private let wakeFD: Int32
     @exclusivity(unchecked) private var listeners:
         [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool)] = []
@@ -328,6 +333,9 @@ public final class EventLoop: @unchecked Sendable {
             return
         case .wake:
             runTasks()
+            return
+        case .watch(let slot, let generation):
+            dispatchWatch(events, slot: slot, generation: generation)
             return
         case .connection(let f):
             fd = f

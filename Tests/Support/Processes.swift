@@ -93,9 +93,9 @@ public final class SpawnedProcess {
         return !reaped
     }
 
-    public func stop(grace: Double = 3) {
+    public func stop(grace: Double = 3, signal: Int32 = SIGTERM) {
         guard isRunning else { return }
-        kill(pid, SIGTERM)
+        kill(pid, signal)
         let end = monotonicSeconds() + grace
         while isRunning && monotonicSeconds() < end { usleep(20_000) }
         if isRunning {

@@ -1,0 +1,79 @@
+import Foundation
+import Glibc
+
+/// A PostgreSQL server of its own for a test: `initdb` into a temporary folder, then
+/// `postgres` on a free loopback port with its socket in the same folder. As root (CI), both
+/// run as the `postgres` user (the server refuses root). The server runs under `timeout`, so
+/// it stops by itself even if the test process dies; `stop()` (and deinit) stop it at once
+/// and remove the folder.
+public final class PostgresServer {
+    public let port: UInt16
+    public let folder: String
+    private var process: SpawnedProcess?
+
+    /// Where Debian puts the server's programs (`/usr/lib/postgresql/<version>/bin`).
+    public static var binaries: String? {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        guard let v = versions.last else { return nil }
+        let bin = "\(root)/\(v)/bin"
+        return FileManager.default.isExecutableFile(atPath: bin + "/postgres") ? bin : nil
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    public var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
+
+    /// Makes and starts the server; returns once it accepts connections.
+    public init(settings: [String] = []) throws {
+        guard let bin = Self.binaries else {
+            throw TestClient.Failure(description: "PostgreSQL is not installed (apt-get install postgresql)")
+        }
+        folder = makeTempDir("nt-pg")
+        port = freePort()
+        let asRoot = geteuid() == 0
+        // setpriv execs the program itself (no process in between to swallow signals).
+        let prefix = asRoot ? ["/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] : []
+        if asRoot {
+            guard let pw = getpwnam("postgres") else {
+                throw TestClient.Failure(description: "no postgres user to run the server as")
+            }
+            chown(folder, pw.pointee.pw_uid, pw.pointee.pw_gid)
+        }
+        let initdb = try run(
+            prefix.first ?? bin + "/initdb",
+            Array(prefix.dropFirst()) + (asRoot ? [bin + "/initdb"] : [])
+                + ["-D", folder + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"])
+        guard initdb.status == 0 else {
+            throw TestClient.Failure(description: "initdb failed: \(initdb.output)")
+        }
+        // fsync off: the tests check the client, not the disk. SIGINT (fast shutdown) from
+        // timeout after 15 minutes at the latest.
+        let server =
+            prefix + ["/usr/bin/timeout", "-s", "INT", "-k", "30", "900", bin + "/postgres", "-D", folder + "/data", "-k", folder,
+            "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=200"] + settings.flatMap { ["-c", $0] }
+        process = try SpawnedProcess(server[0], Array(server.dropFirst()))
+        guard waitForPort(port, seconds: 30) else {
+            stop()
+            throw TestClient.Failure(description: "PostgreSQL did not start on port \(port)")
+        }
+    }
+
+    /// Runs `sql` with psql as the postgres user (for set-up and checks outside the client).
+    @discardableResult
+    public func psql(_ sql: String) throws -> String {
+        guard let bin = Self.binaries else { throw TestClient.Failure(description: "no psql") }
+        let r = try run(bin + "/psql", ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-c", sql])
+        guard r.status == 0 else { throw TestClient.Failure(description: "psql: \(r.output)") }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended) and removes its folder.
+    public func stop() {
+        process?.stop(grace: 10, signal: SIGINT)
+        process = nil
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    deinit { stop() }
+}
