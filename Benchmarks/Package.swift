@@ -22,6 +22,13 @@ let package = Package(
                 .product(name: "Needletail", package: "Needletail"),
                 .product(name: "NeedletailStoreTestSupport", package: "Needletail"),
             ]),
+        // The client side of postgres-bench (pgbench is the yardstick).
+        .executableTarget(
+            name: "pg-client-bench",
+            dependencies: [
+                .product(name: "NeedletailPostgres", package: "Needletail"),
+                .product(name: "Needletail", package: "Needletail"),
+            ]),
         // Counts allocations (malloc interposition) for the render benchmark.
         .target(name: "CMallocCount"),
         .executableTarget(

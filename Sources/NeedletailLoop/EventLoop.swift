@@ -49,6 +49,8 @@ public final class EventLoop: @unchecked Sendable {
     var epollFD: Int32 { epfd }
     /// Descriptors watched for `LoopWatcher`s (database sockets).
     @exclusivity(unchecked) var watchers = LoopWatchers()
+    /// Run once just before the loop next waits (`runBeforeWaiting(_:)`).
+    @exclusivity(unchecked) var beforeWaiting: [any LoopDeferred] = []
     /// Per-loop state of other targets (`local(for:make:)`).
     @exclusivity(unchecked) var locals: [ObjectIdentifier: AnyObject] = [:]
     private let wakeFD: Int32
@@ -285,7 +287,10 @@ public final class EventLoop: @unchecked Sendable {
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: maxEvents)
         defer { events.deallocate() }
         while running {
-            runLocalJobs()
+            repeat {
+                runLocalJobs()
+                if !beforeWaiting.isEmpty { runBeforeWaiting() }
+            } while !localJobs.isEmpty
             var timeout: Int32 = (connectionCount > 0 || isStopping) ? 1000 : -1
             if let next = timers.millisecondsToNext() { timeout = timeout < 0 ? Int32(min(next, 1000)) : min(timeout, Int32(min(next, 1000))) }
             let n = epoll_wait(epfd, events, Int32(maxEvents), timeout)

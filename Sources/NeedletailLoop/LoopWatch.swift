@@ -100,6 +100,28 @@ extension EventLoop {
     }
 }
 
+/// Work put off until the loop has run everything that is ready, just before it waits for
+/// events again: a database connection sends the queries of every task that ran in this turn
+/// with one write instead of one each.
+public protocol LoopDeferred: AnyObject {
+    /// Called once per `EventLoop.runBeforeWaiting(_:)`, on the loop's thread.
+    func runBeforeWaiting()
+}
+
+extension EventLoop {
+    /// Calls `deferred.runBeforeWaiting()` once, on this loop's thread, after the jobs and
+    /// events at hand and before the loop waits (call on the loop's thread).
+    public func runBeforeWaiting(_ deferred: any LoopDeferred) {
+        beforeWaiting.append(deferred)
+    }
+
+    func runBeforeWaiting() {
+        let due = beforeWaiting
+        beforeWaiting.removeAll(keepingCapacity: true)
+        for d in due { d.runBeforeWaiting() }
+    }
+}
+
 /// State other targets keep per loop (a database client's connections on that loop): made on
 /// first use on the loop's thread, touched only there.
 extension EventLoop {

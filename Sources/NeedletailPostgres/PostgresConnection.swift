@@ -9,7 +9,7 @@ typealias QueryContinuation = UnsafeContinuation<Result<PostgresRows, PostgresEr
 /// A libpq connection owned by one loop: non-blocking, in pipeline mode, its socket watched
 /// level-triggered in the loop's epoll. Every query is sent with its own Sync (so each commits
 /// on its own) and answered in order from the FIFO of continuations. Loop-confined.
-final class PostgresConnection: LoopWatcher {
+final class PostgresConnection: LoopWatcher, LoopDeferred {
     unowned let loop: EventLoop
     private var conn: OpaquePointer?
     private var watch: LoopWatch?
@@ -110,6 +110,44 @@ final class PostgresConnection: LoopWatcher {
             return
         }
         pending.append(Pending(continuation: continuation, preparedKey: preparedKey))
+        // One write for every query sent in this turn of the loop (pipelined tasks).
+        // libpq 15's PQpipelineSync writes at once (PQsendPipelineSync, which does not, is
+        // libpq 17's). From the second query of a turn of the loop on, a TCP socket is corked
+        // until the turn ends, so the queries of every task that ran in it leave together; a
+        // lone query costs no extra system call.
+        if !flushScheduled {
+            flushScheduled = true
+            loop.runBeforeWaiting(self)
+        } else if !corked && isTCP {
+            corked = true
+            setCork(true)
+        }
+    }
+
+    private var flushScheduled = false
+    private var corked = false
+    private lazy var isTCP: Bool = {
+        guard let conn else { return false }
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(PQsocket(conn), $0, &length) == 0 }
+        }
+        return ok && (Int32(address.ss_family) == AF_INET || Int32(address.ss_family) == AF_INET6)
+    }()
+
+    private func setCork(_ on: Bool) {
+        guard let conn else { return }
+        var value: Int32 = on ? 1 : 0
+        _ = setsockopt(PQsocket(conn), Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    func runBeforeWaiting() {
+        flushScheduled = false
+        if corked {
+            corked = false
+            setCork(false)
+        }
         flush()
     }
 
