@@ -67,7 +67,7 @@ let package = Package(
         // pipeline mode, from the loops by NeedletailPostgres (docs/POSTGRES.md says why not a
         // codec of our own or postgres-nio).
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
-        .target(name: "NeedletailPostgres", dependencies: ["CPostgres", "NeedletailLoop", "NeedletailPOSIX"]),
+        .target(name: "NeedletailPostgres", dependencies: ["CPostgres", "NeedletailLoop", "NeedletailPOSIX", "NeedletailStore"]),
         .target(
             name: "Needletail",
             dependencies: [

@@ -159,3 +159,19 @@ public struct RecordReader {
 func readLE<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], _ at: Int) -> T {
     bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: T.self)) }
 }
+
+extension Record {
+    /// The record's fields in the store's tagged format: what a log entry holds, and what a
+    /// record table on PostgreSQL keeps in its `data` column.
+    public var encodedFields: [UInt8] {
+        var writer = RecordWriter()
+        encode(to: &writer)
+        return writer.bytes
+    }
+
+    /// The record read back from `encodedFields`; throws `StoreError.corrupt` naming the field
+    /// that does not decode.
+    public init(encodedFields bytes: [UInt8]) throws(StoreError) {
+        try self.init(from: RecordReader(RecordBytes(bytes)))
+    }
+}

@@ -53,9 +53,14 @@ public final class PostgresServer {
             "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off", "-c", "max_connections=200"] + settings.flatMap { ["-c", $0] }
         process = try SpawnedProcess(server[0], Array(server.dropFirst()))
-        guard waitForPort(port, seconds: 30) else {
-            stop()
-            throw TestClient.Failure(description: "PostgreSQL did not start on port \(port)")
+        // Accepting is not ready ("the database system is starting up"): ask pg_isready.
+        let end = monotonicSeconds() + 30
+        while (try? run(bin + "/pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port)]))?.status != 0 {
+            guard monotonicSeconds() < end, process?.isRunning == true else {
+                stop()
+                throw TestClient.Failure(description: "PostgreSQL did not start on port \(port)")
+            }
+            usleep(50_000)
         }
     }
 

@@ -1,0 +1,184 @@
+import Foundation
+import Needletail
+import NeedletailPostgres
+import NeedletailTestSupport
+import XCTest
+
+struct Post: Record, Equatable {
+    static let typeName = "post"
+    var forum: String
+    var author: String
+    var text: String
+    func encode(to w: inout RecordWriter) {
+        w.write(1, forum)
+        w.write(2, author)
+        w.write(3, text)
+    }
+    init(from r: RecordReader) throws(StoreError) {
+        forum = try r.string(1)
+        author = try r.string(2)
+        text = try r.string(3)
+    }
+    init(forum: String, author: String, text: String) {
+        self.forum = forum
+        self.author = author
+        self.text = text
+    }
+}
+
+struct Member: Record, Equatable {
+    static let typeName = "member"
+    var email: String
+    func encode(to w: inout RecordWriter) { w.write(1, email) }
+    init(from r: RecordReader) throws(StoreError) { email = try r.string(1) }
+    init(email: String) { self.email = email }
+}
+
+/// Records on PostgreSQL, against a real server.
+final class PostgresTableTests: XCTestCase {
+    nonisolated(unsafe) static var server: PostgresServer?
+
+    override class func setUp() {
+        super.setUp()
+        server = try? PostgresServer()
+    }
+
+    override class func tearDown() {
+        server?.stop()
+        server = nil
+        super.tearDown()
+    }
+
+    /// Each test starts without the tables the others made.
+    override func setUp() async throws {
+        if Self.server == nil { Self.server = try PostgresServer() }
+        try Self.server!.psql("DROP TABLE IF EXISTS nt_post, nt_member, nt_schema")
+    }
+
+    private func client() throws -> PostgresClient {
+        if Self.server == nil { Self.server = try PostgresServer() }
+        return try PostgresClient(PostgresConfiguration(Self.server!.url))
+    }
+
+    private let byForum = PostgresIndex("forum", \Post.forum)
+
+    func testWritesReadsAndLookupsByIndex() async throws {
+        let db = try client()
+        defer { db.close() }
+        let posts = try await PostgresTable.open(Post.self, on: db, indexes: [byForum])
+        XCTAssertEqual(posts.name, "nt_post")
+        let a = try await posts.insert(Post(forum: "debian", author: "ada", text: "first"))
+        let b = try await posts.insert(Post(forum: "swift", author: "bob", text: "second"))
+        let c = try await posts.insert(Post(forum: "debian", author: "cy", text: "third 'quoted' \u{1F600}"))
+        XCTAssertTrue(a < b && b < c)
+        let gotten = try await posts.get(c)
+        XCTAssertEqual(gotten, Post(forum: "debian", author: "cy", text: "third 'quoted' \u{1F600}"))
+        let missing = try await posts.get(c + 1000)
+        XCTAssertNil(missing)
+        var debian = try await posts.lookup(\Post.forum, "debian")
+        XCTAssertEqual(debian.map(\.id), [c, a])
+        debian = try await posts.lookup(\Post.forum, "debian", newestFirst: false)
+        XCTAssertEqual(debian.map(\.id), [a, c])
+        try await posts.update(a, to: Post(forum: "swift", author: "ada", text: "moved"))
+        let swift = try await posts.lookup(\Post.forum, "swift")
+        XCTAssertEqual(swift.map(\.id), [b, a])
+        XCTAssertEqual(swift.last?.record.text, "moved")
+        try await posts.delete(b)
+        let count = try await posts.count()
+        XCTAssertEqual(count, 2)
+        let all = try await posts.all()
+        XCTAssertEqual(all.map(\.id), [a, c])
+        do {
+            try await posts.delete(b)
+            XCTFail("a deleted record was deleted again")
+        } catch let error as StoreError {
+            XCTAssertEqual(error, .notFound(b))
+        }
+        do {
+            _ = try await posts.lookup(\Post.author, "ada")
+            XCTFail("a lookup on a field without an index ran")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.message.contains("no index"), error.message)
+        }
+        // Opening again finds the table as made.
+        let again = try await PostgresTable.open(Post.self, on: db, indexes: [byForum])
+        let again2 = try await again.count()
+        XCTAssertEqual(again2, 2)
+    }
+
+    func testTransactionsAreAllOrNothingAndUniqueIndexesRefuse() async throws {
+        let db = try client()
+        defer { db.close() }
+        let members = try await PostgresTable.open(Member.self, on: db, indexes: [PostgresIndex("email", \Member.email, unique: true)])
+        let ada = try await members.insert(Member(email: "ada@example.org"))
+        do {
+            try await db.transaction { tx in
+                try await members.insert(Member(email: "bob@example.org"), in: tx)
+                try await members.insert(Member(email: "ada@example.org"), in: tx)
+            }
+            XCTFail("a duplicate email was accepted")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
+        let bob = try await members.unique(\Member.email, "bob@example.org")
+        XCTAssertNil(bob, "the first insert of the failed transaction stayed")
+        let found = try await members.unique(\Member.email, "ada@example.org")
+        XCTAssertEqual(found?.id, ada)
+    }
+
+    func testTwoBackendsShareTheTable() async throws {
+        let one = try client()
+        let two = try client()
+        defer {
+            one.close()
+            two.close()
+        }
+        let index = byForum
+        async let tableOne = PostgresTable.open(Post.self, on: one, indexes: [index])
+        async let tableTwo = PostgresTable.open(Post.self, on: two, indexes: [index])
+        let (a, b) = try await (tableOne, tableTwo)
+        let id = try await a.insert(Post(forum: "shared", author: "one", text: "from the first backend"))
+        let seen = try await b.get(id)
+        XCTAssertEqual(seen?.text, "from the first backend")
+    }
+
+    func testMismatchedSchemasAreRefusedWithoutChanges() async throws {
+        let db = try client()
+        defer { db.close() }
+        _ = try await PostgresTable.open(Post.self, on: db, indexes: [byForum])
+        do {
+            _ = try await PostgresTable.open(Post.self, on: db, indexes: [PostgresIndex("author", \Post.author)])
+            XCTFail("other indexed columns were accepted")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.message.contains("migration"), error.message)
+        }
+        try await db.execute("UPDATE nt_schema SET version = 99 WHERE name = 'nt_post'")
+        do {
+            _ = try await PostgresTable.open(Post.self, on: db, indexes: [byForum])
+            XCTFail("a newer schema version was accepted")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.message.contains("version 99"), error.message)
+        }
+        try await db.execute("UPDATE nt_schema SET version = 1 WHERE name = 'nt_post'")
+        do {
+            _ = try await PostgresTable.open(Post.self, on: db, indexes: [PostgresIndex("Bad Name", \Post.author)])
+            XCTFail("a bad column name was accepted")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.kind, .client)
+        }
+    }
+
+    func testACorruptRowIsReportedWithItsId() async throws {
+        let db = try client()
+        defer { db.close() }
+        let posts = try await PostgresTable.open(Post.self, on: db, indexes: [byForum])
+        let id = try await posts.insert(Post(forum: "x", author: "y", text: "z"))
+        try await db.execute("UPDATE nt_post SET data = '\\x0102'::bytea WHERE id = $1", [id])
+        do {
+            _ = try await posts.get(id)
+            XCTFail("a corrupt row decoded")
+        } catch let error as StoreError {
+            XCTAssertTrue("\(error)".contains("nt_post id \(id)"), "\(error)")
+        }
+    }
+}
