@@ -112,7 +112,7 @@ public final class PostgresClient: Sendable {
 
     // MARK: On the loop
 
-    private func currentLoop() throws(PostgresError) -> EventLoop {
+    func currentLoop() throws(PostgresError) -> EventLoop {
         if let loop = EventLoop.current { return loop }
         let made: Result<EventLoop, PostgresError> = state.withLock { s in
             if s.closed { return .failure(PostgresError(.client, "the client is closed")) }

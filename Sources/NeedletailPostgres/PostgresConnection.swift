@@ -18,6 +18,8 @@ final class PostgresConnection: LoopWatcher, LoopDeferred {
     /// One entry per Sync sent: what to answer when its results are in.
     private struct Pending {
         let continuation: QueryContinuation?
+        /// Told instead of a continuation (the connection's own statements: a listener's LISTEN).
+        var callback: ((Result<PostgresRows, PostgresError>) -> Void)? = nil
         /// The statement this entry prepared, forgotten again if the entry fails.
         let preparedKey: String?
     }
@@ -151,6 +153,17 @@ final class PostgresConnection: LoopWatcher, LoopDeferred {
         flush()
     }
 
+    /// `send` for code on the loop that is not a task: `answer` is called with the result.
+    func send(_ sql: String, _ parameters: [any PostgresBindable], prepare: Bool = true, answer: @escaping (Result<PostgresRows, PostgresError>) -> Void) {
+        let before = pending.count
+        send(sql, parameters, prepare: prepare, nil)
+        if pending.count == before + 1 {
+            pending[before].callback = answer
+        } else {
+            answer(.failure(PostgresError(.connectionLost, isBroken ? "the connection is closed" : "cannot send")))
+        }
+    }
+
     /// Pushes libpq's output buffer to the socket; waits for writability while some is left.
     private func flush() {
         guard let conn, !isBroken else { return }
@@ -249,6 +262,7 @@ final class PostgresConnection: LoopWatcher, LoopDeferred {
         rows = nil
         error = nil
         entry.continuation?.resume(returning: result)
+        entry.callback?(result)
         if inFlight == 0 { onIdle?(self) }
     }
 
@@ -280,6 +294,7 @@ final class PostgresConnection: LoopWatcher, LoopDeferred {
         prepareFailed = false
         for entry in waiting {
             entry.continuation?.resume(returning: .failure(PostgresError(.connectionLost, reason)))
+            entry.callback?(.failure(PostgresError(.connectionLost, reason)))
         }
         if let conn { PQfinish(conn) }
         conn = nil
