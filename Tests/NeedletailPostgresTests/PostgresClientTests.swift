@@ -244,6 +244,37 @@ final class PostgresClientTests: XCTestCase {
         XCTAssertEqual(PostgresConfiguration("postgres://app@db/app").redacted, "postgres://app@db/app")
     }
 
+    /// sslmode as libpq has it: `require` refused by a server without TLS; over TLS, big
+    /// answers (many TLS records each) to many pipelined queries all arrive whole.
+    func testSSLModeIsHonouredAndTLSAnswersArriveWhole() async throws {
+        let plain = try PostgresClient(PostgresConfiguration(try database().url + "?sslmode=require"))
+        defer { plain.close() }
+        do {
+            _ = try await plain.query("SELECT 1")
+            XCTFail("sslmode=require connected to a server without TLS")
+        } catch {
+            XCTAssertEqual(error.kind, .unavailable)
+            XCTAssertTrue(error.message.contains("SSL"), error.message)
+        }
+        let server = try PostgresServer(tls: true)
+        defer { server.stop() }
+        var configuration = PostgresConfiguration(server.url + "?sslmode=require")
+        configuration.connectionsPerLoop = 2
+        let db = try PostgresClient(configuration)
+        defer { db.close() }
+        let inUse = try await db.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        XCTAssertEqual(try inUse.decode(0, 0, as: Bool.self), true)
+        let lengths = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<40 {
+                group.addTask { try await db.query("SELECT repeat('x', $1::int4)", [Int32(50_000 + i)]).decode(0, 0, as: String.self).utf8.count }
+            }
+            var all: [Int] = []
+            for try await n in group { all.append(n) }
+            return all.sorted()
+        }
+        XCTAssertEqual(lengths, (0..<40).map { 50_000 + $0 })
+    }
+
     func testClosedClientRefusesQueries() async throws {
         let db = try client()
         _ = try await db.query("SELECT 1")

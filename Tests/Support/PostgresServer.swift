@@ -23,8 +23,9 @@ public final class PostgresServer {
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
     public var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
 
-    /// Makes and starts the server; returns once it accepts connections.
-    public init(settings: [String] = []) throws {
+    /// Makes and starts the server; returns once it accepts connections. `tls`: with a
+    /// self-signed certificate made for it (openssl), `ssl=on`.
+    public init(settings: [String] = [], tls: Bool = false) throws {
         guard let bin = Self.binaries else {
             throw TestClient.Failure(description: "PostgreSQL is not installed (apt-get install postgresql)")
         }
@@ -45,6 +46,19 @@ public final class PostgresServer {
                 + ["-D", folder + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"])
         guard initdb.status == 0 else {
             throw TestClient.Failure(description: "initdb failed: \(initdb.output)")
+        }
+        var settings = settings
+        if tls {
+            let made = try run(
+                "/usr/bin/openssl",
+                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "2",
+                 "-keyout", folder + "/server.key", "-out", folder + "/server.crt"])
+            guard made.status == 0 else { throw TestClient.Failure(description: "openssl: \(made.output)") }
+            chmod(folder + "/server.key", 0o600)
+            if asRoot, let pw = getpwnam("postgres") {
+                for f in ["/server.key", "/server.crt"] { chown(folder + f, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+            }
+            settings += ["ssl=on", "ssl_cert_file=\(folder)/server.crt", "ssl_key_file=\(folder)/server.key"]
         }
         // fsync off: the tests check the client, not the disk. SIGINT (fast shutdown) from
         // timeout after 15 minutes at the latest.
