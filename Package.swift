@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "NeedletailTesting", targets: ["NeedletailTesting"]),
         // The PostgreSQL client on the loops (libpq); apart, so that apps without it need no libpq.
         .library(name: "NeedletailPostgres", targets: ["NeedletailPostgres"]),
+        .library(name: "NeedletailCluster", targets: ["NeedletailCluster", "NeedletailPostgres"]),
         // The sample record of the store's tools, crash tests and benchmark.
         .library(name: "NeedletailStoreTestSupport", targets: ["NeedletailStoreTestSupport"]),
         .executable(name: "needletail-demo", targets: ["needletail-demo"]),
@@ -68,6 +69,8 @@ let package = Package(
         // codec of our own or postgres-nio).
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(name: "NeedletailPostgres", dependencies: ["CPostgres", "NeedletailLoop", "NeedletailPOSIX", "NeedletailStore"]),
+        // Several backends on one PostgreSQL: channels and sessions shared through it.
+        .target(name: "NeedletailCluster", dependencies: ["NeedletailPostgres", "NeedletailLive", "NeedletailLoop"]),
         .target(
             name: "Needletail",
             dependencies: [
@@ -117,7 +120,7 @@ let package = Package(
         // full run, not the inner loop.
         .testTarget(
             name: "NeedletailPostgresTests",
-            dependencies: ["NeedletailPostgres", "Needletail", "NeedletailTestSupport"]),
+            dependencies: ["NeedletailPostgres", "NeedletailCluster", "Needletail", "NeedletailTesting", "NeedletailTestSupport"]),
         // Suites that start nginx, lighttpd, Chromium, wrk, ab, curl or the demo binary: the
         // full run (`scripts/test`), not the inner loop (`scripts/test --fast`).
         .testTarget(

@@ -59,6 +59,12 @@ public struct ChannelVersions: Sendable, Equatable, RandomAccessCollection, Expr
         ChannelVersions(entries.map { ChannelVersion($0.channel, version($0.channel)) })
     }
 
+    /// The same channels at the versions of `versions`, but never below their own (for
+    /// global versions that only go up: a mirror that lags behind the page's).
+    func updated(to versions: [Channel: UInt64]) -> ChannelVersions {
+        ChannelVersions(entries.map { ChannelVersion($0.channel, Swift.max($0.version, versions[$0.channel] ?? 0)) })
+    }
+
     /// Whether `channel` is one of these at a version other than the one `current` has for it
     /// (`current` holds the same channels in the same order, at later versions).
     public func changed(_ channel: Channel, in current: ChannelVersions) -> Bool {

@@ -14,6 +14,11 @@ import Synchronization
 /// notifying thread, their bytes handed to their own loops. A subscriber is handed the versions
 /// of its channels as they were when it was taken out (read under the same lock as the notify
 /// that woke it: nothing to look up again before rendering).
+///
+/// With several backends (`ordered`), the versions come from one counter per channel kept in
+/// a database and only go up: each backend's `Channels` mirrors them (`advance`), and a viewer
+/// whose page was rendered where the mirror was further along waits for this one to catch up
+/// instead of being told its versions are old.
 public final class Channels: Sendable {
     struct Subscriber {
         let known: ChannelVersions
@@ -26,18 +31,28 @@ public final class Channels: Sendable {
         var subscribers: [Int: Subscriber] = [:]
         var byChannel: [Channel: Set<Int>] = [:]
         var nextID = 0
+        let ordered: Bool
 
-        /// The channels of `known` at their current versions.
-        func current(_ known: ChannelVersions) -> ChannelVersions { known.updated { versions[$0] ?? 0 } }
+        /// The channels of `known` at their current versions (ordered: never below the ones
+        /// `known` has, which come from the same counters).
+        func current(_ known: ChannelVersions) -> ChannelVersions {
+            ordered ? known.updated(to: versions) : known.updated { versions[$0] ?? 0 }
+        }
     }
 
-    let state = Mutex(State())
+    let state: Mutex<State>
     let clock: @Sendable () -> UInt64
     let sweeper: Atomic<Bool> = Atomic(false)
 
-    public init(clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot) {
+    /// `ordered`: the versions are global and only go up (set them with `advance`, as
+    /// NeedletailCluster's `SharedChannels` does); else this process counts them (`notify`).
+    public init(clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot, ordered: Bool = false) {
         self.clock = clock
+        state = Mutex(State(ordered: ordered))
     }
+
+    /// Whether the versions are global (see `init`).
+    public var isOrdered: Bool { state.withLock { $0.ordered } }
 
     /// The current version of `channel` (0 until its first notify).
     public func version(_ channel: Channel) -> UInt64 {
@@ -59,9 +74,12 @@ public final class Channels: Sendable {
         state.withLock { s in known.filter { (s.versions[$0.channel] ?? 0) != $0.version }.map(\.channel) }
     }
 
-    /// Bumps `channel` and answers every subscriber waiting on it.
+    /// Bumps `channel` and answers every subscriber waiting on it. Not for ordered channels:
+    /// their versions are counted in the database, in the writing transaction (a bump here
+    /// would run ahead of the other backends; it is refused and logged).
     public func notify(_ channel: Channel) {
-        let due: [(Subscriber, ChannelVersions)] = state.withLock { s in
+        let due: [(Subscriber, ChannelVersions)]? = state.withLock { s in
+            if s.ordered { return nil }
             s.versions[channel, default: 0] += 1
             let version = s.versions[channel] ?? 0
             // Every subscriber of the channel leaves it at once; only those that also wait on
@@ -74,6 +92,32 @@ public final class Channels: Sendable {
                     (sub, sub.known.updated { $0 == channel ? version : s.versions[$0] ?? 0 })
                 }
             }
+        }
+        guard let due else {
+            reportToStandardError(
+                "needletail: notify(\(channel)) on channels whose versions are global: notify in the writing transaction (SharedChannels)")
+            return
+        }
+        for (d, versions) in due { d.target.deliver(versions) }
+    }
+
+    /// Moves `channel` up to `version` (a version counted elsewhere: the database of several
+    /// backends) and answers the subscribers that had an older one. Nothing when this mirror
+    /// is already there: a version heard twice (its own commit, then the notification) or out
+    /// of order never goes back.
+    public func advance(_ channel: Channel, to version: UInt64) {
+        let due: [(Subscriber, ChannelVersions)] = state.withLock { s in
+            guard version > s.versions[channel] ?? 0 else { return [] }
+            s.versions[channel] = version
+            guard let ids = s.byChannel[channel] else { return [] }
+            var woken: [(Subscriber, ChannelVersions)] = []
+            for id in ids {
+                guard let sub = s.subscribers[id], (sub.known.version(of: channel) ?? 0) < version,
+                    let taken = remove(id: id, from: &s)
+                else { continue }
+                woken.append((taken, s.current(taken.known)))
+            }
+            return woken
         }
         for (d, versions) in due { d.target.deliver(versions) }
     }

@@ -27,9 +27,16 @@ public struct LiveApp: Responder {
     }
 
     /// Registers a live page at `path` (GET): `build` gets a `Page` (request, session, view).
+    /// With a session backing (`SessionStore.backing`) the page waits for its session first
+    /// (an async route; the build itself stays synchronous).
     public mutating func page(_ path: String, _ build: @escaping @Sendable (Page) throws -> Response) {
         let core = core
-        router.get(path) { request in core.page(for: request, build) }
+        if core.sessions.backing == nil {
+            router.get(path) { request in core.page(for: request, build) }
+        } else {
+            // The session may be on another backend's side: loaded (or saved) first.
+            router.get(path) { request async throws -> Response in await core.page(restoring: request, build) }
+        }
     }
 
     /// Registers a live page that awaits its data (a database, another service) before it

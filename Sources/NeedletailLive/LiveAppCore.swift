@@ -55,9 +55,22 @@ public final class LiveAppCore: Sendable {
         return finishPage(page, response)
     }
 
+    /// The same where sessions have a backing (several backends): the session may have to be
+    /// loaded, or saved before its cookie goes out, so the page waits for that first.
+    public func page(restoring request: Request, _ build: (Page) throws -> Response) async -> Response {
+        let page = await beginPage(restoring: request)
+        let response: Response
+        do {
+            response = try build(page)
+        } catch {
+            response = pageFailed(page, error)
+        }
+        return finishPage(page, response)
+    }
+
     /// The same for a page that awaits its data before it renders.
     public func page(for request: Request, _ build: AsyncPage) async throws -> Response {
-        let page = beginPage(request)
+        let page = sessions.backing == nil ? beginPage(request) : await beginPage(restoring: request)
         let response: Response
         do {
             response = try await build(page)
@@ -72,6 +85,16 @@ public final class LiveAppCore: Sendable {
     /// The session and a new view for a page about to be built.
     func beginPage(_ request: Request) -> Page {
         let (session, source) = sessions.session(for: request)
+        return makePage(request, session, source)
+    }
+
+    /// `beginPage` with the session from the backing when this process does not have it.
+    func beginPage(restoring request: Request) async -> Page {
+        let (session, source) = await sessions.session(for: request, onError: onError)
+        return makePage(request, session, source)
+    }
+
+    func makePage(_ request: Request, _ session: Session, _ source: SessionSource) -> Page {
         let view = LiveView(path: request.query["_s"] == nil ? request.target : Page.removingSessionField(request.target))
         return Page(request: request, session: session, source: source, view: view, app: self)
     }

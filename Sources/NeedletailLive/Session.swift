@@ -17,6 +17,8 @@ public final class Session: Sendable {
     struct State {
         var values: [String: any Sendable] = [:]
         var lastUsed: UInt64
+        /// When the backing last heard of its use (it is told at most once a minute).
+        var savedUse: UInt64
         /// Views, oldest first; at most `SessionStore.viewsKept`.
         var views: [LiveView] = []
     }
@@ -24,7 +26,19 @@ public final class Session: Sendable {
     init(id: String, now: UInt64) {
         self.id = id
         userName = "user-" + randomHex(bytes: 6)
-        state = Mutex(State(lastUsed: now))
+        state = Mutex(State(lastUsed: now, savedUse: now))
+    }
+
+    /// A session brought back from a `SessionBacking` (another backend made it).
+    init(restoring stored: StoredSession, now: UInt64) {
+        id = stored.id
+        userName = stored.userName
+        state = Mutex(State(values: stored.values, lastUsed: now, savedUse: now))
+    }
+
+    /// What a `SessionBacking` keeps of it: the id, the name, the values that are strings.
+    var stored: StoredSession {
+        StoredSession(id: id, userName: userName, values: state.withLock { $0.values.compactMapValues { $0 as? String } })
     }
 
     /// A value the app stored for this session.

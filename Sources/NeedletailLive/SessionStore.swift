@@ -17,13 +17,18 @@ public final class SessionStore: Sendable {
     /// Most actions per session, over all its views; the oldest go first.
     public let maxActions: Int
 
+    /// Where sessions outlive this process (several backends share them); nil: memory only.
+    public let backing: (any SessionBacking)?
+
     let sessions = Mutex<[String: Session]>([:])
     let clock: @Sendable () -> UInt64
 
     public init(
         cookieName: String = "nt_session", idleTimeout: UInt64 = 30 * 60, maxSessions: Int = 100_000,
-        viewsKept: Int = 8, maxActions: Int = 512, clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot
+        viewsKept: Int = 8, maxActions: Int = 512, backing: (any SessionBacking)? = nil,
+        clock: @escaping @Sendable () -> UInt64 = secondsSinceBoot
     ) {
+        self.backing = backing
         self.cookieName = cookieName
         self.idleTimeout = idleTimeout
         self.maxSessions = maxSessions
@@ -39,14 +44,7 @@ public final class SessionStore: Sendable {
     /// field), if it exists and has not expired, and where its id came from. Touches it.
     public func existing(for request: Request) -> (session: Session, source: SessionSource)? {
         let now = clock()
-        for carrier in SessionIDCarrier.allCases {
-            // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
-            // site's own pages: a link or form on another site carrying an id the attacker made
-            // for themselves would otherwise put the visitor in the attacker's session (session
-            // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
-            // ones and other clients do not send).
-            if carrier != .cookie, let site = request.headers["sec-fetch-site"], site != "same-origin" && site != "none" { break }
-            guard let id = carrier.id(in: request, cookieName: cookieName), id.utf8.count == 32 else { continue }
+        for (id, carrier) in carriedIDs(request) {
             let found: Session? = sessions.withLock { all in
                 guard let s = all[id] else { return nil }
                 let expired = s.state.withLock { st -> Bool in
@@ -65,16 +63,82 @@ public final class SessionStore: Sendable {
         return nil
     }
 
+    /// The session ids `request` carries, where they came from, in the order they are tried.
+    func carriedIDs(_ request: Request) -> [(id: String, carrier: SessionIDCarrier)] {
+        var ids: [(id: String, carrier: SessionIDCarrier)] = []
+        for carrier in SessionIDCarrier.allCases {
+            // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
+            // site's own pages: a link or form on another site carrying an id the attacker made
+            // for themselves would otherwise put the visitor in the attacker's session (session
+            // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
+            // ones and other clients do not send).
+            if carrier != .cookie, let site = request.headers["sec-fetch-site"], site != "same-origin" && site != "none" { break }
+            guard let id = carrier.id(in: request, cookieName: cookieName), id.utf8.count == 32 else { continue }
+            ids.append((id, carrier))
+        }
+        return ids
+    }
+
     /// The request's session, or a new one (`source` `.new`: the response must set the cookie).
     public func session(for request: Request) -> (session: Session, source: SessionSource) {
         if let found = existing(for: request) { return found }
+        return (keep(Session(id: randomToken(), now: clock())), .new)
+    }
+
+    /// `session` in memory (evicting when full).
+    func keep(_ session: Session) -> Session {
         let now = clock()
-        let s = Session(id: randomToken(), now: now)
-        sessions.withLock { all in
+        return sessions.withLock { all in
+            if let there = all[session.id] { return there }  // another loop restored it first
             if all.count >= maxSessions { evict(&all, now: now) }
-            all[s.id] = s
+            all[session.id] = session
+            return session
         }
-        return (s, .new)
+    }
+
+    /// The request's session with a backing: from memory, else from the backing (a session
+    /// another backend made, or this one before a restart), else a new one that the backing
+    /// has saved before this returns (its cookie can go out: a visitor who lands on another
+    /// backend next goes on with it). When the backing fails, the session lives in memory only
+    /// and the failure goes to `onError`.
+    public func session(for request: Request, onError: @Sendable (String) -> Void) async -> (session: Session, source: SessionSource) {
+        guard let backing else { return session(for: request) }
+        if let found = existing(for: request) {
+            await touch(found.session, backing: backing, onError: onError)
+            return found
+        }
+        for (id, carrier) in carriedIDs(request) {
+            do {
+                if let stored = try await backing.load(id: id, idleTimeout: idleTimeout) {
+                    return (keep(Session(restoring: stored, now: clock())), carrier.source)
+                }
+            } catch {
+                onError("cannot load session \(id.prefix(8))…: \(error)")
+            }
+        }
+        let new = keep(Session(id: randomToken(), now: clock()))
+        do { try await backing.save(new.stored) } catch { onError("cannot save a new session: \(error)") }
+        return (new, .new)
+    }
+
+    /// Tells the backing of a use, at most once a minute per session.
+    func touch(_ session: Session, backing: any SessionBacking, onError: @Sendable (String) -> Void) async {
+        let now = clock()
+        let due = session.state.withLock { st -> Bool in
+            guard now >= st.savedUse + 60 else { return false }
+            st.savedUse = now
+            return true
+        }
+        guard due else { return }
+        do { try await backing.touch(id: session.id) } catch { onError("cannot record the use of a session: \(error)") }
+    }
+
+    /// Sets a value of `session` (nil removes it) and, with a backing, saves it there before
+    /// returning: a visitor who goes on at another backend finds it. Without a backing it is
+    /// the same as the session's subscript.
+    public func set(_ key: String, _ value: String?, in session: Session) async throws {
+        session[key] = value
+        try await backing?.set(id: session.id, key: key, value: value)
     }
 
     /// Drops expired sessions, then the least recently used tenth if still full.

@@ -68,33 +68,13 @@ public final class PostgresTable<R: Record>: Sendable {
             }
         }
         let table = PostgresTable(client: client, name: name, indexes: indexes)
-        try await client.transaction { tx in
-            // One lock for all of Needletail's schema work: concurrent CREATE TABLE IF NOT
-            // EXISTS can still collide in the catalogs.
-            try await tx.execute("SELECT pg_advisory_xact_lock(7418235)")
-            try await tx.execute(
-                "CREATE TABLE IF NOT EXISTS nt_schema (name text PRIMARY KEY, version integer NOT NULL, columns text NOT NULL)")
-            let found = try await tx.query("SELECT version, columns FROM nt_schema WHERE name = $1", [name])
-            if found.count == 1 {
-                let version = try found.decode(0, 0, as: Int.self)
-                let columns = try found.decode(0, 1, as: String.self)
-                guard version <= schemaVersion else {
-                    throw PostgresError(.client, "table \(name) has schema version \(version); this build knows up to \(schemaVersion): upgrade the app")
-                }
-                guard columns == table.columns else {
-                    throw PostgresError(.client, "table \(name) has the indexed columns (\(columns)); the app asks for (\(table.columns)): a migration is needed")
-                }
-                return
-            }
-            let extra = indexes.map { ", \"\($0.column)\" \(sqlType($0.type)!) NOT NULL" }.joined()
-            try await tx.execute("CREATE TABLE \"\(name)\" (id bigserial PRIMARY KEY, data bytea NOT NULL\(extra))")
-            for index in indexes {
-                // With id: lookups come back in id order straight from the index.
-                try await tx.execute(
-                    "CREATE \(index.unique ? "UNIQUE " : "")INDEX \"\(name)_\(index.column)\" ON \"\(name)\" (\"\(index.column)\"\(index.unique ? "" : ", id"))")
-            }
-            try await tx.execute("INSERT INTO nt_schema (name, version, columns) VALUES ($1, $2, $3)", [name, schemaVersion, table.columns])
+        var create = ["CREATE TABLE \"\(name)\" (id bigserial PRIMARY KEY, data bytea NOT NULL\(indexes.map { ", \"\($0.column)\" \(sqlType($0.type)!) NOT NULL" }.joined()))"]
+        for index in indexes {
+            // With id: lookups come back in id order straight from the index.
+            create.append(
+                "CREATE \(index.unique ? "UNIQUE " : "")INDEX \"\(name)_\(index.column)\" ON \"\(name)\" (\"\(index.column)\"\(index.unique ? "" : ", id"))")
         }
+        try await client.makeSchema(name, version: schemaVersion, columns: table.columns, create: create)
         return table
     }
 
@@ -212,6 +192,36 @@ public final class PostgresTable<R: Record>: Sendable {
         case PostgresType.text: return "text"
         case PostgresType.float8: return "double precision"
         default: return nil
+        }
+    }
+}
+
+extension PostgresClient {
+    /// Makes the tables of one of Needletail's schemas (`create`, run in one transaction) unless
+    /// `nt_schema` says they are there, at `version` or older, with these `columns`. Throws,
+    /// changing nothing, when they were made by a newer version or with other columns (a
+    /// migration is needed). Backends that start together take turns (an advisory lock).
+    public func makeSchema(_ name: String, version: Int, columns: String, create: [String]) async throws {
+        try await transaction { tx in
+            // One lock for all of Needletail's schema work: concurrent CREATE TABLE IF NOT
+            // EXISTS can still collide in the catalogs.
+            try await tx.execute("SELECT pg_advisory_xact_lock(7418235)")
+            try await tx.execute(
+                "CREATE TABLE IF NOT EXISTS nt_schema (name text PRIMARY KEY, version integer NOT NULL, columns text NOT NULL)")
+            let found = try await tx.query("SELECT version, columns FROM nt_schema WHERE name = $1", [name])
+            if found.count == 1 {
+                let had = try found.decode(0, 0, as: Int.self)
+                let hadColumns = try found.decode(0, 1, as: String.self)
+                guard had <= version else {
+                    throw PostgresError(.client, "table \(name) has schema version \(had); this build knows up to \(version): upgrade the app")
+                }
+                guard hadColumns == columns else {
+                    throw PostgresError(.client, "table \(name) has the columns (\(hadColumns)); the app asks for (\(columns)): a migration is needed")
+                }
+                return
+            }
+            for statement in create { try await tx.execute(statement) }
+            try await tx.execute("INSERT INTO nt_schema (name, version, columns) VALUES ($1, $2, $3)", [name, version, columns])
         }
     }
 }
