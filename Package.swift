@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "needletail-demo",
             dependencies: [
-                "Needletail", "NeedletailFCGICompat",
+                "Needletail", "NeedletailFCGICompat", "NeedletailCluster", "NeedletailPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

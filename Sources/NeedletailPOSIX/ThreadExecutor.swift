@@ -79,4 +79,23 @@ public final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
             _ = drain(milliseconds: nil)
         }
     }
+
+    /// Runs `body` to its end on the calling thread (which it blocks meanwhile): for async work
+    /// at a program's start, before any loop runs (connecting to a database, say).
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let executor = ThreadExecutor()
+        let result = ResultSlot<T>()
+        Task(executorPreference: executor) {
+            do { result.value = .success(try await body()) } catch { result.value = .failure(error) }
+            executor.finish()
+        }
+        _ = executor.drain(milliseconds: nil)
+        return try result.value!.get()
+    }
+}
+
+/// What `ThreadExecutor.run`'s task produced: written before `finish()`, read after `drain`
+/// saw it (the executor's mutex orders them).
+private final class ResultSlot<T>: @unchecked Sendable {
+    var value: Result<T, any Error>?
 }

@@ -36,9 +36,9 @@ enum Board {
         CSSRule(.tag(.form).and(.class("inline")), .display(.inline))
     }
 
-    /// The records, opened on the first visit to the board (so that processes that never show
-    /// it, such as CGI runs of other pages, never take the store's lock).
-    final class Records: Sendable {
+    /// The log store's records, opened on the first visit to the board (so that processes that
+    /// never show it, such as CGI runs of other pages, never take the store's lock).
+    final class LogRecords: BoardRecords {
         let forums: RecordTable<Forum>, posts: RecordTable<Post>
         let byForum: IndexHandle<Post, String>, byAuthor: IndexHandle<Post, String>
         /// The forums' names (they never change while the app runs).
@@ -49,8 +49,26 @@ enum Board {
             forums = try store.table(Forum.self)
             posts = try store.table(Post.self, indexes: [Index(\Post.forum), Index(\Post.author)])
             (byForum, byAuthor) = (posts.index(\Post.forum), posts.index(\Post.author))
-            if forums.count == 0 { for name in ["Ubuntu", "Gentoo", "Debian"] { _ = try forums.insert(Forum(name: name)) } }
+            if forums.count == 0 { for name in Board.forums { _ = try forums.insert(Forum(name: name)) } }
             names = forums.all().map(\.record.name)
+        }
+
+        func posts(in forum: String) -> [(id: Int, record: Post)] { posts.lookup(byForum, forum) }
+
+        func hasPosts(by author: String, in forum: String) -> Bool {
+            posts.lookup(byAuthor, author).contains { $0.record.forum == forum }
+        }
+
+        func add(_ post: Post, _ action: ActionContext) async throws {
+            // Acknowledged (the redirect, or 204) only once durable; a failure is a 500.
+            _ = try await posts.insert(post)
+            action.notify(.forum(post.forum))
+        }
+
+        func delete(_ id: Int, by author: String, _ action: ActionContext) async throws {
+            guard let post = posts.get(id), post.author == author else { return }
+            try await posts.delete(id)
+            action.notify(.forum(post.forum))
         }
 
         /// Creates the data folder if missing, saying which folder and why when it cannot.
@@ -68,16 +86,31 @@ enum Board {
         }
     }
 
-    /// `syncWrites`: posts and deletes block their loop until durable (the synchronous store
-    /// API), for the benchmark that compares it with the async path the board uses.
-    static func install(into app: inout LiveApp, folder: String, openNow: Bool, syncWrites: Bool = false,
+    /// The forums a new board starts with.
+    static let forums = ["Ubuntu", "Gentoo", "Debian"]
+
+    /// Where the board keeps its records.
+    enum Source: Sendable {
+        /// The log store in this folder (one backend).
+        case log(folder: String)
+        /// PostgreSQL, opened already (several backends).
+        case postgres(PostgresBoard)
+    }
+
+    /// `syncWrites`: posts block their loop until durable (the synchronous store API), for the
+    /// benchmark that compares it with the async path the board uses (log store only).
+    static func install(into app: inout LiveApp, source: Source, openNow: Bool, syncWrites: Bool = false,
                         onError: @escaping @Sendable (String) -> Void) {
-        let opened = Mutex<Records?>(nil)
+        let opened = Mutex<(any BoardRecords)?>(nil)
         /// The records, opened on first use; nil (and the reason logged) when they cannot be.
-        @Sendable func records() -> Records? {
-            opened.withLock { r -> Records? in
+        @Sendable func records() -> (any BoardRecords)? {
+            opened.withLock { r -> (any BoardRecords)? in
                 if r == nil {
-                    do { r = try Records(folder: folder) } catch { onError("cannot open the board's records in \(folder): \(error)") }
+                    switch source {
+                    case .postgres(let board): r = board
+                    case .log(let folder):
+                        do { r = try LogRecords(folder: folder) } catch { onError("cannot open the board's records in \(folder): \(error)") }
+                    }
                 }
                 return r
             }
@@ -104,7 +137,7 @@ enum Board {
                     P {
                         "You post as "; Strong(page.session.userName); "."
                     }
-                    PostForm(page: page, forum: forum, posts: records.posts, syncWrites: syncWrites)
+                    PostForm(page: page, forum: forum, records: records, syncWrites: syncWrites)
                     page.live("messages", channels: [.forum(forum)]) { page in
                         Messages(page: page, forum: forum, records: records, cache: cache)
                     }
@@ -139,22 +172,20 @@ struct ForumNav: FlowComponent {
 
 /// The form that posts a message, as this session's user.
 struct PostForm: FlowComponent {
-    let page: Page, forum: String, posts: RecordTable<Post>, syncWrites: Bool
+    let page: Page, forum: String, records: any BoardRecords, syncWrites: Bool
 
     var body: some FlowContent {
-        let (forum, posts, me) = (forum, posts, page.session.userName)
-        if syncWrites {
+        let (forum, records, me) = (forum, records, page.session.userName)
+        if syncWrites, let log = records as? Board.LogRecords {
             page.actionForm({ action in
                 guard let p = Self.post(action, forum: forum, author: me) else { return }
-                _ = try posts.insert(p)  // blocks the loop until durable
+                _ = try log.posts.insert(p)  // blocks the loop until durable
                 action.notify(.forum(forum))
             }) { PostFields() }
         } else {
             page.actionForm({ action async throws in
                 guard let p = Self.post(action, forum: forum, author: me) else { return }
-                // Acknowledged (the redirect, or 204) only once durable; a failure is a 500.
-                _ = try await posts.insert(p)
-                action.notify(.forum(forum))
+                try await records.add(p, action)
             }) { PostFields() }
         }
     }
@@ -179,15 +210,15 @@ struct PostFields: FlowComponent, FormFreeComponent {
 /// A forum's messages as its reader sees them: with a delete button on the reader's own; for a
 /// reader with none of their own, the list every such reader sees, rendered once per change.
 struct Messages: FlowComponent {
-    let page: Page, forum: String, records: Board.Records, cache: RenderCache
+    let page: Page, forum: String, records: any BoardRecords, cache: RenderCache
 
     var body: some FlowContent {
         let me = page.session.userName
-        if records.posts.lookup(records.byAuthor, me).contains(where: { $0.record.forum == forum }) {
-            MessageList(posts: records.posts.lookup(records.byForum, forum), deletable: (page, me, records.posts))
+        if records.hasPosts(by: me, in: forum) {
+            MessageList(posts: records.posts(in: forum), deletable: (page, me, records))
         } else {
             cache.html(forum, version: page.version(.forum(forum))) {
-                MessageList(posts: records.posts.lookup(records.byForum, forum), deletable: nil)
+                MessageList(posts: records.posts(in: forum), deletable: nil)
             }
         }
     }
@@ -196,7 +227,7 @@ struct Messages: FlowComponent {
 /// Messages, newest first; `deletable` gives the posts of one author a delete button.
 struct MessageList: FlowComponent {
     let posts: [(id: Int, record: Post)]
-    let deletable: (page: Page, author: String, posts: RecordTable<Post>)?
+    let deletable: (page: Page, author: String, records: any BoardRecords)?
 
     var body: some FlowContent {
         Ol {
@@ -204,16 +235,28 @@ struct MessageList: FlowComponent {
                 Li {
                     Span(p.record.author).class("author"); " ";
                     Time(Board.utc(p.record.time)).datetime(Board.utc(p.record.time, machine: true)); " "; p.record.text
-                    if let (page, author, table) = deletable, p.record.author == author {
+                    if let (page, author, records) = deletable, p.record.author == author {
                         " "
-                        page.actionButton("delete") { action async throws in
-                            guard table.get(p.id)?.author == author else { return }
-                            try await table.delete(p.id)
-                            action.notify(.forum(p.record.forum))
-                        }.class("inline")
+                        page.actionButton("delete") { action async throws in try await records.delete(p.id, by: author, action) }
+                            .class("inline")
                     }
                 }.id("m\(p.id)")
             }
         }
     }
+}
+
+/// What the board needs of its store: the posts of a forum from memory (pages and live
+/// regions render synchronously), and writes that return once durable and notified.
+protocol BoardRecords: Sendable {
+    /// The forums' names.
+    var names: [String] { get }
+    /// The forum's posts, oldest first.
+    func posts(in forum: String) -> [(id: Int, record: Post)]
+    /// Whether `author` has a post in `forum` (then their list has delete buttons).
+    func hasPosts(by author: String, in forum: String) -> Bool
+    /// Adds `post`, durable, and tells its forum's viewers.
+    func add(_ post: Post, _ action: ActionContext) async throws
+    /// Deletes post `id` if `author` wrote it, and tells its forum's viewers.
+    func delete(_ id: Int, by author: String, _ action: ActionContext) async throws
 }

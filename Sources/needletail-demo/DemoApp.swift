@@ -4,14 +4,15 @@ import Needletail
 /// The demo application: ordinary app code, the same whichever way it is served.
 enum DemoApp {
     /// The whole app: the plain routes below plus the live message board, whose records live
-    /// in `dataDirectory` (posts are acknowledged only once fsync'd: policy always), opened at
-    /// once when `openNow` (else on the first visit to the board). A CGI run (`cgi`) serves no
-    /// board: it would keep no sessions or channels between requests.
+    /// in `board` (posts are acknowledged only once durable: fsync'd log, or committed), opened
+    /// at once when `openNow` (else on the first visit to the board). A CGI run (`cgi`) serves
+    /// no board: it would keep no sessions or channels between requests. `core`: the sessions
+    /// and channels (shared through PostgreSQL with several backends).
     static func app(
-        dataDirectory: String, publicDirectory: String?, openNow: Bool = false, cgi: Bool = false,
+        board: Board.Source, core: LiveAppCore = LiveAppCore(), publicDirectory: String?, openNow: Bool = false, cgi: Bool = false,
         syncBoardWrites: Bool = false, onError: @escaping @Sendable (String) -> Void
     ) -> LiveApp {
-        var app = LiveApp(router: router())
+        var app = LiveApp(router: router(), core: core)
         if let dir = publicDirectory {
             app.staticFiles = StaticFiles(root: dir, prefix: "/static/")
             if app.staticFiles == nil { onError("--public \(dir) is not a directory; /static/ is not served") }
@@ -25,7 +26,7 @@ enum DemoApp {
                 )
             }
         } else {
-            Board.install(into: &app, folder: dataDirectory, openNow: openNow, syncWrites: syncBoardWrites, onError: onError)
+            Board.install(into: &app, source: board, openNow: openNow, syncWrites: syncBoardWrites, onError: onError)
         }
         return app
     }

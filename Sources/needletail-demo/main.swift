@@ -2,7 +2,9 @@ import ArgumentParser
 import Glibc
 import Logging
 import Needletail
+import NeedletailCluster
 import NeedletailFCGICompat
+import NeedletailPostgres
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,6 +48,13 @@ struct Serve: ParsableCommand {
     )
     var data: String?
 
+    @ArgumentParser.Option(
+        name: .long,
+        help:
+            "Where the board's records, the sessions and the channel versions live: a PostgreSQL URL (postgres://user@host/db; PG* variables fill in the rest) for several backends sharing them. Default: the log in --data, in this process."
+    )
+    var store: String?
+
     @ArgumentParser.Option(name: .long, help: "Folder whose files are served under /static/ (sendfile, ETag, ranges).")
     var `public`: String?
 
@@ -74,6 +83,10 @@ struct Serve: ParsableCommand {
         if maxBody < 0 { throw ValidationError("--max-body must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard ["native", "libfcgi"].contains(fastcgiImpl) else { throw ValidationError("--fastcgi-impl is native or libfcgi") }
+        if let s = store, !(s.hasPrefix("postgres://") || s.hasPrefix("postgresql://")) {
+            throw ValidationError("--store must be a PostgreSQL URL (postgres://user@host/db); without it the board uses the log in --data")
+        }
+        if store != nil && syncBoardWrites { throw ValidationError("--sync-board-writes is for the log store only") }
         if let m = socketMode, mode_t(m, radix: 8) == nil { throw ValidationError("--socket-mode must be octal, e.g. 660") }
         for h in header where h.firstIndex(of: ":") == nil || DefaultFields([Self.field(h)]).fields.isEmpty {
             throw ValidationError("--header must be \"Name: value\" (a token, a colon, a value without CR or LF): \(h)")
@@ -118,9 +131,20 @@ struct Serve: ParsableCommand {
         let cgi = http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest
         // A server opens the board's records now, so that a folder it cannot use is in the log
         // at start; a CGI run opens them only for a request that shows the board.
-        let app = DemoApp.app(dataDirectory: dataDirectory, publicDirectory: `public`, openNow: !cgi, cgi: cgi, syncBoardWrites: syncBoardWrites) {
-            errorLogger.error("\($0)")
+        let onError: @Sendable (String) -> Void = { errorLogger.error("\($0)") }
+        var board = Board.Source.log(folder: dataDirectory)
+        var core = LiveAppCore(onError: onError)
+        if let url = store, !cgi {
+            do {
+                (board, core) = try Self.openShared(url, onError: onError)
+            } catch {
+                logger.critical("cannot use the store \(PostgresConfiguration(url).redacted): \(error)")
+                throw ExitCode(1)
+            }
+            logger.info("board, sessions and channels in \(PostgresConfiguration(url).redacted)")
         }
+        let app = DemoApp.app(
+            board: board, core: core, publicDirectory: `public`, openNow: !cgi, cgi: cgi, syncBoardWrites: syncBoardWrites, onError: onError)
 
         if cgi {
             throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))
@@ -180,6 +204,22 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         logger.info("stopped")
+    }
+}
+
+extension Serve {
+    /// Connects to PostgreSQL at `url` and opens the board, the sessions and the channels there
+    /// (at start, on this thread, before any loop runs).
+    static func openShared(_ url: String, onError: @escaping @Sendable (String) -> Void) throws -> (Board.Source, LiveAppCore) {
+        let configuration = PostgresConfiguration(url)
+        try configuration.validate()
+        let client = try PostgresClient(configuration)
+        return try ThreadExecutor.run {
+            let channels = Channels(ordered: true)
+            let board = try await PostgresBoard.open(on: client, channels: channels, onError: onError)
+            let sessions = SessionStore(backing: try await SharedSessions.open(on: client))
+            return (Board.Source.postgres(board), LiveAppCore(sessions: sessions, channels: channels, onError: onError))
+        }
     }
 }
 
