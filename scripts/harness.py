@@ -2,8 +2,8 @@
 faults, differential, stress, validate-html), the benchmarks (Benchmarks/compare,
 parked-bench, callgrind) and their helpers: ports, processes and their CPU time and memory,
 nginx configurations, the shipped config files, wrk and ab output, C clients, the demo
-process, reading answers, probes, the board's forms."""
-import os, re, resource, shutil, socket, subprocess, sys, tempfile, time
+process, reading answers, probes, the board's forms, a PostgreSQL server of its own."""
+import os, pwd, re, resource, shutil, socket, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -304,3 +304,39 @@ def board_page(port, forum="Debian"):
     status, _, body = read_response(s, time.monotonic() + 10)
     s.close()
     return status, body.decode("utf-8", "replace")
+
+def pg_bin():
+    """The newest PostgreSQL's programs (Debian: /usr/lib/postgresql/N/bin)."""
+    root = "/usr/lib/postgresql"
+    versions = sorted(int(v) for v in os.listdir(root) if v.isdigit()) if os.path.isdir(root) else []
+    if not versions:
+        sys.exit("PostgreSQL is not installed (scripts/setup installs it)")
+    return f"{root}/{versions[-1]}/bin"
+
+def postgres_server(folder, port, settings=(), cpu=None, listen="127.0.0.1", lifetime=1800):
+    """initdb into `folder` and start a PostgreSQL there (as user postgres when run as root),
+    listening on `listen`:`port` and a unix socket in `folder`, stopping by itself after
+    `lifetime` seconds; `settings` are extra "name=value" for -c. Returns the process once
+    it accepts connections."""
+    bin = pg_bin()
+    prefix = []
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(folder, pw.pw_uid, pw.pw_gid)
+        prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+    subprocess.run(prefix + [f"{bin}/initdb", "-D", f"{folder}/data", "-U", "postgres", "-A", "trust",
+                             "--no-sync", "--locale=C", "-E", "UTF8"], check=True, stdout=subprocess.DEVNULL)
+    args = [f"{bin}/postgres", "-D", f"{folder}/data", "-k", folder, "-p", str(port), "-c", f"listen_addresses={listen}"]
+    for setting in settings:
+        args += ["-c", setting]
+    server = subprocess.Popen(prefix + (["taskset", "-c", cpu] if cpu else []) + ["timeout", "-s", "INT", str(lifetime)] + args,
+                              stdout=subprocess.DEVNULL, stderr=open(f"{folder}/postgres.log", "w"))
+    host = listen.split(",")[0]
+    for _ in range(300):
+        if subprocess.run([f"{bin}/pg_isready", "-q", "-h", host, "-p", str(port)]).returncode == 0:
+            return server
+        if server.poll() is not None:
+            break
+        time.sleep(0.1)
+    server.kill()
+    sys.exit(f"PostgreSQL did not start: {open(f'{folder}/postgres.log').read()[-2000:]}")
