@@ -48,12 +48,47 @@ final class PostgresBoard: BoardRecords {
         return board
     }
 
-    /// Reads `forum`'s posts again. The channel's version is read first, the posts after: the
-    /// list is at least as new as the version it is kept with, and a newer version reads it again.
+    /// Reads `forum`'s posts again, or waits for a read that starts after this call: a burst of
+    /// posts (each one's commit here, and each one's notification) costs a few reads, not one
+    /// each (`Coalescing`).
     func refresh(_ forum: String) async throws {
+        let reads = readers.withLock { r in
+            if let had = r[forum] { return had }
+            let made = Coalescing()
+            r[forum] = made
+            return made
+        }
+        try await reads.run { try await self.read(forum) }
+    }
+
+    let readers = Mutex<[String: Coalescing]>([:])
+
+    /// Reads `forum`'s posts. The channel's version is read first, the posts after: the list is
+    /// at least as new as the version it is kept with, and a newer version reads it again.
+    ///
+    /// Only the posts after the newest one kept are read, with the forum's count in the same
+    /// statement (one snapshot): when the count is not the kept ones plus the new ones (a post
+    /// deleted, or one with a lower id that committed late), the whole forum is read instead.
+    func read(_ forum: String) async throws {
         let row = try await posts.client.query("SELECT version FROM nt_channel WHERE name = $1", [Channel.forum(forum).name])
         let version = row.count == 1 ? UInt64(max(0, try row.decode(0, 0, as: Int.self))) : 0
-        let list = try await posts.lookup(\Post.forum, forum, newestFirst: false)
+        let kept = cache.withLock { $0[forum] }
+        var list: [(id: Int, record: Post)]
+        if let kept, let last = kept.posts.last?.id {
+            let rows = try await posts.client.query(
+                """
+                SELECT NULL::bigint, NULL::bytea, (SELECT count(*) FROM "\(posts.name)" WHERE forum = $1) \
+                UNION ALL (SELECT id, data, NULL FROM "\(posts.name)" WHERE forum = $1 AND id > $2 ORDER BY id)
+                """, [forum, last])
+            let count = try rows.decode(0, 2, as: Int.self)
+            list = kept.posts
+            for i in 1..<rows.count {
+                list.append((try rows.decode(i, 0, as: Int.self), try Post(encodedFields: rows.decode(i, 1, as: [UInt8].self))))
+            }
+            if list.count != count { list = try await posts.lookup(\Post.forum, forum, newestFirst: false) }
+        } else {
+            list = try await posts.lookup(\Post.forum, forum, newestFirst: false)
+        }
         let entry = Cached(version: version, posts: list, authors: Set(list.map(\.record.author)))
         cache.withLock { c in
             if let had = c[forum], had.version > version { return }  // a newer read finished first
@@ -86,6 +121,67 @@ final class PostgresBoard: BoardRecords {
             guard let post = try await posts.get(id, in: tx.transaction), post.author == author else { return }
             try await posts.delete(id, in: tx.transaction)
             try await tx.notify(.forum(post.forum))
+        }
+    }
+}
+
+/// Runs a read on behalf of every caller that asked for one before it started: a caller returns
+/// once a read that began after its call has finished (or throws that read's error). One read at
+/// a time; callers that arrive meanwhile share the next one, which the earliest of them runs.
+final class Coalescing: Sendable {
+    struct State {
+        var running = false
+        var asked = 0
+        var done = 0
+        var waiting: [(ticket: Int, continuation: CheckedContinuation<Result<Bool, any Error>, Never>)] = []
+    }
+    let state = Mutex(State())
+
+    func run(_ read: @Sendable () async throws -> Void) async throws {
+        var (ticket, drive) = state.withLock { s -> (Int, Bool) in
+            s.asked += 1
+            if s.running { return (s.asked, false) }
+            s.running = true
+            return (s.asked, true)
+        }
+        while true {
+            if drive {
+                let upTo = state.withLock { $0.asked }
+                var failure: (any Error)? = nil
+                do { try await read() } catch { failure = error }
+                let (due, next) = state.withLock { s in
+                    s.done = upTo
+                    let due = s.waiting.filter { $0.ticket <= upTo }.map(\.continuation)
+                    s.waiting.removeAll { $0.ticket <= upTo }
+                    // The next read is run by the earliest caller still waiting.
+                    let next = s.waiting.isEmpty ? nil : s.waiting.removeFirst().continuation
+                    if next == nil { s.running = false }
+                    return (due, next)
+                }
+                for c in due { c.resume(returning: failure.map { .failure($0) } ?? .success(false)) }
+                next?.resume(returning: .success(true))
+                if let failure { throw failure }
+                return
+            }
+            let outcome = await withCheckedContinuation { (c: CheckedContinuation<Result<Bool, any Error>, Never>) in
+                let now: Result<Bool, any Error>? = state.withLock { s in
+                    if s.done >= ticket { return .success(false) }
+                    if !s.running {
+                        s.running = true
+                        return .success(true)
+                    }
+                    s.waiting.append((ticket, c))
+                    return nil
+                }
+                if let now { c.resume(returning: now) }
+            }
+            switch outcome {
+            case .failure(let error): throw error
+            case .success(let driveNow):
+                guard driveNow else { return }
+                drive = true
+                ticket = state.withLock { $0.asked }
+            }
         }
     }
 }
