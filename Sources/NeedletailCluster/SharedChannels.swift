@@ -108,30 +108,31 @@ public final class SharedChannels: Sendable {
     }
 
     func catchUpRetrying() async {
-        while !closed.load(ordering: .relaxed) {
-            do { return try await catchUp() } catch {
-                onError("cannot read the channels' versions (trying again): \(error)")
-                try? await Waiting.sleep(milliseconds: 500)
-            }
-        }
+        _ = await retrying("read the channels' versions") { try await catchUp() }
     }
 
     /// `channel` is at `version` in the database: refresh the app's cache, then wake viewers.
     func changed(_ channel: Channel, to version: UInt64) async {
         guard version > channels.version(channel) else { return }
         if let beforeWake {
-            while true {
-                do {
-                    try await beforeWake(channel, version)
-                    break
-                } catch {
-                    if closed.load(ordering: .relaxed) { return }
-                    onError("cannot refresh \(channel) for version \(version) (trying again): \(error)")
-                    try? await Waiting.sleep(milliseconds: 500)
-                }
-            }
+            guard await retrying("refresh \(channel) for version \(version)", { try await beforeWake(channel, version) }) else { return }
         }
         channels.advance(channel, to: version)
+    }
+
+    /// Runs `body` until it succeeds (true), every 500 ms, logging each failure; false once
+    /// closed.
+    func retrying(_ what: String, _ body: () async throws -> Void) async -> Bool {
+        while !closed.load(ordering: .relaxed) {
+            do {
+                try await body()
+                return true
+            } catch {
+                onError("cannot \(what) (trying again): \(error)")
+                try? await Waiting.sleep(milliseconds: 500)
+            }
+        }
+        return false
     }
 }
 

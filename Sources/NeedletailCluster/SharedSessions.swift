@@ -48,8 +48,7 @@ public final class SharedSessions: SessionBacking {
                 session.values[key] = value
             }
         }
-        // Used now (it was idle on this backend's side at least).
-        _ = try await client.execute("UPDATE nt_session SET last_used = now() WHERE id = $1", [id])
+        try await touch(id: id)  // used now
         return session
     }
 

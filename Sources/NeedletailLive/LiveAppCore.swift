@@ -45,20 +45,17 @@ public final class LiveAppCore: Sendable {
     /// Builds a page for `request` with `build`, adding the session cookie when the session is
     /// new, the page headers, and keeping the view for later actions and polls.
     public func page(for request: Request, _ build: (Page) throws -> Response) -> Response {
-        let page = beginPage(request)
-        let response: Response
-        do {
-            response = try build(page)
-        } catch {
-            response = pageFailed(page, error)
-        }
-        return finishPage(page, response)
+        render(beginPage(request), build)
     }
 
     /// The same where sessions have a backing (several backends): the session may have to be
     /// loaded, or saved before its cookie goes out, so the page waits for that first.
     public func page(restoring request: Request, _ build: (Page) throws -> Response) async -> Response {
-        let page = await beginPage(restoring: request)
+        render(await beginPage(restoring: request), build)
+    }
+
+    /// Builds `page` (a builder's error becomes its error page), then `finishPage`.
+    func render(_ page: Page, _ build: (Page) throws -> Response) -> Response {
         let response: Response
         do {
             response = try build(page)

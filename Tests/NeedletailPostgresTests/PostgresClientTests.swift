@@ -7,35 +7,7 @@ import XCTest
 
 /// The client against a real PostgreSQL server (one per test class, made with initdb into a
 /// temporary folder).
-final class PostgresClientTests: XCTestCase {
-    nonisolated(unsafe) static var server: PostgresServer?
-
-    override class func setUp() {
-        super.setUp()
-        server = try? PostgresServer()
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
-
-    private func database() throws -> PostgresServer {
-        guard let s = Self.server else {
-            // Made again to report why it failed.
-            Self.server = try PostgresServer()
-            return Self.server!
-        }
-        return s
-    }
-
-    private func client(_ change: (inout PostgresConfiguration) -> Void = { _ in }) throws -> PostgresClient {
-        var configuration = PostgresConfiguration(try database().url)
-        change(&configuration)
-        return try PostgresClient(configuration)
-    }
-
+final class PostgresClientTests: PostgresServerTestCase {
     func testTypedParametersRoundTrip() async throws {
         let db = try client()
         defer { db.close() }

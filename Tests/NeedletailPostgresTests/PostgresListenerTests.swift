@@ -4,46 +4,8 @@ import NeedletailTestSupport
 import Synchronization
 import XCTest
 
-/// What a listener heard, for the test to wait on.
-final class Heard: Sendable {
-    private let events = Mutex<[PostgresListenerEvent]>([])
-
-    func add(_ e: PostgresListenerEvent) { events.withLock { $0.append(e) } }
-
-    var all: [PostgresListenerEvent] { events.withLock { $0 } }
-
-    /// Waits up to 10 s until `predicate` holds for what was heard.
-    func wait(_ what: String, _ predicate: ([PostgresListenerEvent]) -> Bool) async throws {
-        let end = monotonicSeconds() + 10
-        while !predicate(all) {
-            if monotonicSeconds() > end { throw TestClient.Failure(description: "never heard \(what): \(all)") }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-    }
-}
-
 /// LISTEN/NOTIFY between two clients (two backends), against a real server.
-final class PostgresListenerTests: XCTestCase {
-    nonisolated(unsafe) static var server: PostgresServer?
-
-    override class func setUp() {
-        super.setUp()
-        server = try? PostgresServer()
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
-
-    private func client(_ name: String) throws -> PostgresClient {
-        if Self.server == nil { Self.server = try PostgresServer() }
-        var c = PostgresConfiguration(Self.server!.url)
-        c.applicationName = name
-        return try PostgresClient(c)
-    }
-
+final class PostgresListenerTests: PostgresServerTestCase {
     func testNotificationsArriveOnlyWhenTheirTransactionCommits() async throws {
         let listening = try client("nt-listener")
         let writing = try client("nt-writer")
@@ -51,7 +13,7 @@ final class PostgresListenerTests: XCTestCase {
             listening.close()
             writing.close()
         }
-        let heard = Heard()
+        let heard = Seen<PostgresListenerEvent>()
         let listener = try listening.listen(["board", "Mixed Case"]) { heard.add($0) }
         defer { listener.close() }
         try await heard.wait("listening") { $0 == [.listening(afterLoss: false)] }
@@ -85,14 +47,14 @@ final class PostgresListenerTests: XCTestCase {
     }
 
     func testAListenerThatLosesItsConnectionListensAgainAndSaysSo() async throws {
-        let server = try XCTUnwrap(Self.server)
+        let server = try database()
         let listening = try client("nt-lossy")
         let writing = try client("nt-writer2")
         defer {
             listening.close()
             writing.close()
         }
-        let heard = Heard()
+        let heard = Seen<PostgresListenerEvent>()
         let listener = try listening.listen(["board"]) { heard.add($0) }
         defer { listener.close() }
         try await heard.wait("listening") { $0.contains(.listening(afterLoss: false)) }

@@ -35,29 +35,10 @@ struct Member: Record, Equatable {
 }
 
 /// Records on PostgreSQL, against a real server.
-final class PostgresTableTests: XCTestCase {
-    nonisolated(unsafe) static var server: PostgresServer?
-
-    override class func setUp() {
-        super.setUp()
-        server = try? PostgresServer()
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
-
+final class PostgresTableTests: PostgresServerTestCase {
     /// Each test starts without the tables the others made.
     override func setUp() async throws {
-        if Self.server == nil { Self.server = try PostgresServer() }
-        try Self.server!.psql("DROP TABLE IF EXISTS nt_post, nt_member, nt_schema")
-    }
-
-    private func client() throws -> PostgresClient {
-        if Self.server == nil { Self.server = try PostgresServer() }
-        return try PostgresClient(PostgresConfiguration(Self.server!.url))
+        try database().psql("DROP TABLE IF EXISTS nt_post, nt_member, nt_schema")
     }
 
     private let byForum = PostgresIndex("forum", \Post.forum)

@@ -9,44 +9,8 @@ import NeedletailTesting
 import Synchronization
 import XCTest
 
-/// What one subscriber or hook saw, for a test to wait on.
-final class Seen<T: Sendable>: Sendable {
-    private let items = Mutex<[T]>([])
-    func add(_ item: T) { items.withLock { $0.append(item) } }
-    var all: [T] { items.withLock { $0 } }
-
-    /// Waits up to 10 s until `predicate` holds.
-    func wait(_ what: String, _ predicate: ([T]) -> Bool) async throws {
-        let end = monotonicSeconds() + 10
-        while !predicate(all) {
-            if monotonicSeconds() > end { throw TestClient.Failure(description: "never saw \(what): \(all)") }
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-    }
-}
-
 /// Two backends (two clients, two `Channels`, two `SessionStore`s) on one real server.
-final class SharedStateTests: XCTestCase {
-    nonisolated(unsafe) static var server: PostgresServer?
-
-    override class func setUp() {
-        super.setUp()
-        server = try? PostgresServer()
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
-
-    private func client(_ name: String) throws -> PostgresClient {
-        if Self.server == nil { Self.server = try PostgresServer() }
-        var c = PostgresConfiguration(Self.server!.url)
-        c.applicationName = name
-        return try PostgresClient(c)
-    }
-
+final class SharedStateTests: PostgresServerTestCase {
     func testAWriteOnOneBackendWakesTheViewersOfAnotherAtTheSameVersion() async throws {
         let (a, b) = (try client("nt-a"), try client("nt-b"))
         defer {
@@ -110,7 +74,7 @@ final class SharedStateTests: XCTestCase {
     }
 
     func testABackendThatLosesItsListenerCatchesUpFromTheDatabase() async throws {
-        let server = try XCTUnwrap(Self.server)
+        let server = try database()
         let (a, b) = (try client("nt-writer3"), try client("nt-lossy-b"))
         defer {
             a.close()
