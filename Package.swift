@@ -30,6 +30,11 @@ let package = Package(
         .target(name: "NeedletailPOSIX", dependencies: ["CNeedletailLinux"]),
         // Byte buffers and chunk chains: shared by the loop (which writes them) and HTML (which renders them).
         .target(name: "NeedletailBytes"),
+        // Debian's zlib (zlib1g-dev) and brotli (libbrotli-dev): gzip for answers and assets,
+        // brotli for assets compressed ahead of time (docs/COMPRESSION.md).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CBrotli", providers: [.apt(["libbrotli-dev"])]),
+        .target(name: "NeedletailCompression", dependencies: ["CZlib", "CBrotli", "NeedletailBytes"]),
         .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "NeedletailPOSIX", "NeedletailBytes"]),
         // HTML, CSS: element types, attributes and CSS properties generated from the tables in
         // Spec/ by scripts/generate-html (output committed under Generated/).
@@ -42,16 +47,16 @@ let package = Package(
         .target(name: "NeedletailStoreTestSupport", dependencies: ["NeedletailStore"]),
         // The HTTP values every way in shares: requests, responses, the router, static files,
         // typed parameters, virtual hosts.
-        .target(name: "NeedletailHTTP", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailPOSIX"]),
+        .target(name: "NeedletailHTTP", dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailPOSIX", "NeedletailCompression"]),
         // Live pages: sessions, views, actions, channels, the client runtime.
         .target(
             name: "NeedletailLive",
-            dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailPOSIX"]),
+            dependencies: ["NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailPOSIX", "NeedletailCompression"]),
         // The codecs (HTTP/1.1, FastCGI, CGI) on the loops, and the server.
         .target(
             name: "NeedletailServer",
             dependencies: [
-                "CNeedletailLinux", "NeedletailPOSIX", "NeedletailLoop", "NeedletailHTTP",
+                "CNeedletailLinux", "NeedletailPOSIX", "NeedletailLoop", "NeedletailHTTP", "NeedletailCompression",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Debian's libfcgi (libfcgi-dev), for the conventional blocking responder that the
@@ -106,6 +111,7 @@ let package = Package(
         .testTarget(name: "NeedletailJSTests", dependencies: ["NeedletailJS", "NeedletailTestSupport", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX", "NeedletailTestSupport", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailHTTPTests", dependencies: ["NeedletailHTTP"]),
+        .testTarget(name: "NeedletailCompressionTests", dependencies: ["NeedletailCompression", "NeedletailBytes"]),
         .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX", "NeedletailLoop"]),
         // What the socket tests share: a blocking client, a test app, processes and ports.
         .target(

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Bytes written once and from then on only read, by any thread: a fragment rendered once and
 /// referenced by every response that shows it (`SharedHTML`, a `RenderCache` entry). Chains
 /// and output queues hold it by reference, without copying; the last holder frees it.
@@ -18,6 +20,16 @@ public final class SharedBytes: @unchecked Sendable {
 
     /// The bytes (valid while this object lives).
     @inlinable public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: _buffer.base, count: _buffer.count) }
+
+    private let _attachment = AtomicLazyReference<AnyObject>()
+
+    /// A form derived from these bytes once and kept as long as they live (the gzip encoder's
+    /// compressed copy), or nil. Set at most once; read from any thread.
+    public var attachment: AnyObject? { _attachment.load() }
+
+    /// Attaches `value` unless something is attached already; returns what is attached.
+    @discardableResult
+    public func attach(_ value: AnyObject & Sendable) -> AnyObject { _attachment.storeIfNil(value) }
 }
 
 /// A response body as a chain of byte chunks, ready for one `writev(2)`.

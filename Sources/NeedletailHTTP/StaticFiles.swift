@@ -1,9 +1,18 @@
 import Glibc
 import NeedletailBytes
+import NeedletailCompression
+import NeedletailPOSIX
+import Synchronization
 
 /// Files from a public folder: sendfile(2) natively, ETag and Last-Modified with conditional
 /// requests (304), single byte ranges (206, 416), MIME types by extension, and no way out of
 /// the folder (no `..`, no hidden files, no symlink leading elsewhere).
+///
+/// Compressed answers, as nginx's `gzip_static`: a file's `.br` or `.gz` sibling, when there is
+/// one and the client accepts it, is sent instead (by sendfile, with its own ETag and ranges of
+/// its own bytes). A compressible file without a sibling, up to `compressInMemoryUpTo` bytes, is
+/// gzipped once on a worker thread the first time it is asked for (that answer goes out
+/// uncompressed) and served from memory after, until the file changes.
 public struct StaticFiles: Sendable {
     /// The folder, resolved (no symlinks).
     public let root: String
@@ -11,9 +20,12 @@ public struct StaticFiles: Sendable {
     public let prefix: String
     /// `Cache-Control: public, max-age=` this many seconds.
     public let maxAge: Int
+    /// Files up to this size without a `.gz` sibling are gzipped in memory (0: never).
+    public let compressInMemoryUpTo: Int
+    let cache: CompressedFiles
 
     /// Nil when `root` is not a directory.
-    public init?(root: String, prefix: String = "/static/", maxAge: Int = 3600) {
+    public init?(root: String, prefix: String = "/static/", maxAge: Int = 3600, compressInMemoryUpTo: Int = 1 << 20) {
         guard let resolved = realpath(root, nil) else { return nil }
         defer { free(resolved) }
         var st = stat()
@@ -21,6 +33,8 @@ public struct StaticFiles: Sendable {
         self.root = String(cString: resolved)
         self.prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
         self.maxAge = maxAge
+        self.compressInMemoryUpTo = compressInMemoryUpTo
+        cache = CompressedFiles(limit: 64 << 20)
     }
 
     /// The answer for `request` if its path is under `prefix`, else nil.
@@ -38,28 +52,83 @@ public struct StaticFiles: Sendable {
         else {
             return Self.notFound()
         }
-        // The resolved path must still be inside the folder (a symlink may point anywhere).
-        guard let real = realpath(root + "/" + relative, nil) else { return Self.notFound() }
-        let full = String(cString: real)
-        free(real)
-        guard full.hasPrefix(root + "/"), let file = OpenFile(path: full) else {
-            return Self.notFound()
+        guard let (full, file, st) = open(root + "/" + relative) else { return Self.notFound() }
+        let type = MIMEType.forPath(full)
+        guard AcceptedCodings.isCompressible(contentType: type) else {
+            return answer(request, file: file, st: st, type: type, coding: nil, vary: false)
         }
-        var st = stat()
-        guard fstat(file.fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            return Self.notFound()
+        let accepted = request.headers.firstValue("accept-encoding") { AcceptedCodings(acceptEncoding: $0) } ?? .none
+        if accepted.brotli, let (_, br, brst) = open(full + ".br") {
+            return answer(request, file: br, st: brst, type: type, coding: "br", vary: true)
+        }
+        if accepted.gzip, let (_, gz, gzst) = open(full + ".gz") {
+            return answer(request, file: gz, st: gzst, type: type, coding: "gzip", vary: true)
         }
         let size = Int(st.st_size)
-        let mtime = Int(st.st_mtim.tv_sec)
-        let etag = "\"" + String(mtime, radix: 16) + "-" + String(size, radix: 16) + "\""
+        if accepted.gzip, size >= 256, size <= compressInMemoryUpTo {
+            let mtime = Int(st.st_mtim.tv_sec), nanos = Int(st.st_mtim.tv_nsec)
+            if let gz = cache.lookup(full, size: size, mtime: mtime, nanos: nanos) {
+                return answer(request, memory: gz, size: size, mtime: mtime, type: type)
+            }
+            cache.compressSoon(full, file: file, size: size, mtime: mtime, nanos: nanos)
+        }
+        return answer(request, file: file, st: st, type: type, coding: nil, vary: true)
+    }
+
+    /// The file at `path` if it is a regular file inside the folder (a symlink may point anywhere).
+    private func open(_ path: String) -> (String, OpenFile, stat)? {
+        guard let real = realpath(path, nil) else { return nil }
+        let full = String(cString: real)
+        free(real)
+        guard full.hasPrefix(root + "/"), let file = OpenFile(path: full) else { return nil }
+        var st = stat()
+        guard fstat(file.fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return (full, file, st)
+    }
+
+    private func headers(etag: String, mtime: Int, coding: String?, vary: Bool) -> [(name: String, value: String)] {
         var headers: [(name: String, value: String)] = [
             ("ETag", etag), ("Last-Modified", HTTPDate.format(mtime)), ("Cache-Control", "public, max-age=\(maxAge)"),
             ("Accept-Ranges", "bytes"), ("X-Content-Type-Options", "nosniff"),
         ]
+        if let coding { headers.append(("Content-Encoding", coding)) }
+        if vary { headers.append(("Vary", "Accept-Encoding")) }
+        return headers
+    }
+
+    /// A file (or a compressed sibling, `coding`), whole or the range asked for.
+    private func answer(_ request: Request, file: OpenFile, st: stat, type: String, coding: String?, vary: Bool) -> Response {
+        let size = Int(st.st_size)
+        let mtime = Int(st.st_mtim.tv_sec)
+        let etag = "\"" + String(mtime, radix: 16) + "-" + String(size, radix: 16) + (coding.map { "-" + $0 } ?? "") + "\""
+        return ranged(request, etag: etag, mtime: mtime, size: size, type: type, headers: headers(etag: etag, mtime: mtime, coding: coding, vary: vary)) {
+            .file(FileRegion(file: file, offset: $0.lowerBound, count: $0.count))
+        }
+    }
+
+    /// A file's gzip made in memory (`size`, `mtime`: the file's own).
+    private func answer(_ request: Request, memory gz: SharedBytes, size: Int, mtime: Int, type: String) -> Response {
+        let etag = "\"" + String(mtime, radix: 16) + "-" + String(size, radix: 16) + "-gzip\""
+        return ranged(request, etag: etag, mtime: mtime, size: gz.count, type: type, headers: headers(etag: etag, mtime: mtime, coding: "gzip", vary: true)) { range in
+            var chunks = Chunks()
+            if range.count == gz.count {
+                chunks.append(shared: gz)
+            } else {
+                chunks.append(copying: UnsafeRawBufferPointer(rebasing: gz.bytes[range]))
+            }
+            return .chunks(chunks)
+        }
+    }
+
+    /// 304, 416, 206 or 200 for a representation of `size` bytes; `body` makes the bytes of a range.
+    private func ranged(
+        _ request: Request, etag: String, mtime: Int, size: Int, type: String, headers: [(name: String, value: String)],
+        body: (Range<Int>) -> Response.Body
+    ) -> Response {
+        var headers = headers
         if Self.notModified(request, etag: etag, mtime: mtime) {
             return Response(status: .notModified, headers: headers)
         }
-        let type = MIMEType.forPath(full)
         var range = 0..<size
         var status = HTTPStatus.ok
         if let spec = request.headers["range"], Self.ifRangeAllows(request, etag: etag) {
@@ -76,9 +145,7 @@ public struct StaticFiles: Sendable {
                 return r
             }
         }
-        var r = Response(status: status, contentType: type, headers: headers)
-        r.body = .file(FileRegion(file: file, offset: range.lowerBound, count: range.count))
-        return r
+        return Response(status: status, contentType: type, headers: headers, body: body(range))
     }
 
     static func notFound() -> Response { Router.errorPage(.notFound, detail: "No file at this address.") }
@@ -130,4 +197,60 @@ public struct StaticFiles: Sendable {
 
 extension Substring {
     var trimmingSpaces: Substring { drop(while: { $0 == " " }) }
+}
+
+/// Gzipped copies of public files, made on a worker thread and kept in memory, bounded in
+/// total (the least recently made go first); an entry is used only while the file's size and
+/// modification time are those it was made from.
+final class CompressedFiles: Sendable {
+    struct Entry {
+        let size: Int, mtime: Int, nanos: Int
+        let gzip: SharedBytes?  // nil while being made
+        let order: Int
+    }
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var bytes = 0
+        var made = 0
+    }
+    private let state = Mutex(State())
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func lookup(_ path: String, size: Int, mtime: Int, nanos: Int) -> SharedBytes? {
+        state.withLock { s in
+            guard let e = s.entries[path], e.size == size, e.mtime == mtime, e.nanos == nanos else { return nil }
+            return e.gzip
+        }
+    }
+
+    /// Gzips the file on a worker thread unless that is under way already for this version.
+    func compressSoon(_ path: String, file: OpenFile, size: Int, mtime: Int, nanos: Int) {
+        let start = state.withLock { s -> Bool in
+            if let e = s.entries[path], e.size == size, e.mtime == mtime, e.nanos == nanos { return false }
+            if let old = s.entries[path] { s.bytes -= old.gzip?.count ?? 0 }
+            s.made += 1
+            s.entries[path] = Entry(size: size, mtime: mtime, nanos: nanos, gzip: nil, order: s.made)
+            return true
+        }
+        guard start else { return }
+        BlockingPool.shared.submit { [self] in
+            let region = FileRegion(file: file, offset: 0, count: size)
+            let compressed = region.read().map { chunks in
+                chunks.bytes.withUnsafeBytes { Gzip.compress($0, level: 9) }.withUnsafeBytes { SharedBytes(copying: $0) }
+            }
+            state.withLock { s in
+                guard let e = s.entries[path], e.size == size, e.mtime == mtime, e.nanos == nanos else { return }
+                // Unreadable or incompressible: kept without bytes, so that this version is not tried again.
+                guard let compressed, compressed.count < size else { return }
+                s.entries[path] = Entry(size: size, mtime: mtime, nanos: nanos, gzip: compressed, order: e.order)
+                s.bytes += compressed.count
+                while s.bytes > limit, let oldest = s.entries.filter({ $0.value.gzip != nil }).min(by: { $0.value.order < $1.value.order }) {
+                    s.bytes -= oldest.value.gzip?.count ?? 0
+                    s.entries[oldest.key] = nil
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Logging
+import NeedletailCompression
 import NeedletailLoop
 import NeedletailHTTP
 
@@ -14,10 +15,17 @@ final class LoopContext {
     /// Requests whose async handler is suspended on this loop, and how many may be (over it: 503).
     @exclusivity(unchecked) var suspended = 0
     let maxSuspended: Int
+    /// Gzip for native answers; nil: off.
+    let compression: CompressionSettings?
+    /// This loop's encoder (two deflate streams, about 540 KB).
+    let gzip: GzipEncoder?
 
     init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, defaults: DefaultFields = .standard,
-         maxSuspended: Int = ServerConfiguration.defaultMaxSuspendedRequests, logger: Logger) {
+         maxSuspended: Int = ServerConfiguration.defaultMaxSuspendedRequests, compression: CompressionSettings? = nil,
+         logger: Logger) {
         self.maxSuspended = maxSuspended
+        self.compression = compression
+        gzip = compression.flatMap { GzipEncoder(settings: $0.gzip) }
         self.responder = responder
         self.limits = limits
         self.fastCGI = fastCGI

@@ -27,6 +27,10 @@ public struct ServerConfiguration: Sendable {
     /// Fields every response gets unless it sets them (`X-Content-Type-Options: nosniff`; no
     /// `Server` field unless you add one).
     public var defaultFields = DefaultFields.standard
+    /// Gzip for native answers the client accepts (pages, text, JSON…; static assets bring
+    /// their own compressed forms). Nil turns it off. Behind a web server it does not apply:
+    /// nginx or lighttpd compresses.
+    public var compression: CompressionSettings? = CompressionSettings()
     public init() {}
 }
 
@@ -177,7 +181,8 @@ public final class Server: Sendable {
     ) {
         let context = LoopContext(
             responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
-            defaults: configuration.defaultFields, maxSuspended: configuration.maxSuspendedRequestsPerLoop, logger: logger)
+            defaults: configuration.defaultFields, maxSuspended: configuration.maxSuspendedRequestsPerLoop,
+            compression: configuration.compression, logger: logger)
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
             case .http:

@@ -82,11 +82,17 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
         let keepAlive = head.keepAlive && !connection.loop.isStopping
-        answer(context.responder.respond(to: request), method: head.method, version: head.version, keepAlive: keepAlive, on: connection)
+        answer(
+            context.responder.respond(to: request), method: head.method, version: head.version, keepAlive: keepAlive,
+            requestHeaders: request.headers, on: connection)
     }
 
     /// Writes an answer (or starts its stream), then takes the next request or closes.
-    private func answer(_ response: consuming Response, method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, on connection: Connection) {
+    /// `requestHeaders`: the request's, for Accept-Encoding.
+    private func answer(
+        _ response: consuming Response, method: HTTPMethod, version: HTTPVersion, keepAlive: Bool,
+        requestHeaders: HeaderFields = .empty, on connection: Connection
+    ) {
         let headOnly = method == .head || response.status.forbidsBody
         // The body taken out of the response, looked at once: each copy of it costs retains on
         // every request, and a chunk buffer goes back to the pool only when nothing else holds it.
@@ -94,6 +100,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         response.body = .chunks(Chunks())
         switch consume body {
         case .chunks(var chunks):
+            if context.compression != nil { context.compress(&response, &chunks, requestHeaders: requestHeaders) }
             writeHead(
                 response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: version,
                 on: connection)
@@ -108,7 +115,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
             startStream(response, produce: produce, method: method, version: version, keepAlive: keepAlive, on: connection)
             return
         case .pending(let pending):
-            startAsync(pending, method: method, version: version, keepAlive: keepAlive, on: connection)
+            startAsync(pending, method: method, version: version, keepAlive: keepAlive, requestHeaders: requestHeaders, on: connection)
             return
         }
         awaitNextRequest(keepAlive: keepAlive, on: connection)
@@ -117,14 +124,18 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     /// Runs an async handler as a task on this loop. One that never suspends is answered like a
     /// synchronous one, before this returns; one that suspends parks the connection (`awaiting`)
     /// until it answers, its deadline passes (503) or the client leaves (cancelled).
-    private func startAsync(_ pending: PendingReply, method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, on connection: Connection) {
+    private func startAsync(
+        _ pending: PendingReply, method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, requestHeaders: HeaderFields,
+        on connection: Connection
+    ) {
         guard context.suspended < context.maxSuspended else {
             var busy = Router.errorPage(.serviceUnavailable, detail: "Too many requests are waiting; try again in a moment.")
             busy.addHeader("Retry-After", "1")
             answer(busy, method: method, version: version, keepAlive: false, on: connection)
             return
         }
-        let exchange = AsyncExchange(method: method, version: version, keepAlive: keepAlive)
+        let exchange = AsyncExchange(
+            method: method, version: version, keepAlive: keepAlive, requestHeaders: context.compression == nil ? .empty : requestHeaders)
         let handle = OnLoop(codec: self, connection: connection, exchange: exchange)
         exchange.task = connection.loop.startTask {
             let (response, failure) = await pending.produce()
@@ -132,7 +143,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         }
         if let response = exchange.early.take() {
             exchange.done = true
-            answer(response, method: method, version: version, keepAlive: keepAlive, on: connection)
+            answer(response, method: method, version: version, keepAlive: keepAlive, requestHeaders: requestHeaders, on: connection)
             return
         }
         guard !exchange.done else { return }  // cancelled before it could answer
@@ -180,7 +191,9 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
             connection.close()
             return
         }
-        answer(response, method: exchange.method, version: exchange.version, keepAlive: keepAlive, on: connection)
+        answer(
+            response, method: exchange.method, version: exchange.version, keepAlive: keepAlive,
+            requestHeaders: exchange.requestHeaders, on: connection)
         if case .streaming = phase { return }
         connection.resumeReading()
     }
@@ -329,6 +342,8 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
 /// One async handler's run on a connection: what its answer needs, and how it ends. Loop-confined.
 final class AsyncExchange {
     let method: HTTPMethod, version: HTTPVersion, keepAlive: Bool
+    /// The request's fields, for compressing the answer (empty when compression is off).
+    let requestHeaders: HeaderFields
     @exclusivity(unchecked) var task: LoopTask?
     /// Set once the task has suspended (the connection waits for it).
     @exclusivity(unchecked) var started = false
@@ -337,7 +352,8 @@ final class AsyncExchange {
     /// The answer of a task that never suspended, handed back to `startAsync`.
     @exclusivity(unchecked) var early: Response?
 
-    init(method: HTTPMethod, version: HTTPVersion, keepAlive: Bool) {
+    init(method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, requestHeaders: HeaderFields) {
         (self.method, self.version, self.keepAlive) = (method, version, keepAlive)
+        self.requestHeaders = requestHeaders
     }
 }

@@ -1,0 +1,57 @@
+import NeedletailBytes
+import NeedletailCompression
+import NeedletailHTTP
+
+/// Gzip for native answers (behind a web server, the web server compresses).
+public struct CompressionSettings: Sendable {
+    /// Bodies shorter than this go out as they are (a few hundred bytes gain nothing and cost a
+    /// deflate stream's flush). nginx's `gzip_min_length` is 20; browsers' own guidance is ~1 KB.
+    public var minimumLength = 1024
+    /// Levels and the splice threshold of the per-loop encoder.
+    public var gzip = GzipEncoder.Settings()
+    public init() {}
+}
+
+extension LoopContext {
+    /// Compresses a chunk body with gzip when the client accepts it, the type gains from it,
+    /// the body is long enough and the app did not encode it itself; adds `Vary:
+    /// Accept-Encoding` to every answer that could have been compressed, and weakens its ETag
+    /// when it was (as nginx does: the bytes differ from the identity ones).
+    @inline(__always)
+    func compress(_ response: inout Response, _ chunks: inout Chunks, requestHeaders: HeaderFields) {
+        guard let settings = compression, chunks.count >= settings.minimumLength, let type = response.contentType,
+            response.status.code != 206, !response.status.forbidsBody
+        else { return }
+        guard type == Response.htmlType || AcceptedCodings.isCompressible(contentType: type) else { return }
+        var vary = true
+        for (name, value) in response.headers {
+            if name.utf8.count == 16 && asciiEquals(name, "content-encoding") { return }
+            if name.utf8.count == 4 && asciiEquals(name, "vary") {
+                vary = false
+                if !value.lowercased().contains("accept-encoding") { return }  // the app varies on something else: leave it
+            }
+        }
+        if vary { response.headers.append(("Vary", "Accept-Encoding")) }
+        let accepted = requestHeaders.firstValue("accept-encoding") { AcceptedCodings(acceptEncoding: $0) } ?? .none
+        guard accepted.gzip, let encoder = gzip else { return }
+        let encoded = encoder.encode(chunks)
+        chunks.recycle()
+        chunks = encoded
+        response.headers.append(("Content-Encoding", "gzip"))
+        for i in response.headers.indices where asciiEquals(response.headers[i].name, "etag") {
+            let tag = response.headers[i].value
+            if !tag.hasPrefix("W/") { response.headers[i].value = "W/" + tag }
+        }
+    }
+}
+
+/// ASCII case-insensitive equality with a lowercase name.
+func asciiEquals(_ s: String, _ lowercase: StaticString) -> Bool {
+    var s = s
+    return s.withUTF8 { a in
+        guard a.count == lowercase.utf8CodeUnitCount else { return false }
+        let b = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        for i in 0..<a.count where (a[i] >= 65 && a[i] <= 90 ? a[i] | 0x20 : a[i]) != b[i] { return false }
+        return true
+    }
+}
