@@ -80,7 +80,7 @@ let package = Package(
             name: "Needletail",
             dependencies: [
                 "NeedletailBytes", "NeedletailHTML", "NeedletailJS", "NeedletailHTTP", "NeedletailLive", "NeedletailServer",
-                "NeedletailLoop", "NeedletailStore", "NeedletailPOSIX",
+                "NeedletailLoop", "NeedletailStore", "NeedletailPOSIX", "NeedletailCompression",
             ]),
         .target(name: "NeedletailTesting", dependencies: ["NeedletailHTTP", "NeedletailLive", "NeedletailBytes"]),
         .executableTarget(

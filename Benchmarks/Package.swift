@@ -29,6 +29,8 @@ let package = Package(
                 .product(name: "NeedletailPostgres", package: "Needletail"),
                 .product(name: "Needletail", package: "Needletail"),
             ]),
+        // The gzip encoder per answer: spliced fragments against deflating the whole page.
+        .executableTarget(name: "gzip-bench", dependencies: [.product(name: "Needletail", package: "Needletail")]),
         // Counts allocations (malloc interposition) for the render benchmark.
         .target(name: "CMallocCount"),
         .executableTarget(

@@ -5,8 +5,10 @@
 
 /// A raw deflate stream (no zlib or gzip wrapper: Needletail writes the gzip header and trailer
 /// itself, so that precompressed fragments can be spliced in).
-static inline int nt_deflate_init_raw(z_stream *stream, int level) {
-    return deflateInit2(stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+/// windowBits 9…15 (the history searched), memLevel 1…9 (the hash table: 2^(memLevel+7)
+/// entries, cleared by every reset and full flush).
+static inline int nt_deflate_init_raw(z_stream *stream, int level, int windowBits, int memLevel, int strategy) {
+    return deflateInit2(stream, level, Z_DEFLATED, -windowBits, memLevel, strategy);
 }
 
 /// An inflate stream that reads gzip (windowBits 15 + 16).

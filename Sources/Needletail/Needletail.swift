@@ -8,6 +8,7 @@
 @_exported import NeedletailServer
 @_exported import NeedletailStore
 @_exported import NeedletailPOSIX
+@_exported import NeedletailCompression
 @_exported import struct NeedletailBytes.Chunks
 @_exported import enum NeedletailLoop.SocketAddress
 @_exported import struct NeedletailLoop.SocketError

@@ -38,6 +38,18 @@ public final class GzipEncoder {
         public var level: Int32 = 1
         /// zlib level for shared fragments, compressed once each.
         public var fragmentLevel: Int32 = 6
+        /// The per-request stream's history (2^windowBits bytes) and hash table (2^(memoryLevel+7)
+        /// entries): both small by default, because the runs between fragments are short and a
+        /// reset or a full flush clears the table (docs/COMPRESSION.md).
+        public var windowBits: Int32 = 12
+        public var memoryLevel: Int32 = 4
+        /// Fixed Huffman codes for the per-request bytes: no code tables to build and send for
+        /// each block (a block ends at every splice).
+        public var fixedCodes = false
+        /// Runs shorter than this between spliced fragments are copied into stored blocks rather
+        /// than deflated: ending a deflate block builds its Huffman tables (about 38,000
+        /// instructions in zlib), which costs more than a few hundred bytes on the wire.
+        public var storeBelow = 1024
         /// Referenced links at least this long are spliced; shorter ones are compressed with the
         /// request's own bytes (a splice costs two flushes, about 10 bytes).
         public var spliceMinimum = 512
@@ -54,7 +66,7 @@ public final class GzipEncoder {
 
     /// Nil when zlib cannot allocate its state.
     public init?(settings: Settings = Settings()) {
-        guard let d = Deflater(level: settings.level), let f = Deflater(level: settings.fragmentLevel) else { return nil }
+        guard let d = Deflater(level: settings.level, windowBits: settings.windowBits, memoryLevel: settings.memoryLevel, fixedCodes: settings.fixedCodes), let f = Deflater(level: settings.fragmentLevel) else { return nil }
         self.settings = settings
         deflater = d
         fragmentDeflater = f
@@ -67,13 +79,48 @@ public final class GzipEncoder {
         var crc: UInt32 = 0
         var total = 0
         var pending = false  // bytes given to the per-request stream since its last flush
-        func compress(_ bytes: UnsafeRawBufferPointer) {
+        var used = false  // the stream took bytes since its last reset
+        var stored: Int? = nil  // where the open stored block's header is in `out`'s buffer
+        func count(_ bytes: UnsafeRawBufferPointer) {
             crc = CRC32.update(crc, bytes)
             total += bytes.count
+        }
+        func closeStored() {
+            guard let at = stored else { return }
+            let buffer = out.buffer()
+            StoredBlock.patch(buffer, header: at)
+            stored = nil
+        }
+        /// A short run between splices: copied into a stored block (no deflate block to end, no
+        /// Huffman tables built for a few hundred bytes), unless the stream is open anyway.
+        func store(_ bytes: UnsafeRawBufferPointer) {
+            if pending { return deflate(bytes) }
+            count(bytes)
+            var rest = bytes
+            while !rest.isEmpty {
+                let buffer = out.buffer(reserving: rest.count + 5)
+                // (Patched through this reference: asking `out` for its buffer again while one
+                // is held here would copy it.)
+                if let at = stored, buffer.count - at - 5 >= StoredBlock.maximum {
+                    StoredBlock.patch(buffer, header: at)
+                    stored = nil
+                }
+                if stored == nil { stored = StoredBlock.open(buffer) }
+                let room = StoredBlock.maximum - (buffer.count - stored! - 5)
+                let n = min(room, rest.count)
+                buffer.append(UnsafeRawBufferPointer(rebasing: rest[..<n]))
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            }
+        }
+        func deflate(_ bytes: UnsafeRawBufferPointer) {
+            closeStored()
+            count(bytes)
             pending = true
+            used = true
             deflater.deflate(bytes, flush: Z_NO_FLUSH, into: out.buffer(reserving: bytes.count / 2 + 64))
         }
         func splice(_ fragment: DeflatedFragment) {
+            closeStored()
             if pending {
                 deflater.deflate(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FULL_FLUSH, into: out.buffer(reserving: 64))
                 pending = false
@@ -82,27 +129,37 @@ public final class GzipEncoder {
             crc = CRC32.combine(crc, fragment.crc, operator: fragment.crcOperator)
             total += fragment.count
         }
+        func run(_ bytes: UnsafeRawBufferPointer) {
+            if bytes.count < settings.storeBelow { store(bytes) } else { deflate(bytes) }
+        }
         let minimum = settings.spliceMinimum
         body.withLinks { storage, part in
             switch part {
             case .owned(let range):
-                compress(UnsafeRawBufferPointer(rebasing: storage!.bytes[range]))
+                run(UnsafeRawBufferPointer(rebasing: storage!.bytes[range]))
             case .immortal(let bytes):
                 if bytes.count >= minimum, let fragment = immortalFragment(bytes) {
                     splice(fragment)
                 } else {
-                    compress(bytes)
+                    run(bytes)
                 }
             case .shared(let shared):
                 if shared.count >= minimum, let fragment = sharedFragment(shared) {
                     splice(fragment)
                 } else {
-                    compress(shared.bytes)
+                    run(shared.bytes)
                 }
             }
         }
+        closeStored()
         let tail = out.buffer(reserving: 64)
-        deflater.deflate(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FINISH, into: tail)
+        if pending {
+            deflater.deflate(UnsafeRawBufferPointer(start: nil, count: 0), flush: Z_FINISH, into: tail)
+        } else {
+            // Byte-aligned already: an empty final stored block ends the stream.
+            StoredBlock.appendFinalEmpty(tail)
+            if used { deflater.reset() }
+        }
         GzipFraming.appendTrailer(crc: crc, count: total, to: tail)
         return out
     }
@@ -173,5 +230,33 @@ public enum Gzip {
                 }
             }
         }
+    }
+}
+
+/// Deflate's stored blocks (RFC 1951 §3.2.4), written at a byte boundary: a header byte
+/// (BFINAL, BTYPE 00), LEN and its complement, then the bytes.
+enum StoredBlock {
+    static let maximum = 65_535
+
+    /// Writes a non-final header with a length to patch; returns where it is.
+    static func open(_ buffer: ByteBuffer) -> Int {
+        let at = buffer.count
+        for _ in 0..<5 { buffer.append(0) }
+        return at
+    }
+
+    /// Sets LEN and NLEN of the block at `header` to the bytes written after it.
+    static func patch(_ buffer: ByteBuffer, header at: Int) {
+        let len = UInt16(buffer.count - at - 5)
+        let p = buffer.base + at
+        p.storeBytes(of: 0, as: UInt8.self)
+        (p + 1).storeBytes(of: UInt8(len & 0xff), as: UInt8.self)
+        (p + 2).storeBytes(of: UInt8(len >> 8), as: UInt8.self)
+        (p + 3).storeBytes(of: UInt8(~len & 0xff), as: UInt8.self)
+        (p + 4).storeBytes(of: UInt8(~len >> 8), as: UInt8.self)
+    }
+
+    static func appendFinalEmpty(_ buffer: ByteBuffer) {
+        for b: UInt8 in [1, 0, 0, 0xff, 0xff] { buffer.append(b) }
     }
 }

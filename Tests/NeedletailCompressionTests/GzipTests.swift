@@ -64,6 +64,33 @@ nonisolated(unsafe) private let shortStatic = immortal("<p>short static</p>")
         }
     }
 
+    @Test func longStoredRunsAndShortRunsDeflated() throws {
+        // 200 links of 600 bytes, none spliced (spliceMinimum 700): 120 KB of stored blocks,
+        // more than one block's 65,535 bytes.
+        var settings = GzipEncoder.Settings()
+        settings.spliceMinimum = 700
+        let stored = try #require(GzipEncoder(settings: settings))
+        let piece = immortal(String(repeating: "0123456789", count: 60))
+        var c = Chunks()
+        for _ in 0..<200 { c.append(static: piece) }
+        #expect(Gzip.decompress(stored.encode(c).bytes) == c.bytes, "stored blocks of 65,535 bytes and the rest")
+        // Every run deflated (storeBelow 0): the same bytes back, and smaller.
+        settings.storeBelow = 0
+        let deflating = try #require(GzipEncoder(settings: settings))
+        let small = deflating.encode(c).bytes
+        #expect(Gzip.decompress(small) == c.bytes)
+        #expect(small.count < stored.encode(c).count / 10)
+        // A mix: a long owned run (deflated) then short ones (into the open stream), then a splice.
+        var mixed = Chunks()
+        mixed.append(unescaped: String(repeating: "long run ", count: 300))
+        mixed.append(static: piece)
+        mixed.append(static: markup)
+        mixed.append(unescaped: "short")
+        for e in [stored, deflating, try #require(GzipEncoder())] {
+            #expect(Gzip.decompress(e.encode(mixed).bytes) == mixed.bytes)
+        }
+    }
+
     @Test func wholeBufferGzipAndBrotli() throws {
         let text = Array(String(repeating: "function f(x) { return x * 2; }\n", count: 200).utf8)
         let gz = text.withUnsafeBytes { Gzip.compress($0) }
@@ -89,3 +116,4 @@ nonisolated(unsafe) private let shortStatic = immortal("<p>short static</p>")
         #expect(!AcceptedCodings.isCompressible(contentType: "image/png"))
     }
 }
+
