@@ -80,6 +80,9 @@ public struct Response {
     public var headers: [(name: String, value: String)]
     /// The body (not sent for HEAD, 204 and 304, but its length still is for HEAD).
     public var body: Body
+    /// The route that made it (the router's pattern, e.g. `/board`), set by `Router`: what
+    /// the metrics count requests by. Nil for answers no route made (not found, the codecs' own).
+    public var route: String? = nil
 
     public init(
         status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Chunks = Chunks()

@@ -83,9 +83,17 @@ public struct Router: Responder {
 
     public func respond(to request: Request) -> Response {
         guard let route = route(for: request) else { return notFound(request) }
-        if let h = route.handlers[request.method.ordinal] { return h.respond(to: request) }
+        if let h = route.handlers[request.method.ordinal] {
+            var r = h.respond(to: request)
+            r.route = route.path
+            return r
+        }
         let get = route.handlers[HTTPMethod.get.ordinal]
-        if request.method == .head, let h = get { return h.respond(to: request) }
+        if request.method == .head, let h = get {
+            var r = h.respond(to: request)
+            r.route = route.path
+            return r
+        }
         var allowed = HTTPMethod.allCases.filter { route.handlers[$0.ordinal] != nil }.map(\.rawValue)
         if get != nil && route.handlers[HTTPMethod.head.ordinal] == nil { allowed.append("HEAD") }
         var r = Router.errorPage(.methodNotAllowed, detail: "This address does not accept \(request.method.rawValue).")

@@ -75,25 +75,47 @@ public final class LoopGroup: Sendable {
         signal(SIGXFSZ, SIG_IGN)
         var set = sigset_t()
         sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
+        for sig in handledSignals { sigaddset(&set, sig) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
+    /// SIGINT and SIGTERM stop; SIGUSR1 reopens logs (blocked even with no access log, so that
+    /// logrotate's signal never kills the server).
+    static let handledSignals = [SIGINT, SIGTERM, SIGUSR1]
+
     /// Waits for SIGINT or SIGTERM, stops gracefully within `grace` seconds (a second signal
-    /// stops at once), and returns when every loop has ended.
-    public func runUntilSignalled(grace: Int, onSignal: (Int32) -> Void = { _ in }) {
+    /// stops at once), and returns when every loop has ended. With `drainSeconds` > 0 the
+    /// first signal only calls `beginDraining` and the stop begins that many seconds later (or
+    /// at a second signal). `handlers`: other signals (SIGUSR1), called on this thread.
+    public func runUntilSignalled(
+        grace: Int, drainSeconds: Int = 0, beginDraining: (Int32) -> Void = { _ in }, handlers: [Int32: () -> Void] = [:],
+        onSignal: (Int32) -> Void = { _ in }
+    ) {
         var set = sigset_t()
         sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
+        for sig in Self.handledSignals { sigaddset(&set, sig) }
         var stopping = false
+        var drainUntil: UInt64? = nil
         var tick = timespec(tv_sec: 0, tv_nsec: 100_000_000)
         while runningLoops > 0 {
             let sig = sigtimedwait(&set, nil, &tick)
-            if sig > 0 {
-                onSignal(sig)
-                shutdown(grace: stopping ? 0 : grace)
+            if sig > 0, let handler = handlers[sig] {
+                handler()
+            } else if sig == SIGINT || sig == SIGTERM {
+                if drainSeconds > 0 && drainUntil == nil && !stopping {
+                    beginDraining(sig)
+                    drainUntil = secondsSinceBoot() + UInt64(drainSeconds)
+                } else {
+                    onSignal(sig)
+                    shutdown(grace: stopping ? 0 : grace)
+                    stopping = true
+                    drainUntil = nil
+                }
+            }
+            if let until = drainUntil, secondsSinceBoot() >= until {
+                drainUntil = nil
+                onSignal(SIGTERM)
+                shutdown(grace: grace)
                 stopping = true
             }
         }

@@ -2,6 +2,7 @@ import Logging
 import NeedletailCompression
 import NeedletailLoop
 import NeedletailHTTP
+import NeedletailPOSIX
 
 /// What every connection on one loop shares, whichever protocol it speaks: the app, the
 /// limits, the Date cache, the logger.
@@ -20,9 +21,21 @@ final class LoopContext {
     /// This loop's encoder (two deflate streams, about 540 KB).
     let gzip: GzipEncoder?
 
+    /// This loop's access-log lines, counts, and the slow-request threshold (each nil: off).
+    let accessLog: AccessLogBuffer?
+    let stats: LoopStats?
+    let slowNanoseconds: UInt64?
+    /// Whether requests are timed and recorded at all (any of the three).
+    let observing: Bool
+
     init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, defaults: DefaultFields = .standard,
          maxSuspended: Int = ServerConfiguration.defaultMaxSuspendedRequests, compression: CompressionSettings? = nil,
+         accessLog: AccessLogBuffer? = nil, stats: LoopStats? = nil, slowMilliseconds: Int? = nil,
          logger: Logger) {
+        self.accessLog = accessLog
+        self.stats = stats
+        slowNanoseconds = slowMilliseconds.map { UInt64(max(0, $0)) * 1_000_000 }
+        observing = accessLog != nil || stats != nil || slowMilliseconds != nil
         self.maxSuspended = maxSuspended
         self.compression = compression
         gzip = compression.flatMap { GzipEncoder(settings: $0.gzip) }
@@ -37,6 +50,47 @@ final class LoopContext {
     func droppedField(_ name: String) {
         logger.warning("dropped response header field with CR, LF or NUL, or an invalid name", metadata: ["field": "\(name)"])
     }
+}
+
+extension LoopContext {
+    /// Records an answered request: its access-log line, its counts, and a warning when slow.
+    /// `ready`: when the answer was in hand (before its head was written).
+    func observe(_ o: Observed, status: Int, bodyBytes: Int, route: String?, ready: UInt64, now: Int) {
+        let end = monotonicNanoseconds()
+        let elapsed = end &- o.start
+        accessLog?.append(o.request, status: status, bodyBytes: bodyBytes, microseconds: Int(elapsed / 1000), now: now)
+        stats?.record(route: route ?? o.route, status: status, seconds: Double(elapsed) / 1e9, bodyBytes: bodyBytes)
+        if let slow = slowNanoseconds, elapsed >= slow {
+            func ms(_ ns: UInt64) -> String { String(Double(ns / 1000) / 1000) }
+            let onLoop = ready &- o.start &- o.waited
+            logger.warning(
+                "slow request",
+                metadata: [
+                    "method": "\(o.request.method.rawValue)", "path": "\(o.request.path)", "status": "\(status)",
+                    "ms": "\(ms(elapsed))", "render_ms": "\(ms(onLoop))", "wait_ms": "\(ms(o.waited))",
+                    "write_ms": "\(ms(end &- ready))",
+                ])
+        }
+    }
+}
+
+/// A request being timed for the access log, the metrics or the slow-request log.
+struct Observed {
+    let request: Request
+    let start: UInt64
+    /// Time spent suspended (an async handler waiting), and since when it is suspended now.
+    var waited: UInt64 = 0
+    var suspendedAt: UInt64 = 0
+    /// The route of a pending answer's placeholder (its final answer comes without one).
+    var route: String? = nil
+
+    init(_ request: Request) {
+        self.request = request
+        start = monotonicNanoseconds()
+    }
+
+    mutating func suspend() { suspendedAt = monotonicNanoseconds() }
+    mutating func resume() { waited &+= monotonicNanoseconds() &- suspendedAt }
 }
 
 /// A codec, its connection and an exchange, handed to a task isolated to their loop: they are

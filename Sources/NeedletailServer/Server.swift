@@ -31,6 +31,22 @@ public struct ServerConfiguration: Sendable {
     /// their own compressed forms). Nil turns it off. Behind a web server it does not apply:
     /// nginx or lighttpd compresses.
     public var compression: CompressionSettings? = CompressionSettings()
+    /// The access log (nginx's combined format), off by default. Reopened on SIGUSR1.
+    public var accessLog: AccessLogSettings? = nil
+    /// Requests that take at least this long are logged as warnings, with where the time went.
+    public var slowRequestMilliseconds: Int? = nil
+    /// Answers 200 while serving and 503 from SIGTERM on (load balancers' health checks).
+    public var healthPath: String? = nil
+    /// The status page: counts as text, or JSON with `?json`. Protect it (loopback, nginx `allow`).
+    public var statusPath: String? = nil
+    /// Prometheus metrics. Protect it as the status page.
+    public var metricsPath: String? = nil
+    /// Seconds between SIGTERM and closing the listeners, during which everything is served as
+    /// usual but the health path answers 503, so that a load balancer stops sending new
+    /// requests before the listener goes. 0: close at once.
+    public var drainSeconds = 0
+    /// The app's numbers on the status page and in the metrics (sessions, parked polls…).
+    public var gauges: [StatusGauge] = []
     public init() {}
 }
 
@@ -72,6 +88,8 @@ public final class Server: Sendable {
     private let listenersByLoop: [[(ListeningSocket, Listener.Kind)]]
     /// Shared by all loops (unix sockets, inherited sockets), with whether to unlink at stop.
     private let shared: [(ListeningSocket, Listener.Kind, Bool)]
+    private let state = ServerState()
+    private let accessLogFile: AccessLogFile?
 
     /// Binds the listeners and makes the loops; nothing runs until `start()` or `runUntilSignalled()`.
     public init(
@@ -79,8 +97,18 @@ public final class Server: Sendable {
         logger: Logger = Logger(label: "needletail")
     ) throws(SocketError) {
         self.configuration = configuration
-        self.responder = responder
+        let operated = configuration.healthPath != nil || configuration.statusPath != nil || configuration.metricsPath != nil
+        self.responder = operated ? OperationsResponder(app: responder, state: state, configuration: configuration) : responder
         self.logger = logger
+        if let settings = configuration.accessLog {
+            do {
+                accessLogFile = try AccessLogFile(path: settings.path)
+            } catch {
+                throw SocketError("cannot open the access log \(settings.path): \(error)")
+            }
+        } else {
+            accessLogFile = nil
+        }
         let log = logger
         group = try LoopGroup(count: configuration.loops, configuration: configuration.loop) { level, message in
             switch level {
@@ -161,11 +189,13 @@ public final class Server: Sendable {
         let configuration = self.configuration
         let logger = self.logger
         let exclusive = group.loops.count > 1
+        let state = self.state
+        let accessLogFile = self.accessLogFile
         do {
             try group.start { loop in
                 Self.setUp(
                     loop, listenersByLoop: listenersByLoop, shared: shared, exclusive: exclusive,
-                    responder: responder, configuration: configuration, logger: logger)
+                    responder: responder, configuration: configuration, state: state, accessLogFile: accessLogFile, logger: logger)
             }
         } catch {
             group.shutdown(grace: 0)
@@ -177,12 +207,28 @@ public final class Server: Sendable {
     /// What each loop does on its own thread before it runs: its context and listeners.
     private static func setUp(
         _ loop: EventLoop, listenersByLoop: [[(ListeningSocket, Listener.Kind)]], shared: [(ListeningSocket, Listener.Kind)],
-        exclusive: Bool, responder: any Responder, configuration: ServerConfiguration, logger: Logger
+        exclusive: Bool, responder: any Responder, configuration: ServerConfiguration, state: ServerState,
+        accessLogFile: AccessLogFile?, logger: Logger
     ) {
+        var accessLog: AccessLogBuffer? = nil
+        if let file = accessLogFile, let settings = configuration.accessLog {
+            accessLog = AccessLogBuffer(file: file, settings: settings, loopIndex: loop.index)
+        }
+        let counting = configuration.statusPath != nil || configuration.metricsPath != nil
         let context = LoopContext(
             responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
             defaults: configuration.defaultFields, maxSuspended: configuration.maxSuspendedRequestsPerLoop,
-            compression: configuration.compression, logger: logger)
+            compression: configuration.compression, accessLog: accessLog, stats: counting ? LoopStats() : nil,
+            slowMilliseconds: configuration.slowRequestMilliseconds, logger: logger)
+        state.register(loop, context)
+        if let accessLog {
+            // At least once a second, whatever the traffic; the rest is flushed when the loops end.
+            func tick() {
+                accessLog.flush()
+                _ = loop.schedule(after: 1000, tick)
+            }
+            _ = loop.schedule(after: 1000, tick)
+        }
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
             case .http:
@@ -219,10 +265,28 @@ public final class Server: Sendable {
         group.shutdown(grace: grace ?? configuration.shutdownGrace)
     }
 
-    /// Waits for the loops to end, then closes the listeners.
+    /// Waits for the loops to end, then closes the listeners (and writes the access log's last lines).
     public func wait() {
         group.join()
         closeListeners()
+        finishAccessLog()
+    }
+
+    /// After the loops have ended (their buffers are no longer touched by them).
+    private func finishAccessLog() {
+        guard let file = accessLogFile else { return }
+        for (_, context) in state.loops { context.accessLog?.flush() }
+        file.finish()
+    }
+
+    /// Reopens the access log at its path (what SIGUSR1 does; for logrotate).
+    public func reopenLogs() {
+        accessLogFile?.reopen()
+    }
+
+    /// Makes the health path answer 503 (what SIGTERM does first when `drainSeconds` > 0).
+    public func beginDraining() {
+        state.draining.store(true, ordering: .relaxed)
     }
 
     private func closeListeners() {
@@ -236,9 +300,22 @@ public final class Server: Sendable {
         try start()
         let logger = self.logger
         let grace = configuration.shutdownGrace
-        group.runUntilSignalled(grace: grace) { sig in
+        let drain = configuration.drainSeconds
+        group.runUntilSignalled(
+            grace: grace, drainSeconds: drain,
+            beginDraining: { [self] sig in
+                beginDraining()
+                logger.info("received \(sig == SIGTERM ? "SIGTERM" : "SIGINT"); draining for \(drain) s (the health path answers 503), then stopping")
+            },
+            handlers: [SIGUSR1: { [self] in
+                logger.info("received SIGUSR1; reopening the access log")
+                reopenLogs()
+            }]
+        ) { sig in
+            beginDraining()
             logger.info("received \(sig == SIGTERM ? "SIGTERM" : "SIGINT"); stopping (in-flight requests get \(grace) s)")
         }
         closeListeners()
+        finishAccessLog()
     }
 }

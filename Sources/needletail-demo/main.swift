@@ -68,6 +68,30 @@ struct Serve: ParsableCommand {
     @Flag(name: .long, help: "The board's posts block their loop until durable (the synchronous store API), for Benchmarks/async-bench.")
     var syncBoardWrites = false
 
+    @Flag(name: .long, help: "Send answers uncompressed whatever Accept-Encoding says (gzip is on by default natively).")
+    var noGzip = false
+
+    @ArgumentParser.Option(name: .long, help: "Write an access log in nginx's combined format to PATH, or - for standard output. Reopened on SIGUSR1.")
+    var accessLog: String?
+
+    @Flag(name: .long, help: "Append the request time in microseconds and the loop to each access-log line.")
+    var accessLogTimed = false
+
+    @ArgumentParser.Option(name: .long, help: "Log a warning for requests taking at least N ms, with where the time went.")
+    var slowRequestMs: Int?
+
+    @ArgumentParser.Option(name: .long, help: "Answer 200 here while serving, 503 once stopping (for load balancers), e.g. /healthz.")
+    var healthPath: String?
+
+    @ArgumentParser.Option(name: .long, help: "Serve the status page here (text; JSON with ?json), e.g. /status. Protect it.")
+    var statusPath: String?
+
+    @ArgumentParser.Option(name: .long, help: "Serve Prometheus metrics here, e.g. /metrics. Protect it.")
+    var metricsPath: String?
+
+    @ArgumentParser.Option(name: .long, help: "Seconds between SIGTERM and closing the listeners, while the health path answers 503.")
+    var drainSeconds: Int = 0
+
     @ArgumentParser.Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -87,6 +111,11 @@ struct Serve: ParsableCommand {
             throw ValidationError("--store must be a PostgreSQL URL (postgres://user@host/db); without it the board uses the log in --data")
         }
         if store != nil && syncBoardWrites { throw ValidationError("--sync-board-writes is for the log store only") }
+        for (name, path) in [("--health-path", healthPath), ("--status-path", statusPath), ("--metrics-path", metricsPath)] {
+            if let p = path, !p.hasPrefix("/") { throw ValidationError("\(name) must be a path starting with /") }
+        }
+        if let ms = slowRequestMs, ms < 0 { throw ValidationError("--slow-request-ms must not be negative") }
+        if drainSeconds < 0 || drainSeconds > 3600 { throw ValidationError("--drain-seconds must be between 0 and 3600") }
         if let m = socketMode, mode_t(m, radix: 8) == nil { throw ValidationError("--socket-mode must be octal, e.g. 660") }
         for h in header where h.firstIndex(of: ":") == nil || DefaultFields([Self.field(h)]).fields.isEmpty {
             throw ValidationError("--header must be \"Name: value\" (a token, a colon, a value without CR or LF): \(h)")
@@ -167,6 +196,18 @@ struct Serve: ParsableCommand {
         config.fastCGI.maxBodyBytes = maxBody
         config.unixSocketMode = socketMode.flatMap { mode_t($0, radix: 8) }
         config.defaultFields = DefaultFields(DefaultFields.standard.fields + header.map(Self.field))
+        if noGzip { config.compression = nil }
+        config.accessLog = accessLog.map { AccessLogSettings(path: $0, timed: accessLogTimed) }
+        config.slowRequestMilliseconds = slowRequestMs
+        config.healthPath = healthPath
+        config.statusPath = statusPath
+        config.metricsPath = metricsPath
+        config.drainSeconds = drainSeconds
+        let liveCore = app.core
+        config.gauges = [
+            StatusGauge("needletail_sessions", help: "Sessions held in memory.") { Double(liveCore.sessions.count) },
+            StatusGauge("needletail_parked_subscribers", help: "Parked long-polls and open event streams.") { Double(liveCore.channels.waiting) },
+        ]
         if let addrs = getenv("FCGI_WEB_SERVER_ADDRS").map({ String(cString: $0) }), !addrs.isEmpty {
             config.fastCGI.allowedPeers = addrs.split(separator: ",").map { $0.trimmingCharacters() }
         }

@@ -2,6 +2,7 @@ import Logging
 import NeedletailBytes
 import NeedletailLoop
 import NeedletailHTTP
+import NeedletailPOSIX
 
 /// Settings of the FastCGI responder.
 public struct FastCGILimits: Sendable {
@@ -39,6 +40,8 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         var answered = false
         /// The answer of a task that never suspended, handed back to `dispatch`.
         var early: Response?
+        /// Timed for the access log, the metrics or the slow-request log.
+        var observed: Observed?
         var method: HTTPMethod = .get
         init(id: UInt16, keepConnection: Bool) {
             self.id = id
@@ -210,12 +213,14 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
             return
         }
         r.method = request.method
+        if context.observing { r.observed = Observed(request) }
         answer(r, context.responder.respond(to: request), on: connection)
     }
 
     /// Sends an answer: streamed, or whole with END_REQUEST.
     private func answer(_ r: PendingRequest, _ built: Response, on connection: Connection) {
         if case .pending(let pending) = built.body {
+            r.observed?.route = built.route
             startAsync(r, pending, on: connection)
             return
         }
@@ -250,6 +255,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         }
         guard !r.answered else { return }
         r.suspended = true
+        r.observed?.suspend()
         context.suspended += 1
         r.deadline = connection.loop.schedule(after: pending.deadline) { [self] in
             r.deadline = nil
@@ -283,6 +289,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         r.deadline = nil
         if r.suspended {
             r.suspended = false
+            r.observed?.resume()
             context.suspended -= 1
         }
     }
@@ -298,6 +305,8 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
 
     /// Writes a whole response, END_REQUEST, and ends the request.
     private func finish(_ r: PendingRequest, with response: Response, headOnly: Bool, on connection: Connection) {
+        let ready = r.observed != nil ? monotonicNanoseconds() : 0
+        defer { record(r, response, bodyBytes: headOnly || response.status.forbidsBody ? 0 : response.bodyCount, ready: ready, on: connection) }
         let body = headOnly || response.status.forbidsBody ? Chunks() : response.body.chunks ?? Chunks()
         let context = self.context
         let head = headScratch
@@ -336,6 +345,12 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         afterRequest(r, on: connection)
     }
 
+    /// The answered request's log line and counts.
+    private func record(_ r: PendingRequest, _ response: Response, bodyBytes: Int, ready: UInt64, on connection: Connection) {
+        guard let o = r.observed.take() else { return }
+        context.observe(o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock)
+    }
+
     /// STDOUT records for `bytes`, at most 65528 content bytes each (no padding needed).
     private func writeStdout(id: UInt16, _ bytes: UnsafeRawBufferPointer, on connection: Connection) {
         var offset = 0
@@ -358,6 +373,10 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         _ r: PendingRequest, _ response: Response, produce: @Sendable (ResponseStream) -> Void, on connection: Connection
     ) {
         let context = self.context
+        if r.observed != nil {
+            context.stats?.streams += 1
+            record(r, response, bodyBytes: 0, ready: monotonicNanoseconds(), on: connection)
+        }
         let head = ByteBuffer(capacity: 256)
         CGIGateway.encodeHead(
             response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], defaults: context.defaults,

@@ -3,6 +3,7 @@ import Logging
 import NeedletailBytes
 import NeedletailLoop
 import NeedletailHTTP
+import NeedletailPOSIX
 
 /// The HTTP/1.1 codec for one connection: parses requests as bytes arrive, calls the app,
 /// queues responses in order (a pipelined batch leaves in one writev), enforces limits and
@@ -12,6 +13,8 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
     @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
     @exclusivity(unchecked) private var phase = Phase.reading(headTimerArmed: false)
+    /// The request being answered, when the server times requests (access log, metrics, slow log).
+    @exclusivity(unchecked) private var observed: Observed?
 
     /// Where the connection is between its requests.
     enum Phase {
@@ -82,6 +85,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
         let keepAlive = head.keepAlive && !connection.loop.isStopping
+        if context.observing { observed = Observed(request) }
         answer(
             context.responder.respond(to: request), method: head.method, version: head.version, keepAlive: keepAlive,
             requestHeaders: request.headers, on: connection)
@@ -94,6 +98,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         requestHeaders: HeaderFields = .empty, on connection: Connection
     ) {
         let headOnly = method == .head || response.status.forbidsBody
+        let ready = observed != nil ? monotonicNanoseconds() : 0
         // The body taken out of the response, looked at once: each copy of it costs retains on
         // every request, and a chunk buffer goes back to the pool only when nothing else holds it.
         let body = response.body
@@ -105,16 +110,23 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
                 response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: version,
                 on: connection)
             if !headOnly { connection.write(chunks) }
+            if observed != nil { record(response, bodyBytes: headOnly ? 0 : chunks.count, ready: ready, on: connection) }
             chunks.recycle()
         case .file(let file):
             writeHead(
                 response, framing: response.status.forbidsBody ? .none : .length(file.count), keepAlive: keepAlive, version: version,
                 on: connection)
             if !headOnly { connection.write(file: file) }
+            if observed != nil { record(response, bodyBytes: headOnly ? 0 : file.count, ready: ready, on: connection) }
         case .stream(let produce):
+            if observed != nil {
+                context.stats?.streams += 1
+                record(response, bodyBytes: 0, ready: ready, on: connection)
+            }
             startStream(response, produce: produce, method: method, version: version, keepAlive: keepAlive, on: connection)
             return
         case .pending(let pending):
+            observed?.route = response.route
             startAsync(pending, method: method, version: version, keepAlive: keepAlive, requestHeaders: requestHeaders, on: connection)
             return
         }
@@ -148,6 +160,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         }
         guard !exchange.done else { return }  // cancelled before it could answer
         exchange.started = true
+        observed?.suspend()
         context.suspended += 1
         phase = .awaiting(exchange)
         // The deadline on the connection's own timer (a second's resolution, rounded up: a
@@ -185,6 +198,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     private func finishAsync(_ exchange: AsyncExchange, with response: Response?, keepAlive: Bool, on connection: Connection) {
         exchange.done = true
         context.suspended -= 1
+        observed?.resume()
         phase = .reading(headTimerArmed: false)
         guard !connection.isClosed else { return }
         guard let response else {
@@ -196,6 +210,12 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
             requestHeaders: exchange.requestHeaders, on: connection)
         if case .streaming = phase { return }
         connection.resumeReading()
+    }
+
+    /// The answered request's log line and counts (the request is done with after this).
+    private func record(_ response: borrowing Response, bodyBytes: Int, ready: UInt64, on connection: Connection) {
+        guard let o = observed.take() else { return }
+        context.observe(o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock)
     }
 
     /// After an answer: keep the connection for the next request (and count it idle), or close.

@@ -1,0 +1,223 @@
+import Glibc
+import NeedletailBytes
+import NeedletailHTTP
+import NeedletailPOSIX
+
+/// The access log: one line per answered request in nginx's `combined` format, written by the
+/// loops into buffers of their own and handed to one writer thread, so that a request costs
+/// no system call (docs/OPERATIONS.md).
+public struct AccessLogSettings: Sendable {
+    /// A file (appended to, created 0644 if missing) or `-` for standard output.
+    public var path: String
+    /// Appends the request's time in microseconds and the loop's index to each line
+    /// (`... "curl/8.0" 183 0`), after nginx's `combined` fields.
+    public var timed = false
+    /// A loop hands its buffer to the writer when it holds this many bytes, and at least once a second.
+    public var flushBytes = 32 * 1024
+
+    public init(path: String, timed: Bool = false) {
+        self.path = path
+        self.timed = timed
+    }
+}
+
+/// The file and its writer thread, shared by the loops. Reopened on SIGUSR1 (logrotate's
+/// `postrotate`), as nginx does.
+final class AccessLogFile: @unchecked Sendable {
+    let path: String
+    // Guarded by `mutex`.
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var queue: [ByteBuffer] = []
+    private var reopenRequested = false
+    private var stopping = false
+    private var writing = false
+    // The writer thread's own.
+    private var fd: Int32
+    private var thread: pthread_t?
+    private var lastError: UInt64 = 0
+
+    /// Opens the file now, so that a path that cannot be written refuses the start.
+    init(path: String) throws(SystemCallError) {
+        self.path = path
+        fd = try Self.open(path)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+        thread = try POSIXThread.spawn(name: "access log") { [self] in run() }
+    }
+
+    private static func open(_ path: String) throws(SystemCallError) -> Int32 {
+        if path == "-" { return 1 }
+        return try SystemCall.retrying("open \(path)") { Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644) }
+    }
+
+    /// Takes a loop's full buffer (any thread).
+    func submit(_ buffer: ByteBuffer) {
+        pthread_mutex_lock(&mutex)
+        queue.append(buffer)
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Closes and opens the file again at its path, after writing what is queued (SIGUSR1).
+    func reopen() {
+        pthread_mutex_lock(&mutex)
+        reopenRequested = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Writes everything queued, then ends the writer thread (at stop, after the loops' last flush).
+    func finish() {
+        pthread_mutex_lock(&mutex)
+        stopping = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+        if let t = thread { pthread_join(t, nil) }
+        thread = nil
+        if fd > 2 { close(fd) }
+    }
+
+    private func run() {
+        pthread_mutex_lock(&mutex)
+        while true {
+            while queue.isEmpty && !reopenRequested && !stopping { pthread_cond_wait(&condition, &mutex) }
+            let batch = queue
+            queue = []
+            let reopen = reopenRequested
+            reopenRequested = false
+            let stop = stopping
+            pthread_mutex_unlock(&mutex)
+            for buffer in batch { write(buffer.bytes) }
+            if reopen { reopenFile() }
+            if stop { return }
+            pthread_mutex_lock(&mutex)
+        }
+    }
+
+    private func write(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                report("cannot write the access log \(path): \(String(cString: strerror(errno)))")
+                return
+            }
+            offset += n
+        }
+    }
+
+    private func reopenFile() {
+        guard path != "-" else { return }
+        do {
+            let new = try Self.open(path)
+            close(fd)
+            fd = new
+        } catch {
+            report("cannot reopen the access log \(path), still writing to the old file: \(error)")
+        }
+    }
+
+    /// At most one line every 10 s on standard error (the logger may itself be this file's neighbour).
+    private func report(_ line: String) {
+        let now = secondsSinceBoot()
+        guard now - lastError >= 10 || lastError == 0 else { return }
+        lastError = now
+        reportToStandardError("needletail: " + line)
+    }
+}
+
+/// One loop's lines waiting to be handed to the writer (loop-confined).
+final class AccessLogBuffer {
+    let file: AccessLogFile
+    let settings: AccessLogSettings
+    let loopIndex: Int
+    private var buffer: ByteBuffer
+    /// `[04/Dec/2026:22:59:10 +0000] "` for the second it was made in.
+    private var timeSecond = -1
+    private var timeField: [UInt8] = []
+
+    init(file: AccessLogFile, settings: AccessLogSettings, loopIndex: Int) {
+        self.file = file
+        self.settings = settings
+        self.loopIndex = loopIndex
+        buffer = ByteBuffer(capacity: settings.flushBytes + 4096)
+    }
+
+    /// Hands what is buffered to the writer (the loop's once-a-second timer, and at stop).
+    func flush() {
+        guard buffer.count > 0 else { return }
+        file.submit(buffer)
+        buffer = ByteBuffer(capacity: settings.flushBytes + 4096)
+    }
+
+    /// Appends one combined-format line.
+    func append(
+        _ request: Request, status: Int, bodyBytes: Int, microseconds: Int, now: Int
+    ) {
+        let out = buffer
+        appendEscaped(request.remote.description.isEmpty ? "-" : request.remote.description, to: out)
+        out.append(" - - [")
+        if now != timeSecond {
+            timeSecond = now
+            timeField = Array(Self.localTime(now).utf8)
+        }
+        timeField.withUnsafeBytes { out.append($0) }
+        out.append("] \"")
+        appendEscaped(request.method.rawValue, to: out)
+        out.append(32)
+        appendEscaped(request.target, to: out)
+        out.append(32)
+        out.append(request.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1")
+        out.append("\" ")
+        out.appendDecimal(status)
+        out.append(32)
+        out.appendDecimal(bodyBytes)
+        out.append(" \"")
+        appendEscaped(request.headers["referer"] ?? "-", to: out)
+        out.append("\" \"")
+        appendEscaped(request.headers["user-agent"] ?? "-", to: out)
+        out.append("\"")
+        if settings.timed {
+            out.append(32)
+            out.appendDecimal(microseconds)
+            out.append(32)
+            out.appendDecimal(loopIndex)
+        }
+        out.append(10)
+        if out.count >= settings.flushBytes { flush() }
+    }
+
+    /// nginx's escaping of logged values: `"`, `\`, control bytes and bytes over 0x7e as `\xHH`.
+    private func appendEscaped(_ s: String, to out: ByteBuffer) {
+        var s = s
+        s.withUTF8 { bytes in
+            var start = 0
+            for (i, b) in bytes.enumerated() where b < 0x20 || b > 0x7e || b == 0x22 || b == 0x5c {
+                if i > start { out.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<i])) }
+                out.append("\\x")
+                out.append(Self.hex[Int(b >> 4)])
+                out.append(Self.hex[Int(b & 15)])
+                start = i + 1
+            }
+            if start < bytes.count { out.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start...])) }
+        }
+    }
+
+    private static let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// `04/Dec/2026:22:59:10 +0100`: nginx's `$time_local`.
+    static func localTime(_ seconds: Int) -> String {
+        var t = time_t(seconds)
+        var tm = tm()
+        localtime_r(&t, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let offset = tm.tm_gmtoff / 60
+        let sign = offset < 0 ? "-" : "+"
+        let hours = abs(offset) / 60, minutes = abs(offset) % 60
+        return "\(two(tm.tm_mday))/\(months[Int(tm.tm_mon)])/\(1900 + tm.tm_year):\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) "
+            + "\(sign)\(two(Int32(hours)))\(two(Int32(minutes)))"
+    }
+}
