@@ -104,7 +104,7 @@ public final class LoopGroup: Sendable {
             } else if sig == SIGINT || sig == SIGTERM {
                 if drainSeconds > 0 && drainUntil == nil && !stopping {
                     beginDraining(sig)
-                    drainUntil = secondsSinceBoot() + UInt64(drainSeconds)
+                    drainUntil = monotonicNanoseconds() + UInt64(drainSeconds) * 1_000_000_000
                 } else {
                     onSignal(sig)
                     shutdown(grace: stopping ? 0 : grace)
@@ -112,7 +112,7 @@ public final class LoopGroup: Sendable {
                     drainUntil = nil
                 }
             }
-            if let until = drainUntil, secondsSinceBoot() >= until {
+            if let until = drainUntil, monotonicNanoseconds() >= until {
                 drainUntil = nil
                 onSignal(SIGTERM)
                 shutdown(grace: grace)
