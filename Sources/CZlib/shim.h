@@ -7,8 +7,8 @@
 /// itself, so that precompressed fragments can be spliced in).
 /// windowBits 9…15 (the history searched), memLevel 1…9 (the hash table: 2^(memLevel+7)
 /// entries, cleared by every reset and full flush).
-static inline int nt_deflate_init_raw(z_stream *stream, int level, int windowBits, int memLevel, int strategy) {
-    return deflateInit2(stream, level, Z_DEFLATED, -windowBits, memLevel, strategy);
+static inline int nt_deflate_init_raw(z_stream *stream, int level, int windowBits, int memLevel) {
+    return deflateInit2(stream, level, Z_DEFLATED, -windowBits, memLevel, Z_DEFAULT_STRATEGY);
 }
 
 /// An inflate stream that reads gzip (windowBits 15 + 16).

@@ -9,9 +9,9 @@ final class Deflater {
     let level: Int32
 
     /// Nil only when zlib cannot allocate its state.
-    init?(level: Int32, windowBits: Int32 = 15, memoryLevel: Int32 = 8, fixedCodes: Bool = false) {
+    init?(level: Int32, windowBits: Int32 = 15, memoryLevel: Int32 = 8) {
         self.level = level
-        guard nt_deflate_init_raw(&stream, level, windowBits, memoryLevel, fixedCodes ? Z_FIXED : Z_DEFAULT_STRATEGY) == Z_OK else { return nil }
+        guard nt_deflate_init_raw(&stream, level, windowBits, memoryLevel) == Z_OK else { return nil }
     }
 
     deinit { deflateEnd(&stream) }

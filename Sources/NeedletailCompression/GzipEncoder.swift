@@ -43,9 +43,6 @@ public final class GzipEncoder {
         /// reset or a full flush clears the table (docs/COMPRESSION.md).
         public var windowBits: Int32 = 12
         public var memoryLevel: Int32 = 4
-        /// Fixed Huffman codes for the per-request bytes: no code tables to build and send for
-        /// each block (a block ends at every splice).
-        public var fixedCodes = false
         /// Runs shorter than this between spliced fragments are copied into stored blocks rather
         /// than deflated: ending a deflate block builds its Huffman tables (about 38,000
         /// instructions in zlib), which costs more than a few hundred bytes on the wire.
@@ -66,7 +63,7 @@ public final class GzipEncoder {
 
     /// Nil when zlib cannot allocate its state.
     public init?(settings: Settings = Settings()) {
-        guard let d = Deflater(level: settings.level, windowBits: settings.windowBits, memoryLevel: settings.memoryLevel, fixedCodes: settings.fixedCodes), let f = Deflater(level: settings.fragmentLevel) else { return nil }
+        guard let d = Deflater(level: settings.level, windowBits: settings.windowBits, memoryLevel: settings.memoryLevel), let f = Deflater(level: settings.fragmentLevel) else { return nil }
         self.settings = settings
         deflater = d
         fragmentDeflater = f

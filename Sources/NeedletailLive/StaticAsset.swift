@@ -30,11 +30,11 @@ public struct StaticAsset: @unchecked Sendable {
         let compressible = AcceptedCodings.isCompressible(contentType: type)
         let original = bytes
         func smaller(_ encoded: [UInt8]?) -> UnsafeRawBufferPointer? {
-            guard compressible, let e = encoded, e.count < original.count else { return nil }
+            guard let e = encoded, e.count < original.count else { return nil }
             return immortalCopy(of: e)
         }
-        gzipBytes = smaller(compressible ? Gzip.compress(bytes, level: 9) : nil)
-        brotliBytes = smaller(compressible ? Brotli.compress(bytes, quality: 11) : nil)
+        gzipBytes = compressible ? smaller(Gzip.compress(bytes, level: 9)) : nil
+        brotliBytes = compressible ? smaller(Brotli.compress(bytes, quality: 11)) : nil
     }
 
     /// The sizes served: identity, gzip and brotli (nil where not kept).

@@ -55,7 +55,9 @@ final class LoopContext {
 extension LoopContext {
     /// Records an answered request: its access-log line, its counts, and a warning when slow.
     /// `ready`: when the answer was in hand (before its head was written).
-    func observe(_ o: Observed, status: Int, bodyBytes: Int, route: String?, ready: UInt64, now: Int) {
+    /// `stream`: an answer streamed from now on (counted, and logged as it begins).
+    func observe(_ o: Observed, status: Int, bodyBytes: Int, route: String?, ready: UInt64, now: Int, stream: Bool = false) {
+        if stream { stats?.streams += 1 }
         let end = monotonicNanoseconds()
         let elapsed = end &- o.start
         accessLog?.append(o.request, status: status, bodyBytes: bodyBytes, microseconds: Int(elapsed / 1000), now: now)

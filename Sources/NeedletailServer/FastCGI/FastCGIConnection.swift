@@ -346,9 +346,13 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
     }
 
     /// The answered request's log line and counts.
-    private func record(_ r: PendingRequest, _ response: Response, bodyBytes: Int, ready: UInt64, on connection: Connection) {
+    private func record(
+        _ r: PendingRequest, _ response: Response, bodyBytes: Int, ready: UInt64, stream: Bool = false, on connection: Connection
+    ) {
         guard let o = r.observed.take() else { return }
-        context.observe(o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock)
+        context.observe(
+            o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock,
+            stream: stream)
     }
 
     /// STDOUT records for `bytes`, at most 65528 content bytes each (no padding needed).
@@ -373,10 +377,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         _ r: PendingRequest, _ response: Response, produce: @Sendable (ResponseStream) -> Void, on connection: Connection
     ) {
         let context = self.context
-        if r.observed != nil {
-            context.stats?.streams += 1
-            record(r, response, bodyBytes: 0, ready: monotonicNanoseconds(), on: connection)
-        }
+        if r.observed != nil { record(r, response, bodyBytes: 0, ready: monotonicNanoseconds(), stream: true, on: connection) }
         let head = ByteBuffer(capacity: 256)
         CGIGateway.encodeHead(
             response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], defaults: context.defaults,

@@ -119,10 +119,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
             if !headOnly { connection.write(file: file) }
             if observed != nil { record(response, bodyBytes: headOnly ? 0 : file.count, ready: ready, on: connection) }
         case .stream(let produce):
-            if observed != nil {
-                context.stats?.streams += 1
-                record(response, bodyBytes: 0, ready: ready, on: connection)
-            }
+            if observed != nil { record(response, bodyBytes: 0, ready: ready, stream: true, on: connection) }
             startStream(response, produce: produce, method: method, version: version, keepAlive: keepAlive, on: connection)
             return
         case .pending(let pending):
@@ -213,9 +210,11 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     }
 
     /// The answered request's log line and counts (the request is done with after this).
-    private func record(_ response: borrowing Response, bodyBytes: Int, ready: UInt64, on connection: Connection) {
+    private func record(_ response: borrowing Response, bodyBytes: Int, ready: UInt64, stream: Bool = false, on connection: Connection) {
         guard let o = observed.take() else { return }
-        context.observe(o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock)
+        context.observe(
+            o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock,
+            stream: stream)
     }
 
     /// After an answer: keep the connection for the next request (and count it idle), or close.
