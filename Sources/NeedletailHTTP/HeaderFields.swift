@@ -124,6 +124,31 @@ public struct HeaderFields: Sendable, Sequence {
         return result
     }
 
+    /// The bytes of the first values of fields `a` and `b` (names in lower case), found in one
+    /// pass and read in place: nil for a name no field has.
+    package func withFirstValues<R>(
+        _ a: StaticString, _ b: StaticString, _ body: (UnsafeRawBufferPointer?, UnsafeRawBufferPointer?) -> R
+    ) -> R {
+        storage.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress else { return body(nil, nil) }
+            let keyA = UnsafeBufferPointer(start: a.utf8Start, count: a.utf8CodeUnitCount)
+            let keyB = UnsafeBufferPointer(start: b.utf8Start, count: b.utf8CodeUnitCount)
+            var found: (Range<Int>?, Range<Int>?) = (nil, nil)
+            var p = range.lowerBound
+            while p < range.upperBound && (found.0 == nil || found.1 == nil) {
+                let f = Self.field(base, &p, range.upperBound)
+                let name = base + f.name.lowerBound
+                if found.0 == nil && f.name.count == keyA.count && Self.sameName(name, keyA) {
+                    found.0 = f.value
+                } else if found.1 == nil && f.name.count == keyB.count && Self.sameName(name, keyB) {
+                    found.1 = f.value
+                }
+            }
+            let raw = UnsafeRawBufferPointer(buf)
+            return body(found.0.map { UnsafeRawBufferPointer(rebasing: raw[$0]) }, found.1.map { UnsafeRawBufferPointer(rebasing: raw[$0]) })
+        }
+    }
+
     /// Every value of fields called `name`, in order.
     public func values(_ name: String) -> [String] {
         var out: [String] = []

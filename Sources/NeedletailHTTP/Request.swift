@@ -87,6 +87,11 @@ public struct Request: Sendable {
     /// The raw request target as sent (still percent-encoded), e.g. `/hello?name=x`.
     public var target: String { String(decoding: storage[targetRange], as: UTF8.self) }
 
+    /// The raw target's bytes, read in place (the access log writes them without a String).
+    package func withTargetBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[targetRange])) }
+    }
+
     /// The host the request was for: the authority of an absolute-form target, else the Host
     /// field (port included, as sent).
     public var host: String? { hostRange.map { String(decoding: storage[$0], as: UTF8.self) } }

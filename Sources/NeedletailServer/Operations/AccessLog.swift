@@ -152,12 +152,14 @@ final class AccessLogBuffer {
         buffer = ByteBuffer(capacity: settings.flushBytes + 4096)
     }
 
-    /// Appends one combined-format line.
+    /// Appends one combined-format line. Every field is written from the request's own bytes
+    /// (no String is made per line): the address formatted here, the target and the two header
+    /// values read in place and escaped a run at a time.
     func append(
         _ request: Request, status: Int, bodyBytes: Int, microseconds: Int, now: Int
     ) {
         let out = buffer
-        appendEscaped(request.remote.description.isEmpty ? "-" : request.remote.description, to: out)
+        Self.appendAddress(request.remote, to: out)
         out.append(" - - [")
         if now != timeSecond {
             timeSecond = now
@@ -165,9 +167,10 @@ final class AccessLogBuffer {
         }
         timeField.withUnsafeBytes { out.append($0) }
         out.append("] \"")
-        appendEscaped(request.method.rawValue, to: out)
+        var method = request.method.rawValue
+        method.withUTF8 { Self.appendEscaped(UnsafeRawBufferPointer($0), to: out) }
         out.append(32)
-        appendEscaped(request.target, to: out)
+        request.withTargetBytes { Self.appendEscaped($0, to: out) }
         out.append(32)
         out.append(request.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1")
         out.append("\" ")
@@ -175,9 +178,11 @@ final class AccessLogBuffer {
         out.append(32)
         out.appendDecimal(bodyBytes)
         out.append(" \"")
-        appendEscaped(request.headers["referer"] ?? "-", to: out)
-        out.append("\" \"")
-        appendEscaped(request.headers["user-agent"] ?? "-", to: out)
+        request.headers.withFirstValues("referer", "user-agent") { referer, agent in
+            Self.appendEscaped(referer, to: out)
+            out.append("\" \"")
+            Self.appendEscaped(agent, to: out)
+        }
         out.append("\"")
         if settings.timed {
             out.append(32)
@@ -189,20 +194,58 @@ final class AccessLogBuffer {
         if out.count >= settings.flushBytes { flush() }
     }
 
-    /// nginx's escaping of logged values: `"`, `\`, control bytes and bytes over 0x7e as `\xHH`.
-    private func appendEscaped(_ s: String, to out: ByteBuffer) {
-        var s = s
-        s.withUTF8 { bytes in
-            var start = 0
-            for (i, b) in bytes.enumerated() where b < 0x20 || b > 0x7e || b == 0x22 || b == 0x5c {
-                if i > start { out.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<i])) }
-                out.append("\\x")
-                out.append(Self.hex[Int(b >> 4)])
-                out.append(Self.hex[Int(b & 15)])
-                start = i + 1
+    /// The peer's address as nginx's `$remote_addr` writes it; `-` when there is none.
+    static func appendAddress(_ remote: RemoteAddress, to out: ByteBuffer) {
+        switch remote {
+        case .ipv4(let a):
+            withUnsafeBytes(of: a) { b in
+                out.appendDecimal(Int(b[0]))
+                for i in 1..<4 {
+                    out.append(UInt8(ascii: "."))
+                    out.appendDecimal(Int(b[i]))
+                }
             }
-            if start < bytes.count { out.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start...])) }
+        case .unknown:
+            out.append(UInt8(ascii: "-"))
+        case .text(var s):
+            if s.isEmpty { out.append(UInt8(ascii: "-")) } else { s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), to: out) } }
+        case .ipv6:
+            var s = remote.description
+            s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), to: out) }
         }
+    }
+
+    /// nginx's escaping of logged values: `"`, `\`, control bytes and bytes over 0x7e as `\xHH`;
+    /// `-` for a value that is absent. Runs of plain bytes are copied whole.
+    static func appendEscaped(_ bytes: UnsafeRawBufferPointer?, to out: ByteBuffer) {
+        guard let bytes, let base = bytes.baseAddress else {
+            out.append(UInt8(ascii: "-"))
+            return
+        }
+        var start = 0
+        let n = bytes.count
+        while start < n {
+            let rest = UnsafeRawBufferPointer(start: base + start, count: n - start)
+            let bad = ByteScan.firstIndex(in: rest, mayHold: mayNeedEscape, isBad: needsEscape)
+            if bad > 0 { out.append(UnsafeRawBufferPointer(start: rest.baseAddress, count: bad)) }
+            guard bad < rest.count else { return }
+            let b = rest[bad]
+            out.append("\\x")
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 15)])
+            start += bad + 1
+        }
+    }
+
+    /// Whether a logged byte is written as `\xHH`: below 0x20, above 0x7e, `"` or `\`.
+    @inline(__always)
+    static func needsEscape(_ b: UInt8) -> Bool { b &- 0x20 > 0x5e || b == 0x22 || b == 0x5c }
+
+    /// Whether eight bytes may hold one that `needsEscape` (eight at a time: ByteScan).
+    @inline(__always)
+    static func mayNeedEscape(_ w: UInt64) -> Bool {
+        ByteScan.hasByte(of: w, below: 0x20) || ByteScan.hasHighByte(w) || ByteScan.hasByte(of: w, equalTo: 0x22)
+            || ByteScan.hasByte(of: w, equalTo: 0x5c) || ByteScan.hasByte(of: w, equalTo: 0x7f)
     }
 
     private static let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
