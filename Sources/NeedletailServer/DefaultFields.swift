@@ -14,27 +14,40 @@ public struct DefaultFields: Sendable {
     private let lowercasedNames: [String]
     /// All of them as header lines, for responses that set no field of their own.
     private let lines: [UInt8]
+    /// Each field's own line.
+    private let fieldLines: [[UInt8]]
 
     /// Fields with CR, LF or NUL, or a name that is not a token, are left out.
     public init(_ fields: [(name: String, value: String)]) {
         let safe = fields.filter { HTTPResponseEncoder.isSafe(name: $0.name, value: $0.value) }
         self.fields = safe
         lowercasedNames = safe.map { $0.name.lowercased() }
-        lines = Array(safe.map { "\($0.name): \($0.value)\r\n" }.joined().utf8)
+        fieldLines = safe.map { Array("\($0.name): \($0.value)\r\n".utf8) }
+        lines = Array(fieldLines.joined())
     }
 
-    /// Appends the lines of the fields that `headers` does not set.
+    /// Appends the lines of the fields that `headers` does not set (names compared in place,
+    /// ASCII case ignored: no String is made per answer).
     @inline(__always)
     func append(to out: ByteBuffer, unlessSetIn headers: [(name: String, value: String)]) {
         if headers.isEmpty {
             lines.withUnsafeBytes { out.append($0) }
             return
         }
-        for (i, field) in fields.enumerated() where !headers.contains(where: { $0.name.lowercased() == lowercasedNames[i] }) {
-            out.append(string: field.name)
-            out.append(": ")
-            out.append(string: field.value)
-            out.append("\r\n")
+        for i in fields.indices where !headers.contains(where: { Self.sameName($0.name, lowercasedNames[i]) }) {
+            fieldLines[i].withUnsafeBytes { out.append($0) }
+        }
+    }
+
+    /// Whether `name` is `lowercased` with ASCII case ignored.
+    static func sameName(_ name: String, _ lowercased: String) -> Bool {
+        var a = name, b = lowercased
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                guard x.count == y.count else { return false }
+                for i in 0..<x.count where (x[i] >= 65 && x[i] <= 90 ? x[i] | 0x20 : x[i]) != y[i] { return false }
+                return true
+            }
         }
     }
 }
