@@ -52,9 +52,21 @@ public final class ByteBuffer {
         _count += 1
     }
 
-    /// Appends a copy of `bytes`.
-    @inlinable
+    /// Appends a copy of `bytes`. Inline for a short run that fits (the common case in
+    /// rendering), a call otherwise.
+    @inlinable @inline(__always)
     public func append(_ bytes: UnsafeRawBufferPointer) {
+        let n = bytes.count
+        if n > 0, n <= 16, _count + n <= _capacity, let src = bytes.baseAddress {
+            Self.copySmall(to: _base + _count, from: src, count: n)
+            _count += n
+        } else {
+            appendCopying(bytes)
+        }
+    }
+
+    @usableFromInline
+    func appendCopying(_ bytes: UnsafeRawBufferPointer) {
         guard let src = bytes.baseAddress, bytes.count > 0 else { return }
         reserve(bytes.count)
         (base + count).copyMemory(from: src, byteCount: bytes.count)
@@ -62,9 +74,31 @@ public final class ByteBuffer {
     }
 
     /// Appends the UTF-8 bytes of a static string literal.
-    @inlinable
+    @inlinable @inline(__always)
     public func append(_ string: StaticString) {
         append(UnsafeRawBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount))
+    }
+
+    /// Copies `count` (1...16) bytes with at most two overlapping loads and stores of a word
+    /// each, inline: markup is mostly runs this short (` class="`, `</li>`), and a call to
+    /// memcpy cost more than the copy (docs/PERFORMANCE.md).
+    @inlinable @inline(__always)
+    static func copySmall(to dst: UnsafeMutableRawPointer, from src: UnsafeRawPointer, count n: Int) {
+        if n >= 8 {
+            let a = src.loadUnaligned(as: UInt64.self)
+            let b = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            dst.storeBytes(of: a, as: UInt64.self)
+            dst.storeBytes(of: b, toByteOffset: n - 8, as: UInt64.self)
+        } else if n >= 4 {
+            let a = src.loadUnaligned(as: UInt32.self)
+            let b = src.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+            dst.storeBytes(of: a, as: UInt32.self)
+            dst.storeBytes(of: b, toByteOffset: n - 4, as: UInt32.self)
+        } else {
+            dst.storeBytes(of: src.load(as: UInt8.self), as: UInt8.self)
+            if n > 1 { dst.storeBytes(of: src.load(fromByteOffset: n - 1, as: UInt8.self), toByteOffset: n - 1, as: UInt8.self) }
+            if n > 2 { dst.storeBytes(of: src.load(fromByteOffset: 1, as: UInt8.self), toByteOffset: 1, as: UInt8.self) }
+        }
     }
 
     /// Appends the UTF-8 bytes of `string`. (Labelled so that a literal picks the
