@@ -11,7 +11,7 @@ public struct DefaultFields: Sendable {
 
     /// The fields, in the order they are sent.
     public let fields: [(name: String, value: String)]
-    private let lowercasedNames: [String]
+    private let lowercasedNames: [[UInt8]]
     /// All of them as header lines, for responses that set no field of their own.
     private let lines: [UInt8]
     /// Each field's own line.
@@ -21,7 +21,7 @@ public struct DefaultFields: Sendable {
     public init(_ fields: [(name: String, value: String)]) {
         let safe = fields.filter { HTTPResponseEncoder.isSafe(name: $0.name, value: $0.value) }
         self.fields = safe
-        lowercasedNames = safe.map { $0.name.lowercased() }
+        lowercasedNames = safe.map { Array($0.name.lowercased().utf8) }
         fieldLines = safe.map { Array("\($0.name): \($0.value)\r\n".utf8) }
         lines = Array(fieldLines.joined())
     }
@@ -34,20 +34,9 @@ public struct DefaultFields: Sendable {
             lines.withUnsafeBytes { out.append($0) }
             return
         }
-        for i in fields.indices where !headers.contains(where: { Self.sameName($0.name, lowercasedNames[i]) }) {
-            fieldLines[i].withUnsafeBytes { out.append($0) }
-        }
-    }
-
-    /// Whether `name` is `lowercased` with ASCII case ignored.
-    static func sameName(_ name: String, _ lowercased: String) -> Bool {
-        var a = name, b = lowercased
-        return a.withUTF8 { x in
-            b.withUTF8 { y in
-                guard x.count == y.count else { return false }
-                for i in 0..<x.count where (x[i] >= 65 && x[i] <= 90 ? x[i] | 0x20 : x[i]) != y[i] { return false }
-                return true
-            }
+        for i in fields.indices {
+            let overridden = lowercasedNames[i].withUnsafeBufferPointer { key in headers.contains { asciiEquals($0.name, key) } }
+            if !overridden { fieldLines[i].withUnsafeBytes { out.append($0) } }
         }
     }
 }

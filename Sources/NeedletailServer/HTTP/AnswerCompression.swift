@@ -45,13 +45,18 @@ extension LoopContext {
     }
 }
 
-/// ASCII case-insensitive equality with a lowercase name.
+/// ASCII case-insensitive equality with a lowercase name (response field names: the
+/// compression check, and which default fields an answer overrides).
 func asciiEquals(_ s: String, _ lowercase: StaticString) -> Bool {
+    asciiEquals(s, UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
+}
+
+/// ASCII case-insensitive equality with the bytes of a lowercase name.
+func asciiEquals(_ s: String, _ lowercase: UnsafeBufferPointer<UInt8>) -> Bool {
     var s = s
     return s.withUTF8 { a in
-        guard a.count == lowercase.utf8CodeUnitCount else { return false }
-        let b = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        for i in 0..<a.count where (a[i] >= 65 && a[i] <= 90 ? a[i] | 0x20 : a[i]) != b[i] { return false }
+        guard a.count == lowercase.count else { return false }
+        for i in 0..<a.count where (a[i] >= 65 && a[i] <= 90 ? a[i] | 0x20 : a[i]) != lowercase[i] { return false }
         return true
     }
 }
