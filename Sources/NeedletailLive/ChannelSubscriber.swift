@@ -9,6 +9,14 @@ public protocol ChannelSubscriber: AnyObject, Sendable {
     /// The answer: called once, on the thread that takes the subscriber out (a notify's, the
     /// sweeper's, or `wait`'s own when a version is already old).
     func deliver(_ current: ChannelVersions)
+    /// The process stops serving this subscriber (it hands over to a new build): answer so
+    /// that the client comes back at once, to whichever process serves then. Called once,
+    /// instead of `deliver`. Default: `deliver`.
+    func end(_ current: ChannelVersions)
+}
+
+extension ChannelSubscriber {
+    public func end(_ current: ChannelVersions) { deliver(current) }
 }
 
 /// A subscriber made of two closures.

@@ -32,6 +32,8 @@ public final class Channels: Sendable {
         var byChannel: [Channel: Set<Int>] = [:]
         var nextID = 0
         let ordered: Bool
+        /// Set by `endAll`: subscribers are ended as they come, not parked.
+        var ending = false
 
         /// The channels of `known` at their current versions (ordered: never below the ones
         /// `known` has, which come from the same counters).
@@ -140,16 +142,37 @@ public final class Channels: Sendable {
     /// instead of two closures).
     public func wait(for known: ChannelVersions, timeout: UInt64, subscriber: any ChannelSubscriber) {
         startSweeper()
-        let now: ChannelVersions? = state.withLock { s in
+        let now: (ChannelVersions, Bool)? = state.withLock { s in
             let current = s.current(known)
-            if known.differs(from: current) { return current }
+            if s.ending { return (current, true) }
+            if known.differs(from: current) { return (current, false) }
             let id = s.nextID
             s.nextID += 1
             s.subscribers[id] = Subscriber(known: known, deadline: clock() + timeout, target: subscriber)
             for entry in known { s.byChannel[entry.channel, default: []].insert(id) }
             return nil
         }
-        if let now { subscriber.deliver(now) }
+        if let (current, ending) = now {
+            if ending { subscriber.end(current) } else { subscriber.deliver(current) }
+        }
+    }
+
+    /// Ends every parked subscriber (`ChannelSubscriber.end`), and those that come from now on
+    /// until `resume`: this process is handing over to a new build (docs/UPGRADE.md).
+    public func endAll() {
+        let all: [(Subscriber, ChannelVersions)] = state.withLock { s in
+            s.ending = true
+            let taken = s.subscribers.values.map { ($0, s.current($0.known)) }
+            s.subscribers.removeAll()
+            s.byChannel.removeAll()
+            return taken
+        }
+        for (sub, current) in all where !sub.target.isCancelled { sub.target.end(current) }
+    }
+
+    /// Parks subscribers again after `endAll` (the new build failed; this process serves on).
+    public func resume() {
+        state.withLock { $0.ending = false }
     }
 
     /// Takes subscriber `id` out of the state, and out of the sets of the channels it waits on

@@ -33,6 +33,7 @@ public enum ClientRuntime {
         let v = JSExpr.name("v")
         let es = JSExpr.name("es")
         let heard = JSExpr.name("heard")
+        let streams = JSExpr.name("streams")
         let timer = JSExpr.name("timer")
         let math = JS.Math
         let backoff = JSExpr.name("backoff")
@@ -44,6 +45,8 @@ public enum ClientRuntime {
             Const("view", status.dataset.ntView)
             Let("channels", status.dataset.ntChannels)
             Let("failures", 0)
+            // Whether event streams have worked here (after a failure, a poll, then events again).
+            Let("streams", false)
             // A browser that refuses cookies follows its session with the id in the URL. (Asked
             // by setting a cookie and reading it back: Chromium's navigator.cookieEnabled stays
             // true when its settings block cookies.)
@@ -98,16 +101,27 @@ public enum ClientRuntime {
                     es.onmessage,
                     .function("e") {
                         Assign(heard, true)
+                        Assign(streams, true)
                         Assign(failures, 0)
                         Assign(status.textContent, "live")
                         JSExpr.name("apply")(JSExpr.name("e").data)
                     })
+                // An error: one long-poll first, which sees what an EventSource cannot (a 410
+                // from a process that does not know this page: reload), then events again.
                 Assign(
                     es.onerror,
                     .function {
                         es.close()
                         JS.clearTimeout(timer)
-                        JS.setTimeout(heard.ternary(JSExpr.name("listen"), JSExpr.name("poll")), backoff())
+                        JS.setTimeout(JSExpr.name("poll"), backoff())
+                    })
+                // The server hands over to a new build: come back at once, spread out.
+                es.addEventListener(
+                    "nt-reconnect",
+                    .function {
+                        es.close()
+                        JS.clearTimeout(timer)
+                        JS.setTimeout(JSExpr.name("poll"), math.random() * 250)
                     })
             }
             Function("poll") {
@@ -128,7 +142,7 @@ public enum ClientRuntime {
                             If(text === nil) { Return() }
                             Assign(failures, 0)
                             JSExpr.name("apply")(text)
-                            JS.setTimeout(JSExpr.name("poll"), 50 + math.random() * 100)
+                            JS.setTimeout(streams.ternary(JSExpr.name("listen"), JSExpr.name("poll")), 50 + math.random() * 100)
                         }
                     )
                     .catch(.function { JS.setTimeout(JSExpr.name("poll"), backoff()) })

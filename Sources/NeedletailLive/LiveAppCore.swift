@@ -326,6 +326,14 @@ public final class LiveAppCore: Sendable {
         return out.chunks
     }
 
+    /// Ends every parked poll and event stream, and those that come later, so that their pages
+    /// reconnect to the process that serves next (`UpgradeSettings.drain`); `resumeSubscriptions`
+    /// undoes it.
+    public func endSubscriptions() { channels.endAll() }
+
+    /// Parks polls and streams again (the upgrade failed).
+    public func resumeSubscriptions() { channels.resume() }
+
     static let runtime = StaticAsset(ClientRuntime.source, type: "text/javascript; charset=utf-8")
 
     func runtimeResponse(_ request: Request) -> Response { LiveAppCore.runtime.respond(to: request) }

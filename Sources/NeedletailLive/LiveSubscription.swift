@@ -34,4 +34,16 @@ final class LiveSubscription: ChannelSubscriber {
             core.send(page, known, current, to: stream)
         }
     }
+
+    /// The process hands over: a poll gets its answer (the runtime polls again at once, and
+    /// the new process, which does not know this page's view, tells it to reload); an event
+    /// stream gets an `nt-reconnect` event and ends.
+    func end(_ current: ChannelVersions) {
+        switch kind {
+        case .poll: stream.finish(with: core.answer(page, known, current))
+        case .events:
+            stream.write("event: nt-reconnect\ndata: \n\n")
+            stream.finish()
+        }
+    }
 }

@@ -158,3 +158,68 @@ public final class SessionStore: Sendable {
         return c
     }
 }
+
+// MARK: Handing sessions to a successor process
+
+extension SessionStore {
+    /// Every session in memory as bytes that `restore(_:)` reads: the id, the user name, when
+    /// it was last used, and its values that are strings (what a live upgrade hands the new
+    /// process, docs/UPGRADE.md; views do not go: their regions are the old build's code).
+    public func exported() -> [UInt8] {
+        var out: [UInt8] = []
+        func put(_ n: UInt64) { withUnsafeBytes(of: n.littleEndian) { out += $0 } }
+        func put(_ s: String) {
+            put(UInt64(s.utf8.count))
+            out += s.utf8
+        }
+        let all = sessions.withLock { Array($0.values) }
+        put(UInt64(all.count))
+        for s in all {
+            let (lastUsed, values) = s.state.withLock { ($0.lastUsed, $0.values.compactMapValues { $0 as? String }) }
+            put(s.id)
+            put(s.userName)
+            put(lastUsed)
+            put(UInt64(values.count))
+            for (k, v) in values.sorted(by: { $0.key < $1.key }) {
+                put(k)
+                put(v)
+            }
+        }
+        return out
+    }
+
+    /// Takes in the sessions `exported()` wrote (those not expired); returns how many. Bytes
+    /// that do not parse end the restore there (what came before is kept).
+    @discardableResult
+    public func restore(_ bytes: [UInt8]) -> Int {
+        var at = 0
+        func take() -> UInt64? {
+            guard at + 8 <= bytes.count else { return nil }
+            var n: UInt64 = 0
+            for i in 0..<8 { n |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
+            at += 8
+            return n
+        }
+        func text() -> String? {
+            guard let n = take(), n <= UInt64(bytes.count - at) else { return nil }
+            defer { at += Int(n) }
+            return String(decoding: bytes[at..<at + Int(n)], as: UTF8.self)
+        }
+        guard let count = take() else { return 0 }
+        let now = clock()
+        var restored = 0
+        for _ in 0..<count {
+            guard let id = text(), let name = text(), let lastUsed = take(), let n = take() else { break }
+            var values: [String: String] = [:]
+            for _ in 0..<n {
+                guard let k = text(), let v = text() else { return restored }
+                values[k] = v
+            }
+            if now > lastUsed && now - lastUsed > idleTimeout { continue }
+            let session = Session(restoring: StoredSession(id: id, userName: name, values: values), now: min(lastUsed, now))
+            _ = keep(session)
+            restored += 1
+        }
+        return restored
+    }
+}

@@ -57,6 +57,12 @@ public final class Connection {
     /// connections to let new clients in, as nginx does with its reusable connections.
     @exclusivity(unchecked) public var isIdle = false
 
+    /// While its loop hands over to a successor process: once everything queued is written,
+    /// the connection goes to the successor instead of being closed (a FastCGI connection the
+    /// web server keeps open, an idle keep-alive connection), so that no request the client
+    /// sends meanwhile meets a closed socket.
+    @exclusivity(unchecked) public var handOffWhenIdle = false
+
     /// True while the handler's `received` runs: work for this connection that arrives then
     /// (a stream finished by the handler itself) must wait for a loop task, or `received`
     /// would be entered again.
@@ -157,7 +163,9 @@ public final class Connection {
         guard output.isEmpty else { return }
         switch state.outputFlushed() {
         case .stay: break
-        case .close: close()
+        case .close:
+            if handOffWhenIdle && loop.handOffConnection(self) != .notIdle { return }
+            close()
         case .shutWriteAndLinger:
             // Let the client read the answer before unread input turns into a reset.
             shutdown(fd, Int32(SHUT_WR))

@@ -55,7 +55,13 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var locals: [ObjectIdentifier: AnyObject] = [:]
     private let wakeFD: Int32
     @exclusivity(unchecked) private var listeners:
-        [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool)] = []
+        [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool, events: UInt32)] = []
+    /// While handing over to a successor process: gives it an idle connection (see `beginHandover`).
+    @exclusivity(unchecked) private var handOff: ((Connection) -> Bool)?
+    /// Runs once when a handover has no connection left.
+    @exclusivity(unchecked) private var drained: (() -> Void)?
+    /// Whether the loop is handing its connections to a successor (`beginHandover`).
+    @exclusivity(unchecked) public private(set) var isHandingOver = false
     @exclusivity(unchecked) private var connections: [Connection?] = []
     @exclusivity(unchecked) private var generation: UInt32 = 0
     @exclusivity(unchecked) private var wheel: TimerWheel
@@ -158,9 +164,9 @@ public final class EventLoop: @unchecked Sendable {
         _ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false,
         factory: @escaping HandlerFactory
     ) throws(SystemCallError) {
-        try control(
-            EPOLL_CTL_ADD, socket.fd, events: nt_epollin() | (exclusive ? nt_epollexclusive() : 0), token: .listener(listeners.count))
-        listeners.append((socket, factory, true, readAtAccept))
+        let events = nt_epollin() | (exclusive ? nt_epollexclusive() : 0)
+        try control(EPOLL_CTL_ADD, socket.fd, events: events, token: .listener(listeners.count))
+        listeners.append((socket, factory, true, readAtAccept, events))
     }
 
     /// Whether the caller is running on this loop's thread.
@@ -259,7 +265,20 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func beginShutdown(grace: Int) {
+        if isHandingOver {
+            // The successor serves: what is left here is closed as a stop would.
+            isHandingOver = false
+            handOff = nil
+            drained = nil
+        }
         guard !isStopping else { return }
+        stopAccepting(grace: grace)
+        for case let c? in connections where !c.isClosed {
+            if c.handler.shutdownRequested(c) { c.close() }
+        }
+    }
+
+    private func stopAccepting(grace: Int) {
         isStopping = true
         stopDeadline = now + grace
         for i in listeners.indices where listeners[i].registered {
@@ -270,8 +289,90 @@ public final class EventLoop: @unchecked Sendable {
             }
             listeners[i].registered = false
         }
-        for case let c? in connections where !c.isClosed {
-            if c.handler.shutdownRequested(c) { c.close() }
+    }
+
+    /// Begins handing this loop's clients to a successor process that shares its listening
+    /// sockets (a live upgrade): the loop stops accepting (the successor accepts from the same
+    /// sockets: nothing queued is lost); idle connections, and those that become idle after
+    /// their last answer, go to `handOff` (which sends the descriptor; false if it could not);
+    /// requests in flight finish, answered with `Connection: close`; after `grace` seconds the
+    /// rest are closed. Then `drained` runs on the loop's thread, and the loop keeps running
+    /// until `shutdown` (the successor serves) or `resumeAccepting` (it failed). Safe from any thread.
+    public func beginHandover(
+        grace: Int, handOff: @escaping @Sendable (Connection) -> Bool, drained: @escaping @Sendable () -> Void
+    ) {
+        execute { [self] in
+            guard !isStopping else { return }
+            isHandingOver = true
+            self.handOff = handOff
+            self.drained = drained
+            stopAccepting(grace: grace)
+            for case let c? in connections where !c.isClosed {
+                c.handOffWhenIdle = true
+                if c.handler.shutdownRequested(c) {
+                    if handOffConnection(c) == .notIdle { c.close() }
+                } else if !c.isClosing {
+                    c.handOffWhenIdle = false  // busy: its answer says Connection: close
+                }
+            }
+        }
+    }
+
+    /// Undoes `beginHandover` (the successor failed): listens again. Safe from any thread.
+    public func resumeAccepting() {
+        execute { [self] in
+            guard isHandingOver else { return }
+            isHandingOver = false
+            isStopping = false
+            handOff = nil
+            drained = nil
+            for i in listeners.indices where !listeners[i].registered {
+                do {
+                    try control(EPOLL_CTL_ADD, listeners[i].socket.fd, events: listeners[i].events, token: .listener(i))
+                    listeners[i].registered = true
+                } catch {
+                    log(.error, "\(error): cannot listen again on \(listeners[i].socket.address)")
+                }
+            }
+        }
+    }
+
+    /// What `handOffConnection` did.
+    enum HandOffResult { case handed, notIdle, later }
+
+    /// Gives `c` to the successor if the loop is handing over and `c` holds no unread input or
+    /// unwritten output, and closes it here; `later` when the control socket is full (tried
+    /// again in a moment: the successor is reading).
+    func handOffConnection(_ c: Connection) -> HandOffResult {
+        guard isHandingOver, let handOff, (c.input?.count ?? 0) == 0, c.output.isEmpty, !c.state.peerHalfClosed else { return .notIdle }
+        guard handOff(c) else {
+            _ = schedule(after: 2) { [self] in
+                guard !c.isClosed else { return }
+                if handOffConnection(c) == .notIdle { c.close() }
+            }
+            return .later
+        }
+        // Explicitly: the socket outlives this process's descriptor, and with it the registration.
+        try? control(EPOLL_CTL_DEL, c.fd, events: 0, token: c.token)
+        c.close()
+        return .handed
+    }
+
+    /// Takes over a connection a predecessor handed over (`beginHandover` there), as if
+    /// `listener` had just accepted it. Safe from any thread.
+    public func adopt(fd: Int32, listener: Int) {
+        execute { [self] in
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+            }
+            guard listener < listeners.count else {
+                Glibc.close(fd)
+                return
+            }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            register(fd: fd, peer: storage, listener: listener, readNow: true)
         }
     }
 
@@ -315,7 +416,12 @@ public final class EventLoop: @unchecked Sendable {
             }
             if isStopping && (connectionCount == 0 || now >= stopDeadline) {
                 for case let c? in connections where !c.isClosed { c.close() }
-                running = false
+                if !isHandingOver {
+                    running = false
+                } else if let done = drained {
+                    drained = nil
+                    done()
+                }
             }
         }
         endParkedTasks()
@@ -529,7 +635,7 @@ public final class EventLoop: @unchecked Sendable {
         reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
-    private func register(fd: Int32, peer: sockaddr_storage, listener: Int) {
+    private func register(fd: Int32, peer: sockaddr_storage, listener: Int, readNow: Bool = false) {
         generation &+= 1
         let token = EPollToken.connection(fd: fd, generation: generation)
         let c = Connection(fd: fd, loop: self, token: token, listenerIndex: listener)
@@ -554,7 +660,7 @@ public final class EventLoop: @unchecked Sendable {
         }
         // With TCP_DEFER_ACCEPT the request is usually there already: read it now and save a
         // trip through epoll_wait (if not, the read says EAGAIN and epoll tells us later).
-        if listeners[listener].readAtAccept { readable(c) }
+        if readNow || listeners[listener].readAtAccept { readable(c) }
     }
 
     // MARK: Called by Connection

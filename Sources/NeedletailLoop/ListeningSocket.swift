@@ -1,5 +1,6 @@
 import CNeedletailLinux
 import Glibc
+import Synchronization
 
 /// A bound, listening, non-blocking socket.
 public struct ListeningSocket: Sendable {
@@ -156,5 +157,59 @@ public struct ListeningSocket: Sendable {
     public func close(unlinking: Bool) {
         _ = Glibc.close(fd)
         if unlinking, case .unix(let path) = address { unlink(path) }
+    }
+}
+
+/// A listening socket this process was started with, and the name it was given.
+public struct InheritedSocket: Sendable {
+    /// `LISTEN_FDNAMES`' entry for it (systemd's `FileDescriptorName=`; "unknown" when unnamed).
+    public let name: String
+    public let socket: ListeningSocket
+}
+
+/// The listening sockets handed to this process in the systemd socket-activation protocol:
+/// `LISTEN_FDS` descriptors from fd 3 on (`LISTEN_FDS_FIRST_FD` moves the start, as
+/// watchexec's `--socket` does), named by `LISTEN_FDNAMES` (colon-separated). `LISTEN_PID`,
+/// when set, must be this process's id (else the variables were meant for another process and
+/// are ignored); a predecessor upgrading to this process cannot know the id before it starts,
+/// so it leaves `LISTEN_PID` out, as `systemfd --no-pid` does. The variables are removed once
+/// read, so that processes this one starts do not take the sockets for theirs.
+public enum InheritedSockets {
+    private static let taken = Mutex<[InheritedSocket]?>(nil)
+
+    /// The sockets, the first time it is called (each is used by one server); later calls get none.
+    public static func take() -> [InheritedSocket] {
+        taken.withLock { state in
+            if state != nil { return [] }
+            state = []
+            return parse()
+        }
+    }
+
+    /// Problems found reading the variables (a descriptor that is not a listening socket).
+    public static let problems = Mutex<[String]>([])
+
+    private static func parse() -> [InheritedSocket] {
+        func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        defer {
+            for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_FDS_FIRST_FD"] { unsetenv(name) }
+        }
+        guard let countText = variable("LISTEN_FDS"), let count = Int(countText), count > 0 else { return [] }
+        if let pid = variable("LISTEN_PID"), Int32(pid) != getpid() { return [] }
+        let first = variable("LISTEN_FDS_FIRST_FD").flatMap { Int32($0) } ?? 3
+        let names = (variable("LISTEN_FDNAMES") ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        var sockets: [InheritedSocket] = []
+        for i in 0..<count {
+            let fd = first + Int32(i)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            let name = i < names.count && !names[i].isEmpty ? names[i] : "unknown"
+            do {
+                sockets.append(InheritedSocket(name: name, socket: try ListeningSocket.adopt(fd: fd)))
+            } catch {
+                problems.withLock { $0.append("inherited fd \(fd) (\(name)): \(error); closed") }
+                Glibc.close(fd)
+            }
+        }
+        return sockets
     }
 }

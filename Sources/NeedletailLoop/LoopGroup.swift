@@ -80,8 +80,8 @@ public final class LoopGroup: Sendable {
     }
 
     /// SIGINT and SIGTERM stop; SIGUSR1 reopens logs (blocked even with no access log, so that
-    /// logrotate's signal never kills the server).
-    static let handledSignals = [SIGINT, SIGTERM, SIGUSR1]
+    /// logrotate's signal never kills the server); SIGUSR2 upgrades.
+    static let handledSignals = [SIGINT, SIGTERM, SIGUSR1, SIGUSR2]
 
     /// Waits for SIGINT or SIGTERM, stops gracefully within `grace` seconds (a second signal
     /// stops at once), and returns when every loop has ended. With `drainSeconds` > 0 the

@@ -119,7 +119,8 @@ public final class LogSink: Sendable {
         if isSyslog {
             line = "<\(3 * 8 + Self.severity(level))>\(syslogTag ?? label)[\(getpid())]: "
         } else {
-            line = Self.timestamp() + " " + level.rawValue + " " + label + ": "
+            // The pid: during a live upgrade two processes write to the same log.
+            line = Self.timestamp() + " " + level.rawValue + " " + label + "[\(getpid())]: "
         }
         let lost = dropped.exchange(0, ordering: .relaxed)
         if lost > 0 { line += "(\(lost) earlier log lines dropped: the syslog socket was full) " }

@@ -1,6 +1,7 @@
 import NeedletailPOSIX
 import Glibc
 import Logging
+import Synchronization
 import NeedletailLoop
 import NeedletailHTTP
 
@@ -45,6 +46,8 @@ public struct ServerConfiguration: Sendable {
     /// usual but the health path answers 503, so that a load balancer stops sending new
     /// requests before the listener goes. 0: close at once.
     public var drainSeconds = 0
+    /// Live upgrades on SIGUSR2: what the process hands over and how (docs/UPGRADE.md).
+    public var upgrade = UpgradeSettings()
     /// The app's numbers on the status page and in the metrics (sessions, parked polls…).
     public var gauges: [StatusGauge] = []
     public init() {}
@@ -90,6 +93,8 @@ public final class Server: Sendable {
     private let shared: [(ListeningSocket, Listener.Kind, Bool)]
     private let state = ServerState()
     private let accessLogFile: AccessLogFile?
+    private let upgrader = Upgrader()
+    private let nextAdopter = Atomic<Int>(0)
 
     /// Binds the listeners and makes the loops; nothing runs until `start()` or `runUntilSignalled()`.
     public init(
@@ -121,6 +126,19 @@ public final class Server: Sendable {
         var perLoop: [[(ListeningSocket, Listener.Kind)]] = Array(repeating: [], count: group.loops.count)
         var shared: [(ListeningSocket, Listener.Kind, Bool)] = []
         var opened: [(ListeningSocket, Bool)] = []
+        var bound: [SocketAddress] = []
+        var inherited = InheritedSockets.take()
+        for problem in InheritedSockets.problems.withLock({ p in defer { p.removeAll() }; return p }) { logger.warning("\(problem)") }
+        /// Inherited sockets of one address: one is shared by the loops; several (a
+        /// predecessor's per-loop sockets) are dealt out to them.
+        func place(_ sockets: [InheritedSocket], _ kind: Listener.Kind) {
+            if sockets.count == 1 {
+                shared.append((sockets[0].socket, kind, sockets[0].name.hasSuffix(Self.ownedSuffix)))
+            } else {
+                for (j, s) in sockets.enumerated() { perLoop[j % perLoop.count].append((s.socket, kind)) }
+            }
+            for s in sockets { opened.append((s.socket, false)) }
+        }
         do throws(SocketError) {
             for listener in listeners {
                 var options = ListeningSocket.Options()
@@ -133,12 +151,22 @@ public final class Server: Sendable {
                     let s = try ListeningSocket.adopt(fd: fd)
                     shared.append((s, .fastCGI, false))
                     opened.append((s, false))
+                    bound.append(s.address)
+                    continue
+                }
+                // Sockets this process was started with (systemd, or a predecessor handing over).
+                let matching = inherited.filter { $0.kind == listener.kind && $0.socket.address.serves(address) }
+                if !matching.isEmpty {
+                    inherited.removeAll { s in matching.contains { $0.socket.fd == s.socket.fd } }
+                    place(matching, listener.kind)
+                    bound.append(matching[0].socket.address)
                     continue
                 }
                 if case .unix = address {
                     let s = try ListeningSocket.bind(address, options: options)
                     opened.append((s, true))
                     shared.append((s, listener.kind, true))
+                    bound.append(s.address)
                     continue
                 }
                 // Refuse a port someone else holds, even one that also uses SO_REUSEPORT.
@@ -156,6 +184,26 @@ public final class Server: Sendable {
                     opened.append((s, false))
                     perLoop[i].append((s, listener.kind))
                 }
+                bound.append(actual)
+            }
+            // Inherited sockets no listener named: served by their names' protocol (systemd
+            // socket units say what they are; the command line need not repeat them).
+            var byAddress: [(SocketAddress, Listener.Kind, [InheritedSocket])] = []
+            for s in inherited {
+                guard let kind = s.kind else {
+                    logger.warning("inherited socket \(s.socket.address) is named \(s.name), not http or fastcgi; closed")
+                    s.socket.close(unlinking: false)
+                    continue
+                }
+                if let i = byAddress.firstIndex(where: { $0.0 == s.socket.address && $0.1 == kind }) {
+                    byAddress[i].2.append(s)
+                } else {
+                    byAddress.append((s.socket.address, kind, [s]))
+                }
+            }
+            for (address, kind, sockets) in byAddress {
+                place(sockets, kind)
+                bound.append(address)
             }
         } catch {
             for (s, unlink) in opened { s.close(unlinking: unlink) }
@@ -163,7 +211,12 @@ public final class Server: Sendable {
         }
         listenersByLoop = perLoop
         self.shared = shared
+        self.bound = bound
     }
+
+    /// The suffix of a socket's name that says the process bound it itself (a unix socket it
+    /// removes when it stops), so that the successor it is handed to removes it in its place.
+    static let ownedSuffix = ".owned"
 
     /// Binds native HTTP listeners (a shorthand for `listeners: addresses.map(Listener.http)`).
     public convenience init(
@@ -173,9 +226,20 @@ public final class Server: Sendable {
         try self.init(responder: responder, listeners: addresses.map { .http($0) }, configuration: configuration, logger: logger)
     }
 
-    /// The addresses listened on (with real ports when port 0 was asked for), in the order given.
-    public var addresses: [SocketAddress] {
-        (listenersByLoop.first ?? []).map(\.0.address) + shared.map(\.0.address)
+    /// The addresses listened on (with real ports when port 0 was asked for), in the order given,
+    /// then those of inherited sockets no listener named.
+    public var addresses: [SocketAddress] { bound }
+    private let bound: [SocketAddress]
+
+    /// Every listening socket with the name a successor gets it by (`InheritedSockets`): the
+    /// protocol, and `ownedSuffix` for a unix socket this process would remove at its stop.
+    /// Not an inherited fd 0, which a successor inherits as fd 0.
+    var namedSockets: [(name: String, fd: Int32)] {
+        func name(_ kind: Listener.Kind) -> String { kind == .http ? "http" : "fastcgi" }
+        var list: [(String, Int32)] = []
+        for loop in listenersByLoop { for (s, kind) in loop { list.append((name(kind), s.fd)) } }
+        for (s, kind, unlink) in shared where s.fd != 0 { list.append((name(kind) + (unlink ? Self.ownedSuffix : ""), s.fd)) }
+        return list
     }
 
     /// Starts the loops on their threads and returns. A loop thread that cannot be started
@@ -290,14 +354,49 @@ public final class Server: Sendable {
     }
 
     private func closeListeners() {
+        // After a handover the successor listens on them: a unix socket's path stays.
+        let keep = upgrader.handedOver.load(ordering: .acquiring)
         for list in listenersByLoop { for (s, _) in list { s.close(unlinking: false) } }
-        for (s, _, unlink) in shared { s.close(unlinking: unlink) }
+        for (s, _, unlink) in shared { s.close(unlinking: unlink && !keep) }
     }
 
-    /// Starts, serves until SIGINT or SIGTERM, stops gracefully, and returns.
-    public func runUntilSignalled() throws(SystemCallError) {
+    /// The loops (for the upgrade's handover).
+    var loops: [EventLoop] { group.loops }
+
+    /// The protocol of each listener of loop `index`, in the order the loop has them.
+    func listenerKinds(on index: Int) -> [Listener.Kind] {
+        listenersByLoop[index].map(\.1) + shared.map(\.1)
+    }
+
+    /// Serves a connection a predecessor handed over, on the next loop in turn.
+    func adopt(fd: Int32, fastCGI: Bool) {
+        let loops = group.loops
+        let i = nextAdopter.add(1, ordering: .relaxed).oldValue % loops.count
+        guard let listener = listenerKinds(on: i).firstIndex(of: fastCGI ? .fastCGI : .http) else {
+            logger.warning("a \(fastCGI ? "FastCGI" : "HTTP") connection was handed over, but this process does not listen for it; closed")
+            Glibc.close(fd)
+            return
+        }
+        loops[i].adopt(fd: fd, listener: listener)
+    }
+
+    /// Starts a live upgrade, as SIGUSR2 does: the executable at this one's path takes over
+    /// (see `UpgradeSettings`). Returns at once; the log says how it went.
+    public func upgrade() {
+        upgrader.begin(server: self, logger: logger)
+    }
+
+    /// Starts, serves until SIGINT or SIGTERM, stops gracefully, and returns. SIGUSR1 reopens
+    /// the access log; SIGUSR2 starts a live upgrade (`upgrade()`). With a `predecessor` (this
+    /// process was started by an upgrade), it takes over the connections handed over and
+    /// tells the predecessor, which then stops. Under systemd (`NOTIFY_SOCKET`) it says
+    /// READY=1 once serving and STOPPING=1 at the stop.
+    public func runUntilSignalled(succeeding predecessor: Predecessor? = nil) throws(SystemCallError) {
         LoopGroup.prepareSignals()
         try start()
+        predecessor?.serving { [self] fd, fastCGI in adopt(fd: fd, fastCGI: fastCGI) }
+        SystemdNotify.send("READY=1\nMAINPID=\(getpid())")
+        defer { SystemdNotify.send("STOPPING=1") }
         let logger = self.logger
         let grace = configuration.shutdownGrace
         let drain = configuration.drainSeconds
@@ -307,15 +406,43 @@ public final class Server: Sendable {
                 beginDraining()
                 logger.info("received \(sig == SIGTERM ? "SIGTERM" : "SIGINT"); draining for \(drain) s (the health path answers 503), then stopping")
             },
-            handlers: [SIGUSR1: { [self] in
-                logger.info("received SIGUSR1; reopening the access log")
-                reopenLogs()
-            }]
+            handlers: [
+                SIGUSR1: { [self] in
+                    logger.info("received SIGUSR1; reopening the access log")
+                    reopenLogs()
+                },
+                SIGUSR2: { [self] in upgrade() },
+            ]
         ) { sig in
             beginDraining()
             logger.info("received \(sig == SIGTERM ? "SIGTERM" : "SIGINT"); stopping (in-flight requests get \(grace) s)")
         }
         closeListeners()
         finishAccessLog()
+    }
+}
+
+extension InheritedSocket {
+    /// The protocol its name gives ("http", "fastcgi", either with `Server.ownedSuffix`).
+    var kind: Listener.Kind? {
+        let base = name.hasSuffix(Server.ownedSuffix) ? String(name.dropLast(Server.ownedSuffix.count)) : name
+        switch base {
+        case "http": return .http
+        case "fastcgi": return .fastCGI
+        default: return nil
+        }
+    }
+}
+
+extension SocketAddress {
+    /// Whether a socket bound to `self` is what a listener asking for `wanted` would bind (port
+    /// 0 asks for any port).
+    func serves(_ wanted: SocketAddress) -> Bool {
+        switch (self, wanted) {
+        case (.ipv4(let h, let p), .ipv4(let wh, let wp)), (.ipv6(let h, let p), .ipv6(let wh, let wp)):
+            return h == wh && (wp == 0 || p == wp)
+        case (.unix(let a), .unix(let b)): return a == b
+        default: return false
+        }
     }
 }

@@ -69,6 +69,26 @@ final class LogFile {
 
     deinit { close() }
 
+    /// Releases the lock, keeping the file open (a live upgrade hands the log over).
+    func unlock() { _ = flock(fd, LOCK_UN) }
+
+    /// Takes the lock back, if the file at `path` is still this one, unchanged since `unlock`
+    /// (`size` bytes long then): false if another process holds it or changed it.
+    func relock(expectingSize size: Int) -> Bool {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
+        var mine = stat(), there = stat()
+        guard fstat(fd, &mine) == 0, stat(path, &there) == 0, mine.st_ino == there.st_ino, mine.st_dev == there.st_dev,
+            Int(mine.st_size) == size
+        else {
+            unlock()
+            return false
+        }
+        return true
+    }
+
+    /// The file's size now.
+    var size: Int { fileSize() }
+
     private static func lock(_ fd: Int32, path: String, timeout: Double) throws(StoreError) {
         var waited = 0.0
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {

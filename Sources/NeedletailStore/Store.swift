@@ -55,6 +55,8 @@ public final class Store: @unchecked Sendable {
     private let durability = GroupSync()
     private var syncThread: pthread_t?
     private var closed = false
+    /// The log's size when it was handed to another process (`suspend`); nil while this one has it.
+    private var suspendedAt: Int?
 
     /// Opens (or creates) the store whose log is at `path`, replaying it. A torn last entry is
     /// cut and reported in `recovery`; damage before the end is an error unless `repair` (which
@@ -109,6 +111,46 @@ public final class Store: @unchecked Sendable {
             tables.removeAll()  // tables hold the store; this lets both go
         }
     }
+
+    /// Hands the log to another process (a new build taking over, docs/UPGRADE.md): writes and
+    /// syncs everything committed, then releases the log's lock so that the other process can
+    /// open the store; the records stay in memory for reads, and commits fail until `resume`.
+    /// Call it once no commit is in flight (the server has drained).
+    public func suspend() throws(StoreError) {
+        try lock.withLock { () throws(StoreError) in
+            guard !closed, suspendedAt == nil else { return }
+            if policy != .never {
+                try durability.pause()
+                do throws(StoreError) {
+                    try log.sync()
+                } catch {
+                    durability.resume()
+                    throw error
+                }
+                durability.allDurable()
+            } else {
+                try log.sync()
+            }
+            suspendedAt = log.size
+            log.unlock()
+        }
+    }
+
+    /// Takes the log back after `suspend` (the other process failed before writing to it):
+    /// an error if another process holds it now or has changed it (then only reopening the
+    /// store shows what it holds).
+    public func resume() throws(StoreError) {
+        try lock.withLock { () throws(StoreError) in
+            guard !closed, let size = suspendedAt else { return }
+            guard log.relock(expectingSize: size) else {
+                throw .locked("\(path) was taken or changed by another process since it was handed over; restart to reopen it")
+            }
+            suspendedAt = nil
+        }
+    }
+
+    /// Whether the log is handed to another process (`suspend`).
+    public var isSuspended: Bool { lock.withLock { suspendedAt != nil } }
 
     /// The table of `R` records, created on first use (replayed records are decoded then).
     /// `indexes` are built now and kept up to date.
@@ -170,6 +212,7 @@ public final class Store: @unchecked Sendable {
         let deferred = policy == .always
         let number: Int = try lock.withLock { () throws(StoreError) -> Int in
             guard !closed else { throw .io("store \(path) is closed") }
+            guard suspendedAt == nil else { throw .io("store \(path) has been handed to another process") }
             // Check first, so that an invalid change leaves both memory and log untouched.
             for op in ops where op.kind == .delete || op.isUpdate {
                 guard let t = tables[op.type], t.contains(op.id) else { throw .notFound(op.id) }
@@ -202,6 +245,7 @@ public final class Store: @unchecked Sendable {
         // 1. Under the lock: the live records as payloads, and where the log ends now.
         let (entries, mark) = try lock.withLock { () throws(StoreError) -> ([[UInt8]], Int) in
             guard !closed else { throw .io("store \(path) is closed") }
+            guard suspendedAt == nil else { throw .io("store \(path) has been handed to another process") }
             var ops: [Operation] = []
             for (type, rows) in unclaimed {
                 for (id, bytes) in rows.entries { ops.append(Operation(kind: .put, type: type, id: id, bytes: bytes, isUpdate: false)) }

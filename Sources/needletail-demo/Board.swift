@@ -43,9 +43,10 @@ enum Board {
         let byForum: IndexHandle<Post, String>, byAuthor: IndexHandle<Post, String>
         /// The forums' names (they never change while the app runs).
         let names: [String]
-        init(folder: String) throws {
+        let store: Store
+        init(folder: String, lockTimeout: Double) throws {
             try Self.makeFolder(folder)
-            let store = try Store(path: folder + "/board.log", fsync: .always)
+            store = try Store(path: folder + "/board.log", fsync: .always, lockTimeout: lockTimeout)
             forums = try store.table(Forum.self)
             posts = try store.table(Post.self, indexes: [Index(\Post.forum), Index(\Post.author)])
             (byForum, byAuthor) = (posts.index(\Post.forum), posts.index(\Post.author))
@@ -89,10 +90,18 @@ enum Board {
     /// The forums a new board starts with.
     static let forums = ["Ubuntu", "Gentoo", "Debian"]
 
+    /// The log store once open (what a live upgrade hands over), and how long opening it
+    /// waits for another process to let go of it.
+    final class LogStoreHandle: Sendable {
+        let lockTimeout: Double
+        let store = Mutex<Store?>(nil)
+        init(lockTimeout: Double = 5) { self.lockTimeout = lockTimeout }
+    }
+
     /// Where the board keeps its records.
     enum Source: Sendable {
-        /// The log store in this folder (one backend).
-        case log(folder: String)
+        /// The log store in this folder (one backend); `handle` holds it once open.
+        case log(folder: String, handle: LogStoreHandle = LogStoreHandle())
         /// PostgreSQL, opened already (several backends).
         case postgres(PostgresBoard)
     }
@@ -108,8 +117,14 @@ enum Board {
                 if r == nil {
                     switch source {
                     case .postgres(let board): r = board
-                    case .log(let folder):
-                        do { r = try LogRecords(folder: folder) } catch { onError("cannot open the board's records in \(folder): \(error)") }
+                    case .log(let folder, let handle):
+                        do {
+                            let records = try LogRecords(folder: folder, lockTimeout: handle.lockTimeout)
+                            handle.store.withLock { $0 = records.store }
+                            r = records
+                        } catch {
+                            onError("cannot open the board's records in \(folder): \(error)")
+                        }
                     }
                 }
                 return r

@@ -161,7 +161,12 @@ struct Serve: ParsableCommand {
         // A server opens the board's records now, so that a folder it cannot use is in the log
         // at start; a CGI run opens them only for a request that shows the board.
         let onError: @Sendable (String) -> Void = { errorLogger.error("\($0)") }
-        var board = Board.Source.log(folder: dataDirectory)
+        // Started by a running server handing over to this build (SIGUSR2, docs/UPGRADE.md):
+        // tell it the flags are good; the store below waits for it to drain and let go.
+        let predecessor = cgi ? nil : Predecessor.fromEnvironment()
+        if predecessor != nil { logger.notice("started by pid \(getppid()) to take over from it") }
+        let storeHandle = Board.LogStoreHandle(lockTimeout: predecessor == nil ? 5 : 120)
+        var board = Board.Source.log(folder: dataDirectory, handle: storeHandle)
         var core = LiveAppCore(onError: onError)
         if let url = store, !cgi {
             do {
@@ -178,6 +183,18 @@ struct Serve: ParsableCommand {
         if cgi {
             throw ExitCode(CGIResponder.serveOne(responder: app, maxBodyBytes: maxBody))
         }
+        if let predecessor {
+            if store == nil && storeHandle.store.withLock({ $0 }) == nil {
+                predecessor.failed("the new process cannot open the board's records in \(dataDirectory)")
+                logger.critical("cannot take over: the board's records in \(dataDirectory) cannot be opened (see above)")
+                throw ExitCode(1)
+            }
+            guard let state = predecessor.awaitRelease() else {
+                logger.critical("cannot take over: the old process went away before handing over (it serves on, or stopped)")
+                throw ExitCode(1)
+            }
+            logger.info("took over \(app.core.sessions.restore(state)) sessions")
+        }
 
         var listeners: [Listener] = []
         do {
@@ -186,7 +203,8 @@ struct Serve: ParsableCommand {
         } catch let error as SocketError {
             throw ValidationError(error.description)
         }
-        if listeners.isEmpty {
+        // Sockets from systemd (or a predecessor) are served by their names without flags.
+        if listeners.isEmpty && getenv("LISTEN_FDS") == nil {
             listeners = [Listener.inheritedFastCGIOnStandardInput ?? .http(.ipv4(host: "127.0.0.1", port: 8080))]
         }
 
@@ -208,6 +226,24 @@ struct Serve: ParsableCommand {
             StatusGauge("needletail_sessions", help: "Sessions held in memory.") { Double(liveCore.sessions.count) },
             StatusGauge("needletail_parked_subscribers", help: "Parked long-polls and open event streams.") { Double(liveCore.channels.waiting) },
         ]
+        // What a live upgrade hands over: parked polls and streams end (their pages come back
+        // to the new process), the store's log (once drained), the sessions.
+        config.upgrade.drain = { liveCore.endSubscriptions() }
+        config.upgrade.release = { try storeHandle.store.withLock { $0 }?.suspend() }
+        config.upgrade.state = { liveCore.sessions.exported() }
+        config.upgrade.reclaim = {
+            liveCore.resumeSubscriptions()
+            guard let store = storeHandle.store.withLock({ $0 }) else { return }
+            // The new process may still be on its way out, holding the log: a few tries.
+            for attempt in 0..<50 {
+                do {
+                    try store.resume()
+                    return
+                } catch where attempt < 49 {
+                    usleep(100_000)
+                }
+            }
+        }
         if let addrs = getenv("FCGI_WEB_SERVER_ADDRS").map({ String(cString: $0) }), !addrs.isEmpty {
             config.fastCGI.allowedPeers = addrs.split(separator: ",").map { $0.trimmingCharacters() }
         }
@@ -229,6 +265,7 @@ struct Serve: ParsableCommand {
         do {
             server = try Server(responder: app, listeners: listeners, configuration: config, logger: logger)
         } catch {
+            predecessor?.failed("\(error)")
             logger.critical("\(error)")
             throw ExitCode(1)
         }
@@ -240,7 +277,8 @@ struct Serve: ParsableCommand {
             }
         }.joined(separator: ", ")
         logger.info("needletail-demo listening on \(shown) with \(config.loops) loop(s)")
-        do { try server.runUntilSignalled() } catch {
+        do { try server.runUntilSignalled(succeeding: predecessor) } catch {
+            predecessor?.failed("\(error)")
             logger.critical("\(error)")
             throw ExitCode(1)
         }

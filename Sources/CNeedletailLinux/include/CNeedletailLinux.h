@@ -39,6 +39,15 @@ int nt_futex_wake_all(uint32_t *word);
 static inline uint32_t nt_atomic_load_u32(uint32_t *word) { return __atomic_load_n(word, __ATOMIC_SEQ_CST); }
 static inline void nt_atomic_increment_u32(uint32_t *word) { __atomic_add_fetch(word, 1, __ATOMIC_SEQ_CST); }
 
+/// sendmsg(2) of `len` bytes with one descriptor (`fd` >= 0) in an SCM_RIGHTS message
+/// (`flags`: MSG_DONTWAIT, MSG_NOSIGNAL). Returns sendmsg's result.
+long nt_send_with_fd(int sock, const void *bytes, size_t len, int fd, int flags);
+/// recvmsg(2) into `bytes`; a descriptor passed with it (received close-on-exec) is stored in
+/// `*fd`, else -1. Returns recvmsg's result.
+long nt_receive_with_fd(int sock, void *bytes, size_t len, int *fd, int flags);
+/// memfd_create(2) with MFD_CLOEXEC.
+int nt_memfd(const char *name);
+
 /// Limits and flags as plain integers (some are enums or macros Swift cannot import).
 enum {
     NT_IOV_MAX = 1024,

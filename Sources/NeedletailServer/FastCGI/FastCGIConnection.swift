@@ -408,6 +408,9 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
     /// After END_REQUEST: close if the web server did not ask to keep the connection.
     private func afterRequest(_ r: PendingRequest, on connection: Connection) {
         if !r.keepConnection || (connection.loop.isStopping && requests.isEmpty) {
+            // Handing over to a successor: the web server keeps this connection for its next
+            // request, so it goes to the successor rather than closing under that request.
+            if r.keepConnection && connection.loop.isHandingOver { connection.handOffWhenIdle = true }
             connection.closeAfterFlush()
         } else if requests.isEmpty {
             connection.setNoDelay()
