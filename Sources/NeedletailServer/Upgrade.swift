@@ -59,9 +59,18 @@ enum UpgradeMessage: UInt8 {
 /// The control socket's environment variable (its descriptor number).
 let upgradeVariable = "NEEDLETAIL_UPGRADE_FD"
 
-/// The path this process was started from, read at start (a rebuild replaces the file; the
-/// kernel's link then says "(deleted)").
+/// The path this process was started from, read at start: argv[0] when it names a file (made
+/// absolute; a symbolic link stays one, so that a deploy that moves a `current` link is
+/// followed), else the kernel's `/proc/self/exe` (a rebuild replaces the file: "(deleted)").
 let startedFrom: String? = {
+    let first = CommandLine.arguments.first ?? ""
+    if first.contains("/") {
+        if first.hasPrefix("/") { return first }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return nil }
+        let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return cwd + "/" + first
+    }
     var buffer = [UInt8](repeating: 0, count: 4096)
     let n = buffer.withUnsafeMutableBytes { readlink("/proc/self/exe", $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
     guard n > 0 else { return nil }

@@ -1,0 +1,350 @@
+import NeedletailTestSupport
+import Foundation
+import Glibc
+import NeedletailLoop
+import Testing
+
+/// Live upgrades (SIGUSR2) of the demo binary, counted from the client side: wrk's socket
+/// errors (refused, reset, timed out) and non-2xx answers, every acknowledged post on the
+/// board afterwards, parked polls answered across the switch, sessions kept, a failing new
+/// binary leaving the old process serving, and nginx in front logging no 502.
+@Suite(.serialized) struct UpgradeTests {
+    /// A demo server that may change process: `pid` follows the upgrades through its log.
+    final class Upgradable {
+        let dir: String
+        let port: UInt16
+        let logPath: String
+        private(set) var pid: pid_t
+        private var first: SpawnedProcess?
+
+        init(executable: String = demoBinary(), extra: [String] = [], port: UInt16 = freePort()) throws {
+            dir = makeTempDir("needletail-upgrade")
+            self.port = port
+            logPath = dir + "/log"
+            let p = try SpawnedProcess(
+                executable,
+                ["serve", "--http", "127.0.0.1:\(port)", "--data", dir + "/data", "--loops", "2", "--log-file", logPath] + extra)
+            first = p
+            pid = p.pid
+            guard waitForPort(port) else { throw TestClient.Failure(description: "the demo did not start: \(log)") }
+        }
+
+        var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+        /// Sends SIGUSR2 and waits until the new process serves; returns its pid (nil: the
+        /// old process logged a failed upgrade or nothing happened in `seconds`).
+        func upgrade(seconds: Double = 30) -> pid_t? {
+            let old = pid
+            let before = log.utf8.count
+            kill(old, SIGUSR2)
+            let end = monotonicSeconds() + seconds
+            while monotonicSeconds() < end {
+                let tail = String(log.utf8.dropFirst(before)) ?? ""
+                for line in tail.split(separator: "\n") where line.contains("[\(old)]: pid ") && line.contains(" serves; this process stops") {
+                    if let r = line.range(of: "[\(old)]: pid "), let new = Int32(line[r.upperBound...].prefix { $0.isNumber }) {
+                        pid = new
+                        return new
+                    }
+                }
+                if tail.contains("[\(old)]: upgrade failed") { return nil }
+                usleep(20_000)
+            }
+            return nil
+        }
+
+        /// Waits for the old process `old` to be gone (it exits once the new one serves).
+        func waitGone(_ old: pid_t, seconds: Double = 15) -> Bool {
+            let end = monotonicSeconds() + seconds
+            while monotonicSeconds() < end {
+                if kill(old, 0) != 0 { return true }
+                var status: Int32 = 0
+                _ = waitpid(old, &status, WNOHANG)  // the first one is this test's child
+                usleep(20_000)
+            }
+            return false
+        }
+
+        func stop() {
+            kill(pid, SIGTERM)
+            _ = waitGone(pid)
+            first?.stop()
+        }
+
+        deinit { stop() }
+    }
+
+    /// A visitor of the board with its own cookie.
+    struct Visitor {
+        let port: UInt16
+        var cookie = ""
+
+        mutating func get(_ path: String) throws -> TestClient.Response {
+            let c = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
+            try c.send("GET \(path) HTTP/1.1\r\nHost: t\r\n\(cookie.isEmpty ? "" : "Cookie: \(cookie)\r\n")Connection: close\r\n\r\n")
+            let r = try c.readResponse()
+            if let set = r.header("set-cookie") { cookie = String(set.split(separator: ";")[0]) }
+            return r
+        }
+
+        /// Posts `text` from a fresh board page; the status (303: acknowledged, durable).
+        mutating func post(_ text: String, forum: String = "Debian") throws -> Int {
+            let page = try get("/board?forum=\(forum)").text
+            guard let r = page.range(of: "action=\"/_nt/a/") else { throw TestClient.Failure(description: "no action form") }
+            let action = "/_nt/a/" + page[r.upperBound...].prefix(32)
+            let body = "text=" + text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let c = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
+            try c.send(
+                "POST \(action) HTTP/1.1\r\nHost: t\r\nCookie: \(cookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            )
+            return try c.readResponse().status
+        }
+
+        static func name(in page: String) -> String? {
+            guard let r = page.range(of: "You post as <strong>") else { return nil }
+            return String(page[r.upperBound...].prefix { $0 != "<" })
+        }
+
+        static func view(in page: String) -> String? {
+            guard let r = page.range(of: "data-nt-view=\"") else { return nil }
+            return String(page[r.upperBound...].prefix(32))
+        }
+    }
+
+    /// Posts in a loop on a thread of its own until stopped; keeps what was acknowledged and
+    /// counts what failed. A 410 (the form's page came from the old process, whose views the
+    /// new one does not have) is what makes the runtime reload: the post is made again from a
+    /// fresh page, as after that reload, and counted apart.
+    final class Poster: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stopped = false
+        private(set) var acknowledged: [String] = []
+        private(set) var failures: [String] = []
+        private(set) var stale = 0
+        private let done = DispatchSemaphore(value: 0)
+
+        init(port: UInt16) {
+            Thread.detachNewThread { [self] in
+                var visitor = Visitor(port: port)
+                var i = 0
+                while !lock.withLock({ stopped }) {
+                    let text = "during upgrades \(i) \(Int.random(in: 0..<1_000_000))"
+                    do {
+                        var status = try visitor.post(text)
+                        if status == 410 {
+                            lock.withLock { stale += 1 }
+                            status = try visitor.post(text)
+                        }
+                        lock.withLock { if status == 303 { acknowledged.append(text) } else { failures.append("status \(status)") } }
+                    } catch {
+                        lock.withLock { failures.append("\(error)") }
+                    }
+                    i += 1
+                    usleep(5_000)
+                }
+                done.signal()
+            }
+        }
+
+        func stop() -> (acknowledged: [String], failures: [String], stale: Int) {
+            lock.withLock { stopped = true }
+            done.wait()
+            return lock.withLock { (acknowledged, failures, stale) }
+        }
+    }
+
+    /// wrk's summary: requests, socket errors and non-2xx/3xx answers (zero when it prints none).
+    static func wrkCounts(_ output: String) -> (requests: Int, socketErrors: String?, non2xx: Int) {
+        let requests = output.split(separator: "\n").first { $0.contains("requests in") }.flatMap { Int($0.split(separator: " ")[0]) } ?? 0
+        let errors = output.split(separator: "\n").first { $0.contains("Socket errors") }.map(String.init)
+        let non2xx = output.split(separator: "\n").first { $0.contains("Non-2xx") }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        return (requests, errors, non2xx)
+    }
+
+    /// Starts wrk on `url` for `seconds`; the handle's `output()` waits for its summary.
+    static func wrk(_ url: String, seconds: Int, connections: Int = 100) throws -> () -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
+        p.arguments = ["-t1", "-c\(connections)", "-d\(seconds)s", url]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        return {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// Ten upgrades in a row under `wrk -c100` and a posting client: no refused, reset or
+    /// failed request, and every acknowledged post on the board afterwards.
+    @Test(.enabled(if: toolAvailable("wrk"))) func tenUpgradesUnderLoadLoseNothing() throws {
+        let server = try Upgradable()
+        defer { server.stop() }
+        let poster = Poster(port: server.port)
+        let output = try Self.wrk("http://127.0.0.1:\(server.port)/hello", seconds: 14)
+        usleep(500_000)
+        var pids = [server.pid]
+        for _ in 0..<10 {
+            let old = server.pid
+            guard let new = server.upgrade() else {
+                Issue.record("an upgrade did not complete:\n\(server.log)")
+                break
+            }
+            pids.append(new)
+            #expect(server.waitGone(old), "the old process \(old) exits")
+            usleep(300_000)
+        }
+        let wrkOutput = output()
+        let (acknowledged, failures, stale) = poster.stop()
+        let counts = Self.wrkCounts(wrkOutput)
+        print(
+            "upgrades: \(pids.count - 1) under load, wrk \(counts.requests) requests, \(acknowledged.count) posts acknowledged, \(stale) made again after a 410"
+        )
+        #expect(pids.count == 11 && Set(pids).count == 11, "ten new processes took over: \(pids)")
+        #expect(counts.requests > 1000, "\(wrkOutput)")
+        #expect(counts.socketErrors == nil, "no refused, reset or timed-out connection: \(wrkOutput)")
+        #expect(counts.non2xx == 0, "every answer a 200: \(wrkOutput)")
+        #expect(failures.isEmpty, "every post acknowledged: \(failures.prefix(5))")
+        #expect(acknowledged.count > 20)
+        var reader = Visitor(port: server.port)
+        let board = try reader.get("/board?forum=Debian").text
+        let missing = acknowledged.filter { !board.contains($0) }
+        #expect(missing.isEmpty, "acknowledged posts missing after the upgrades: \(missing.prefix(5))")
+    }
+
+    /// Parked long-polls are answered by the old process when it hands over (their pages then
+    /// learn from the new one that the view is gone and reload); the visitor keeps its session
+    /// and user name, and sees the post made during the switch.
+    @Test func parkedPollsAndSessionsCrossAnUpgrade() throws {
+        let server = try Upgradable()
+        defer { server.stop() }
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let count = min(1000, Int(limit.rlim_cur) / 2 - 100)
+        var visitor = Visitor(port: server.port)
+        let page = try visitor.get("/board?forum=Gentoo").text
+        guard let name = Visitor.name(in: page), let view = Visitor.view(in: page) else {
+            Issue.record("no user name or view on the board: \(page.prefix(300))")
+            return
+        }
+        var polls: [TestClient] = []
+        for _ in 0..<count {
+            let poll = try TestClient(.ipv4(host: "127.0.0.1", port: server.port), timeout: 20)
+            try poll.send("GET /_nt/poll?v=\(view)&c=forum:Gentoo%7C0 HTTP/1.1\r\nHost: t\r\nCookie: \(visitor.cookie)\r\n\r\n")
+            polls.append(poll)
+        }
+        usleep(300_000)
+        let old = server.pid
+        guard server.upgrade() != nil else {
+            Issue.record("the upgrade did not complete:\n\(server.log)")
+            return
+        }
+        var answered = 0
+        for poll in polls {
+            if let r = try? poll.readResponse(), r.status == 200 { answered += 1 }
+        }
+        #expect(answered == count, "every parked poll is answered across the upgrade (\(answered) of \(count))")
+        #expect(server.waitGone(old))
+        // The post made right after the switch, by another visitor.
+        var other = Visitor(port: server.port)
+        let text = "after the switch \(Int.random(in: 0..<1_000_000))"
+        #expect(try other.post(text, forum: "Gentoo") == 303)
+        // The page polls again: the new process does not know the old view (the runtime reloads).
+        let again = try visitor.get("/_nt/poll?v=\(view)&c=forum:Gentoo%7C0")
+        #expect(again.status == 410, "a view of the old build is gone: the runtime reloads")
+        let reloaded = try visitor.get("/board?forum=Gentoo").text
+        #expect(Visitor.name(in: reloaded) == name, "the same user name after the upgrade")
+        #expect(reloaded.contains(text), "and the post made during the switch")
+        #expect(server.log.contains("took over 1 sessions") || server.log.contains("took over 2 sessions"), "\(server.log)")
+    }
+
+    /// A new binary that fails (exits at start, or cannot open its store) leaves the old process
+    /// serving, with the records it had, and the log says why; a good one then takes over.
+    @Test func aFailingNewBinaryLeavesTheOldServing() throws {
+        let bin = makeTempDir("needletail-upgrade-bin")
+        let path = bin + "/needletail-demo"
+        #expect(try run("cp", [demoBinary(), bin + "/real"]).status == 0)
+        #expect(symlink(bin + "/real", path) == 0)
+        let server = try Upgradable(executable: path)
+        defer { server.stop() }
+        let old = server.pid
+        var visitor = Visitor(port: server.port)
+        #expect(try visitor.post("before the failed upgrades") == 303)
+
+        func install(_ script: String) throws {
+            unlink(path)
+            try script.write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o755)
+        }
+        // 1. A build that exits at once.
+        try install("#!/bin/sh\necho 'broken build' >&2\nexit 3\n")
+        #expect(server.upgrade(seconds: 10) == nil)
+        #expect(server.log.contains("[\(old)]: upgrade failed: the new process"), "\(server.log)")
+        #expect(server.log.contains("exited with status 3"), "\(server.log)")
+        #expect(try visitor.get("/hello?name=still").text == "<h1>Hello still</h1>")
+
+        // 2. A build that starts but cannot open its store (its --data is a file).
+        let notAFolder = bin + "/not-a-folder"
+        try "x".write(toFile: notAFolder, atomically: true, encoding: .utf8)
+        try install("#!/bin/sh\nexec \(bin)/real \"$@\" --data \(notAFolder)\n")
+        #expect(server.upgrade(seconds: 30) == nil)
+        #expect(server.log.contains("gave up"), "\(server.log)")
+        #expect(server.pid == old && kill(old, 0) == 0, "the old process serves on")
+        #expect(try visitor.get("/hello?name=again").text == "<h1>Hello again</h1>")
+        #expect(try visitor.post("after the failed upgrades") == 303, "with its store taken back")
+
+        // 3. A good build takes over, with both posts.
+        unlink(path)
+        #expect(symlink(bin + "/real", path) == 0)
+        #expect(server.upgrade() != nil, "\(server.log)")
+        let board = try visitor.get("/board?forum=Debian").text
+        #expect(board.contains("before the failed upgrades") && board.contains("after the failed upgrades"))
+    }
+
+    /// Behind nginx, FastCGI over a unix socket: upgrades under load make no 502 (nginx's
+    /// error log stays free of upstream errors) and no failed request.
+    @Test(.enabled(if: toolAvailable("wrk") && FileManager.default.fileExists(atPath: "/usr/sbin/nginx")))
+    func behindNginxTheUpgradeIsInvisible() throws {
+        let dir = makeTempDir("needletail-upgrade-fcgi")
+        let sock = dir + "/app.sock"
+        let port = freePort()
+        let demo = try SpawnedProcess(
+            demoBinary(), ["serve", "--fastcgi", "unix:" + sock, "--data", dir + "/data", "--loops", "2", "--log-file", dir + "/log"])
+        var pid = demo.pid
+        defer {
+            kill(pid, SIGTERM)
+            demo.stop()
+        }
+        let end = monotonicSeconds() + 10
+        while access(sock, F_OK) != 0 && monotonicSeconds() < end { usleep(20_000) }
+        let nginx = try WebServerProcess.nginxInFront(of: sock, port: port)
+        defer { nginx.stop() }
+        let output = try Self.wrk("http://127.0.0.1:\(port)/hello", seconds: 8, connections: 50)
+        usleep(500_000)
+        func log() -> String { (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? "" }
+        for _ in 0..<3 {
+            let old = pid
+            kill(old, SIGUSR2)
+            let until = monotonicSeconds() + 20
+            var next: pid_t? = nil
+            while next == nil && monotonicSeconds() < until {
+                for line in log().split(separator: "\n") where line.contains("[\(old)]: pid ") && line.contains(" serves;") {
+                    if let r = line.range(of: "[\(old)]: pid ") { next = Int32(line[r.upperBound...].prefix { $0.isNumber }) }
+                }
+                usleep(20_000)
+            }
+            guard let n = next else {
+                Issue.record("the upgrade did not complete: \(log())")
+                break
+            }
+            pid = n
+            usleep(800_000)
+        }
+        let counts = Self.wrkCounts(output())
+        #expect(counts.requests > 1000)
+        #expect(counts.socketErrors == nil && counts.non2xx == 0, "no failed request through nginx")
+        #expect(!nginx.errorLog.contains("upstream"), "nginx logs no upstream error: \(nginx.errorLog)")
+        #expect(access(sock, F_OK) == 0, "the socket's path stays for the new process")
+    }
+}
