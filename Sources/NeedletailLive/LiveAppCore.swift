@@ -31,15 +31,20 @@ public final class LiveAppCore: Sendable {
 
     /// Where errors thrown by page builders are reported (the client only sees a 500 page).
     public let onError: @Sendable (String) -> Void
+    /// Development mode: the last build's errors at the top of every live page.
+    public let development: DevelopmentBuild?
 
     public init(
         sessions: SessionStore = SessionStore(), channels: Channels = Channels(), pollTimeout: UInt64 = 25,
+        development: DevelopmentBuild? = nil,
         onError: @escaping @Sendable (String) -> Void = { reportToStandardError("needletail: " + $0) }
     ) {
         self.sessions = sessions
         self.channels = channels
         self.pollTimeout = pollTimeout
         self.onError = onError
+        self.development = development
+        development?.start(channels)
     }
 
     /// Builds a page for `request` with `build`, adding the session cookie when the session is

@@ -11,10 +11,16 @@ public struct LiveDocument<HeadContent: MetadataContent, BodyContent: FlowConten
     @usableFromInline let body: BodyContent
     @usableFromInline let runtime: Script
     @usableFromInline let status: LiveStatus
+    /// The build's errors in development mode (nil otherwise).
+    @usableFromInline let build: LiveRegion<BuildErrors>?
 
     @inlinable
-    init(title: String, lang: String, head: consuming HeadContent, body: consuming BodyContent, runtime: Script, status: LiveStatus) {
+    init(
+        title: String, lang: String, head: consuming HeadContent, body: consuming BodyContent, runtime: Script, status: LiveStatus,
+        build: LiveRegion<BuildErrors>? = nil
+    ) {
         (self.title, self.lang, self.head, self.body, self.runtime, self.status) = (title, lang, head, body, runtime, status)
+        self.build = build
     }
 
     /// The same bytes as `Html { Head { Meta().charset("utf-8"); Title(title); head; runtime }
@@ -30,6 +36,7 @@ public struct LiveDocument<HeadContent: MetadataContent, BodyContent: FlowConten
         head.render(into: &out)
         runtime.render(into: &out)
         out.append("</head><body>")
+        if let build { build.render(into: &out) }
         body.render(into: &out)
         status.render(into: &out)
         out.append("</body></html>")
@@ -55,9 +62,11 @@ extension Page {
     ) -> LiveDocument<H, B> {
         let h = head()
         // The body first: its regions record the versions the status element then carries.
+        let build = developmentRegion()
         let b = body()
         return LiveDocument(
-            title: title, lang: lang, head: consume h, body: consume b, runtime: runtimeScript, status: liveStatus(transport: transport))
+            title: title, lang: lang, head: consume h, body: consume b, runtime: runtimeScript, status: liveStatus(transport: transport),
+            build: build)
     }
 
     /// The same with nothing added to the head.

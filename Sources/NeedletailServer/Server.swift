@@ -46,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     /// usual but the health path answers 503, so that a load balancer stops sending new
     /// requests before the listener goes. 0: close at once.
     public var drainSeconds = 0
+    /// A file the process id is written to once serving (`kill -USR2 $(cat FILE)`); a
+    /// successor writes its own, and a plain stop removes it.
+    public var pidFile: String? = nil
     /// Live upgrades on SIGUSR2: what the process hands over and how (docs/UPGRADE.md).
     public var upgrade = UpgradeSettings()
     /// The app's numbers on the status page and in the metrics (sessions, parked polls…).
@@ -360,6 +363,31 @@ public final class Server: Sendable {
         for (s, _, unlink) in shared { s.close(unlinking: unlink && !keep) }
     }
 
+    /// Writes this process's id to `path` (a temporary file renamed over it: readers never see
+    /// half of it).
+    private func writePIDFile(_ path: String) {
+        let tmp = path + ".\(getpid()).tmp"
+        let text = "\(getpid())\n"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0, text.withCString({ Glibc.write(fd, $0, strlen($0)) }) == text.utf8.count, Glibc.close(fd) == 0,
+            rename(tmp, path) == 0
+        else {
+            logger.error("cannot write the pid file \(path): \(String(cString: strerror(errno)))")
+            unlink(tmp)
+            return
+        }
+    }
+
+    /// Removes the pid file if it still names this process (a successor has written its own).
+    private func removePIDFile(_ path: String) {
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        Glibc.close(fd)
+        if n > 0, String(decoding: buffer[0..<n], as: UTF8.self) == "\(getpid())\n" { unlink(path) }
+    }
+
     /// The loops (for the upgrade's handover).
     var loops: [EventLoop] { group.loops }
 
@@ -394,9 +422,13 @@ public final class Server: Sendable {
     public func runUntilSignalled(succeeding predecessor: Predecessor? = nil) throws(SystemCallError) {
         LoopGroup.prepareSignals()
         try start()
+        if let path = configuration.pidFile { writePIDFile(path) }
         predecessor?.serving { [self] fd, fastCGI in adopt(fd: fd, fastCGI: fastCGI) }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())")
-        defer { SystemdNotify.send("STOPPING=1") }
+        defer {
+            SystemdNotify.send("STOPPING=1")
+            if let path = configuration.pidFile { removePIDFile(path) }
+        }
         let logger = self.logger
         let grace = configuration.shutdownGrace
         let drain = configuration.drainSeconds

@@ -102,6 +102,13 @@ struct Serve: ParsableCommand {
     )
     var logFile: String?
 
+    @ArgumentParser.Option(
+        name: .long, help: "Development mode (scripts/dev): show the build errors this file holds at the top of every live page.")
+    var developmentStatus: String?
+
+    @ArgumentParser.Option(name: .long, help: "Write the process id to this file once serving (kill -USR2 $(cat FILE) upgrades to a new build).")
+    var pidFile: String?
+
     func validate() throws {
         if let l = loops, l < 1 || l > 1024 { throw ValidationError("--loops must be between 1 and 1024") }
         if maxBody < 0 { throw ValidationError("--max-body must not be negative") }
@@ -167,7 +174,7 @@ struct Serve: ParsableCommand {
         if predecessor != nil { logger.notice("started by pid \(getppid()) to take over from it") }
         let storeHandle = Board.LogStoreHandle(lockTimeout: predecessor == nil ? 5 : 120)
         var board = Board.Source.log(folder: dataDirectory, handle: storeHandle)
-        var core = LiveAppCore(onError: onError)
+        var core = LiveAppCore(development: developmentStatus.map { DevelopmentBuild(statusFile: $0) }, onError: onError)
         if let url = store, !cgi {
             do {
                 (board, core) = try Self.openShared(url, onError: onError)
@@ -221,6 +228,7 @@ struct Serve: ParsableCommand {
         config.statusPath = statusPath
         config.metricsPath = metricsPath
         config.drainSeconds = drainSeconds
+        config.pidFile = pidFile
         let liveCore = app.core
         config.gauges = [
             StatusGauge("needletail_sessions", help: "Sessions held in memory.") { Double(liveCore.sessions.count) },
