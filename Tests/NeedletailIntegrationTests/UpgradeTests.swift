@@ -34,12 +34,18 @@ import Testing
         /// Sends SIGUSR2 and waits until the new process serves; returns its pid (nil: the
         /// old process logged a failed upgrade or nothing happened in `seconds`).
         func upgrade(seconds: Double = 30) -> pid_t? {
-            let old = pid
             let before = log.utf8.count
-            kill(old, SIGUSR2)
+            kill(pid, SIGUSR2)
+            return successor(since: before, seconds: seconds)
+        }
+
+        /// Waits until the log, past its first `offset` bytes, says a new process took over
+        /// from `pid`; then follows it.
+        func successor(since offset: Int, seconds: Double = 30) -> pid_t? {
+            let old = pid
             let end = monotonicSeconds() + seconds
             while monotonicSeconds() < end {
-                let tail = String(log.utf8.dropFirst(before)) ?? ""
+                let tail = String(log.utf8.dropFirst(offset)) ?? ""
                 for line in tail.split(separator: "\n") where line.contains("[\(old)]: pid ") && line.contains(" serves; this process stops") {
                     if let r = line.range(of: "[\(old)]: pid "), let new = Int32(line[r.upperBound...].prefix { $0.isNumber }) {
                         pid = new
