@@ -164,6 +164,12 @@ final class Upgrader: Sendable {
         }
         close(pair[1])
         logger.notice("SIGUSR2: started \(path) as pid \(child) to take over")
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        SystemdNotify.send("RELOADING=1\nMONOTONIC_USEC=\(Int(now.tv_sec) * 1_000_000 + now.tv_nsec / 1000)")
+        var succeeded = false
+        // systemd hears again that this process serves, unless the new one does now.
+        defer { if !succeeded { SystemdNotify.send("READY=1") } }
 
         func reap(_ why: String, kill force: Bool) {
             var status: Int32 = 0
@@ -251,6 +257,7 @@ final class Upgrader: Sendable {
             }
             return
         }
+        succeeded = true
         handedOver.store(true, ordering: .releasing)
         logger.notice("pid \(child) serves; this process stops")
         SystemdNotify.send("MAINPID=\(child)")

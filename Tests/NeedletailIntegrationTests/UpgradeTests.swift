@@ -353,4 +353,69 @@ import Testing
         #expect(!nginx.errorLog.contains("upstream"), "nginx logs no upstream error: \(nginx.errorLog)")
         #expect(access(sock, F_OK) == 0, "the socket's path stays for the new process")
     }
+
+    /// systemd's socket activation (`systemd-socket-activate`, the protocol of a .socket
+    /// unit): the demo serves the socket it is given, named http, with no --http flag, and
+    /// upgrades with it; `NOTIFY_SOCKET` hears READY=1, RELOADING=1 and the new MAINPID.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
+    func socketActivationAndNotifications() throws {
+        let dir = makeTempDir("needletail-activate")
+        let port = freePort()
+        // A datagram socket standing in for systemd's notification socket.
+        let notify = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(notify) }
+        let notifyPath = dir + "/notify"
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in notifyPath.utf8.enumerated() { raw[i] = b } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(notify, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(notify, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func notifications() -> [String] {
+            var all: [String] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(notify, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { return all }
+                all.append(String(decoding: buffer[0..<n], as: UTF8.self))
+            }
+        }
+        let logPath = dir + "/log"
+        let first = try SpawnedProcess(
+            "/usr/bin/systemd-socket-activate",
+            ["-l", "127.0.0.1:\(port)", "--fdname=http", "-E", "NOTIFY_SOCKET=" + notifyPath, demoBinary(), "serve", "--data", dir + "/data", "--loops", "2", "--log-file", logPath])
+        var pid = first.pid
+        defer {
+            kill(pid, SIGTERM)
+            first.stop()
+        }
+        // systemd-socket-activate binds, then execs the demo with the socket (it queues meanwhile).
+        #expect(waitForPort(port))
+        var visitor = Visitor(port: port)
+        let hello = try visitor.get("/hello?name=activated")
+        #expect(hello.text == "<h1>Hello activated</h1>", "the inherited socket is served without --http")
+        var heard = notifications()
+        #expect(heard.contains { $0.hasPrefix("READY=1") }, "READY=1 once serving: \(heard)")
+        let log = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+        #expect(!log().contains("8080"), "nothing else is bound")
+        kill(pid, SIGUSR2)
+        let end = monotonicSeconds() + 30
+        var next: pid_t? = nil
+        while next == nil && monotonicSeconds() < end {
+            for line in log().split(separator: "\n") where line.contains("[\(pid)]: pid ") && line.contains(" serves;") {
+                if let r = line.range(of: "[\(pid)]: pid ") { next = Int32(line[r.upperBound...].prefix { $0.isNumber }) }
+            }
+            usleep(20_000)
+        }
+        #expect(next != nil, "the upgrade completes with the activated socket: \(log())")
+        if let next { pid = next }
+        usleep(200_000)
+        heard = notifications()
+        #expect(heard.contains { $0.hasPrefix("RELOADING=1") }, "RELOADING=1: \(heard)")
+        #expect(heard.contains { $0 == "MAINPID=\(pid)" }, "the new MAINPID: \(heard)")
+        #expect(try visitor.get("/hello?name=again").text == "<h1>Hello again</h1>")
+    }
 }
