@@ -318,9 +318,11 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Undoes `beginHandover` (the successor failed): listens again. Safe from any thread.
-    public func resumeAccepting() {
+    /// Undoes `beginHandover` (the successor failed): listens again; `done` runs on the loop's
+    /// thread once it no longer hands anything over. Safe from any thread.
+    public func resumeAccepting(done: @escaping @Sendable () -> Void = {}) {
         execute { [self] in
+            defer { done() }
             guard isHandingOver else { return }
             isHandingOver = false
             isStopping = false
@@ -348,6 +350,11 @@ public final class EventLoop: @unchecked Sendable {
         guard handOff(c) else {
             _ = schedule(after: 2) { [self] in
                 guard !c.isClosed else { return }
+                guard isHandingOver else {
+                    // The successor failed meanwhile: the connection stays, unless it was closing.
+                    if c.isClosing && c.output.isEmpty { c.close() }
+                    return
+                }
                 if handOffConnection(c) == .notIdle { c.close() }
             }
             return .later

@@ -153,7 +153,10 @@ final class Upgrader: Sendable {
             return
         }
         let control = pair[0]
-        defer { close(control) }
+        // Closed only once no loop can send on it any more (after a failed handover, when each
+        // loop has stopped handing over); after a successful one the process exits.
+        var closeControl = true
+        defer { if closeControl { close(control) } }
         let child: pid_t
         do {
             child = try spawnSuccessor(path: path, sockets: server.namedSockets, control: pair[1])
@@ -210,7 +213,9 @@ final class Upgrader: Sendable {
         func takeBack(_ why: String, kill force: Bool) {
             reap(why, kill: force)
             do { try settings.reclaim() } catch { logger.critical("cannot take back what was released: \(error)") }
-            for loop in loops { loop.resumeAccepting() }
+            let resumed = Atomic<Int>(0)
+            for loop in loops { loop.resumeAccepting { resumed.add(1, ordering: .releasing) } }
+            while resumed.load(ordering: .acquiring) < loops.count { usleep(1000) }
         }
         while drained.load(ordering: .acquiring) < loops.count {
             // Watch the new process meanwhile: if it goes, serve on.
@@ -258,6 +263,7 @@ final class Upgrader: Sendable {
             return
         }
         succeeded = true
+        closeControl = false
         handedOver.store(true, ordering: .releasing)
         logger.notice("pid \(child) serves; this process stops")
         SystemdNotify.send("MAINPID=\(child)")
