@@ -42,13 +42,20 @@ import Testing
         /// Waits until the log, past its first `offset` bytes, says a new process took over
         /// from `pid`; then follows it.
         func successor(since offset: Int, seconds: Double = 30) -> pid_t? {
-            let old = pid
+            guard let new = Self.successor(of: pid, logPath: logPath, since: offset, seconds: seconds) else { return nil }
+            pid = new
+            return new
+        }
+
+        /// The pid that the log at `logPath` (past `offset` bytes) says took over from `old`;
+        /// nil if `old` logged a failed upgrade or nothing came within `seconds`.
+        static func successor(of old: pid_t, logPath: String, since offset: Int = 0, seconds: Double = 30) -> pid_t? {
             let end = monotonicSeconds() + seconds
             while monotonicSeconds() < end {
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
                 let tail = String(log.utf8.dropFirst(offset)) ?? ""
                 for line in tail.split(separator: "\n") where line.contains("[\(old)]: pid ") && line.contains(" serves; this process stops") {
                     if let r = line.range(of: "[\(old)]: pid "), let new = Int32(line[r.upperBound...].prefix { $0.isNumber }) {
-                        pid = new
                         return new
                     }
                 }
@@ -369,15 +376,7 @@ import Testing
         for _ in 0..<3 {
             let old = pid
             kill(old, SIGUSR2)
-            let until = monotonicSeconds() + 20
-            var next: pid_t? = nil
-            while next == nil && monotonicSeconds() < until {
-                for line in log().split(separator: "\n") where line.contains("[\(old)]: pid ") && line.contains(" serves;") {
-                    if let r = line.range(of: "[\(old)]: pid ") { next = Int32(line[r.upperBound...].prefix { $0.isNumber }) }
-                }
-                usleep(20_000)
-            }
-            guard let n = next else {
+            guard let n = Upgradable.successor(of: old, logPath: dir + "/log", seconds: 20) else {
                 Issue.record("the upgrade did not complete: \(log())")
                 break
             }
@@ -442,14 +441,7 @@ import Testing
         let log = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
         #expect(!log().contains("8080"), "nothing else is bound")
         kill(pid, SIGUSR2)
-        let end = monotonicSeconds() + 30
-        var next: pid_t? = nil
-        while next == nil && monotonicSeconds() < end {
-            for line in log().split(separator: "\n") where line.contains("[\(pid)]: pid ") && line.contains(" serves;") {
-                if let r = line.range(of: "[\(pid)]: pid ") { next = Int32(line[r.upperBound...].prefix { $0.isNumber }) }
-            }
-            usleep(20_000)
-        }
+        let next = Upgradable.successor(of: pid, logPath: logPath)
         #expect(next != nil, "the upgrade completes with the activated socket: \(log())")
         if let next { pid = next }
         usleep(200_000)
