@@ -80,13 +80,13 @@ public final class LoopGroup: Sendable {
     }
 
     /// SIGINT and SIGTERM stop; SIGUSR1 reopens logs (blocked even with no access log, so that
-    /// logrotate's signal never kills the server); SIGUSR2 upgrades.
-    static let handledSignals = [SIGINT, SIGTERM, SIGUSR1, SIGUSR2]
+    /// logrotate's signal never kills the server); SIGUSR2 upgrades; SIGHUP reloads settings.
+    static let handledSignals = [SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGHUP]
 
     /// Waits for SIGINT or SIGTERM, stops gracefully within `grace` seconds (a second signal
     /// stops at once), and returns when every loop has ended. With `drainSeconds` > 0 the
     /// first signal only calls `beginDraining` and the stop begins that many seconds later (or
-    /// at a second signal). `handlers`: other signals (SIGUSR1), called on this thread.
+    /// at a second signal). `handlers`: other signals (SIGUSR1, SIGUSR2, SIGHUP), called on this thread.
     public func runUntilSignalled(
         grace: Int, drainSeconds: Int = 0, beginDraining: (Int32) -> Void = { _ in }, handlers: [Int32: () -> Void] = [:],
         onSignal: (Int32) -> Void = { _ in }

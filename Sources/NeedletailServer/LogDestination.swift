@@ -105,6 +105,15 @@ public final class LogSink: Sendable {
     private let isSyslog: Bool
     /// Lines a full syslog socket refused, counted until one gets through.
     private let dropped = Atomic<Int>(0)
+    /// The level of every ``LogSinkHandler`` writing here (an index into `Logger.Level.allCases`).
+    private let threshold = Atomic<Int>(Logger.Level.allCases.firstIndex(of: .info) ?? 2)
+
+    /// The lowest level written, shared by every logger writing to this sink, so that a reload
+    /// (SIGHUP) changes it for all of them at once. Default: info.
+    public var level: Logger.Level {
+        get { Logger.Level.allCases[threshold.load(ordering: .relaxed)] }
+        set { threshold.store(Logger.Level.allCases.firstIndex(of: newValue) ?? 2, ordering: .relaxed) }
+    }
 
     init(fd: Int32, owned: Bool, syslogTag: String?, syslog: Bool = false) {
         (self.fd, self.owned, self.syslogTag, self.isSyslog) = (fd, owned, syslogTag, syslog)
@@ -160,7 +169,11 @@ public final class LogSink: Sendable {
 public struct LogSinkHandler: LogHandler {
     public let label: String
     public let sink: LogSink
-    public var logLevel: Logger.Level = .info
+    /// The sink's level (``LogSink/level``): setting it here sets it for every logger of the sink.
+    public var logLevel: Logger.Level {
+        get { sink.level }
+        nonmutating set { sink.level = newValue }
+    }
     public var metadata: Logger.Metadata = [:]
 
     public init(label: String, sink: LogSink) { (self.label, self.sink) = (label, sink) }

@@ -12,7 +12,8 @@ final class LoopContext {
     let fastCGI: FastCGILimits
     let dates = HTTPDate.Cache()
     let logger: Logger
-    let defaults: DefaultFields
+    /// Replaced on this loop's thread by a reload (SIGHUP).
+    @exclusivity(unchecked) var defaults: DefaultFields
     /// Requests whose async handler is suspended on this loop, and how many may be (over it: 503).
     @exclusivity(unchecked) var suspended = 0
     let maxSuspended: Int

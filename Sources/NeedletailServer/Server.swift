@@ -53,7 +53,27 @@ public struct ServerConfiguration: Sendable {
     public var upgrade = UpgradeSettings()
     /// The app's numbers on the status page and in the metrics (sessions, parked polls…).
     public var gauges: [StatusGauge] = []
+    /// What SIGHUP re-reads without a new process (see ``ReloadedSettings``); nil: SIGHUP is
+    /// logged and changes nothing.
+    public var reload: (@Sendable () throws -> ReloadedSettings)? = nil
     public init() {}
+}
+
+/// What a reload (SIGHUP, `Server.reload()`) changes in a running server: only what needs no
+/// new process, as nginx's reload would otherwise start new workers. The app's closure reads
+/// its settings again, applies what is its own (its log level: a ``LogSink``'s level is shared
+/// by every logger writing to it), and returns the rest. A closure that throws keeps every
+/// current setting, and its error is logged: a bad edit never takes a server down. Anything
+/// else (listeners, loops, the app's code) changes by a live upgrade (SIGUSR2).
+public struct ReloadedSettings: Sendable {
+    /// The fields every response gets from now on; nil: keep the current ones.
+    public var defaultFields: DefaultFields?
+    /// What to log about the change ("log level debug, 2 extra fields").
+    public var summary: String
+
+    public init(defaultFields: DefaultFields? = nil, summary: String = "") {
+        (self.defaultFields, self.summary) = (defaultFields, summary)
+    }
 }
 
 /// Where the server listens, and which protocol it speaks there.
@@ -351,6 +371,33 @@ public final class Server: Sendable {
         accessLogFile?.reopen()
     }
 
+    /// Re-reads what can change without a new process (what SIGHUP does; see
+    /// ``ReloadedSettings``): calls `configuration.reload` on the calling thread, then hands the
+    /// new fields to every loop, which uses them from its next answer on. Returns whether the
+    /// settings changed; the log says how.
+    @discardableResult
+    public func reload() -> Bool {
+        guard let read = configuration.reload else {
+            logger.notice("reload asked for (SIGHUP), but this server has nothing to re-read; for anything else, upgrade (SIGUSR2)")
+            return false
+        }
+        let settings: ReloadedSettings
+        do {
+            settings = try read()
+        } catch {
+            logger.error("reload failed, the current settings stay: \(error)")
+            return false
+        }
+        if let fields = settings.defaultFields {
+            for (loop, context) in state.loops {
+                let box = LoopBox(loop: loop, context: context)
+                loop.execute { box.context.defaults = fields }
+            }
+        }
+        logger.notice("reloaded\(settings.summary.isEmpty ? "" : ": " + settings.summary)")
+        return true
+    }
+
     /// Makes the health path answer 503 (what SIGTERM does first when `drainSeconds` > 0).
     public func beginDraining() {
         state.draining.store(true, ordering: .relaxed)
@@ -415,7 +462,8 @@ public final class Server: Sendable {
     }
 
     /// Starts, serves until SIGINT or SIGTERM, stops gracefully, and returns. SIGUSR1 reopens
-    /// the access log; SIGUSR2 starts a live upgrade (`upgrade()`). With a `predecessor` (this
+    /// the access log; SIGUSR2 starts a live upgrade (`upgrade()`); SIGHUP re-reads what can
+    /// change without a new process (`reload()`). With a `predecessor` (this
     /// process was started by an upgrade), it takes over the connections handed over and
     /// tells the predecessor, which then stops. Under systemd (`NOTIFY_SOCKET`) it says
     /// READY=1 once serving and STOPPING=1 at the stop.
@@ -444,6 +492,7 @@ public final class Server: Sendable {
                     reopenLogs()
                 },
                 SIGUSR2: { [self] in upgrade() },
+                SIGHUP: { [self] in reload() },
             ]
         ) { sig in
             beginDraining()

@@ -106,6 +106,11 @@ struct Serve: ParsableCommand {
         name: .long, help: "Development mode (scripts/dev): show the build errors this file holds at the top of every live page.")
     var developmentStatus: String?
 
+    @ArgumentParser.Option(
+        name: .long,
+        help: "A file of log-level and header lines, read at start and again on SIGHUP (it overrides --log-level and --header).")
+    var settings: String?
+
     @ArgumentParser.Option(name: .long, help: "Write the process id to this file once serving (kill -USR2 $(cat FILE) upgrades to a new build).")
     var pidFile: String?
 
@@ -135,6 +140,11 @@ struct Serve: ParsableCommand {
         return (String(text[..<colon]), text[text.index(after: colon)...].trimmingCharacters())
     }
 
+    /// The fields every response gets: the standard ones and the file's headers, or the flags'.
+    static func defaultFields(_ file: DemoSettings, flags: [(name: String, value: String)]) -> DefaultFields {
+        DefaultFields(DefaultFields.standard.fields + (file.headers.map { $0.map { ($0.name, $0.value) } } ?? flags))
+    }
+
     /// The board's folder: --data, systemd's StateDirectory=, or ./needletail-data, made absolute
     /// so that the log names the folder that was really used.
     var dataDirectory: String {
@@ -162,7 +172,15 @@ struct Serve: ParsableCommand {
         }
         LoggingSystem.bootstrap { LogSinkHandler(label: $0, sink: sink) }
         var logger = Logger(label: "needletail")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let fromFlags = (level: Logger.Level(rawValue: logLevel) ?? .info, fields: header.map(Self.field))
+        var fromFile = DemoSettings()
+        if let path = settings {
+            do { fromFile = try DemoSettings.read(path) } catch {
+                logger.critical("\(error)")
+                throw ExitCode(1)
+            }
+        }
+        logger.logLevel = fromFile.logLevel ?? fromFlags.level
         let errorLogger = logger
         let cgi = http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest
         // A server opens the board's records now, so that a folder it cannot use is in the log
@@ -220,7 +238,18 @@ struct Serve: ParsableCommand {
         config.http.maxBodyBytes = maxBody
         config.fastCGI.maxBodyBytes = maxBody
         config.unixSocketMode = socketMode.flatMap { mode_t($0, radix: 8) }
-        config.defaultFields = DefaultFields(DefaultFields.standard.fields + header.map(Self.field))
+        config.defaultFields = Self.defaultFields(fromFile, flags: fromFlags.fields)
+        if let path = settings {
+            config.reload = {
+                let read = try DemoSettings.read(path)
+                let level = read.logLevel ?? fromFlags.level
+                sink.level = level
+                let fields = Self.defaultFields(read, flags: fromFlags.fields)
+                return ReloadedSettings(
+                    defaultFields: fields,
+                    summary: "\(path): log level \(level), fields \(fields.fields.map { "\($0.name): \($0.value)" }.joined(separator: ", "))")
+            }
+        }
         if noGzip { config.compression = nil }
         config.accessLog = accessLog.map { AccessLogSettings(path: $0, timed: accessLogTimed) }
         config.slowRequestMilliseconds = slowRequestMs

@@ -450,4 +450,56 @@ import Testing
         #expect(heard.contains { $0 == "MAINPID=\(pid)" }, "the new MAINPID: \(heard)")
         #expect(try visitor.get("/hello?name=again").text == "<h1>Hello again</h1>")
     }
+
+    /// SIGHUP re-reads `--settings` in the same process: a kept-alive connection gets the new
+    /// fields from its next answer; a bad file is refused with its line and changes nothing;
+    /// a bad file at start stops the server before it listens.
+    @Test func sighupReReadsSettingsWithoutANewProcess() throws {
+        let path = makeTempDir("needletail-settings") + "/settings"
+        func settings(_ text: String) throws { try text.write(toFile: path, atomically: true, encoding: .utf8) }
+        try settings("# the release\nheader X-Release: one\n")
+        let server = try Upgradable(extra: ["--settings", path, "--header", "X-Flag: flag"])
+        let pid = server.pid
+        let kept = try TestClient(.ipv4(host: "127.0.0.1", port: server.port), timeout: 10)
+        func hello() throws -> TestClient.Response {
+            try kept.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            return try kept.readResponse()
+        }
+        var first = try hello()
+        #expect(first.header("x-release") == "one")
+        #expect(first.header("x-flag") == nil, "the file's header lines replace the flags'")
+        /// Sends SIGHUP and waits for the log line that says how it went.
+        func hangUp(expecting: String) -> Bool {
+            let before = server.log.utf8.count
+            kill(pid, SIGHUP)
+            let end = monotonicSeconds() + 10
+            while monotonicSeconds() < end {
+                if (String(server.log.utf8.dropFirst(before)) ?? "").contains(expecting) { return true }
+                usleep(10_000)
+            }
+            return false
+        }
+
+        try settings("log-level debug\nheader X-Release: two\n")
+        #expect(hangUp(expecting: "reloaded: \(path): log level debug, fields X-Content-Type-Options: nosniff, X-Release: two"), "\(server.log)")
+        first = try hello()
+        #expect(first.header("x-release") == "two")
+        #expect(first.header("x-content-type-options") == "nosniff")
+
+        try settings("header X-Release: three\nlog-level loud\n")
+        #expect(hangUp(expecting: "reload failed, the current settings stay: \(path):2: unknown log level \"loud\""), "\(server.log)")
+        #expect(try hello().header("x-release") == "two")
+
+        try settings("")
+        #expect(hangUp(expecting: "reloaded: "))
+        let flags = try hello()
+        #expect(flags.header("x-flag") == "flag", "with no header lines in the file, the flags' come back")
+        #expect(flags.header("x-release") == nil)
+        #expect(server.pid == pid && kill(pid, 0) == 0, "the same process serves")
+
+        try settings("header Bad Name: x\n")
+        let refused = try run(demoBinary(), ["serve", "--http", "127.0.0.1:\(freePort())", "--settings", path, "--log-file", "stderr"])
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("\(path):1: a header is"), "\(refused.output)")
+    }
 }
