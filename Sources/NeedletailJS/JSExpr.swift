@@ -143,6 +143,7 @@ public enum JS {
     public static let console = JSExpr.name("console")
     public static let location = JSExpr.name("location")
     public static let history = JSExpr.name("history")
+    public static let sessionStorage = JSExpr.name("sessionStorage")
     public static let Math = JSExpr.name("Math")
     public static let JSON = JSExpr.name("JSON")
     public static let Date = JSExpr.name("Date")

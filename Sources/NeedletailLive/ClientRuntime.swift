@@ -12,6 +12,7 @@ import NeedletailJS
 /// that buffers); the HTML operations that come back (`replace`, `append`, `remove` an element
 /// by id; never code) are applied; the next poll starts after a jittered pause, failures back
 /// off exponentially with jitter (capped at 30 s); `#nt-status` says "live" or "reconnecting";
+/// a page that reloads because its view is gone keeps what was typed into its forms;
 /// a browser that refuses cookies sends the session id (`data-nt-s`) with its polls and adds
 /// it to the site's links.
 /// Without it every form and link still works.
@@ -39,6 +40,14 @@ public enum ClientRuntime {
         let backoff = JSExpr.name("backoff")
         let sid = JSExpr.name("sid")
         let a = JSExpr.name("a")
+        let e = JSExpr.name("e")
+        let d = JSExpr.name("d")
+        let saved = JSExpr.name("saved")
+        let forms = JSExpr.name("forms")
+        let i = JSExpr.name("i")
+        // Fields whose value is never kept across a reload (the page's own, files, secrets).
+        let notKept: JSExpr = "hidden file password submit reset button checkbox radio"
+        func kept(_ field: JSExpr) -> JSExpr { field.name && !notKept.includes(field.type) }
         return JSProgram {
             Const("status", JS.document.getElementById("nt-status"))
             If(status === nil) { Return() }
@@ -56,6 +65,35 @@ public enum ClientRuntime {
                 If(!JS.document.cookie.includes("nt_probe")) { Assign(sid, status.dataset.ntS) }
                 Assign(JS.document.cookie, "nt_probe=; max-age=0")
             }
+            // The page reloads (its view is gone: a 410, a new build took over): what the
+            // visitor was typing into its forms is kept in this tab's sessionStorage, and put
+            // back into the same forms of the new page, which they can then send.
+            Function("reload") {
+                Try("x") {
+                    Const("saved", JSExpr.name("Array")())
+                    ForOf("f", in: JS.document.querySelectorAll(formSelector)) {
+                        Const("d", .object([:]))
+                        ForOf("e", in: f.elements) {
+                            If(kept(e)) { Assign(d[e.name], e.value) }
+                        }
+                        saved.push(d)
+                    }
+                    JS.sessionStorage.setItem("nt-drafts", JS.JSON.stringify(saved))
+                } catch: {}
+                JS.location.reload()
+            }
+            Try("x") {
+                Const("saved", JS.JSON.parse(JS.sessionStorage.getItem("nt-drafts")))
+                If(saved) {
+                    JS.sessionStorage.removeItem("nt-drafts")
+                    Const("forms", JS.document.querySelectorAll(formSelector))
+                    For("i", from: 0, to: math.min(forms.length, saved.length)) {
+                        ForOf("e", in: forms[i].elements) {
+                            If(kept(e) && JS.Object.hasOwn(saved[i], e.name)) { Assign(e.value, saved[i][e.name]) }
+                        }
+                    }
+                }
+            } catch: {}
             Function("apply", "text") {
                 Const("t", JS.document.createElement("template"))
                 Assign(t.innerHTML, text)
@@ -130,7 +168,7 @@ public enum ClientRuntime {
                     .then(
                         .function("r") {
                             If(r.status === 410) {
-                                JS.location.reload()
+                                JSExpr.name("reload")()
                                 Return(nil)
                             }
                             If(!r.ok) { Throw(JSExpr.new(JS.Error, r.status)) }
@@ -162,7 +200,7 @@ public enum ClientRuntime {
                 .then(
                     .function("r") {
                         If(r.status === 410) {
-                            JS.location.reload()
+                            JSExpr.name("reload")()
                         }.elseIf(r.ok) {
                             form.reset()
                         }.else {
@@ -173,7 +211,7 @@ public enum ClientRuntime {
                 .catch(.function { form.submit() })
             }
             Function("bind", "root") {
-                ForOf("f", in: JSExpr.name("root").querySelectorAll("form[data-nt=form]")) {
+                ForOf("f", in: JSExpr.name("root").querySelectorAll(formSelector)) {
                     If(!f.ntBound) {
                         Assign(f.ntBound, true)
                         f.addEventListener("submit", JSExpr.name("submit"))
@@ -196,6 +234,9 @@ public enum ClientRuntime {
             }
         }
     }()
+
+    /// The forms the runtime sends in the background (and keeps across a reload).
+    static let formSelector: JSExpr = "form[data-nt=form]"
 
     /// The runtime as served: the program inside a function called at once.
     public static let source: String = program.wrapped

@@ -21,6 +21,11 @@ import Testing
         #expect(browser.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil, "the runtime follows the board")
         let name = Self.userName(browser.source)
         #expect(name != nil)
+        // Half a post typed when the new build takes over: the page reloads (its view is gone)
+        // and the draft is back in the same field.
+        let field = BrowserTests.postForm + " [name=\"text\"]"
+        let draft = "typed before the upgrade \(Int.random(in: 0..<1_000_000))"
+        try browser.type(field, draft)
         let old = server.pid
         let offset = server.log.utf8.count
         kill(old, SIGUSR2)
@@ -37,6 +42,8 @@ import Testing
         print("browser: a post made during an upgrade appeared after \(seen.map { String(Int($0 * 1000)) } ?? "-") ms")
         #expect(browser.wait(seconds: 5) { $0.contains("aria-live=\"polite\">live<") } != nil, "and is live again")
         #expect(Self.userName(browser.source) == name, "with the same user name")
+        let kept = try browser.run("return document.querySelector('\(field.replacingOccurrences(of: "\"", with: "\\\""))').value") as? String
+        #expect(kept == draft, "the draft survives the reload")
         let errors = try browser.consoleErrors().filter { !$0.contains("/_nt/") }  // the 410 and the ended stream are expected
         #expect(errors.isEmpty, "console errors: \(errors)")
     }
