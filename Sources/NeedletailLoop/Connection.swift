@@ -29,8 +29,17 @@ public final class Connection {
     /// The loop that owns this connection. (`unowned(unsafe)`: a loop outlives every connection
     /// it owns, and a checked reference costs an atomic operation per use.)
     public unowned(unsafe) let loop: EventLoop
+    // State other modules read or set is a computed property over a private stored one: an
+    // `@exclusivity(unchecked)` stored property accessed directly from another module is
+    // checked there all the same (swift_beginAccess, about 75 instructions per access; four
+    // per hello request, docs/PERFORMANCE.md).
+
     /// The protocol driving this connection; set right after accept.
-    @exclusivity(unchecked) public var handler: (any ConnectionHandler)!
+    public var handler: (any ConnectionHandler)! {
+        get { _handler }
+        set { _handler = newValue }
+    }
+    @exclusivity(unchecked) private var _handler: (any ConnectionHandler)!
     /// Listener-specific value (which listener accepted this, e.g. its protocol config).
     public let listenerIndex: Int
 
@@ -55,18 +64,27 @@ public final class Connection {
     /// Set by the handler when the connection is between requests (keep-alive, nothing in
     /// flight): when the process runs out of file descriptors the loop closes the oldest such
     /// connections to let new clients in, as nginx does with its reusable connections.
-    @exclusivity(unchecked) public var isIdle = false
+    public var isIdle: Bool {
+        get { _isIdle }
+        set { _isIdle = newValue }
+    }
+    @exclusivity(unchecked) private var _isIdle: Bool = false
 
     /// While its loop hands over to a successor process: once everything queued is written,
     /// the connection goes to the successor instead of being closed (a FastCGI connection the
     /// web server keeps open, an idle keep-alive connection), so that no request the client
     /// sends meanwhile meets a closed socket.
-    @exclusivity(unchecked) public var handOffWhenIdle = false
+    public var handOffWhenIdle: Bool {
+        get { _handOffWhenIdle }
+        set { _handOffWhenIdle = newValue }
+    }
+    @exclusivity(unchecked) private var _handOffWhenIdle: Bool = false
 
     /// True while the handler's `received` runs: work for this connection that arrives then
     /// (a stream finished by the handler itself) must wait for a loop task, or `received`
     /// would be entered again.
-    @exclusivity(unchecked) public internal(set) var isInHandler = false
+    public var isInHandler: Bool { _isInHandler }
+    @exclusivity(unchecked) var _isInHandler: Bool = false
 
     /// When `true`, the loop stops reading from this socket (the handler is waiting for
     /// something else, e.g. a parked response). Set back to `false` with `resumeReading()`.
@@ -216,9 +234,9 @@ public final class Connection {
     /// Offers unconsumed input to the handler again (after a pause or when output drained).
     func deliverBuffered() {
         guard let buf = input, buf.count > 0, !state.readingPaused, !isClosed else { return }
-        isInHandler = true
+        _isInHandler = true
         let used = handler.received(buf.bytes, on: self)
-        isInHandler = false
+        _isInHandler = false
         if isClosed { return }
         buf.removeFirst(used)
     }

@@ -61,7 +61,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs once when a handover has no connection left.
     @exclusivity(unchecked) private var drained: (() -> Void)?
     /// Whether the loop is handing its connections to a successor (`beginHandover`).
-    @exclusivity(unchecked) public private(set) var isHandingOver = false
+    public var isHandingOver: Bool { _isHandingOver }
+    @exclusivity(unchecked) private var _isHandingOver: Bool = false
     @exclusivity(unchecked) private var connections: [Connection?] = []
     @exclusivity(unchecked) private var generation: UInt32 = 0
     @exclusivity(unchecked) private var wheel: TimerWheel
@@ -89,13 +90,17 @@ public final class EventLoop: @unchecked Sendable {
     private let owner = Atomic<UInt>(0)
 
     /// Seconds on a monotonic clock, updated once per loop iteration.
-    @exclusivity(unchecked) public private(set) var now: Int = 0
+    public var now: Int { _now }
+    @exclusivity(unchecked) private var _now: Int = 0
     /// Wall-clock seconds since the epoch, updated once per loop iteration.
-    @exclusivity(unchecked) public private(set) var wallClock: Int = 0
+    public var wallClock: Int { _wallClock }
+    @exclusivity(unchecked) private var _wallClock: Int = 0
     /// Number of open connections.
-    @exclusivity(unchecked) public private(set) var connectionCount = 0
+    public var connectionCount: Int { _connectionCount }
+    @exclusivity(unchecked) private var _connectionCount: Int = 0
     /// Whether `shutdown` has begun: handlers answer in-flight requests with `Connection: close`.
-    @exclusivity(unchecked) public private(set) var isStopping = false
+    public var isStopping: Bool { _isStopping }
+    @exclusivity(unchecked) private var _isStopping: Bool = false
     @exclusivity(unchecked) private var stopDeadline = 0
     @exclusivity(unchecked) private var running = false
 
@@ -267,7 +272,7 @@ public final class EventLoop: @unchecked Sendable {
     private func beginShutdown(grace: Int) {
         if isHandingOver {
             // The successor serves: what is left here is closed as a stop would.
-            isHandingOver = false
+            _isHandingOver = false
             handOff = nil
             drained = nil
         }
@@ -279,7 +284,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func stopAccepting(grace: Int) {
-        isStopping = true
+        _isStopping = true
         stopDeadline = now + grace
         for i in listeners.indices where listeners[i].registered {
             do {
@@ -303,7 +308,7 @@ public final class EventLoop: @unchecked Sendable {
     ) {
         execute { [self] in
             guard !isStopping else { return }
-            isHandingOver = true
+            _isHandingOver = true
             self.handOff = handOff
             self.drained = drained
             stopAccepting(grace: grace)
@@ -324,8 +329,8 @@ public final class EventLoop: @unchecked Sendable {
         execute { [self] in
             defer { done() }
             guard isHandingOver else { return }
-            isHandingOver = false
-            isStopping = false
+            _isHandingOver = false
+            _isStopping = false
             handOff = nil
             drained = nil
             for i in listeners.indices where !listeners[i].registered {
@@ -437,9 +442,9 @@ public final class EventLoop: @unchecked Sendable {
     private func updateClock() {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
-        now = ts.tv_sec
+        _now = ts.tv_sec
         clock_gettime(CLOCK_REALTIME_COARSE, &ts)
-        wallClock = ts.tv_sec
+        _wallClock = ts.tv_sec
     }
 
     @inline(__always)
@@ -543,9 +548,9 @@ public final class EventLoop: @unchecked Sendable {
                     c.deliverBuffered()
                 } else {
                     let bytes = UnsafeRawBufferPointer(start: readBuffer, count: r)
-                    c.isInHandler = true
+                    c._isInHandler = true
                     let used = c.handler.received(bytes, on: c)
-                    c.isInHandler = false
+                    c._isInHandler = false
                     if c.isClosed { return }
                     if used < r {
                         let keep = c.input ?? ByteBuffer(capacity: max(r - used, 1024))
@@ -653,7 +658,7 @@ public final class EventLoop: @unchecked Sendable {
             connections.append(contentsOf: repeatElement(nil, count: i - connections.count + 1 + connections.count / 2))
         }
         connections[i] = c
-        connectionCount += 1
+        _connectionCount += 1
         do {
             try control(EPOLL_CTL_ADD, fd, events: c.state.interest, token: token)
         } catch {
@@ -690,7 +695,7 @@ public final class EventLoop: @unchecked Sendable {
         Glibc.close(c.fd)
         let i = Int(c.fd)
         if i < connections.count, connections[i] === c { connections[i] = nil }
-        connectionCount -= 1
+        _connectionCount -= 1
     }
 
     func setDeadline(_ c: Connection, seconds: Int) {
