@@ -19,6 +19,21 @@ public enum ByteScan {
         hasByte(of: w ^ (ones &* UInt64(b)), below: 1)
     }
 
+    /// The high bit of each byte of `w` below `n` (0 < n ≤ 128). Exact for the lowest flagged
+    /// byte (a borrow only flags bytes above a true one), so `trailingZeroBitCount / 8` is the
+    /// offset of the first byte below `n` in little-endian memory order.
+    @inlinable @inline(__always)
+    public static func mask(of w: UInt64, below n: UInt64) -> UInt64 {
+        (w &- ones &* n) & ~w & highs
+    }
+
+    /// The high bit of each control byte of `w` (below 32, or DEL), exact for the lowest one as
+    /// in `mask(of:below:)`.
+    @inlinable @inline(__always)
+    public static func controlMask(_ w: UInt64) -> UInt64 {
+        mask(of: w, below: 32) | mask(of: w ^ (ones &* 127), below: 1)
+    }
+
     /// Whether some byte of `w` is 128 or above.
     @inlinable @inline(__always)
     public static func hasHighByte(_ w: UInt64) -> Bool { w & highs != 0 }

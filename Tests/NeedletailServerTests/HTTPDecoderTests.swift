@@ -177,6 +177,36 @@ struct HTTPDecoderTests {
         #expect(decode(input, cuts: Array(0..<input.count)) == ["error \(status)"], "one byte at a time")
     }
 
+    @Test func fieldNamesMatchInAnyCaseAndOnlyWhole() {
+        let shouted = decode(bytes("POST /x HTTP/1.1\r\nHOST: a\r\nCONTENT-length: 3\r\ncOnNeCtIoN: close\r\n\r\nabc"))
+        #expect(shouted.count == 1)
+        #expect(shouted.first?.contains("ka=false host=a") == true, "\(shouted)")
+        #expect(shouted.first?.contains("body=abc") == true, "\(shouted)")
+        // Names one letter off, or longer, frame nothing: the request has no body and keeps alive.
+        for name in ["Content-Lengtx", "Xontent-Length", "Content-Lengths", "Connectiom", "Transfer-Encodinh", "Hosts"] {
+            let events = decode(bytes("GET / HTTP/1.1\r\nHost: a\r\n\(name): close\r\n\r\n"))
+            #expect(events.count == 1 && events[0].contains("ka=true") && events[0].contains("body= "), "\(name): \(events)")
+        }
+        #expect(decode(bytes("POST / HTTP/1.1\r\nHost: a\r\nEXPECT: 200-ok\r\n\r\n")) == ["error 417"])
+        #expect(decode(bytes("POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n")).count == 1)
+    }
+
+    /// The head scan jumps eight bytes at a time: a control byte at any offset is still found.
+    @Test func controlByteAtEveryOffsetIsRefused() {
+        let head = bytes("GET /hello?name=x HTTP/1.1\r\nHost: example.com\r\nUser-Agent: a-rather-long-value\r\n\r\n")
+        let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        for offset in 0..<(head.count - 4) where head[offset] != cr && head[offset] != lf {
+            for bad: UInt8 in [0, 1, 8, 11, 27, 31, 127] {
+                var input = head
+                input[offset] = bad
+                #expect(decode(input) == ["error 400"], "byte \(bad) at \(offset)")
+            }
+        }
+        var tab = head
+        tab[tab.count - 5] = 9  // HTAB inside a value is allowed
+        #expect(decode(tab).count == 1 && !decode(tab)[0].hasPrefix("error"))
+    }
+
     @Test func limits() {
         var limits = HTTPLimits()
         limits.maxBodyBytes = 10

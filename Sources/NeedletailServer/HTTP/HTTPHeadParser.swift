@@ -10,7 +10,7 @@ import NeedletailHTTP
 /// docs/HTTP.md.
 struct HTTPHeadParser {
     var limits: HTTPLimits
-    /// Bytes from the request start already checked for bare CR, bare LF and NUL.
+    /// Bytes from the request start already checked: no control byte but HTAB and CRLF pairs.
     private(set) var scanned = 0
     private var requestLineEnd = -1
     private var lineStart = 0
@@ -47,18 +47,24 @@ struct HTTPHeadParser {
         var i = scanned
         let base = buf.baseAddress
         while i < n {
-            // Eight bytes at a time while none is below 14 (no CR, LF or NUL among them).
-            if i + 8 <= n, let base, !ByteScan.hasByte(of: base.loadUnaligned(fromByteOffset: i, as: UInt64.self), below: 14) {
-                i += 8
-                continue
+            // Eight bytes at a time while none is a control byte; else straight to the first one.
+            if i + 8 <= n, let base {
+                let m = ByteScan.controlMask(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                if m == 0 {
+                    i += 8
+                    continue
+                }
+                i += m.trailingZeroBitCount >> 3
             }
             let b = buf[i]
-            if b > 13 || (b != 13 && b != 10 && b != 0) {
+            // Every byte of the head is checked here once: field values need no scan of their own.
+            if (b >= 32 && b != 127) || b == 9 {
                 i += 1
                 continue
             }
             if b == 0 { return .error(.bad("NUL byte in request head")) }
             if b == 10 { return .error(.bad("bare LF in request head (lines must end with CRLF)")) }
+            if b != 13 { return .error(.bad("control character in request head")) }
             // CR: needs its LF.
             guard i + 1 < n else { break }
             guard buf[i + 1] == 10 else { return .error(.bad("bare CR in request head")) }
@@ -241,13 +247,8 @@ struct HTTPHeadParser {
             while vs < eol && (buf[vs] == 32 || buf[vs] == 9) { vs += 1 }
             var ve = eol
             while ve > vs && (buf[ve - 1] == 32 || buf[ve - 1] == 9) { ve -= 1 }
+            // No control byte in it: `parse` checked every byte of the head.
             let value = UnsafeRawBufferPointer(rebasing: buf[vs..<ve])
-            if ByteScan.firstIndex(
-                in: value, mayHold: { ByteScan.hasByte(of: $0, below: 32) || ByteScan.hasByte(of: $0, equalTo: 127) },
-                isBad: { ($0 < 32 && $0 != 9) || $0 == 127 }) < value.count
-            {
-                throw .bad("control character in header field value")
-            }
             try summarize(name: UnsafeRawBufferPointer(rebasing: buf[line..<colon]), value: value, at: vs..<ve, into: &summary)
             line = eol + 2
         }
@@ -272,16 +273,24 @@ struct HTTPHeadParser {
         name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, at valueRange: Range<Int>,
         into summary: inout FieldSummary
     ) throws(HTTPError) {
+        // Names are token characters here, and for those `| 0x20` lowers letters and maps no other
+        // token character onto a letter, so one word compare per eight bytes matches a name in
+        // any case (the loads stay inside the name: each case knows its length).
+        let p = name.baseAddress!
+        @inline(__always) func w32(_ o: Int) -> UInt32 { p.loadUnaligned(fromByteOffset: o, as: UInt32.self) | 0x2020_2020 }
+        @inline(__always) func w64(_ o: Int) -> UInt64 {
+            p.loadUnaligned(fromByteOffset: o, as: UInt64.self) | 0x2020_2020_2020_2020
+        }
         switch name.count {
-        case 4 where lowerEquals(name, "host"):
+        case 4 where w32(0) == 0x7473_6f68:  // "host"
             summary.hostCount += 1
             summary.host = valueRange
-        case 6 where lowerEquals(name, "expect"):
+        case 6 where w32(0) == 0x6570_7865 && w32(2) == 0x7463_6570:  // "expect"
             guard lowerEquals(value, "100-continue") else {
                 throw HTTPError(.expectationFailed, "only Expect: 100-continue is understood")
             }
             summary.expectContinue = true
-        case 10 where lowerEquals(name, "connection"):
+        case 10 where w64(0) == 0x6974_6365_6e6e_6f63 && w64(2) == 0x6e6f_6974_6365_6e6e:  // "connection"
             forEachListItem(value) { t in
                 if lowerEquals(t, "close") {
                     summary.closeToken = true
@@ -289,7 +298,7 @@ struct HTTPHeadParser {
                     summary.keepAliveToken = true
                 }
             }
-        case 14 where lowerEquals(name, "content-length"):
+        case 14 where w64(0) == 0x2d74_6e65_746e_6f63 && w64(6) == 0x6874_676e_656c_2d74:  // "content-length"
             var bad = false
             forEachListItem(value) { item in
                 guard let n = parseDecimal(item) else { bad = true; return }
@@ -297,7 +306,7 @@ struct HTTPHeadParser {
                 summary.contentLength = n
             }
             if bad || value.isEmpty { throw .bad("invalid or conflicting Content-Length") }
-        case 17 where lowerEquals(name, "transfer-encoding"):
+        case 17 where w64(0) == 0x7265_6673_6e61_7274 && w64(9) == 0x676e_6964_6f63_6e65:  // "transfer-encoding"
             var codings: [Bool] = []  // true = chunked
             forEachListItem(value) { item in codings.append(lowerEquals(item, "chunked")) }
             if summary.transferEncoding { codings.insert(true, at: 0) }
