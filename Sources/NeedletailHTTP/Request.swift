@@ -30,6 +30,10 @@ public struct Request: Sendable {
     @usableFromInline let pathRange: Range<Int>
     @usableFromInline let decodedPath: String?
 
+    /// The head's bytes, for the codec to reuse for the connection's next head once the request
+    /// is answered: unique (and reused in place) unless a handler kept the request.
+    package consuming func takeStorage() -> [UInt8] { storage }
+
     /// A request whose target, path and host are ranges of `storage` (the codecs' initializer:
     /// no string is made unless asked for). `decodedPath` is given when the raw path had escapes.
     public init(

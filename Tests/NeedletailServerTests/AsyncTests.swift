@@ -52,6 +52,27 @@ struct AsyncTests {
         }
     }
 
+    /// A connection reuses an answered request's head bytes for its next head: a request an
+    /// async handler still holds keeps its own.
+    @Test func aHeldRequestKeepsItsBytesWhileTheConnectionReadsOn() throws {
+        try withServer(loops: 1, responder: app) { _, address in
+            let c = try TestClient(address, timeout: 10)
+            try c.send("GET /async/later?ms=50&x=first HTTP/1.1\r\nHost: t\r\nX-Tag: one\r\n\r\n"
+                       + "GET /hello?name=second HTTP/1.1\r\nHost: t\r\nX-Tag: two\r\n\r\n"
+                       + "GET /async/later?ms=1&x=third HTTP/1.1\r\nHost: t\r\nX-Tag: three\r\n\r\n"
+                       + "GET /hello?name=fourth HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try c.readResponse().text == "later first one")
+            #expect(try c.readResponse().text == "<h1>Hello second</h1>")
+            #expect(try c.readResponse().text == "later third three")
+            #expect(try c.readResponse().text == "<h1>Hello fourth</h1>")
+            // Heads longer and shorter than the one before, and one past the kept size.
+            for (name, pad) in [("long", 3000), ("short", 0), ("huge", 6000), ("tiny", 0), ("mid", 500)] {
+                try c.send("GET /hello?name=\(name) HTTP/1.1\r\nHost: t\r\nX-Pad: \(String(repeating: "p", count: pad))\r\n\r\n")
+                #expect(try c.readResponse().text == "<h1>Hello \(name)</h1>")
+            }
+        }
+    }
+
     @Test func aClientThatLeavesCancelsItsTask() throws {
         try withServer(loops: 1, responder: app) { _, address in
             let before = TestApp.cancelledTasks.load(ordering: .relaxed)

@@ -400,6 +400,11 @@ extension TestApp {
             try await Waiting.sleep(milliseconds: 5_000)
             return .text("too late")
         }
+        // Reads its request after a wait, when the connection has parsed the next heads.
+        r.get("/async/later") { request async throws -> Response in
+            try await Waiting.sleep(milliseconds: try request.parameter("ms", default: 0))
+            return .text("later \(request.query["x"] ?? "") \(request.headers["x-tag"] ?? "")")
+        }
         r.get("/async/now") { request async throws -> Response in
             .text("now \(request.query["x"] ?? "")")
         }

@@ -82,13 +82,15 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         }
     }
 
-    private func respond(to head: HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
-        let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
+    private func respond(to head: consuming HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         let keepAlive = head.keepAlive && !connection.loop.isStopping
+        let method = head.method, version = head.version
+        let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
         if context.observing { observed = Observed(request) }
         answer(
-            context.responder.respond(to: request), method: head.method, version: head.version, keepAlive: keepAlive,
+            context.responder.respond(to: request), method: method, version: version, keepAlive: keepAlive,
             requestHeaders: request.headers, on: connection)
+        decoder.recycle(headBytes: request.takeStorage())
     }
 
     /// Writes an answer (or starts its stream), then takes the next request or closes.

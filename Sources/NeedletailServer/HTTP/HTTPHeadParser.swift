@@ -14,6 +14,9 @@ struct HTTPHeadParser {
     private(set) var scanned = 0
     private var requestLineEnd = -1
     private var lineStart = 0
+    /// The previous request's head bytes, given back once it was answered: the next head is
+    /// copied into them instead of a new array (a malloc and a free per request).
+    private var spare: [UInt8] = []
 
     init(limits: HTTPLimits) { self.limits = limits }
 
@@ -23,6 +26,12 @@ struct HTTPHeadParser {
         case skip(Int)
         case head(HTTPRequestHead, consumed: Int)
         case error(HTTPError)
+    }
+
+    /// Keeps an answered request's head bytes for the next head (not a big one: an idle
+    /// connection should not sit on a large buffer).
+    mutating func recycle(_ bytes: consuming [UInt8]) {
+        if bytes.capacity <= 4096 { spare = bytes }
     }
 
     /// Forgets progress (after a head was consumed).
@@ -86,7 +95,8 @@ struct HTTPHeadParser {
                 reset()
                 do {
                     return .head(
-                        try HTTPHeadParser.parseHead(buf, requestLineEnd: lineEnd, headEnd: total, limits: limits), consumed: total)
+                        try HTTPHeadParser.parseHead(buf, requestLineEnd: lineEnd, headEnd: total, limits: limits, reusing: &spare),
+                        consumed: total)
                 } catch {
                     return .error(error)
                 }
@@ -155,17 +165,18 @@ struct HTTPHeadParser {
     }
 
     static func parseHead(
-        _ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits
+        _ buf: UnsafeRawBufferPointer, requestLineEnd: Int, headEnd: Int, limits: HTTPLimits, reusing spare: inout [UInt8]
     ) throws(HTTPError) -> HTTPRequestHead {
         let line = try parseRequestLine(buf, end: requestLineEnd)
         let fieldsStart = requestLineEnd + 2
         let fields = try parseFields(buf, from: fieldsStart, headEnd: headEnd, version: line.version, limits: limits)
         let framing = try bodyFraming(fields, version: line.version, limits: limits)
         let (authority, target) = try parseTarget(buf, line)
-        let bytes = [UInt8](unsafeUninitializedCapacity: headEnd) { dst, n in
-            dst.baseAddress!.initialize(from: buf.baseAddress!.assumingMemoryBound(to: UInt8.self), count: headEnd)
-            n = headEnd
-        }
+        // Into the spare array when there is one (emptied in place when nothing else holds it).
+        var bytes: [UInt8] = []
+        swap(&bytes, &spare)
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[0..<headEnd]))
         let keepAlive = line.version == .http1_1 ? !fields.closeToken : (fields.keepAliveToken && !fields.closeToken)
         return HTTPRequestHead(
             method: line.method, version: line.version, bytes: bytes, target: line.target, rawPath: target.rawPath,

@@ -31,6 +31,9 @@ struct HTTPRequestDecoder {
     /// Whether a body is being read.
     var isReadingBody: Bool { pendingHead != nil }
 
+    /// Keeps an answered request's head bytes for the next head.
+    mutating func recycle(headBytes: consuming [UInt8]) { parser.recycle(headBytes) }
+
     /// Consumes from `bytes` (which start at the first unconsumed byte) and says what happened.
     mutating func next(_ bytes: UnsafeRawBufferPointer) -> (Event, consumed: Int) {
         if pendingHead != nil {

@@ -30,7 +30,7 @@ struct HTTPRequestHead {
 extension HTTPRequestHead {
     /// The `Request` a handler sees: its target, path, host, query and fields are ranges of the
     /// head's bytes (nothing is copied).
-    func request(body: [UInt8], trailers: [UInt8], remote: RemoteAddress) -> Request {
+    consuming func request(body: [UInt8], trailers: [UInt8], remote: RemoteAddress) -> Request {
         Request(
             method: method, version: version, storage: bytes,
             target: target, rawPath: rawPath, decodedPath: decodedPath, host: host,
