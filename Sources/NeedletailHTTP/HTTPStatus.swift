@@ -3,7 +3,7 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     public let code: Int
     public let reason: String
 
-    public init(code: Int, reason: String) { self.code = code; self.reason = reason }
+    @inlinable public init(code: Int, reason: String) { self.code = code; self.reason = reason }
 
     /// The status for `code`, with the standard reason phrase when there is one.
     public init(code: Int) {
@@ -15,30 +15,30 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     /// Whether a response with this status never has a body (1xx, 204, 304).
     public var forbidsBody: Bool { code < 200 || code == 204 || code == 304 }
 
-    public static let ok = HTTPStatus(code: 200, reason: "OK")
-    public static let created = HTTPStatus(code: 201, reason: "Created")
-    public static let noContent = HTTPStatus(code: 204, reason: "No Content")
-    public static let movedPermanently = HTTPStatus(code: 301, reason: "Moved Permanently")
-    public static let found = HTTPStatus(code: 302, reason: "Found")
-    public static let seeOther = HTTPStatus(code: 303, reason: "See Other")
-    public static let notModified = HTTPStatus(code: 304, reason: "Not Modified")
-    public static let partialContent = HTTPStatus(code: 206, reason: "Partial Content")
-    public static let rangeNotSatisfiable = HTTPStatus(code: 416, reason: "Range Not Satisfiable")
-    public static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
-    public static let gone = HTTPStatus(code: 410, reason: "Gone")
-    public static let forbidden = HTTPStatus(code: 403, reason: "Forbidden")
-    public static let notFound = HTTPStatus(code: 404, reason: "Not Found")
-    public static let methodNotAllowed = HTTPStatus(code: 405, reason: "Method Not Allowed")
-    public static let requestTimeout = HTTPStatus(code: 408, reason: "Request Timeout")
-    public static let lengthRequired = HTTPStatus(code: 411, reason: "Length Required")
-    public static let contentTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
-    public static let uriTooLong = HTTPStatus(code: 414, reason: "URI Too Long")
-    public static let expectationFailed = HTTPStatus(code: 417, reason: "Expectation Failed")
-    public static let requestHeaderFieldsTooLarge = HTTPStatus(code: 431, reason: "Request Header Fields Too Large")
-    public static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
-    public static let notImplemented = HTTPStatus(code: 501, reason: "Not Implemented")
-    public static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
-    public static let httpVersionNotSupported = HTTPStatus(code: 505, reason: "HTTP Version Not Supported")
+    @inlinable public static var ok: HTTPStatus { HTTPStatus(code: 200, reason: "OK") }
+    @inlinable public static var created: HTTPStatus { HTTPStatus(code: 201, reason: "Created") }
+    @inlinable public static var noContent: HTTPStatus { HTTPStatus(code: 204, reason: "No Content") }
+    @inlinable public static var movedPermanently: HTTPStatus { HTTPStatus(code: 301, reason: "Moved Permanently") }
+    @inlinable public static var found: HTTPStatus { HTTPStatus(code: 302, reason: "Found") }
+    @inlinable public static var seeOther: HTTPStatus { HTTPStatus(code: 303, reason: "See Other") }
+    @inlinable public static var notModified: HTTPStatus { HTTPStatus(code: 304, reason: "Not Modified") }
+    @inlinable public static var partialContent: HTTPStatus { HTTPStatus(code: 206, reason: "Partial Content") }
+    @inlinable public static var rangeNotSatisfiable: HTTPStatus { HTTPStatus(code: 416, reason: "Range Not Satisfiable") }
+    @inlinable public static var badRequest: HTTPStatus { HTTPStatus(code: 400, reason: "Bad Request") }
+    @inlinable public static var gone: HTTPStatus { HTTPStatus(code: 410, reason: "Gone") }
+    @inlinable public static var forbidden: HTTPStatus { HTTPStatus(code: 403, reason: "Forbidden") }
+    @inlinable public static var notFound: HTTPStatus { HTTPStatus(code: 404, reason: "Not Found") }
+    @inlinable public static var methodNotAllowed: HTTPStatus { HTTPStatus(code: 405, reason: "Method Not Allowed") }
+    @inlinable public static var requestTimeout: HTTPStatus { HTTPStatus(code: 408, reason: "Request Timeout") }
+    @inlinable public static var lengthRequired: HTTPStatus { HTTPStatus(code: 411, reason: "Length Required") }
+    @inlinable public static var contentTooLarge: HTTPStatus { HTTPStatus(code: 413, reason: "Content Too Large") }
+    @inlinable public static var uriTooLong: HTTPStatus { HTTPStatus(code: 414, reason: "URI Too Long") }
+    @inlinable public static var expectationFailed: HTTPStatus { HTTPStatus(code: 417, reason: "Expectation Failed") }
+    @inlinable public static var requestHeaderFieldsTooLarge: HTTPStatus { HTTPStatus(code: 431, reason: "Request Header Fields Too Large") }
+    @inlinable public static var internalServerError: HTTPStatus { HTTPStatus(code: 500, reason: "Internal Server Error") }
+    @inlinable public static var notImplemented: HTTPStatus { HTTPStatus(code: 501, reason: "Not Implemented") }
+    @inlinable public static var serviceUnavailable: HTTPStatus { HTTPStatus(code: 503, reason: "Service Unavailable") }
+    @inlinable public static var httpVersionNotSupported: HTTPStatus { HTTPStatus(code: 505, reason: "HTTP Version Not Supported") }
 
     /// The standard reason phrase for `code`.
     public static func standardReason(_ code: Int) -> String {

@@ -2,8 +2,8 @@
 public struct HTTPVersion: Sendable, Equatable, CustomStringConvertible {
     public var major: Int
     public var minor: Int
-    public init(major: Int, minor: Int) { self.major = major; self.minor = minor }
-    public static let http1_0 = HTTPVersion(major: 1, minor: 0)
-    public static let http1_1 = HTTPVersion(major: 1, minor: 1)
+    @inlinable public init(major: Int, minor: Int) { self.major = major; self.minor = minor }
+    @inlinable public static var http1_0: HTTPVersion { HTTPVersion(major: 1, minor: 0) }
+    @inlinable public static var http1_1: HTTPVersion { HTTPVersion(major: 1, minor: 1) }
     public var description: String { "HTTP/\(major).\(minor)" }
 }

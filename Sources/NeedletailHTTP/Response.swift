@@ -98,9 +98,9 @@ public struct Response {
     }
 
     /// `text/html; charset=utf-8`.
-    public static let htmlType = "text/html; charset=utf-8"
+    @inlinable public static var htmlType: String { "text/html; charset=utf-8" }
     /// `text/plain; charset=utf-8`.
-    public static let textType = "text/plain; charset=utf-8"
+    @inlinable public static var textType: String { "text/plain; charset=utf-8" }
 
     /// An HTML page.
     public static func html(_ body: Chunks, status: HTTPStatus = .ok) -> Response {

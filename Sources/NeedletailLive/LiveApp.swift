@@ -48,6 +48,10 @@ public struct LiveApp: Responder {
     }
 
     public func respond(to request: Request) -> Response {
-        core.respondToInternal(request) ?? staticFiles?.respond(to: request) ?? router.respond(to: request)
+        // Written out, not `a ?? b ?? c`: each optional the chain made was a copy of the whole
+        // response (docs/PERFORMANCE.md, "Response copies").
+        if LiveAppCore.isInternal(request) { return core.internalResponse(request) }
+        if let staticFiles, let r = staticFiles.respond(to: request) { return r }
+        return router.respond(to: request)
     }
 }

@@ -141,12 +141,21 @@ public final class LiveAppCore: Sendable {
 
     /// The framework's endpoints (an async action's answer is `.pending`); `nil` for other paths.
     public func respondToInternal(_ request: Request) -> Response? {
-        // Checked on the raw bytes: most requests are not ours, and `path` makes a string.
-        let ours = request.withPathBytes { p in
+        LiveAppCore.isInternal(request) ? internalResponse(request) : nil
+    }
+
+    /// Whether the request is for the framework's own paths (`/_nt/…`). Checked on the raw
+    /// bytes: most requests are not ours, and `path` makes a string.
+    @inline(__always)
+    static func isInternal(_ request: Request) -> Bool {
+        request.withPathBytes { p in
             p.count >= 5 && p[0] == UInt8(ascii: "/") && p[1] == UInt8(ascii: "_") && p[2] == UInt8(ascii: "n")
                 && p[3] == UInt8(ascii: "t") && p[4] == UInt8(ascii: "/")
         }
-        guard ours else { return nil }
+    }
+
+    /// The answer to a request for one of the framework's own paths (`isInternal`).
+    func internalResponse(_ request: Request) -> Response {
         let path = request.path
         if path == LiveAppCore.runtimePath { return (runtimeResponse(request)) }
         if path == "/_nt/poll" { return (poll(request)) }

@@ -54,18 +54,20 @@ struct HTTPHeadParser {
             if n == 0 { return .needMore }
         }
         var i = scanned
-        let base = buf.baseAddress
+        guard let base = buf.baseAddress else { return .needMore }
         while i < n {
-            // Eight bytes at a time while none is a control byte; else straight to the first one.
-            if i + 8 <= n, let base {
+            // Eight bytes at a time while none is a control byte; then straight to the first one
+            // (`i + 8 <= n` keeps every load inside the buffer, so wrapping arithmetic is safe).
+            while i &+ 8 <= n {
                 let m = ByteScan.controlMask(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-                if m == 0 {
-                    i += 8
-                    continue
+                if m != 0 {
+                    i &+= m.trailingZeroBitCount &>> 3
+                    break
                 }
-                i += m.trailingZeroBitCount >> 3
+                i &+= 8
             }
-            let b = buf[i]
+            guard i < n else { break }
+            let b = base.load(fromByteOffset: i, as: UInt8.self)
             // Every byte of the head is checked here once: field values need no scan of their own.
             if (b >= 32 && b != 127) || b == 9 {
                 i += 1

@@ -4,14 +4,21 @@ import NeedletailHTTP
 /// Writes a `Response` as HTTP/1.1 bytes: status line, Date, Content-Type, Content-Length,
 /// the app's fields, Connection when needed, then the body unless the request was HEAD.
 enum HTTPResponseEncoder {
+    /// A common code's status line, encoded once, and the reason phrase it was made with.
+    struct StatusLine {
+        let bytes: [UInt8]
+        let reason: String
+    }
+
     /// Status lines of the common codes, encoded once.
-    static let statusLines: [[UInt8]?] = {
-        var table: [[UInt8]?] = Array(repeating: nil, count: 600)
+    static let statusLines: [StatusLine?] = {
+        var table: [StatusLine?] = Array(repeating: nil, count: 600)
         for code in [
             100, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410,
             411, 413, 414, 415, 416, 417, 422, 429, 431, 500, 501, 502, 503, 504, 505,
         ] {
-            table[code] = Array("HTTP/1.1 \(HTTPStatus(code: code).description)\r\n".utf8)
+            let status = HTTPStatus(code: code)
+            table[code] = StatusLine(bytes: Array("HTTP/1.1 \(status.description)\r\n".utf8), reason: status.reason)
         }
         return table
     }()
@@ -70,21 +77,22 @@ enum HTTPResponseEncoder {
         _ response: Response, framing: Framing, keepAlive: Bool, version: HTTPVersion,
         date: [UInt8], defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void
     ) {
-        let status = response.status
-        if status.code >= 100 && status.code < 600, let line = statusLines[status.code],
-            status.reason == HTTPStatus.standardReason(status.code)
-        {
-            line.withUnsafeBytes { out.append($0) }
+        let code = response.status.code
+        if code >= 100 && code < 600, let line = statusLines[code], response.status.reason == line.reason {
+            line.bytes.withUnsafeBytes { out.append($0) }
         } else {
             out.append("HTTP/1.1 ")
-            out.appendDecimal(status.code)
+            out.appendDecimal(code)
             out.append(32)
-            out.append(string: status.reason.filter { $0 != "\r" && $0 != "\n" })
+            out.append(string: response.status.reason.filter { $0 != "\r" && $0 != "\n" })
             out.append("\r\n")
         }
         date.withUnsafeBytes { out.append($0) }
         if let ct = response.contentType {
-            if isSafe(value: ct) {
+            if ct == Response.htmlType {
+                // The usual one, known safe: one append (`==` on the same literal is immediate).
+                out.append("Content-Type: text/html; charset=utf-8\r\n")
+            } else if isSafe(value: ct) {
                 out.append("Content-Type: ")
                 out.append(string: ct)
                 out.append("\r\n")
@@ -102,11 +110,11 @@ enum HTTPResponseEncoder {
         case .none, .untilClose:
             break
         }
-        appendFields(response.headers, into: out, dropped: dropped)
+        if !response.headers.isEmpty { appendFields(response.headers, into: out, dropped: dropped) }
         defaults.append(to: out, unlessSetIn: response.headers)
         if !keepAlive {
             out.append("Connection: close\r\n")
-        } else if version == .http1_0 {
+        } else if version.minor == 0 {
             out.append("Connection: keep-alive\r\n")
         }
         out.append("\r\n")
