@@ -5,6 +5,8 @@
 public enum ByteScan {
     @usableFromInline static let ones: UInt64 = 0x0101_0101_0101_0101
     @usableFromInline static let highs: UInt64 = 0x8080_8080_8080_8080
+    /// The high bit of every byte: what the masks below are made of.
+    @inlinable public static var highBits: UInt64 { 0x8080_8080_8080_8080 }
 
     /// Whether some byte of `w` is below `n` (0 < n ≤ 128): exact as a yes/no answer (Bit
     /// Twiddling Hacks' `hasless`).
@@ -32,6 +34,28 @@ public enum ByteScan {
     @inlinable @inline(__always)
     public static func controlMask(_ w: UInt64) -> UInt64 {
         mask(of: w, below: 32) | mask(of: w ^ (ones &* 127), below: 1)
+    }
+
+    /// The high bit of each byte of `w` strictly between `m` and `n` (m < n ≤ 128), exact for
+    /// every byte (no borrow crosses bytes: the low seven bits are added apart from the high).
+    @inlinable @inline(__always)
+    public static func mask(of w: UInt64, between m: UInt64, and n: UInt64) -> UInt64 {
+        let low = w & (ones &* 127)
+        return (ones &* (127 &+ n) &- low) & ~w & (low &+ ones &* (127 &- m)) & highs
+    }
+
+    /// The high bit of each zero byte of `w`, exact for every byte.
+    @inlinable @inline(__always)
+    public static func zeroMask(_ w: UInt64) -> UInt64 {
+        ~(((w & (ones &* 127)) &+ ones &* 127) | w) & highs
+    }
+
+    /// The high bit of each byte of `w` that is an ASCII letter, a digit or `-` (what header
+    /// field names are made of, nearly always), exact for every byte.
+    @inlinable @inline(__always)
+    public static func nameMask(_ w: UInt64) -> UInt64 {
+        mask(of: w | ones &* 0x20, between: 0x60, and: 0x7b) | mask(of: w, between: 0x2f, and: 0x3a)
+            | zeroMask(w ^ ones &* 0x2d)
     }
 
     /// Whether some byte of `w` is 128 or above.

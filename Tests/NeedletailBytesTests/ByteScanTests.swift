@@ -28,6 +28,33 @@ import Testing
                 #expect(ByteScan.hasByte(of: w, equalTo: b) == bytes.contains(b))
             }
             #expect(ByteScan.hasHighByte(w) == bytes.contains { $0 >= 128 })
+            // Exact per byte.
+            let names = ByteScan.nameMask(w), zeros = ByteScan.zeroMask(w), digits = ByteScan.mask(of: w, between: 0x2f, and: 0x3a)
+            for (i, b) in bytes.enumerated() {
+                let isName = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b == 0x2d
+                #expect((names >> (8 * i + 7)) & 1 == (isName ? 1 : 0), "name byte \(b) in \(bytes)")
+                #expect((zeros >> (8 * i + 7)) & 1 == (b == 0 ? 1 : 0), "zero byte \(b) in \(bytes)")
+                #expect((digits >> (8 * i + 7)) & 1 == (b >= 0x30 && b <= 0x39 ? 1 : 0), "digit \(b) in \(bytes)")
+            }
+            // Exact for the lowest flagged byte: the offset of the first control byte.
+            let control = ByteScan.controlMask(w)
+            let firstControl = bytes.firstIndex { $0 < 32 || $0 == 127 }
+            #expect((control == 0 ? nil : control.trailingZeroBitCount >> 3) == firstControl, "\(bytes)")
+        }
+    }
+
+    /// Every byte value at every position, next to the bytes that would show a borrow.
+    @Test func nameMaskIsExactForEveryByteValue() {
+        for position in 0..<8 {
+            for neighbour: UInt8 in [0, 0x2c, 0x2d, 0x2f, 0x3a, 0x40, 0x5b, 0x60, 0x7b, 0x80, 0xff] {
+                for b in 0...255 {
+                    var bytes = [UInt8](repeating: neighbour, count: 8)
+                    bytes[position] = UInt8(b)
+                    let w = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                    let isName = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b == 0x2d
+                    #expect((ByteScan.nameMask(w) >> (8 * position + 7)) & 1 == (isName ? 1 : 0), "byte \(b) at \(position) by \(neighbour)")
+                }
+            }
         }
     }
 

@@ -191,6 +191,14 @@ struct HTTPDecoderTests {
         #expect(decode(bytes("POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n")).count == 1)
     }
 
+    @Test func hostCharactersAreExactlyTheRFCSet() {
+        // uri-host [":" port]: unreserved, sub-delims, ":" and an IP literal's brackets.
+        let allowed = Set(Array("0123456789:;=ABCDEFGHIJKLMNOPQRSTUVWXYZ[]abcdefghijklmnopqrstuvwxyz!$%&'()*+,-._~".utf8))
+        for b in 0...255 {
+            #expect(HTTPHeadParser.isHostChar(UInt8(b)) == allowed.contains(UInt8(b)), "byte \(b)")
+        }
+    }
+
     /// The head scan jumps eight bytes at a time: a control byte at any offset is still found.
     @Test func controlByteAtEveryOffsetIsRefused() {
         let head = bytes("GET /hello?name=x HTTP/1.1\r\nHost: example.com\r\nUser-Agent: a-rather-long-value\r\n\r\n")
