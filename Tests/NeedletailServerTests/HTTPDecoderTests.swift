@@ -191,6 +191,25 @@ struct HTTPDecoderTests {
         #expect(decode(bytes("POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n")).count == 1)
     }
 
+    /// Answer field names: any byte that is not a token character, at any offset, is refused.
+    @Test func unsafeAnswerFieldNamesAreRefusedAtEveryOffset() {
+        let good = "Content-Security-Policy-Report_Only.x~1"
+        #expect(HTTPResponseEncoder.isSafe(name: good, value: "v"))
+        #expect(!HTTPResponseEncoder.isSafe(name: "", value: "v"))
+        for length in 1...good.utf8.count {
+            let name = Array(good.utf8.prefix(length))
+            #expect(HTTPResponseEncoder.isSafe(name: String(decoding: name, as: UTF8.self), value: "v"))
+            for offset in 0..<length {
+                for bad in [" ", ":", "\r", "\n", "\u{0}", "(", "é", "\u{7f}"] {
+                    var n = name
+                    n.replaceSubrange(offset...offset, with: Array(bad.utf8))
+                    #expect(!HTTPResponseEncoder.isSafe(name: String(decoding: n, as: UTF8.self), value: "v"), "\(n)")
+                }
+            }
+        }
+        #expect(!HTTPResponseEncoder.isSafe(name: "X-Ok", value: "a\r\nInjected: 1"))
+    }
+
     @Test func hostCharactersAreExactlyTheRFCSet() {
         // uri-host [":" port]: unreserved, sub-delims, ":" and an IP literal's brackets.
         let allowed = Set(Array("0123456789:;=ABCDEFGHIJKLMNOPQRSTUVWXYZ[]abcdefghijklmnopqrstuvwxyz!$%&'()*+,-._~".utf8))

@@ -27,8 +27,18 @@ enum HTTPResponseEncoder {
     static func isSafe(name: String, value: String) -> Bool {
         var n = name
         let nameOK = n.withUTF8 { bytes in
-            guard !bytes.isEmpty else { return false }
-            for b in bytes where !HTTPHeadParser.isTokenChar(b) { return false }
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
+            // Eight bytes at a time while they are letters, digits or `-`; then byte by byte.
+            var i = 0
+            while i &+ 8 <= bytes.count,
+                ~ByteScan.nameMask(UnsafeRawPointer(base).loadUnaligned(fromByteOffset: i, as: UInt64.self)) & ByteScan.highBits == 0
+            {
+                i &+= 8
+            }
+            while i < bytes.count {
+                if !HTTPHeadParser.isTokenChar(bytes[i]) { return false }
+                i &+= 1
+            }
             return true
         }
         return nameOK && isSafe(value: value)
