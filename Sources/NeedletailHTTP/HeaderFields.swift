@@ -81,12 +81,29 @@ public struct HeaderFields: Sendable, Sequence {
     func scan(_ name: String, _ body: (Range<Int>) -> Bool) {
         var name = name
         name.withUTF8 { key in
+            // A name holds no colon, so a key with one matches nothing.
+            guard !key.isEmpty, memchr(key.baseAddress!, Int32(UInt8(ascii: ":")), key.count) == nil else { return }
             storage.withUnsafeBufferPointer { buf in
                 guard let base = buf.baseAddress else { return }
+                let end = range.upperBound
                 var p = range.lowerBound
-                while p < range.upperBound {
-                    let f = Self.field(base, &p, range.upperBound)
-                    if f.name.count == key.count && Self.sameName(base + f.name.lowerBound, key), body(f.value) { return }
+                while p < end {
+                    // A line's name is everything before its first colon: the key matches when
+                    // the line starts with it and a colon follows. Only matching lines have their
+                    // value found; the others cost one memchr to their end.
+                    let nameEnd = p + key.count
+                    let matches = nameEnd < end && base[nameEnd] == UInt8(ascii: ":") && Self.sameName(base + p, key)
+                    let from = matches ? nameEnd : p
+                    var eol = end
+                    if let cr = memchr(base + from, 13, end - from) { eol = UnsafeRawPointer(cr) - UnsafeRawPointer(base) }
+                    if matches {
+                        var vs = nameEnd + 1
+                        while vs < eol && (base[vs] == 32 || base[vs] == 9) { vs += 1 }
+                        var ve = eol
+                        while ve > vs && (base[ve - 1] == 32 || base[ve - 1] == 9) { ve -= 1 }
+                        if body(vs..<ve) { return }
+                    }
+                    p = Swift.min(eol + 2, end)
                 }
             }
         }

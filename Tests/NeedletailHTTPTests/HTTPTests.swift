@@ -33,6 +33,27 @@ import Testing
         #expect(Array(h).map(\.name) == ["Host", "Accept", "accept", "X-Empty"])
     }
 
+    /// Lookups on the lines as received: a name matches only whole and before its colon, values
+    /// are trimmed, and names longer than a line or holding a colon find nothing.
+    @Test func headerLookupOnReceivedLines() {
+        let text = "Cookie2: x=1\r\nCOOKIE:\t a=1; b=2 \t\r\nX:\r\nX-Long: v\r\ncookie: c=3\r\nHost: h:80\r\n"
+        let h = HeaderFields(lines: Array(text.utf8), range: 0..<text.utf8.count)
+        #expect(h["cookie"] == "a=1; b=2")
+        #expect(h.values("Cookie") == ["a=1; b=2", "c=3"])
+        #expect(h["cookie2"] == "x=1")
+        #expect(h["cook"] == nil)
+        #expect(h["x"] == "")
+        #expect(h["x-long"] == "v")
+        #expect(h["host"] == "h:80")
+        #expect(h["host: h"] == nil)
+        #expect(h["Cookie2: x=1\r\nCOOKIE"] == nil)
+        #expect(h["x-long: v\r\ncookie: c=3\r\nHost: h:80\r\nmore"] == nil)
+        #expect(h[""] == nil)
+        let r = Request(method: .get, path: "/", headers: h)
+        #expect(r.cookie("b") == "2")
+        #expect(r.cookie("c") == "3", "every Cookie field is searched")
+    }
+
     @Test func formBody() {
         var r = Request(method: .post, path: "/f", headers: HeaderFields([("Content-Type", "application/x-www-form-urlencoded")]))
         r.body = Array("text=hi+there&n=3".utf8)
