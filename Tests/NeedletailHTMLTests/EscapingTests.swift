@@ -10,6 +10,40 @@ import Testing
         #expect(HTMLEscaping.escaped("<<<") == "&lt;&lt;&lt;")
     }
 
+    /// The word-at-a-time skip finds a special byte at any offset of texts of any length.
+    @Test func everySpecialIsEscapedAtEveryOffset() {
+        func reference(_ s: [UInt8], attribute: Bool) -> String {
+            var out = ""
+            for b in s {
+                switch b {
+                case UInt8(ascii: "&"): out += "&amp;"
+                case UInt8(ascii: "<"): out += "&lt;"
+                case UInt8(ascii: ">"): out += "&gt;"
+                case UInt8(ascii: "\"") where attribute: out += "&quot;"
+                case UInt8(ascii: "'") where attribute: out += "&#39;"
+                default: out += String(decoding: [b], as: UTF8.self)
+                }
+            }
+            return out
+        }
+        for length in 0..<24 {
+            for offset in 0..<max(length, 1) {
+                for special in Array("&<>\"'%=-".utf8) {
+                    var s = Array(repeating: UInt8(ascii: "a"), count: length)
+                    if length > 0 { s[offset] = special }
+                    if length > 9 { s[length - 1] = UInt8(ascii: "<") }
+                    for attribute in [true, false] {
+                        let out = ByteBuffer()
+                        s.withUnsafeBytes {
+                            attribute ? HTMLEscaping.appendEscaped($0, to: out) : HTMLEscaping.appendText($0, to: out)
+                        }
+                        #expect(String(decoding: out.bytes, as: UTF8.self) == reference(s, attribute: attribute), "\(s) \(attribute)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func chunksCoalesceSmallStaticAndReferenceLarge() {
         var c = Chunks()
         c.append("<h1>Hello ")
