@@ -67,13 +67,14 @@ struct Message {
     @Test func urlAttributesRefuseScriptSchemes() {
         let bad = [
             "javascript:alert(1)", "  JaVaScRiPt:alert(1)", "java\tscript:x", "\u{1}javascript:x", "vbscript:x", "data:text/html,<script>",
-            "DATA:image/svg+xml,<svg>",
+            "DATA:image/svg+xml,<svg>", "JAVASCRIPT:x", "VbScRiPt:x", "jav\nascript:x", "javascript", "\r\n\tdata:text/html,x",
         ]
         for url in bad {
             #expect(A("x").href(url).renderedString() == "<a href=\"about:invalid#needletail-refused-url\">x</a>", "\(url)")
         }
         let good = [
             "/path", "https://example.com/a", "mailto:a@b", "data:image/png;base64,AAAA", "?q=javascript:", "#javascript:x", "page.html",
+            "javascripx:y", "vbscripts:x", "vbscrip:x", "datax:y", "dat:y", "javascriptjs:x", "xjavascript:x", "averyverylongscheme:x",
         ]
         for url in good {
             #expect(A("x").href(url).renderedString().contains("refused") == false, "\(url)")
