@@ -89,21 +89,16 @@ public struct HeaderFields: Sendable, Sequence {
                 var p = range.lowerBound
                 while p < end {
                     // A line's name is everything before its first colon: the key matches when
-                    // the line starts with it and a colon follows. Only matching lines have their
-                    // value found; the others cost one memchr to their end.
+                    // the line starts with it and a colon follows. Only a matching line is split
+                    // into name and value; the others cost one memchr to their end.
                     let nameEnd = p + key.count
-                    let matches = nameEnd < end && base[nameEnd] == UInt8(ascii: ":") && Self.sameName(base + p, key)
-                    let from = matches ? nameEnd : p
-                    var eol = end
-                    if let cr = memchr(base + from, 13, end - from) { eol = UnsafeRawPointer(cr) - UnsafeRawPointer(base) }
-                    if matches {
-                        var vs = nameEnd + 1
-                        while vs < eol && (base[vs] == 32 || base[vs] == 9) { vs += 1 }
-                        var ve = eol
-                        while ve > vs && (base[ve - 1] == 32 || base[ve - 1] == 9) { ve -= 1 }
-                        if body(vs..<ve) { return }
+                    if nameEnd < end && base[nameEnd] == UInt8(ascii: ":") && Self.sameName(base + p, key) {
+                        if body(Self.field(base, &p, end).value) { return }
+                    } else if let cr = memchr(base + p, 13, end - p) {
+                        p = Swift.min(UnsafeRawPointer(cr) - UnsafeRawPointer(base) + 2, end)
+                    } else {
+                        p = end
                     }
-                    p = Swift.min(eol + 2, end)
                 }
             }
         }

@@ -122,7 +122,6 @@ private struct Route: Sendable {
     var handlers: [RouteHandler?]
 }
 
-/// A route's handler for one method.
 extension Response {
     /// Sets `route`. Through a mutating method: `r.route = …` between the handler's call and
     /// the return made the optimizer copy the whole response and destroy the original, 370
@@ -131,6 +130,7 @@ extension Response {
     mutating func setRoute(_ path: String) { route = path }
 }
 
+/// A route's handler for one method.
 private enum RouteHandler: Sendable {
     case sync(Handler)
     case async(AsyncHandler, deadline: Int)
