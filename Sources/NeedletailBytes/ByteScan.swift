@@ -62,6 +62,45 @@ public enum ByteScan {
     @inlinable @inline(__always)
     public static func hasHighByte(_ w: UInt64) -> Bool { w & highs != 0 }
 
+    /// The offset of the first byte in `start..<count` of `p` that `flags` marks, or `count`.
+    /// `flags(word)` sets the high bit of each byte of interest in a little-endian word and
+    /// must be exact for the lowest one it sets (every mask above is), and must not depend on
+    /// bytes above a byte: the last word is the remaining bytes with zeros above them, never a
+    /// read past `count`. Eight bytes per test, a short or final run in one test too.
+    @inlinable @inline(__always)
+    public static func firstFlagged(in p: UnsafeRawPointer, from start: Int, count n: Int, _ flags: (UInt64) -> UInt64) -> Int {
+        var i = start
+        while i &+ 8 <= n {
+            let m = flags(p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            if m != 0 { return i &+ (m.trailingZeroBitCount &>> 3) }
+            i &+= 8
+        }
+        let left = n &- i
+        if left <= 0 { return n }
+        let w = lastBytes(of: p, from: i, count: n)
+        let m = flags(w) & (highs &>> (8 &* UInt64(8 &- left)))
+        return m == 0 ? n : i &+ (m.trailingZeroBitCount &>> 3)
+    }
+
+    /// Bytes `i..<n` of `p` (one to seven) as the low bytes of a word, zeros above: one load
+    /// when the range has eight bytes before its end, otherwise at most two overlapping ones.
+    @inlinable @inline(__always)
+    static func lastBytes(of p: UnsafeRawPointer, from i: Int, count n: Int) -> UInt64 {
+        let left = n &- i
+        if n >= 8 { return p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) &>> (8 &* UInt64(8 &- left)) }
+        if left >= 4 {
+            let lo = UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+            let hi = UInt64(p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self))
+            return lo | hi &<< (8 &* UInt64(left &- 4))
+        }
+        if left >= 2 {
+            let lo = UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt16.self))
+            let hi = UInt64(p.loadUnaligned(fromByteOffset: n &- 2, as: UInt16.self))
+            return lo | hi &<< (8 &* UInt64(left &- 2))
+        }
+        return UInt64(p.load(fromByteOffset: i, as: UInt8.self))
+    }
+
     /// The offset of the first byte of `bytes` for which `isBad` holds, or `bytes.count`.
     /// `mayHold(word)` must be true of every eight bytes that hold such a byte (it may be true
     /// of others: those are then checked byte by byte).

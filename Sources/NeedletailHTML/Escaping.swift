@@ -33,28 +33,23 @@ public enum HTMLEscaping {
     /// replaced by entities. Unchanged runs are copied in one go.
     @inlinable @inline(__always)
     static func appendReplacing(_ text: UnsafeRawBufferPointer, to buffer: ByteBuffer, level: UInt8) {
-        buffer.reserve(text.count + 16)
+        let n = text.count
+        guard n > 0, let base = text.baseAddress else { return }
         let t = table.utf8Start
         var runStart = 0
         var i = 0
-        let n = text.count
-        let base = text.baseAddress
-        while i < n {
-            // Eight bytes at a time while none needs an entity (exact per byte: each `zeroMask`
-            // flags the bytes equal to one special), then straight to the first that does.
-            if i &+ 8 <= n, let base {
-                let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        while true {
+            // Eight bytes per test, short values and the last bytes in one test too, then
+            // straight to the first byte that needs an entity (each `zeroMask` is exact).
+            i = ByteScan.firstFlagged(in: base, from: i, count: n) { w in
                 var m = ByteScan.zeroMask(w ^ 0x2626_2626_2626_2626) | ByteScan.zeroMask(w ^ 0x3c3c_3c3c_3c3c_3c3c)
                     | ByteScan.zeroMask(w ^ 0x3e3e_3e3e_3e3e_3e3e)
                 if level <= UInt8(ascii: "1") {
                     m |= ByteScan.zeroMask(w ^ 0x2222_2222_2222_2222) | ByteScan.zeroMask(w ^ 0x2727_2727_2727_2727)
                 }
-                if m == 0 {
-                    i &+= 8
-                    continue
-                }
-                i &+= m.trailingZeroBitCount &>> 3
+                return m
             }
+            if i >= n { break }
             let b = text[i]
             if t[Int(b)] >= level {
                 if i > runStart { buffer.append(UnsafeRawBufferPointer(rebasing: text[runStart..<i])) }

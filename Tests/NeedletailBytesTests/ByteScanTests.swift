@@ -80,4 +80,31 @@ import Testing
             }
         }
     }
+
+    /// `firstFlagged` finds the first flagged byte from every start at every length, short
+    /// runs and the last bytes included, with a mask that flags zero (the padding of the last
+    /// word must never count).
+    @Test func firstFlaggedFindsTheFirstFromEveryStart() {
+        var random = Random(state: 7)
+        let isBad: (UInt8) -> Bool = { $0 < 32 || $0 == 127 }
+        for length in 0..<40 {
+            for _ in 0..<100 {
+                var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next() % 95 + 32) }
+                if length > 0 && random.next() % 3 != 0 {
+                    for _ in 0..<Int(random.next() % 3 + 1) {
+                        bytes[Int(random.next() % UInt64(length))] = [0, 9, 31, 127][Int(random.next() % 4)]
+                    }
+                }
+                for start in 0...length {
+                    let expected = bytes[start...].firstIndex(where: isBad) ?? length
+                    let found = bytes.withUnsafeBytes {
+                        ByteScan.firstFlagged(in: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, from: start, count: length) {
+                            ByteScan.controlMask($0)
+                        }
+                    }
+                    #expect(found == expected, "\(bytes) from \(start)")
+                }
+            }
+        }
+    }
 }
