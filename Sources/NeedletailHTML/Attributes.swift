@@ -12,6 +12,9 @@ public struct Attribute {
 
     @usableFromInline
     enum Value {
+        /// A compile-time constant (a literal, an enumerated value): escaped when rendered, but
+        /// never a `String`, so nothing to retain, release or destroy.
+        case constant(StaticString)
         case text(String)
         case url(String)
         case trustedURL(String)
@@ -36,10 +39,12 @@ public struct Attribute {
         case .known(let n):
             out.append(" ")
             out.append(n)
-            if case .text(let v) = value, n.utf8CodeUnitCount == 2, n.utf8Start[0] == UInt8(ascii: "i"), n.utf8Start[1] == UInt8(ascii: "d")
-            {
-                out.noteID(v)
-            }
+            #if DEBUG
+                if n.utf8CodeUnitCount == 2, n.utf8Start[0] == UInt8(ascii: "i"), n.utf8Start[1] == UInt8(ascii: "d") {
+                    if case .text(let v) = value { out.noteID(v) }
+                    if case .constant(let v) = value { out.noteID(v.description) }
+                }
+            #endif
         case .data(let n):
             out.append(" data-")
             out.append(unescaped: n)
@@ -50,6 +55,9 @@ public struct Attribute {
         switch value {
         case .flag:
             return
+        case .constant(let v):
+            out.append("=\"")
+            out.appendAttributeValue(static: v)
         case .text(let v):
             out.append("=\"")
             out.appendAttributeValue(v)
@@ -91,7 +99,7 @@ public struct AttributeList {
     @inlinable
     mutating func append(_ a: Attribute) {
         // Several `.class(...)` calls make one attribute: a second `class=` would be ignored.
-        if first != nil, case .known(let n) = a.name, Attribute.isClass(n), case .text(let extra) = a.value, mergeClass(extra) {
+        if first != nil, case .known(let n) = a.name, Attribute.isClass(n), let extra = a.value.classText, mergeClass(extra) {
             return
         }
         if first == nil {
@@ -100,8 +108,10 @@ public struct AttributeList {
             second = a
         } else if third == nil {
             third = a
+        } else if more == nil {
+            more = [a]
         } else {
-            more = (more ?? []) + [a]
+            more!.append(a)
         }
     }
 
@@ -109,7 +119,7 @@ public struct AttributeList {
     @usableFromInline
     mutating func mergeClass(_ extra: String) -> Bool {
         func merge(_ a: inout Attribute?) -> Bool {
-            guard let old = a, case .known(let n) = old.name, Attribute.isClass(n), case .text(let v) = old.value else { return false }
+            guard let old = a, case .known(let n) = old.name, Attribute.isClass(n), let v = old.value.classText else { return false }
             a = Attribute(old.name, .text(v.isEmpty ? extra : v + " " + extra))
             return true
         }
@@ -192,9 +202,27 @@ extension HTMLElement {
     }
 
     /// Adds one class when `condition` holds (for states such as "selected").
-    @inlinable
+    @inlinable @_disfavoredOverload
     public consuming func `class`(_ name: String, if condition: Bool) -> Self {
         condition ? adding("class", .text(name)) : self
+    }
+
+    /// Adds one constant class when `condition` holds.
+    @inlinable
+    public consuming func `class`(_ name: StaticString, if condition: Bool) -> Self {
+        condition ? adding("class", .constant(name)) : self
+    }
+}
+
+extension Attribute.Value {
+    /// The text of a class list value (`.text` or `.constant`); nil for other kinds.
+    @inlinable
+    var classText: String? {
+        switch self {
+        case .text(let v): v
+        case .constant(let v): v.description
+        default: nil
+        }
     }
 }
 

@@ -64,6 +64,17 @@ extension Int: PhrasingContent, NonInteractive, FormFree {
     public func render(into out: inout HTMLOutput) { out.appendDecimal(self) }
 }
 
+/// Text that is a compile-time constant (a string literal in a builder): escaped when rendered
+/// like any text, but never copied into a `String` or reference-counted.
+public struct StaticText: PhrasingContent, NonInteractive, FormFree, Sendable {
+    @usableFromInline let text: StaticString
+    /// Text content from a literal.
+    @inlinable
+    public init(_ text: StaticString) { self.text = text }
+    @inlinable
+    public func render(into out: inout HTMLOutput) { out.appendText(static: text) }
+}
+
 /// Markup inserted as is, without escaping: the only way around escaping, so it is easy to
 /// find in a review. Use it for markup the application itself produced and trusts.
 public struct RawHTML: PhrasingContent, NonInteractive, FormFree {
@@ -112,8 +123,14 @@ public struct Comment: PhrasingContent, NonInteractive, FormFree, MetadataConten
 /// belongs to, through the category protocols.
 @resultBuilder
 public enum HTMLBuilder {
-    @inlinable
+    // A string literal becomes `StaticText` (its bytes are a compile-time constant, never
+    // retained or released); every other expression stays as it is. The generic overload is
+    // disfavoured so that a literal does not default to `String` (docs/PERFORMANCE.md).
+    @inlinable @_disfavoredOverload
     public static func buildExpression<Content: HTMLContent>(_ content: consuming Content) -> Content { content }
+
+    @inlinable
+    public static func buildExpression(_ text: StaticString) -> StaticText { StaticText(text) }
 
     @inlinable
     public static func buildBlock() -> EmptyHTML { EmptyHTML() }

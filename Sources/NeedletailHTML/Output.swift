@@ -82,11 +82,23 @@ public struct HTMLOutput {
         s.withUTF8 { HTMLEscaping.appendText(UnsafeRawBufferPointer($0), to: buffer) }
     }
 
+    /// Appends constant text content, escaped for element content: `& < >`.
+    @inlinable
+    public mutating func appendText(static text: StaticString) {
+        HTMLEscaping.appendText(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount), to: buffer)
+    }
+
     /// Appends an attribute value (to go between double quotes), escaped: `& " ' < >`.
     @inlinable
     public mutating func appendAttributeValue(_ value: String) {
         var s = value
         s.withUTF8 { HTMLEscaping.appendEscaped(UnsafeRawBufferPointer($0), to: buffer) }
+    }
+
+    /// Appends a constant attribute value, escaped: `& " ' < >`.
+    @inlinable
+    public mutating func appendAttributeValue(static value: StaticString) {
+        HTMLEscaping.appendEscaped(UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount), to: buffer)
     }
 
     /// Appends the decimal digits of `value`.

@@ -8,6 +8,14 @@ public enum TextDirection: String, Sendable, CaseIterable {
     case ltr = "ltr"
     case rtl = "rtl"
     case auto = "auto"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .ltr: "ltr"
+        case .rtl: "rtl"
+        case .auto: "auto"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -15,18 +23,40 @@ public enum ContentEditable: String, Sendable, CaseIterable {
     case `true` = "true"
     case `false` = "false"
     case plaintextOnly = "plaintext-only"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .`true`: "true"
+        case .`false`: "false"
+        case .plaintextOnly: "plaintext-only"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
 public enum TrueFalse: String, Sendable, CaseIterable {
     case `true` = "true"
     case `false` = "false"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .`true`: "true"
+        case .`false`: "false"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
 public enum YesNo: String, Sendable, CaseIterable {
     case yes = "yes"
     case no = "no"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .yes: "yes"
+        case .no: "no"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -39,6 +69,19 @@ public enum InputMode: String, Sendable, CaseIterable {
     case search = "search"
     case email = "email"
     case url = "url"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .none: "none"
+        case .text: "text"
+        case .decimal: "decimal"
+        case .numeric: "numeric"
+        case .tel: "tel"
+        case .search: "search"
+        case .email: "email"
+        case .url: "url"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -65,6 +108,33 @@ public enum InputType: String, Sendable, CaseIterable {
     case reset = "reset"
     case button = "button"
     case image = "image"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .text: "text"
+        case .password: "password"
+        case .email: "email"
+        case .url: "url"
+        case .tel: "tel"
+        case .search: "search"
+        case .number: "number"
+        case .range: "range"
+        case .date: "date"
+        case .time: "time"
+        case .datetimeLocal: "datetime-local"
+        case .month: "month"
+        case .week: "week"
+        case .color: "color"
+        case .checkbox: "checkbox"
+        case .radio: "radio"
+        case .file: "file"
+        case .hidden: "hidden"
+        case .submit: "submit"
+        case .reset: "reset"
+        case .button: "button"
+        case .image: "image"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -72,6 +142,14 @@ public enum ButtonType: String, Sendable, CaseIterable {
     case submit = "submit"
     case reset = "reset"
     case button = "button"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .submit: "submit"
+        case .reset: "reset"
+        case .button: "button"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -81,6 +159,16 @@ public enum ListType: String, Sendable, CaseIterable {
     case upperAlpha = "A"
     case lowerRoman = "i"
     case upperRoman = "I"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .decimal: "1"
+        case .lowerAlpha: "a"
+        case .upperAlpha: "A"
+        case .lowerRoman: "i"
+        case .upperRoman: "I"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -93,12 +181,32 @@ public enum ReferrerPolicy: String, Sendable, CaseIterable {
     case originWhenCrossOrigin = "origin-when-cross-origin"
     case strictOriginWhenCrossOrigin = "strict-origin-when-cross-origin"
     case unsafeUrl = "unsafe-url"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .noReferrer: "no-referrer"
+        case .noReferrerWhenDowngrade: "no-referrer-when-downgrade"
+        case .sameOrigin: "same-origin"
+        case .origin: "origin"
+        case .strictOrigin: "strict-origin"
+        case .originWhenCrossOrigin: "origin-when-cross-origin"
+        case .strictOriginWhenCrossOrigin: "strict-origin-when-cross-origin"
+        case .unsafeUrl: "unsafe-url"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
 public enum Loading: String, Sendable, CaseIterable {
     case lazy = "lazy"
     case eager = "eager"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .lazy: "lazy"
+        case .eager: "eager"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -106,12 +214,27 @@ public enum Decoding: String, Sendable, CaseIterable {
     case sync = "sync"
     case `async` = "async"
     case auto = "auto"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .sync: "sync"
+        case .`async`: "async"
+        case .auto: "auto"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
 public enum CrossOrigin: String, Sendable, CaseIterable {
     case anonymous = "anonymous"
     case useCredentials = "use-credentials"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .anonymous: "anonymous"
+        case .useCredentials: "use-credentials"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -119,6 +242,14 @@ public enum FormMethod: String, Sendable, CaseIterable {
     case get = "get"
     case post = "post"
     case dialog = "dialog"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .get: "get"
+        case .post: "post"
+        case .dialog: "dialog"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -126,12 +257,27 @@ public enum FormEncoding: String, Sendable, CaseIterable {
     case urlencoded = "application/x-www-form-urlencoded"
     case multipart = "multipart/form-data"
     case plain = "text/plain"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .urlencoded: "application/x-www-form-urlencoded"
+        case .multipart: "multipart/form-data"
+        case .plain: "text/plain"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
 public enum TextWrap: String, Sendable, CaseIterable {
     case soft = "soft"
     case hard = "hard"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .soft: "soft"
+        case .hard: "hard"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -140,6 +286,15 @@ public enum CellScope: String, Sendable, CaseIterable {
     case col = "col"
     case rowgroup = "rowgroup"
     case colgroup = "colgroup"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .row: "row"
+        case .col: "col"
+        case .rowgroup: "rowgroup"
+        case .colgroup: "colgroup"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -147,6 +302,14 @@ public enum Preload: String, Sendable, CaseIterable {
     case none = "none"
     case metadata = "metadata"
     case auto = "auto"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .none: "none"
+        case .metadata: "metadata"
+        case .auto: "auto"
+        }
+    }
 }
 
 /// Values of an enumerated attribute.
@@ -156,56 +319,90 @@ public enum TrackKind: String, Sendable, CaseIterable {
     case descriptions = "descriptions"
     case chapters = "chapters"
     case metadata = "metadata"
+    /// The value as a compile-time constant (what the attribute renders; no `String`).
+    @inlinable public var literal: StaticString {
+        switch self {
+        case .subtitles: "subtitles"
+        case .captions: "captions"
+        case .descriptions: "descriptions"
+        case .chapters: "chapters"
+        case .metadata: "metadata"
+        }
+    }
 }
 
 extension HTMLElement {
     /// `id`.
-    @inlinable public consuming func id(_ value: String) -> Self { adding("id", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func id(_ value: String) -> Self { adding("id", .text(value)) }
+    /// `id`: a compile-time constant.
+    @inlinable public consuming func id(_ value: StaticString) -> Self { adding("id", .constant(value)) }
     /// `class`.
-    @inlinable public consuming func `class`(_ value: String) -> Self { adding("class", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func `class`(_ value: String) -> Self { adding("class", .text(value)) }
+    /// `class`: a compile-time constant.
+    @inlinable public consuming func `class`(_ value: StaticString) -> Self { adding("class", .constant(value)) }
     /// `title`.
-    @inlinable public consuming func title(_ value: String) -> Self { adding("title", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func title(_ value: String) -> Self { adding("title", .text(value)) }
+    /// `title`: a compile-time constant.
+    @inlinable public consuming func title(_ value: StaticString) -> Self { adding("title", .constant(value)) }
     /// `lang`.
-    @inlinable public consuming func lang(_ value: String) -> Self { adding("lang", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func lang(_ value: String) -> Self { adding("lang", .text(value)) }
+    /// `lang`: a compile-time constant.
+    @inlinable public consuming func lang(_ value: StaticString) -> Self { adding("lang", .constant(value)) }
     /// `dir`.
-    @inlinable public consuming func dir(_ value: TextDirection) -> Self { adding("dir", .text(value.rawValue)) }
+    @inlinable public consuming func dir(_ value: TextDirection) -> Self { adding("dir", .constant(value.literal)) }
     /// `hidden`: present when `on`.
     @inlinable public consuming func hidden(_ on: Bool = true) -> Self { on ? adding("hidden", .flag) : self }
     /// `tabindex`.
     @inlinable public consuming func tabindex(_ value: Int) -> Self { adding("tabindex", .int(value)) }
     /// `role`.
-    @inlinable public consuming func role(_ value: String) -> Self { adding("role", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func role(_ value: String) -> Self { adding("role", .text(value)) }
+    /// `role`: a compile-time constant.
+    @inlinable public consuming func role(_ value: StaticString) -> Self { adding("role", .constant(value)) }
     /// `accesskey`.
-    @inlinable public consuming func accesskey(_ value: String) -> Self { adding("accesskey", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func accesskey(_ value: String) -> Self { adding("accesskey", .text(value)) }
+    /// `accesskey`: a compile-time constant.
+    @inlinable public consuming func accesskey(_ value: StaticString) -> Self { adding("accesskey", .constant(value)) }
     /// `contenteditable`.
-    @inlinable public consuming func contenteditable(_ value: ContentEditable) -> Self { adding("contenteditable", .text(value.rawValue)) }
+    @inlinable public consuming func contenteditable(_ value: ContentEditable) -> Self { adding("contenteditable", .constant(value.literal)) }
     /// `draggable`.
-    @inlinable public consuming func draggable(_ value: TrueFalse) -> Self { adding("draggable", .text(value.rawValue)) }
+    @inlinable public consuming func draggable(_ value: TrueFalse) -> Self { adding("draggable", .constant(value.literal)) }
     /// `spellcheck`.
-    @inlinable public consuming func spellcheck(_ value: TrueFalse) -> Self { adding("spellcheck", .text(value.rawValue)) }
+    @inlinable public consuming func spellcheck(_ value: TrueFalse) -> Self { adding("spellcheck", .constant(value.literal)) }
     /// `translate`.
-    @inlinable public consuming func translate(_ value: YesNo) -> Self { adding("translate", .text(value.rawValue)) }
+    @inlinable public consuming func translate(_ value: YesNo) -> Self { adding("translate", .constant(value.literal)) }
     /// `autofocus`: present when `on`.
     @inlinable public consuming func autofocus(_ on: Bool = true) -> Self { on ? adding("autofocus", .flag) : self }
     /// `inert`: present when `on`.
     @inlinable public consuming func inert(_ on: Bool = true) -> Self { on ? adding("inert", .flag) : self }
     /// `nonce`.
-    @inlinable public consuming func nonce(_ value: String) -> Self { adding("nonce", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func nonce(_ value: String) -> Self { adding("nonce", .text(value)) }
+    /// `nonce`: a compile-time constant.
+    @inlinable public consuming func nonce(_ value: StaticString) -> Self { adding("nonce", .constant(value)) }
     /// `popover`.
-    @inlinable public consuming func popover(_ value: String) -> Self { adding("popover", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func popover(_ value: String) -> Self { adding("popover", .text(value)) }
+    /// `popover`: a compile-time constant.
+    @inlinable public consuming func popover(_ value: StaticString) -> Self { adding("popover", .constant(value)) }
     /// `inputmode`.
-    @inlinable public consuming func inputmode(_ value: InputMode) -> Self { adding("inputmode", .text(value.rawValue)) }
+    @inlinable public consuming func inputmode(_ value: InputMode) -> Self { adding("inputmode", .constant(value.literal)) }
 }
 
 extension Meta {
     /// `charset`.
-    @inlinable public consuming func charset(_ value: String) -> Self { adding("charset", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func charset(_ value: String) -> Self { adding("charset", .text(value)) }
+    /// `charset`: a compile-time constant.
+    @inlinable public consuming func charset(_ value: StaticString) -> Self { adding("charset", .constant(value)) }
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `content`.
-    @inlinable public consuming func content(_ value: String) -> Self { adding("content", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func content(_ value: String) -> Self { adding("content", .text(value)) }
+    /// `content`: a compile-time constant.
+    @inlinable public consuming func content(_ value: StaticString) -> Self { adding("content", .constant(value)) }
     /// `http-equiv`.
-    @inlinable public consuming func httpEquiv(_ value: String) -> Self { adding("http-equiv", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func httpEquiv(_ value: String) -> Self { adding("http-equiv", .text(value)) }
+    /// `http-equiv`: a compile-time constant.
+    @inlinable public consuming func httpEquiv(_ value: StaticString) -> Self { adding("http-equiv", .constant(value)) }
 }
 
 extension Link {
@@ -214,23 +411,37 @@ extension Link {
     /// `href`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func href(trusted url: TrustedURL) -> Self { adding("href", .trustedURL(url.value)) }
     /// `rel`.
-    @inlinable public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    /// `rel`: a compile-time constant.
+    @inlinable public consuming func rel(_ value: StaticString) -> Self { adding("rel", .constant(value)) }
     /// `hreflang`.
-    @inlinable public consuming func hreflang(_ value: String) -> Self { adding("hreflang", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func hreflang(_ value: String) -> Self { adding("hreflang", .text(value)) }
+    /// `hreflang`: a compile-time constant.
+    @inlinable public consuming func hreflang(_ value: StaticString) -> Self { adding("hreflang", .constant(value)) }
     /// `type`.
-    @inlinable public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    /// `type`: a compile-time constant.
+    @inlinable public consuming func type(_ value: StaticString) -> Self { adding("type", .constant(value)) }
     /// `referrerpolicy`.
-    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .text(value.rawValue)) }
+    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .constant(value.literal)) }
     /// `sizes`.
-    @inlinable public consuming func sizes(_ value: String) -> Self { adding("sizes", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func sizes(_ value: String) -> Self { adding("sizes", .text(value)) }
+    /// `sizes`: a compile-time constant.
+    @inlinable public consuming func sizes(_ value: StaticString) -> Self { adding("sizes", .constant(value)) }
     /// `crossorigin`.
-    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .text(value.rawValue)) }
+    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .constant(value.literal)) }
     /// `integrity`.
-    @inlinable public consuming func integrity(_ value: String) -> Self { adding("integrity", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func integrity(_ value: String) -> Self { adding("integrity", .text(value)) }
+    /// `integrity`: a compile-time constant.
+    @inlinable public consuming func integrity(_ value: StaticString) -> Self { adding("integrity", .constant(value)) }
     /// `media`.
-    @inlinable public consuming func media(_ value: String) -> Self { adding("media", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func media(_ value: String) -> Self { adding("media", .text(value)) }
+    /// `media`: a compile-time constant.
+    @inlinable public consuming func media(_ value: StaticString) -> Self { adding("media", .constant(value)) }
     /// `as`.
-    @inlinable public consuming func `as`(_ value: String) -> Self { adding("as", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func `as`(_ value: String) -> Self { adding("as", .text(value)) }
+    /// `as`: a compile-time constant.
+    @inlinable public consuming func `as`(_ value: StaticString) -> Self { adding("as", .constant(value)) }
 }
 
 extension Base {
@@ -239,29 +450,39 @@ extension Base {
     /// `href`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func href(trusted url: TrustedURL) -> Self { adding("href", .trustedURL(url.value)) }
     /// `target`.
-    @inlinable public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    /// `target`: a compile-time constant.
+    @inlinable public consuming func target(_ value: StaticString) -> Self { adding("target", .constant(value)) }
 }
 
 extension Style {
     /// `type`.
-    @inlinable public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    /// `type`: a compile-time constant.
+    @inlinable public consuming func type(_ value: StaticString) -> Self { adding("type", .constant(value)) }
     /// `media`.
-    @inlinable public consuming func media(_ value: String) -> Self { adding("media", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func media(_ value: String) -> Self { adding("media", .text(value)) }
+    /// `media`: a compile-time constant.
+    @inlinable public consuming func media(_ value: StaticString) -> Self { adding("media", .constant(value)) }
 }
 
 extension Script {
     /// `type`.
-    @inlinable public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    /// `type`: a compile-time constant.
+    @inlinable public consuming func type(_ value: StaticString) -> Self { adding("type", .constant(value)) }
     /// `referrerpolicy`.
-    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .text(value.rawValue)) }
+    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .constant(value.literal)) }
     /// `src`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func src(_ url: String) -> Self { adding("src", .url(url)) }
     /// `src`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func src(trusted url: TrustedURL) -> Self { adding("src", .trustedURL(url.value)) }
     /// `crossorigin`.
-    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .text(value.rawValue)) }
+    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .constant(value.literal)) }
     /// `integrity`.
-    @inlinable public consuming func integrity(_ value: String) -> Self { adding("integrity", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func integrity(_ value: String) -> Self { adding("integrity", .text(value)) }
+    /// `integrity`: a compile-time constant.
+    @inlinable public consuming func integrity(_ value: StaticString) -> Self { adding("integrity", .constant(value)) }
     /// `async`: present when `on`.
     @inlinable public consuming func `async`(_ on: Bool = true) -> Self { on ? adding("async", .flag) : self }
     /// `defer`: present when `on`.
@@ -277,7 +498,7 @@ extension Blockquote {
 
 extension Ol {
     /// `type`.
-    @inlinable public consuming func type(_ value: ListType) -> Self { adding("type", .text(value.rawValue)) }
+    @inlinable public consuming func type(_ value: ListType) -> Self { adding("type", .constant(value.literal)) }
     /// `start`.
     @inlinable public consuming func start(_ value: Int) -> Self { adding("start", .int(value)) }
     /// `reversed`: present when `on`.
@@ -295,17 +516,27 @@ extension A {
     /// `href`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func href(trusted url: TrustedURL) -> Self { adding("href", .trustedURL(url.value)) }
     /// `target`.
-    @inlinable public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    /// `target`: a compile-time constant.
+    @inlinable public consuming func target(_ value: StaticString) -> Self { adding("target", .constant(value)) }
     /// `rel`.
-    @inlinable public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    /// `rel`: a compile-time constant.
+    @inlinable public consuming func rel(_ value: StaticString) -> Self { adding("rel", .constant(value)) }
     /// `download`.
-    @inlinable public consuming func download(_ value: String) -> Self { adding("download", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func download(_ value: String) -> Self { adding("download", .text(value)) }
+    /// `download`: a compile-time constant.
+    @inlinable public consuming func download(_ value: StaticString) -> Self { adding("download", .constant(value)) }
     /// `hreflang`.
-    @inlinable public consuming func hreflang(_ value: String) -> Self { adding("hreflang", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func hreflang(_ value: String) -> Self { adding("hreflang", .text(value)) }
+    /// `hreflang`: a compile-time constant.
+    @inlinable public consuming func hreflang(_ value: StaticString) -> Self { adding("hreflang", .constant(value)) }
     /// `type`.
-    @inlinable public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    /// `type`: a compile-time constant.
+    @inlinable public consuming func type(_ value: StaticString) -> Self { adding("type", .constant(value)) }
     /// `referrerpolicy`.
-    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .text(value.rawValue)) }
+    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .constant(value.literal)) }
 }
 
 extension Q {
@@ -317,12 +548,16 @@ extension Q {
 
 extension HTMLData {
     /// `value`.
-    @inlinable public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    /// `value`: a compile-time constant.
+    @inlinable public consuming func value(_ value: StaticString) -> Self { adding("value", .constant(value)) }
 }
 
 extension Time {
     /// `datetime`.
-    @inlinable public consuming func datetime(_ value: String) -> Self { adding("datetime", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func datetime(_ value: String) -> Self { adding("datetime", .text(value)) }
+    /// `datetime`: a compile-time constant.
+    @inlinable public consuming func datetime(_ value: StaticString) -> Self { adding("datetime", .constant(value)) }
 }
 
 extension Ins {
@@ -331,7 +566,9 @@ extension Ins {
     /// `cite`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func cite(trusted url: TrustedURL) -> Self { adding("cite", .trustedURL(url.value)) }
     /// `datetime`.
-    @inlinable public consuming func datetime(_ value: String) -> Self { adding("datetime", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func datetime(_ value: String) -> Self { adding("datetime", .text(value)) }
+    /// `datetime`: a compile-time constant.
+    @inlinable public consuming func datetime(_ value: StaticString) -> Self { adding("datetime", .constant(value)) }
 }
 
 extension Del {
@@ -340,32 +577,40 @@ extension Del {
     /// `cite`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func cite(trusted url: TrustedURL) -> Self { adding("cite", .trustedURL(url.value)) }
     /// `datetime`.
-    @inlinable public consuming func datetime(_ value: String) -> Self { adding("datetime", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func datetime(_ value: String) -> Self { adding("datetime", .text(value)) }
+    /// `datetime`: a compile-time constant.
+    @inlinable public consuming func datetime(_ value: StaticString) -> Self { adding("datetime", .constant(value)) }
 }
 
 extension Img {
     /// `referrerpolicy`.
-    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .text(value.rawValue)) }
+    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .constant(value.literal)) }
     /// `src`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func src(_ url: String) -> Self { adding("src", .url(url)) }
     /// `src`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func src(trusted url: TrustedURL) -> Self { adding("src", .trustedURL(url.value)) }
     /// `srcset`.
-    @inlinable public consuming func srcset(_ value: String) -> Self { adding("srcset", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func srcset(_ value: String) -> Self { adding("srcset", .text(value)) }
+    /// `srcset`: a compile-time constant.
+    @inlinable public consuming func srcset(_ value: StaticString) -> Self { adding("srcset", .constant(value)) }
     /// `sizes`.
-    @inlinable public consuming func sizes(_ value: String) -> Self { adding("sizes", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func sizes(_ value: String) -> Self { adding("sizes", .text(value)) }
+    /// `sizes`: a compile-time constant.
+    @inlinable public consuming func sizes(_ value: StaticString) -> Self { adding("sizes", .constant(value)) }
     /// `alt`.
-    @inlinable public consuming func alt(_ value: String) -> Self { adding("alt", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func alt(_ value: String) -> Self { adding("alt", .text(value)) }
+    /// `alt`: a compile-time constant.
+    @inlinable public consuming func alt(_ value: StaticString) -> Self { adding("alt", .constant(value)) }
     /// `width`.
     @inlinable public consuming func width(_ value: Int) -> Self { adding("width", .int(value)) }
     /// `height`.
     @inlinable public consuming func height(_ value: Int) -> Self { adding("height", .int(value)) }
     /// `loading`.
-    @inlinable public consuming func loading(_ value: Loading) -> Self { adding("loading", .text(value.rawValue)) }
+    @inlinable public consuming func loading(_ value: Loading) -> Self { adding("loading", .constant(value.literal)) }
     /// `decoding`.
-    @inlinable public consuming func decoding(_ value: Decoding) -> Self { adding("decoding", .text(value.rawValue)) }
+    @inlinable public consuming func decoding(_ value: Decoding) -> Self { adding("decoding", .constant(value.literal)) }
     /// `crossorigin`.
-    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .text(value.rawValue)) }
+    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .constant(value.literal)) }
 }
 
 extension Area {
@@ -374,24 +619,36 @@ extension Area {
     /// `href`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func href(trusted url: TrustedURL) -> Self { adding("href", .trustedURL(url.value)) }
     /// `target`.
-    @inlinable public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    /// `target`: a compile-time constant.
+    @inlinable public consuming func target(_ value: StaticString) -> Self { adding("target", .constant(value)) }
     /// `rel`.
-    @inlinable public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    /// `rel`: a compile-time constant.
+    @inlinable public consuming func rel(_ value: StaticString) -> Self { adding("rel", .constant(value)) }
     /// `download`.
-    @inlinable public consuming func download(_ value: String) -> Self { adding("download", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func download(_ value: String) -> Self { adding("download", .text(value)) }
+    /// `download`: a compile-time constant.
+    @inlinable public consuming func download(_ value: StaticString) -> Self { adding("download", .constant(value)) }
     /// `referrerpolicy`.
-    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .text(value.rawValue)) }
+    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .constant(value.literal)) }
     /// `alt`.
-    @inlinable public consuming func alt(_ value: String) -> Self { adding("alt", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func alt(_ value: String) -> Self { adding("alt", .text(value)) }
+    /// `alt`: a compile-time constant.
+    @inlinable public consuming func alt(_ value: StaticString) -> Self { adding("alt", .constant(value)) }
     /// `shape`.
-    @inlinable public consuming func shape(_ value: String) -> Self { adding("shape", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func shape(_ value: String) -> Self { adding("shape", .text(value)) }
+    /// `shape`: a compile-time constant.
+    @inlinable public consuming func shape(_ value: StaticString) -> Self { adding("shape", .constant(value)) }
     /// `coords`.
-    @inlinable public consuming func coords(_ value: String) -> Self { adding("coords", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func coords(_ value: String) -> Self { adding("coords", .text(value)) }
+    /// `coords`: a compile-time constant.
+    @inlinable public consuming func coords(_ value: StaticString) -> Self { adding("coords", .constant(value)) }
 }
 
 extension Iframe {
     /// `referrerpolicy`.
-    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .text(value.rawValue)) }
+    @inlinable public consuming func referrerpolicy(_ value: ReferrerPolicy) -> Self { adding("referrerpolicy", .constant(value.literal)) }
     /// `src`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func src(_ url: String) -> Self { adding("src", .url(url)) }
     /// `src`: a URL the application vouches for, sent as is (escaped for the attribute).
@@ -401,18 +658,26 @@ extension Iframe {
     /// `height`.
     @inlinable public consuming func height(_ value: Int) -> Self { adding("height", .int(value)) }
     /// `loading`.
-    @inlinable public consuming func loading(_ value: Loading) -> Self { adding("loading", .text(value.rawValue)) }
+    @inlinable public consuming func loading(_ value: Loading) -> Self { adding("loading", .constant(value.literal)) }
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `sandbox`.
-    @inlinable public consuming func sandbox(_ value: String) -> Self { adding("sandbox", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func sandbox(_ value: String) -> Self { adding("sandbox", .text(value)) }
+    /// `sandbox`: a compile-time constant.
+    @inlinable public consuming func sandbox(_ value: StaticString) -> Self { adding("sandbox", .constant(value)) }
     /// `allow`.
-    @inlinable public consuming func allow(_ value: String) -> Self { adding("allow", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func allow(_ value: String) -> Self { adding("allow", .text(value)) }
+    /// `allow`: a compile-time constant.
+    @inlinable public consuming func allow(_ value: StaticString) -> Self { adding("allow", .constant(value)) }
 }
 
 extension Embed {
     /// `type`.
-    @inlinable public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    /// `type`: a compile-time constant.
+    @inlinable public consuming func type(_ value: StaticString) -> Self { adding("type", .constant(value)) }
     /// `src`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func src(_ url: String) -> Self { adding("src", .url(url)) }
     /// `src`: a URL the application vouches for, sent as is (escaped for the attribute).
@@ -425,15 +690,21 @@ extension Embed {
 
 extension Object {
     /// `type`.
-    @inlinable public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    /// `type`: a compile-time constant.
+    @inlinable public consuming func type(_ value: StaticString) -> Self { adding("type", .constant(value)) }
     /// `width`.
     @inlinable public consuming func width(_ value: Int) -> Self { adding("width", .int(value)) }
     /// `height`.
     @inlinable public consuming func height(_ value: Int) -> Self { adding("height", .int(value)) }
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `form`.
-    @inlinable public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    /// `form`: a compile-time constant.
+    @inlinable public consuming func form(_ value: StaticString) -> Self { adding("form", .constant(value)) }
     /// `data`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func data(_ url: String) -> Self { adding("data", .url(url)) }
     /// `data`: a URL the application vouches for, sent as is (escaped for the attribute).
@@ -450,7 +721,7 @@ extension Video {
     /// `height`.
     @inlinable public consuming func height(_ value: Int) -> Self { adding("height", .int(value)) }
     /// `crossorigin`.
-    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .text(value.rawValue)) }
+    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .constant(value.literal)) }
     /// `controls`: present when `on`.
     @inlinable public consuming func controls(_ on: Bool = true) -> Self { on ? adding("controls", .flag) : self }
     /// `autoplay`: present when `on`.
@@ -460,7 +731,7 @@ extension Video {
     /// `muted`: present when `on`.
     @inlinable public consuming func muted(_ on: Bool = true) -> Self { on ? adding("muted", .flag) : self }
     /// `preload`.
-    @inlinable public consuming func preload(_ value: Preload) -> Self { adding("preload", .text(value.rawValue)) }
+    @inlinable public consuming func preload(_ value: Preload) -> Self { adding("preload", .constant(value.literal)) }
     /// `poster`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func poster(_ url: String) -> Self { adding("poster", .url(url)) }
     /// `poster`: a URL the application vouches for, sent as is (escaped for the attribute).
@@ -475,7 +746,7 @@ extension Audio {
     /// `src`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func src(trusted url: TrustedURL) -> Self { adding("src", .trustedURL(url.value)) }
     /// `crossorigin`.
-    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .text(value.rawValue)) }
+    @inlinable public consuming func crossorigin(_ value: CrossOrigin) -> Self { adding("crossorigin", .constant(value.literal)) }
     /// `controls`: present when `on`.
     @inlinable public consuming func controls(_ on: Bool = true) -> Self { on ? adding("controls", .flag) : self }
     /// `autoplay`: present when `on`.
@@ -485,22 +756,30 @@ extension Audio {
     /// `muted`: present when `on`.
     @inlinable public consuming func muted(_ on: Bool = true) -> Self { on ? adding("muted", .flag) : self }
     /// `preload`.
-    @inlinable public consuming func preload(_ value: Preload) -> Self { adding("preload", .text(value.rawValue)) }
+    @inlinable public consuming func preload(_ value: Preload) -> Self { adding("preload", .constant(value.literal)) }
 }
 
 extension Source {
     /// `type`.
-    @inlinable public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func type(_ value: String) -> Self { adding("type", .text(value)) }
+    /// `type`: a compile-time constant.
+    @inlinable public consuming func type(_ value: StaticString) -> Self { adding("type", .constant(value)) }
     /// `src`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func src(_ url: String) -> Self { adding("src", .url(url)) }
     /// `src`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func src(trusted url: TrustedURL) -> Self { adding("src", .trustedURL(url.value)) }
     /// `srcset`.
-    @inlinable public consuming func srcset(_ value: String) -> Self { adding("srcset", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func srcset(_ value: String) -> Self { adding("srcset", .text(value)) }
+    /// `srcset`: a compile-time constant.
+    @inlinable public consuming func srcset(_ value: StaticString) -> Self { adding("srcset", .constant(value)) }
     /// `sizes`.
-    @inlinable public consuming func sizes(_ value: String) -> Self { adding("sizes", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func sizes(_ value: String) -> Self { adding("sizes", .text(value)) }
+    /// `sizes`: a compile-time constant.
+    @inlinable public consuming func sizes(_ value: StaticString) -> Self { adding("sizes", .constant(value)) }
     /// `media`.
-    @inlinable public consuming func media(_ value: String) -> Self { adding("media", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func media(_ value: String) -> Self { adding("media", .text(value)) }
+    /// `media`: a compile-time constant.
+    @inlinable public consuming func media(_ value: StaticString) -> Self { adding("media", .constant(value)) }
 }
 
 extension Track {
@@ -509,11 +788,15 @@ extension Track {
     /// `src`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func src(trusted url: TrustedURL) -> Self { adding("src", .trustedURL(url.value)) }
     /// `label`.
-    @inlinable public consuming func label(_ value: String) -> Self { adding("label", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func label(_ value: String) -> Self { adding("label", .text(value)) }
+    /// `label`: a compile-time constant.
+    @inlinable public consuming func label(_ value: StaticString) -> Self { adding("label", .constant(value)) }
     /// `kind`.
-    @inlinable public consuming func kind(_ value: TrackKind) -> Self { adding("kind", .text(value.rawValue)) }
+    @inlinable public consuming func kind(_ value: TrackKind) -> Self { adding("kind", .constant(value.literal)) }
     /// `srclang`.
-    @inlinable public consuming func srclang(_ value: String) -> Self { adding("srclang", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func srclang(_ value: String) -> Self { adding("srclang", .text(value)) }
+    /// `srclang`: a compile-time constant.
+    @inlinable public consuming func srclang(_ value: StaticString) -> Self { adding("srclang", .constant(value)) }
     /// `default`: present when `on`.
     @inlinable public consuming func `default`(_ on: Bool = true) -> Self { on ? adding("default", .flag) : self }
 }
@@ -541,11 +824,15 @@ extension Th {
     /// `rowspan`.
     @inlinable public consuming func rowspan(_ value: Int) -> Self { adding("rowspan", .int(value)) }
     /// `headers`.
-    @inlinable public consuming func headers(_ value: String) -> Self { adding("headers", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func headers(_ value: String) -> Self { adding("headers", .text(value)) }
+    /// `headers`: a compile-time constant.
+    @inlinable public consuming func headers(_ value: StaticString) -> Self { adding("headers", .constant(value)) }
     /// `scope`.
-    @inlinable public consuming func scope(_ value: CellScope) -> Self { adding("scope", .text(value.rawValue)) }
+    @inlinable public consuming func scope(_ value: CellScope) -> Self { adding("scope", .constant(value.literal)) }
     /// `abbr`.
-    @inlinable public consuming func abbr(_ value: String) -> Self { adding("abbr", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func abbr(_ value: String) -> Self { adding("abbr", .text(value)) }
+    /// `abbr`: a compile-time constant.
+    @inlinable public consuming func abbr(_ value: StaticString) -> Self { adding("abbr", .constant(value)) }
 }
 
 extension Td {
@@ -554,62 +841,86 @@ extension Td {
     /// `rowspan`.
     @inlinable public consuming func rowspan(_ value: Int) -> Self { adding("rowspan", .int(value)) }
     /// `headers`.
-    @inlinable public consuming func headers(_ value: String) -> Self { adding("headers", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func headers(_ value: String) -> Self { adding("headers", .text(value)) }
+    /// `headers`: a compile-time constant.
+    @inlinable public consuming func headers(_ value: StaticString) -> Self { adding("headers", .constant(value)) }
 }
 
 extension Form {
     /// `target`.
-    @inlinable public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func target(_ value: String) -> Self { adding("target", .text(value)) }
+    /// `target`: a compile-time constant.
+    @inlinable public consuming func target(_ value: StaticString) -> Self { adding("target", .constant(value)) }
     /// `rel`.
-    @inlinable public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func rel(_ value: String) -> Self { adding("rel", .text(value)) }
+    /// `rel`: a compile-time constant.
+    @inlinable public consuming func rel(_ value: StaticString) -> Self { adding("rel", .constant(value)) }
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `action`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func action(_ url: String) -> Self { adding("action", .url(url)) }
     /// `action`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func action(trusted url: TrustedURL) -> Self { adding("action", .trustedURL(url.value)) }
     /// `method`.
-    @inlinable public consuming func method(_ value: FormMethod) -> Self { adding("method", .text(value.rawValue)) }
+    @inlinable public consuming func method(_ value: FormMethod) -> Self { adding("method", .constant(value.literal)) }
     /// `enctype`.
-    @inlinable public consuming func enctype(_ value: FormEncoding) -> Self { adding("enctype", .text(value.rawValue)) }
+    @inlinable public consuming func enctype(_ value: FormEncoding) -> Self { adding("enctype", .constant(value.literal)) }
     /// `novalidate`: present when `on`.
     @inlinable public consuming func novalidate(_ on: Bool = true) -> Self { on ? adding("novalidate", .flag) : self }
     /// `autocomplete`.
-    @inlinable public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    /// `autocomplete`: a compile-time constant.
+    @inlinable public consuming func autocomplete(_ value: StaticString) -> Self { adding("autocomplete", .constant(value)) }
     /// `accept-charset`.
-    @inlinable public consuming func acceptCharset(_ value: String) -> Self { adding("accept-charset", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func acceptCharset(_ value: String) -> Self { adding("accept-charset", .text(value)) }
+    /// `accept-charset`: a compile-time constant.
+    @inlinable public consuming func acceptCharset(_ value: StaticString) -> Self { adding("accept-charset", .constant(value)) }
 }
 
 extension Label {
     /// `for`.
-    @inlinable public consuming func `for`(_ value: String) -> Self { adding("for", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func `for`(_ value: String) -> Self { adding("for", .text(value)) }
+    /// `for`: a compile-time constant.
+    @inlinable public consuming func `for`(_ value: StaticString) -> Self { adding("for", .constant(value)) }
 }
 
 extension Input {
     /// `type`.
-    @inlinable public consuming func type(_ value: InputType) -> Self { adding("type", .text(value.rawValue)) }
+    @inlinable public consuming func type(_ value: InputType) -> Self { adding("type", .constant(value.literal)) }
     /// `alt`.
-    @inlinable public consuming func alt(_ value: String) -> Self { adding("alt", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func alt(_ value: String) -> Self { adding("alt", .text(value)) }
+    /// `alt`: a compile-time constant.
+    @inlinable public consuming func alt(_ value: StaticString) -> Self { adding("alt", .constant(value)) }
     /// `width`.
     @inlinable public consuming func width(_ value: Int) -> Self { adding("width", .int(value)) }
     /// `height`.
     @inlinable public consuming func height(_ value: Int) -> Self { adding("height", .int(value)) }
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `autocomplete`.
-    @inlinable public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    /// `autocomplete`: a compile-time constant.
+    @inlinable public consuming func autocomplete(_ value: StaticString) -> Self { adding("autocomplete", .constant(value)) }
     /// `formaction`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func formaction(_ url: String) -> Self { adding("formaction", .url(url)) }
     /// `formaction`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func formaction(trusted url: TrustedURL) -> Self { adding("formaction", .trustedURL(url.value)) }
     /// `formmethod`.
-    @inlinable public consuming func formmethod(_ value: FormMethod) -> Self { adding("formmethod", .text(value.rawValue)) }
+    @inlinable public consuming func formmethod(_ value: FormMethod) -> Self { adding("formmethod", .constant(value.literal)) }
     /// `formnovalidate`: present when `on`.
     @inlinable public consuming func formnovalidate(_ on: Bool = true) -> Self { on ? adding("formnovalidate", .flag) : self }
     /// `value`.
-    @inlinable public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    /// `value`: a compile-time constant.
+    @inlinable public consuming func value(_ value: StaticString) -> Self { adding("value", .constant(value)) }
     /// `placeholder`.
-    @inlinable public consuming func placeholder(_ value: String) -> Self { adding("placeholder", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func placeholder(_ value: String) -> Self { adding("placeholder", .text(value)) }
+    /// `placeholder`: a compile-time constant.
+    @inlinable public consuming func placeholder(_ value: StaticString) -> Self { adding("placeholder", .constant(value)) }
     /// `required`: present when `on`.
     @inlinable public consuming func required(_ on: Bool = true) -> Self { on ? adding("required", .flag) : self }
     /// `disabled`: present when `on`.
@@ -625,49 +936,73 @@ extension Input {
     /// `minlength`.
     @inlinable public consuming func minlength(_ value: Int) -> Self { adding("minlength", .int(value)) }
     /// `min`.
-    @inlinable public consuming func min(_ value: String) -> Self { adding("min", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func min(_ value: String) -> Self { adding("min", .text(value)) }
+    /// `min`: a compile-time constant.
+    @inlinable public consuming func min(_ value: StaticString) -> Self { adding("min", .constant(value)) }
     /// `max`.
-    @inlinable public consuming func max(_ value: String) -> Self { adding("max", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func max(_ value: String) -> Self { adding("max", .text(value)) }
+    /// `max`: a compile-time constant.
+    @inlinable public consuming func max(_ value: StaticString) -> Self { adding("max", .constant(value)) }
     /// `step`.
-    @inlinable public consuming func step(_ value: String) -> Self { adding("step", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func step(_ value: String) -> Self { adding("step", .text(value)) }
+    /// `step`: a compile-time constant.
+    @inlinable public consuming func step(_ value: StaticString) -> Self { adding("step", .constant(value)) }
     /// `pattern`.
-    @inlinable public consuming func pattern(_ value: String) -> Self { adding("pattern", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func pattern(_ value: String) -> Self { adding("pattern", .text(value)) }
+    /// `pattern`: a compile-time constant.
+    @inlinable public consuming func pattern(_ value: StaticString) -> Self { adding("pattern", .constant(value)) }
     /// `size`.
     @inlinable public consuming func size(_ value: Int) -> Self { adding("size", .int(value)) }
     /// `accept`.
-    @inlinable public consuming func accept(_ value: String) -> Self { adding("accept", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func accept(_ value: String) -> Self { adding("accept", .text(value)) }
+    /// `accept`: a compile-time constant.
+    @inlinable public consuming func accept(_ value: StaticString) -> Self { adding("accept", .constant(value)) }
     /// `list`.
-    @inlinable public consuming func list(_ value: String) -> Self { adding("list", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func list(_ value: String) -> Self { adding("list", .text(value)) }
+    /// `list`: a compile-time constant.
+    @inlinable public consuming func list(_ value: StaticString) -> Self { adding("list", .constant(value)) }
     /// `form`.
-    @inlinable public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    /// `form`: a compile-time constant.
+    @inlinable public consuming func form(_ value: StaticString) -> Self { adding("form", .constant(value)) }
 }
 
 extension Button {
     /// `type`.
-    @inlinable public consuming func type(_ value: ButtonType) -> Self { adding("type", .text(value.rawValue)) }
+    @inlinable public consuming func type(_ value: ButtonType) -> Self { adding("type", .constant(value.literal)) }
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `formaction`: a URL; `javascript:`, `vbscript:` and non-image `data:` URLs are replaced by an inert one.
     @inlinable public consuming func formaction(_ url: String) -> Self { adding("formaction", .url(url)) }
     /// `formaction`: a URL the application vouches for, sent as is (escaped for the attribute).
     @inlinable public consuming func formaction(trusted url: TrustedURL) -> Self { adding("formaction", .trustedURL(url.value)) }
     /// `formmethod`.
-    @inlinable public consuming func formmethod(_ value: FormMethod) -> Self { adding("formmethod", .text(value.rawValue)) }
+    @inlinable public consuming func formmethod(_ value: FormMethod) -> Self { adding("formmethod", .constant(value.literal)) }
     /// `formnovalidate`: present when `on`.
     @inlinable public consuming func formnovalidate(_ on: Bool = true) -> Self { on ? adding("formnovalidate", .flag) : self }
     /// `value`.
-    @inlinable public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    /// `value`: a compile-time constant.
+    @inlinable public consuming func value(_ value: StaticString) -> Self { adding("value", .constant(value)) }
     /// `disabled`: present when `on`.
     @inlinable public consuming func disabled(_ on: Bool = true) -> Self { on ? adding("disabled", .flag) : self }
     /// `form`.
-    @inlinable public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    /// `form`: a compile-time constant.
+    @inlinable public consuming func form(_ value: StaticString) -> Self { adding("form", .constant(value)) }
 }
 
 extension Select {
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `autocomplete`.
-    @inlinable public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    /// `autocomplete`: a compile-time constant.
+    @inlinable public consuming func autocomplete(_ value: StaticString) -> Self { adding("autocomplete", .constant(value)) }
     /// `required`: present when `on`.
     @inlinable public consuming func required(_ on: Bool = true) -> Self { on ? adding("required", .flag) : self }
     /// `disabled`: present when `on`.
@@ -677,34 +1012,48 @@ extension Select {
     /// `size`.
     @inlinable public consuming func size(_ value: Int) -> Self { adding("size", .int(value)) }
     /// `form`.
-    @inlinable public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    /// `form`: a compile-time constant.
+    @inlinable public consuming func form(_ value: StaticString) -> Self { adding("form", .constant(value)) }
 }
 
 extension Optgroup {
     /// `disabled`: present when `on`.
     @inlinable public consuming func disabled(_ on: Bool = true) -> Self { on ? adding("disabled", .flag) : self }
     /// `label`.
-    @inlinable public consuming func label(_ value: String) -> Self { adding("label", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func label(_ value: String) -> Self { adding("label", .text(value)) }
+    /// `label`: a compile-time constant.
+    @inlinable public consuming func label(_ value: StaticString) -> Self { adding("label", .constant(value)) }
 }
 
 extension Option {
     /// `value`.
-    @inlinable public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func value(_ value: String) -> Self { adding("value", .text(value)) }
+    /// `value`: a compile-time constant.
+    @inlinable public consuming func value(_ value: StaticString) -> Self { adding("value", .constant(value)) }
     /// `disabled`: present when `on`.
     @inlinable public consuming func disabled(_ on: Bool = true) -> Self { on ? adding("disabled", .flag) : self }
     /// `selected`: present when `on`.
     @inlinable public consuming func selected(_ on: Bool = true) -> Self { on ? adding("selected", .flag) : self }
     /// `label`.
-    @inlinable public consuming func label(_ value: String) -> Self { adding("label", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func label(_ value: String) -> Self { adding("label", .text(value)) }
+    /// `label`: a compile-time constant.
+    @inlinable public consuming func label(_ value: StaticString) -> Self { adding("label", .constant(value)) }
 }
 
 extension Textarea {
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `autocomplete`.
-    @inlinable public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func autocomplete(_ value: String) -> Self { adding("autocomplete", .text(value)) }
+    /// `autocomplete`: a compile-time constant.
+    @inlinable public consuming func autocomplete(_ value: StaticString) -> Self { adding("autocomplete", .constant(value)) }
     /// `placeholder`.
-    @inlinable public consuming func placeholder(_ value: String) -> Self { adding("placeholder", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func placeholder(_ value: String) -> Self { adding("placeholder", .text(value)) }
+    /// `placeholder`: a compile-time constant.
+    @inlinable public consuming func placeholder(_ value: StaticString) -> Self { adding("placeholder", .constant(value)) }
     /// `required`: present when `on`.
     @inlinable public consuming func required(_ on: Bool = true) -> Self { on ? adding("required", .flag) : self }
     /// `disabled`: present when `on`.
@@ -716,22 +1065,30 @@ extension Textarea {
     /// `minlength`.
     @inlinable public consuming func minlength(_ value: Int) -> Self { adding("minlength", .int(value)) }
     /// `form`.
-    @inlinable public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    /// `form`: a compile-time constant.
+    @inlinable public consuming func form(_ value: StaticString) -> Self { adding("form", .constant(value)) }
     /// `rows`.
     @inlinable public consuming func rows(_ value: Int) -> Self { adding("rows", .int(value)) }
     /// `cols`.
     @inlinable public consuming func cols(_ value: Int) -> Self { adding("cols", .int(value)) }
     /// `wrap`.
-    @inlinable public consuming func wrap(_ value: TextWrap) -> Self { adding("wrap", .text(value.rawValue)) }
+    @inlinable public consuming func wrap(_ value: TextWrap) -> Self { adding("wrap", .constant(value.literal)) }
 }
 
 extension Output {
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `form`.
-    @inlinable public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    /// `form`: a compile-time constant.
+    @inlinable public consuming func form(_ value: StaticString) -> Self { adding("form", .constant(value)) }
     /// `for`.
-    @inlinable public consuming func `for`(_ value: String) -> Self { adding("for", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func `for`(_ value: String) -> Self { adding("for", .text(value)) }
+    /// `for`: a compile-time constant.
+    @inlinable public consuming func `for`(_ value: StaticString) -> Self { adding("for", .constant(value)) }
 }
 
 extension Progress {
@@ -758,11 +1115,15 @@ extension Meter {
 
 extension Fieldset {
     /// `name`.
-    @inlinable public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func name(_ value: String) -> Self { adding("name", .text(value)) }
+    /// `name`: a compile-time constant.
+    @inlinable public consuming func name(_ value: StaticString) -> Self { adding("name", .constant(value)) }
     /// `disabled`: present when `on`.
     @inlinable public consuming func disabled(_ on: Bool = true) -> Self { on ? adding("disabled", .flag) : self }
     /// `form`.
-    @inlinable public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    @inlinable @_disfavoredOverload public consuming func form(_ value: String) -> Self { adding("form", .text(value)) }
+    /// `form`: a compile-time constant.
+    @inlinable public consuming func form(_ value: StaticString) -> Self { adding("form", .constant(value)) }
 }
 
 extension Details {

@@ -188,7 +188,12 @@ extension Body where Content == EmptyHTML {
 
 extension Body where Content == String {
     /// A `<body>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Body where Content == StaticText {
+    /// A `<body>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Body: DocumentContent {}
@@ -315,7 +320,12 @@ extension Noscript where Content == EmptyHTML {
 
 extension Noscript where Content == String {
     /// A `<noscript>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Noscript where Content == StaticText {
+    /// A `<noscript>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Noscript: MetadataContent {}
@@ -347,7 +357,12 @@ extension Template where Content == EmptyHTML {
 
 extension Template where Content == String {
     /// A `<template>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Template where Content == StaticText {
+    /// A `<template>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Template: MetadataContent {}
@@ -379,7 +394,12 @@ extension Main where Content == EmptyHTML {
 
 extension Main where Content == String {
     /// A `<main>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Main where Content == StaticText {
+    /// A `<main>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Main: FlowContent {}
@@ -410,7 +430,12 @@ extension Header where Content == EmptyHTML {
 
 extension Header where Content == String {
     /// A `<header>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Header where Content == StaticText {
+    /// A `<header>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Header: FlowContent {}
@@ -441,7 +466,12 @@ extension Footer where Content == EmptyHTML {
 
 extension Footer where Content == String {
     /// A `<footer>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Footer where Content == StaticText {
+    /// A `<footer>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Footer: FlowContent {}
@@ -472,7 +502,12 @@ extension Nav where Content == EmptyHTML {
 
 extension Nav where Content == String {
     /// A `<nav>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Nav where Content == StaticText {
+    /// A `<nav>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Nav: FlowContent {}
@@ -503,7 +538,12 @@ extension Section where Content == EmptyHTML {
 
 extension Section where Content == String {
     /// A `<section>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Section where Content == StaticText {
+    /// A `<section>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Section: FlowContent {}
@@ -534,7 +574,12 @@ extension Article where Content == EmptyHTML {
 
 extension Article where Content == String {
     /// A `<article>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Article where Content == StaticText {
+    /// A `<article>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Article: FlowContent {}
@@ -565,7 +610,12 @@ extension Aside where Content == EmptyHTML {
 
 extension Aside where Content == String {
     /// A `<aside>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Aside where Content == StaticText {
+    /// A `<aside>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Aside: FlowContent {}
@@ -596,7 +646,12 @@ extension Search where Content == EmptyHTML {
 
 extension Search where Content == String {
     /// A `<search>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Search where Content == StaticText {
+    /// A `<search>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Search: FlowContent {}
@@ -627,7 +682,12 @@ extension Address where Content == EmptyHTML {
 
 extension Address where Content == String {
     /// A `<address>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Address where Content == StaticText {
+    /// A `<address>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Address: FlowContent {}
@@ -658,7 +718,12 @@ extension H1 where Content == EmptyHTML {
 
 extension H1 where Content == String {
     /// A `<h1>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension H1 where Content == StaticText {
+    /// A `<h1>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension H1: FlowContent {}
@@ -689,7 +754,12 @@ extension H2 where Content == EmptyHTML {
 
 extension H2 where Content == String {
     /// A `<h2>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension H2 where Content == StaticText {
+    /// A `<h2>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension H2: FlowContent {}
@@ -720,7 +790,12 @@ extension H3 where Content == EmptyHTML {
 
 extension H3 where Content == String {
     /// A `<h3>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension H3 where Content == StaticText {
+    /// A `<h3>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension H3: FlowContent {}
@@ -751,7 +826,12 @@ extension H4 where Content == EmptyHTML {
 
 extension H4 where Content == String {
     /// A `<h4>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension H4 where Content == StaticText {
+    /// A `<h4>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension H4: FlowContent {}
@@ -782,7 +862,12 @@ extension H5 where Content == EmptyHTML {
 
 extension H5 where Content == String {
     /// A `<h5>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension H5 where Content == StaticText {
+    /// A `<h5>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension H5: FlowContent {}
@@ -813,7 +898,12 @@ extension H6 where Content == EmptyHTML {
 
 extension H6 where Content == String {
     /// A `<h6>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension H6 where Content == StaticText {
+    /// A `<h6>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension H6: FlowContent {}
@@ -844,7 +934,12 @@ extension Hgroup where Content == EmptyHTML {
 
 extension Hgroup where Content == String {
     /// A `<hgroup>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Hgroup where Content == StaticText {
+    /// A `<hgroup>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Hgroup: FlowContent {}
@@ -875,7 +970,12 @@ extension Div where Content == EmptyHTML {
 
 extension Div where Content == String {
     /// A `<div>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Div where Content == StaticText {
+    /// A `<div>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Div: FlowContent {}
@@ -906,7 +1006,12 @@ extension P where Content == EmptyHTML {
 
 extension P where Content == String {
     /// A `<p>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension P where Content == StaticText {
+    /// A `<p>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension P: FlowContent {}
@@ -937,7 +1042,12 @@ extension Pre where Content == EmptyHTML {
 
 extension Pre where Content == String {
     /// A `<pre>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Pre where Content == StaticText {
+    /// A `<pre>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Pre: FlowContent {}
@@ -968,7 +1078,12 @@ extension Blockquote where Content == EmptyHTML {
 
 extension Blockquote where Content == String {
     /// A `<blockquote>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Blockquote where Content == StaticText {
+    /// A `<blockquote>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Blockquote: FlowContent {}
@@ -999,7 +1114,12 @@ extension Figure where Content == EmptyHTML {
 
 extension Figure where Content == String {
     /// A `<figure>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Figure where Content == StaticText {
+    /// A `<figure>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Figure: FlowContent {}
@@ -1030,7 +1150,12 @@ extension Figcaption where Content == EmptyHTML {
 
 extension Figcaption where Content == String {
     /// A `<figcaption>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Figcaption where Content == StaticText {
+    /// A `<figcaption>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Figcaption: FlowContent {}
@@ -1153,7 +1278,12 @@ extension Li where Content == EmptyHTML {
 
 extension Li where Content == String {
     /// A `<li>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Li where Content == StaticText {
+    /// A `<li>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Li: ListItemContent {}
@@ -1210,7 +1340,12 @@ extension Dt where Content == EmptyHTML {
 
 extension Dt where Content == String {
     /// A `<dt>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Dt where Content == StaticText {
+    /// A `<dt>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Dt: DescriptionListContent {}
@@ -1241,7 +1376,12 @@ extension Dd where Content == EmptyHTML {
 
 extension Dd where Content == String {
     /// A `<dd>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Dd where Content == StaticText {
+    /// A `<dd>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Dd: DescriptionListContent {}
@@ -1272,7 +1412,12 @@ extension A where Content == EmptyHTML {
 
 extension A where Content == String {
     /// A `<a>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension A where Content == StaticText {
+    /// A `<a>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension A: FlowContent where Content: FlowContent {}
@@ -1303,7 +1448,12 @@ extension Em where Content == EmptyHTML {
 
 extension Em where Content == String {
     /// A `<em>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Em where Content == StaticText {
+    /// A `<em>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Em: PhrasingContent {}
@@ -1334,7 +1484,12 @@ extension Strong where Content == EmptyHTML {
 
 extension Strong where Content == String {
     /// A `<strong>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Strong where Content == StaticText {
+    /// A `<strong>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Strong: PhrasingContent {}
@@ -1365,7 +1520,12 @@ extension Small where Content == EmptyHTML {
 
 extension Small where Content == String {
     /// A `<small>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Small where Content == StaticText {
+    /// A `<small>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Small: PhrasingContent {}
@@ -1396,7 +1556,12 @@ extension S where Content == EmptyHTML {
 
 extension S where Content == String {
     /// A `<s>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension S where Content == StaticText {
+    /// A `<s>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension S: PhrasingContent {}
@@ -1427,7 +1592,12 @@ extension Cite where Content == EmptyHTML {
 
 extension Cite where Content == String {
     /// A `<cite>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Cite where Content == StaticText {
+    /// A `<cite>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Cite: PhrasingContent {}
@@ -1458,7 +1628,12 @@ extension Q where Content == EmptyHTML {
 
 extension Q where Content == String {
     /// A `<q>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Q where Content == StaticText {
+    /// A `<q>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Q: PhrasingContent {}
@@ -1489,7 +1664,12 @@ extension Dfn where Content == EmptyHTML {
 
 extension Dfn where Content == String {
     /// A `<dfn>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Dfn where Content == StaticText {
+    /// A `<dfn>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Dfn: PhrasingContent {}
@@ -1520,7 +1700,12 @@ extension Abbr where Content == EmptyHTML {
 
 extension Abbr where Content == String {
     /// A `<abbr>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Abbr where Content == StaticText {
+    /// A `<abbr>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Abbr: PhrasingContent {}
@@ -1551,7 +1736,12 @@ extension HTMLData where Content == EmptyHTML {
 
 extension HTMLData where Content == String {
     /// A `<data>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension HTMLData where Content == StaticText {
+    /// A `<data>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension HTMLData: PhrasingContent {}
@@ -1582,7 +1772,12 @@ extension Time where Content == EmptyHTML {
 
 extension Time where Content == String {
     /// A `<time>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Time where Content == StaticText {
+    /// A `<time>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Time: PhrasingContent {}
@@ -1613,7 +1808,12 @@ extension Code where Content == EmptyHTML {
 
 extension Code where Content == String {
     /// A `<code>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Code where Content == StaticText {
+    /// A `<code>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Code: PhrasingContent {}
@@ -1644,7 +1844,12 @@ extension Var where Content == EmptyHTML {
 
 extension Var where Content == String {
     /// A `<var>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Var where Content == StaticText {
+    /// A `<var>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Var: PhrasingContent {}
@@ -1675,7 +1880,12 @@ extension Samp where Content == EmptyHTML {
 
 extension Samp where Content == String {
     /// A `<samp>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Samp where Content == StaticText {
+    /// A `<samp>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Samp: PhrasingContent {}
@@ -1706,7 +1916,12 @@ extension Kbd where Content == EmptyHTML {
 
 extension Kbd where Content == String {
     /// A `<kbd>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Kbd where Content == StaticText {
+    /// A `<kbd>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Kbd: PhrasingContent {}
@@ -1737,7 +1952,12 @@ extension Sub where Content == EmptyHTML {
 
 extension Sub where Content == String {
     /// A `<sub>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Sub where Content == StaticText {
+    /// A `<sub>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Sub: PhrasingContent {}
@@ -1768,7 +1988,12 @@ extension Sup where Content == EmptyHTML {
 
 extension Sup where Content == String {
     /// A `<sup>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Sup where Content == StaticText {
+    /// A `<sup>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Sup: PhrasingContent {}
@@ -1799,7 +2024,12 @@ extension I where Content == EmptyHTML {
 
 extension I where Content == String {
     /// A `<i>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension I where Content == StaticText {
+    /// A `<i>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension I: PhrasingContent {}
@@ -1830,7 +2060,12 @@ extension B where Content == EmptyHTML {
 
 extension B where Content == String {
     /// A `<b>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension B where Content == StaticText {
+    /// A `<b>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension B: PhrasingContent {}
@@ -1861,7 +2096,12 @@ extension U where Content == EmptyHTML {
 
 extension U where Content == String {
     /// A `<u>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension U where Content == StaticText {
+    /// A `<u>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension U: PhrasingContent {}
@@ -1892,7 +2132,12 @@ extension Mark where Content == EmptyHTML {
 
 extension Mark where Content == String {
     /// A `<mark>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Mark where Content == StaticText {
+    /// A `<mark>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Mark: PhrasingContent {}
@@ -1923,7 +2168,12 @@ extension Bdi where Content == EmptyHTML {
 
 extension Bdi where Content == String {
     /// A `<bdi>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Bdi where Content == StaticText {
+    /// A `<bdi>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Bdi: PhrasingContent {}
@@ -1954,7 +2204,12 @@ extension Bdo where Content == EmptyHTML {
 
 extension Bdo where Content == String {
     /// A `<bdo>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Bdo where Content == StaticText {
+    /// A `<bdo>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Bdo: PhrasingContent {}
@@ -1985,7 +2240,12 @@ extension Span where Content == EmptyHTML {
 
 extension Span where Content == String {
     /// A `<span>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Span where Content == StaticText {
+    /// A `<span>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Span: PhrasingContent {}
@@ -2044,7 +2304,12 @@ extension Ins where Content == EmptyHTML {
 
 extension Ins where Content == String {
     /// A `<ins>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Ins where Content == StaticText {
+    /// A `<ins>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Ins: FlowContent where Content: FlowContent {}
@@ -2076,7 +2341,12 @@ extension Del where Content == EmptyHTML {
 
 extension Del where Content == String {
     /// A `<del>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Del where Content == StaticText {
+    /// A `<del>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Del: FlowContent where Content: FlowContent {}
@@ -2164,7 +2434,12 @@ extension Object where Content == EmptyHTML {
 
 extension Object where Content == String {
     /// A `<object>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Object where Content == StaticText {
+    /// A `<object>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Object: PhrasingContent {}
@@ -2273,7 +2548,12 @@ extension Canvas where Content == EmptyHTML {
 
 extension Canvas where Content == String {
     /// A `<canvas>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Canvas where Content == StaticText {
+    /// A `<canvas>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Canvas: PhrasingContent {}
@@ -2330,7 +2610,12 @@ extension Caption where Content == EmptyHTML {
 
 extension Caption where Content == String {
     /// A `<caption>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Caption where Content == StaticText {
+    /// A `<caption>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Caption: TableContent {}
@@ -2505,7 +2790,12 @@ extension Th where Content == EmptyHTML {
 
 extension Th where Content == String {
     /// A `<th>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Th where Content == StaticText {
+    /// A `<th>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Th: TableCellContent {}
@@ -2536,7 +2826,12 @@ extension Td where Content == EmptyHTML {
 
 extension Td where Content == String {
     /// A `<td>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Td where Content == StaticText {
+    /// A `<td>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Td: TableCellContent {}
@@ -2567,7 +2862,12 @@ extension Form where Content == EmptyHTML {
 
 extension Form where Content == String {
     /// A `<form>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Form where Content == StaticText {
+    /// A `<form>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Form: FlowContent {}
@@ -2597,7 +2897,12 @@ extension Label where Content == EmptyHTML {
 
 extension Label where Content == String {
     /// A `<label>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Label where Content == StaticText {
+    /// A `<label>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Label: PhrasingContent {}
@@ -2641,7 +2946,12 @@ extension Button where Content == EmptyHTML {
 
 extension Button where Content == String {
     /// A `<button>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Button where Content == StaticText {
+    /// A `<button>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Button: PhrasingContent {}
@@ -2782,7 +3092,12 @@ extension Output where Content == EmptyHTML {
 
 extension Output where Content == String {
     /// A `<output>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Output where Content == StaticText {
+    /// A `<output>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Output: PhrasingContent {}
@@ -2813,7 +3128,12 @@ extension Progress where Content == EmptyHTML {
 
 extension Progress where Content == String {
     /// A `<progress>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Progress where Content == StaticText {
+    /// A `<progress>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Progress: PhrasingContent {}
@@ -2844,7 +3164,12 @@ extension Meter where Content == EmptyHTML {
 
 extension Meter where Content == String {
     /// A `<meter>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Meter where Content == StaticText {
+    /// A `<meter>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Meter: PhrasingContent {}
@@ -2875,7 +3200,12 @@ extension Fieldset where Content == EmptyHTML {
 
 extension Fieldset where Content == String {
     /// A `<fieldset>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Fieldset where Content == StaticText {
+    /// A `<fieldset>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Fieldset: FlowContent {}
@@ -2906,7 +3236,12 @@ extension Legend where Content == EmptyHTML {
 
 extension Legend where Content == String {
     /// A `<legend>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Legend where Content == StaticText {
+    /// A `<legend>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Legend: FlowContent {}
@@ -2937,7 +3272,12 @@ extension Details where Content == EmptyHTML {
 
 extension Details where Content == String {
     /// A `<details>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Details where Content == StaticText {
+    /// A `<details>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Details: FlowContent {}
@@ -2967,7 +3307,12 @@ extension Summary where Content == EmptyHTML {
 
 extension Summary where Content == String {
     /// A `<summary>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Summary where Content == StaticText {
+    /// A `<summary>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Summary: FlowContent {}
@@ -2998,7 +3343,12 @@ extension Dialog where Content == EmptyHTML {
 
 extension Dialog where Content == String {
     /// A `<dialog>` holding `text`, escaped.
-    @inlinable public init(_ text: String) { self.content = text }
+    @inlinable @_disfavoredOverload public init(_ text: String) { self.content = text }
+}
+
+extension Dialog where Content == StaticText {
+    /// A `<dialog>` holding constant `text` (a literal), escaped.
+    @inlinable public init(_ text: StaticString) { self.content = StaticText(text) }
 }
 
 extension Dialog: FlowContent {}
