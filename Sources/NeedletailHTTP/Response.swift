@@ -78,6 +78,9 @@ public struct Response {
     /// Other header fields, in order. Names and values must not contain CR or LF; a field that
     /// does is dropped when the response is written (and logged), never sent.
     public var headers: [(name: String, value: String)]
+    /// Fields shared with other answers, checked and encoded once (a live page's policy):
+    /// sent after `headers`. `allHeaders` lists both.
+    public var fixedFields: FixedFields? = nil
     /// The body (not sent for HEAD, 204 and 304, but its length still is for HEAD).
     public var body: Body
     /// The route that made it (the router's pattern, e.g. `/board`), set by `Router`: what

@@ -28,6 +28,8 @@ public final class LiveAppCore: Sendable {
         ("Referrer-Policy", "same-origin"),
         ("Cache-Control", "no-store"),
     ]
+    /// `pageHeaders`, checked and encoded once.
+    static let pageFields = FixedFields(pageHeaders)
 
     /// Where errors thrown by page builders are reported (the client only sees a 500 page).
     public let onError: @Sendable (String) -> Void
@@ -118,7 +120,11 @@ public final class LiveAppCore: Sendable {
             if st.views.count > sessions.viewsKept { st.views.removeFirst(st.views.count - sessions.viewsKept) }
         }
         trimActions(of: session)
-        for h in LiveAppCore.pageHeaders { response.addHeader(h.name, h.value) }
+        if response.fixedFields == nil {
+            response.fixedFields = LiveAppCore.pageFields
+        } else {
+            response.headers += LiveAppCore.pageHeaders
+        }
         if page.source == .new { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: page.request)) }
         return response
     }
@@ -179,7 +185,7 @@ public final class LiveAppCore: Sendable {
         guard let (session, source) = sessions.existing(for: request),
             let (view, action) = session.state.withLock({ st -> (LiveView, LiveView.Action)? in
                 for v in st.views.reversed() {
-                    if let a = v.state.withLock({ $0.actions[id] }) { return (v, a) }
+                    if let a = v.action(id) { return (v, a) }
                 }
                 return nil
             })

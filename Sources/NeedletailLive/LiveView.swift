@@ -14,7 +14,9 @@ public final class LiveView: Sendable {
     let state = Mutex(ViewState())
 
     struct ViewState {
-        var actions: [String: Action] = [:]
+        /// In the order they were registered; found by a linear search (a page has a handful,
+        /// and making a dictionary on every page view cost more than all its lookups).
+        var actions: [(id: String, action: Action)] = []
         var regions: [Region] = []
     }
 
@@ -38,7 +40,7 @@ public final class LiveView: Sendable {
     /// Drops the actions that renders of region `id` older than `render - 1` registered.
     func dropActions(of id: String, before render: Int) {
         state.withLock { st in
-            st.actions = st.actions.filter { $0.value.region != id || $0.value.render >= render - 1 }
+            st.actions.removeAll { $0.action.region == id && $0.action.render < render - 1 }
         }
     }
 
@@ -61,9 +63,14 @@ public final class LiveView: Sendable {
     }
 
     init(path: String) {
-        id = randomToken()
+        id = randomID()
         self.path = path
     }
 
     var actionCount: Int { state.withLock { $0.actions.count } }
+
+    /// The action registered as `id`, if this view still has it.
+    func action(_ id: String) -> Action? {
+        state.withLock { st in st.actions.first { $0.id == id }?.action }
+    }
 }

@@ -69,10 +69,10 @@ public final class Page: @unchecked Sendable {
     func register(_ run: @escaping AsyncAction) -> String { register(.async(run)) }
 
     func register(_ run: LiveView.Run) -> String {
-        let id = randomToken()
+        let id = randomID()
         let context = renderContext.withLock { $0 }
         context?.region.hasActions.store(true, ordering: .relaxed)
-        view.state.withLock { $0.actions[id] = LiveView.Action(run: run, region: context?.region.id, render: context?.render ?? 0) }
+        view.state.withLock { $0.actions.append((id, LiveView.Action(run: run, region: context?.region.id, render: context?.render ?? 0))) }
         registered.add(1, ordering: .relaxed)
         return id
     }

@@ -14,39 +14,27 @@ public struct DefaultFields: Sendable {
 
     /// One reference for all of it: the loop context's copy is read on every answer, and a
     /// struct of four arrays cost four retains and releases each time (docs/PERFORMANCE.md).
-    private final class Storage: Sendable {
-        let fields: [(name: String, value: String)]
-        let lowercasedNames: [[UInt8]]
-        /// All of them as header lines, for responses that set no field of their own.
-        let lines: [UInt8]
-        /// Each field's own line.
-        let fieldLines: [[UInt8]]
-
-        init(_ safe: [(name: String, value: String)]) {
-            fields = safe
-            lowercasedNames = safe.map { Array($0.name.lowercased().utf8) }
-            fieldLines = safe.map { Array("\($0.name): \($0.value)\r\n".utf8) }
-            lines = Array(fieldLines.joined())
-        }
-    }
-    private let storage: Storage
+    private let storage: FixedFields
 
     /// Fields with CR, LF or NUL, or a name that is not a token, are left out.
     public init(_ fields: [(name: String, value: String)]) {
-        storage = Storage(fields.filter { HTTPResponseEncoder.isSafe(name: $0.name, value: $0.value) })
+        storage = FixedFields(fields)
     }
 
     /// Appends the lines of the fields that `headers` does not set (names compared in place,
     /// ASCII case ignored: no String is made per answer).
     @inline(__always)
-    func append(to out: ByteBuffer, unlessSetIn headers: [(name: String, value: String)]) {
+    func append(to out: ByteBuffer, unlessSetIn headers: [(name: String, value: String)], or fixed: FixedFields?) {
         let s = storage
-        if headers.isEmpty {
+        if headers.isEmpty && fixed == nil {
             s.lines.withUnsafeBytes { out.append($0) }
             return
         }
         for i in s.fields.indices {
-            let overridden = s.lowercasedNames[i].withUnsafeBufferPointer { key in headers.contains { asciiEquals($0.name, key) } }
+            let key = s.lowercasedNames[i]
+            let overridden =
+                key.withUnsafeBufferPointer { key in headers.contains { asciiEquals($0.name, key) } }
+                || (fixed?.lowercasedNames.contains(key) ?? false)
             if !overridden { s.fieldLines[i].withUnsafeBytes { out.append($0) } }
         }
     }

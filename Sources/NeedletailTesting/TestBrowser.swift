@@ -112,7 +112,7 @@ public final class TestBrowser {
     /// The response as bytes: its chunks, its file, or what its stream writes within `wait`.
     static func collect(_ response: Response, wait: Double) -> TestResponse {
         var r = response
-        let headers = r.headers.map { TestResponse.HeaderField(name: $0.name, value: $0.value) }
+        let headers = r.allHeaders.map { TestResponse.HeaderField(name: $0.name, value: $0.value) }
         if let produce = r.body.stream {
             let sink = CollectingSink()
             produce(ResponseStream(sink: sink))

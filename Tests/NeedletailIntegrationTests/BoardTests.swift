@@ -24,7 +24,7 @@ import Testing
         mutating func park(on forum: String) throws -> (view: String, poll: TestClient) {
             let page = try get("/board?forum=\(forum)")
             guard let r = page.range(of: "data-nt-view=\"") else { throw TestClient.Failure(description: "no view id") }
-            let view = String(page[r.upperBound...].prefix(32))
+            let view = String(page[r.upperBound...].prefix { $0 != "\"" })
             let poll = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
             try poll.send("GET /_nt/poll?v=\(view)&c=forum:\(forum)%7C0 HTTP/1.1\r\nHost: t\r\nCookie: \(cookie)\r\n\r\n")
             usleep(200_000)
@@ -34,7 +34,7 @@ import Testing
         /// Posts the board's form on `page` with `text`; returns the status.
         func post(on page: String, _ text: String) throws -> Int {
             guard let r = page.range(of: "action=\"/_nt/a/") else { throw TestClient.Failure(description: "no action form") }
-            let action = "/_nt/a/" + page[r.upperBound...].prefix(32)
+            let action = "/_nt/a/" + page[r.upperBound...].prefix { $0 != "\"" }
             let body = "text=" + text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
             let c = try TestClient(.ipv4(host: "127.0.0.1", port: port))
             try c.send(

@@ -109,7 +109,7 @@ struct Browser {
     var viewID: String? {
         let s = source
         guard let r = s.range(of: "data-nt-view=\"") else { return nil }
-        return String(s[r.upperBound...].prefix(32))
+        return String(s[r.upperBound...].prefix { $0 != "\"" })
     }
 }
 

@@ -103,7 +103,7 @@ import Testing
         mutating func post(_ text: String, forum: String = "Debian") throws -> Int {
             let page = try get("/board?forum=\(forum)").text
             guard let r = page.range(of: "action=\"/_nt/a/") else { throw TestClient.Failure(description: "no action form") }
-            let action = "/_nt/a/" + page[r.upperBound...].prefix(32)
+            let action = "/_nt/a/" + page[r.upperBound...].prefix { $0 != "\"" }
             let body = "text=" + text.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
             let c = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
             try c.send(
@@ -119,7 +119,7 @@ import Testing
 
         static func view(in page: String) -> String? {
             guard let r = page.range(of: "data-nt-view=\"") else { return nil }
-            return String(page[r.upperBound...].prefix(32))
+            return String(page[r.upperBound...].prefix { $0 != "\"" })
         }
     }
 

@@ -30,7 +30,7 @@ func post(_ path: String, form: String = "", cookie: String? = nil, headers: [(S
     return Request(method: .post, path: path, headers: HeaderFields(h), body: Array(form.utf8))
 }
 
-func header(_ r: Response, _ name: String) -> String? { r.headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+func header(_ r: Response, _ name: String) -> String? { r.allHeaders.first { $0.name.lowercased() == name.lowercased() }?.value }
 
 /// `nt_session=ID` from a Set-Cookie value.
 func cookiePair(_ r: Response) -> String? { header(r, "Set-Cookie").map { String($0.split(separator: ";")[0]) } }
@@ -65,7 +65,7 @@ func actionPaths(in body: String) -> [String] {
     var found: [String] = []
     var rest = body[...]
     while let r = rest.range(of: "action=\"/_nt/a/") {
-        found.append("/_nt/a/" + rest[r.upperBound...].prefix(32))
+        found.append("/_nt/a/" + rest[r.upperBound...].prefix { $0 != "\"" })
         rest = rest[r.upperBound...]
     }
     return found
@@ -80,6 +80,22 @@ func actionPaths(in body: String) -> [String] {
             seen.insert(t)
         }
         #expect(seen.count == 1000)
+    }
+
+    @Test func viewAndActionIDsAreSmallURLSafeAndUnique() {
+        var seen = Set<String>()
+        var used = Set<Character>()
+        for _ in 0..<4000 {
+            let id = randomID()
+            #expect(id.utf8.count == 15 && id.utf8.allSatisfy { b in
+                (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 45 || b == 95
+            })
+            seen.insert(id)
+            used.formUnion(id)
+        }
+        #expect(seen.count == 4000)
+        // 60,000 draws over 64 characters: every one of them turns up.
+        #expect(used.count == 64)
     }
 
     @Test func cookieFlagsAndLookup() {
@@ -183,7 +199,7 @@ func actionPaths(in body: String) -> [String] {
         // The view's address is kept without the field: redirects add the current one once.
         let r2 = app.respond(to: post(try #require(actionPath(in: body)), form: "_s=\(id)"))
         #expect(header(r2, "Location") == "/counter?_s=\(id)")
-        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix { $0 != "\"" }) })
         let poll = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0&_s=\(id)"))
         #expect(poll.status == .ok && poll.body.string.contains("<p>2</p>"))
         // Another site's link or form cannot put a visitor in a session it made (fixation):
@@ -271,7 +287,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let page = app.respond(to: get("/counter"))
         let cookie = try #require(cookiePair(page))
         let body = page.body.string
-        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix { $0 != "\"" }) })
         #expect(body.contains("data-nt-channels=\"counter|0\""))
         counter.withLock { $0 = 5 }
         app.channels.notify("counter")
@@ -297,7 +313,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let page = app.respond(to: get("/counter"))
         let cookie = try #require(cookiePair(page))
         let body = page.body.string
-        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix { $0 != "\"" }) })
         let r = app.respond(to: get("/_nt/poll", query: "v=\(view)&c=counter%7C0", cookie: cookie))
         let produce = try #require(r.body.stream, "a current version parks the poll")
         let sink = CapturingSink()
@@ -317,7 +333,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let page = app.respond(to: get("/counter"))
         let cookie = try #require(cookiePair(page))
         let body = page.body.string
-        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix { $0 != "\"" }) })
         let r = app.respond(to: get("/_nt/events", query: "v=\(view)&c=counter%7C0", cookie: cookie))
         #expect(r.contentType == "text/event-stream")
         #expect(header(r, "X-Accel-Buffering") == "no")
@@ -373,7 +389,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let first = app.respond(to: get("/list"))
         let cookie = try #require(cookiePair(first))
         let body = first.body.string
-        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix { $0 != "\"" }) })
         let actions = actionPaths(in: body)
         try #require(actions.count == 2)
         let (inRegion, outside) = (actions[0], actions[1])
@@ -417,7 +433,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let cookie = try #require(cookiePair(first))
         let body = first.body.string
         #expect(body.contains("<p>at 0</p>") && body.contains("data-nt-channels=\"c|0\""))
-        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix { $0 != "\"" }) })
         channels.notify("c")
         channels.notify("c")
         bumpWhileRendering.withLock { $0 = true }
@@ -442,7 +458,7 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let page = app.respond(to: get("/counter"))
         let cookie = try #require(cookiePair(page))
         let body = page.body.string
-        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix(32)) })
+        let view = try #require(body.range(of: "data-nt-view=\"").map { String(body[$0.upperBound...].prefix { $0 != "\"" }) })
         let sink = CapturingSink()
         let produce = try #require(app.respond(to: get("/_nt/events", query: "v=\(view)&c=counter%7C0", cookie: cookie)).body.stream)
         produce(ResponseStream(sink: sink))

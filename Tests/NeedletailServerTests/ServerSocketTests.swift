@@ -43,6 +43,27 @@ struct ServerSocketTests {
         #expect(head.contains("Server: needletail\r\n"))
     }
 
+    @Test func fixedFieldsAreSentOnceAndOverrideDefaults() throws {
+        let fixed = FixedFields([("Server", "page"), ("Cache-Control", "no-store"), ("Bad Name", "x"), ("X-Ok", "a\rb")])
+        #expect(fixed.fields.map(\.name) == ["Server", "Cache-Control"])
+        #expect(fixed.refused == ["Bad Name", "X-Ok"])
+        #expect(!fixed.concernsEncoding && FixedFields([("Vary", "Cookie")]).concernsEncoding)
+        let defaults = DefaultFields([("Server", "needletail"), ("X-Content-Type-Options", "nosniff")])
+        var response = Response.text("hi")
+        response.addHeader("X-Own", "1")
+        response.fixedFields = fixed
+        #expect(response.allHeaders.map(\.name) == ["X-Own", "Server", "Cache-Control"])
+        let out = ByteBuffer(capacity: 256)
+        HTTPResponseEncoder.encodeHead(
+            response, framing: .length(2), keepAlive: true, version: .http1_1, date: [],
+            defaults: defaults, into: out, dropped: { _ in })
+        let head = String(decoding: out.bytes, as: UTF8.self)
+        #expect(head.contains("X-Own: 1\r\nServer: page\r\nCache-Control: no-store\r\n"), "\(head)")
+        #expect(!head.contains("needletail") && head.contains("X-Content-Type-Options: nosniff\r\n"), "a fixed field wins over a default")
+        response.unfixFields()
+        #expect(response.fixedFields == nil && response.headers.map(\.name) == ["X-Own", "Server", "Cache-Control"])
+    }
+
     @Test func http10ClosesUnlessKeepAlive() throws {
         try withServer { _, address in
             let c = try TestClient(address)

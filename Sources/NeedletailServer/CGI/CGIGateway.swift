@@ -193,8 +193,9 @@ public enum CGIGateway {
             out.append("\r\n")
         }
         HTTPResponseEncoder.appendFields(response.headers, into: out, dropped: dropped)
+        if let fixed = response.fixedFields { fixed.lines.withUnsafeBytes { out.append($0) } }
         HTTPResponseEncoder.appendFields(extra, into: out, dropped: dropped)
-        defaults.append(to: out, unlessSetIn: response.headers)
+        defaults.append(to: out, unlessSetIn: response.headers, or: response.fixedFields)
         out.append("\r\n")
     }
 

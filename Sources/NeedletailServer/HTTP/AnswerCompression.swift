@@ -23,6 +23,7 @@ extension LoopContext {
             response.status.code != 206, !response.status.forbidsBody
         else { return }
         guard type == Response.htmlType || AcceptedCodings.isCompressible(contentType: type) else { return }
+        if let fixed = response.fixedFields, fixed.concernsEncoding { response.unfixFields() }
         var vary = true
         for (name, value) in response.headers {
             if name.utf8.count == 16 && asciiEquals(name, "content-encoding") { return }

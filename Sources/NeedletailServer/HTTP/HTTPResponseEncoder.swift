@@ -121,7 +121,8 @@ enum HTTPResponseEncoder {
             break
         }
         if !response.headers.isEmpty { appendFields(response.headers, into: out, dropped: dropped) }
-        defaults.append(to: out, unlessSetIn: response.headers)
+        if let fixed = response.fixedFields { fixed.lines.withUnsafeBytes { out.append($0) } }
+        defaults.append(to: out, unlessSetIn: response.headers, or: response.fixedFields)
         if !keepAlive {
             out.append("Connection: close\r\n")
         } else if version.minor == 0 {
