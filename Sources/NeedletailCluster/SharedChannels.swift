@@ -34,6 +34,7 @@ public final class SharedChannels: Sendable {
     let onError: @Sendable (String) -> Void
     let listener = Mutex<PostgresListener?>(nil)
     let closed = Atomic<Bool>(false)
+    let batches = WriteBatches()
 
     init(
         client: PostgresClient, channels: Channels, beforeWake: (@Sendable (Channel, UInt64) async throws -> Void)?,
@@ -72,12 +73,64 @@ public final class SharedChannels: Sendable {
 
     /// Runs `body` in a transaction; the channels it notifies are advanced on this backend as
     /// soon as it has committed (the others hear of it from PostgreSQL).
+    ///
+    /// Group commit: writes that arrive while another is committing wait for it, then run
+    /// together, one after the other in one transaction, each channel they notify advanced once
+    /// at its end (and only there: the channel's row is locked from then until the commit, so
+    /// the commits of other backends queue on it for one commit, not for every write). When
+    /// one of the bodies throws, that write fails with its error, the transaction is rolled
+    /// back and the others run again without it: the outcome each would have had had they
+    /// committed one by one in that order. A body may therefore run more than once, and must
+    /// leave effects outside the database to the code after `write`. A failure after the
+    /// bodies (advancing the channels, the commit) is every write's.
     @discardableResult
-    public func write<T: Sendable>(_ body: (SharedTransaction) async throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (SharedTransaction) async throws -> T) async throws -> T {
+        let value = Mutex<T?>(nil)
+        let pending = PendingWrite { tx in
+            let v = try await body(tx)
+            value.withLock { $0 = v }
+        }
+        try await batches.submit(pending, to: self)
+        guard let v = value.withLock({ $0.take() }) else { throw PostgresError(.client, "a write committed without its value") }
+        return v
+    }
+
+    /// Runs `writes` in one transaction; the channels they notified with their new versions,
+    /// or a body's error as `.body` with the index of its write (nothing of any of them is
+    /// committed).
+    func commit(_ writes: [PendingWrite]) async -> Result<[(Channel, UInt64)], WriteFailure> {
         let notified = Notified()
-        let value = try await client.transaction { tx in try await body(SharedTransaction(transaction: tx, notified: notified)) }
-        for (channel, version) in notified.taken() { await changed(channel, to: version) }
-        return value
+        var ran = 0
+        do {
+            let versions = try await client.transaction { tx in
+                let shared = SharedTransaction(transaction: tx, notified: notified)
+                for w in writes {
+                    try await w.run(shared)
+                    ran += 1
+                }
+                return try await advance(notified.channels(), in: tx)
+            }
+            return .success(versions)
+        } catch {
+            return .failure(ran < writes.count ? .body(ran, error) : .commit(error))
+        }
+    }
+
+    /// Advances each of `channels` by one in `tx`, in name order (two backends' transactions
+    /// lock the rows in the same order: no deadlock), with the notification every backend hears
+    /// at commit; their new versions.
+    func advance(_ channels: [Channel], in tx: PostgresTransaction) async throws -> [(Channel, UInt64)] {
+        var versions: [(Channel, UInt64)] = []
+        for channel in channels {
+            let rows = try await tx.query(
+                """
+                WITH v AS (INSERT INTO nt_channel (name, version) VALUES ($1, 1) \
+                ON CONFLICT (name) DO UPDATE SET version = nt_channel.version + 1 RETURNING version) \
+                SELECT version, pg_notify('\(SharedChannels.notificationChannel)', version || ' ' || $1) FROM v
+                """, [channel.name])
+            versions.append((channel, UInt64(max(try rows.decode(0, 0, as: Int.self), 0))))
+        }
+        return versions
     }
 
     /// What the listener hears (on its loop).
@@ -142,25 +195,106 @@ public struct SharedTransaction: Sendable {
     public let transaction: PostgresTransaction
     let notified: Notified
 
-    /// Advances `channel` in this transaction and tells every backend when it commits; returns
-    /// the channel's new version.
-    @discardableResult
-    public func notify(_ channel: Channel) async throws -> UInt64 {
-        let rows = try await transaction.query(
-            """
-            WITH v AS (INSERT INTO nt_channel (name, version) VALUES ($1, 1) \
-            ON CONFLICT (name) DO UPDATE SET version = nt_channel.version + 1 RETURNING version) \
-            SELECT version, pg_notify('\(SharedChannels.notificationChannel)', version || ' ' || $1) FROM v
-            """, [channel.name])
-        let version = UInt64(max(try rows.decode(0, 0, as: Int.self), 0))
-        notified.add(channel, version)
-        return version
+    /// Advances `channel` when this transaction commits (at its end, once however many of the
+    /// writes sharing it notify it) and tells every backend then; the new version is this
+    /// backend's `channels.version(channel)` once `write` has returned.
+    public func notify(_ channel: Channel) {
+        notified.add(channel)
     }
 }
 
-/// The channels a transaction advanced, to advance here once it commits.
+/// The channels a transaction's writes notify, each once.
 final class Notified: Sendable {
-    let list = Mutex<[(Channel, UInt64)]>([])
-    func add(_ channel: Channel, _ version: UInt64) { list.withLock { $0.append((channel, version)) } }
-    func taken() -> [(Channel, UInt64)] { list.withLock { l in defer { l = [] }; return l } }
+    let names = Mutex<Set<String>>([])
+    func add(_ channel: Channel) { _ = names.withLock { $0.insert(channel.name) } }
+    /// In name order.
+    func channels() -> [Channel] { names.withLock { $0.sorted().map { Channel($0) } } }
 }
+
+/// Why a batch of writes failed: the body of the write at an index (the others run again
+/// without it), or what came after the bodies (every write's error).
+enum WriteFailure: Error {
+    case body(Int, any Error)
+    case commit(any Error)
+}
+
+/// A write waiting for its batch.
+final class PendingWrite: Sendable {
+    let run: @Sendable (SharedTransaction) async throws -> Void
+    private let state = Mutex<(result: Result<Void, any Error>?, waiting: UnsafeContinuation<Result<Void, any Error>, Never>?)>((nil, nil))
+
+    init(_ run: @escaping @Sendable (SharedTransaction) async throws -> Void) { self.run = run }
+
+    func finish(_ result: Result<Void, any Error>) {
+        let waiting = state.withLock { s in
+            s.result = result
+            return s.waiting.take()
+        }
+        waiting?.resume(returning: result)
+    }
+
+    func outcome() async -> Result<Void, any Error> {
+        await withUnsafeContinuation { c in
+            let done = state.withLock { s in
+                if s.result == nil { s.waiting = c }
+                return s.result
+            }
+            if let done { c.resume(returning: done) }
+        }
+    }
+}
+
+/// The writes of one `SharedChannels`: those that arrive while a batch commits make the next.
+/// One batch at a time (two at once made smaller batches whose commits still queued on the
+/// channel's row: half the posts per second). The batches run in tasks of their own (on the loop of the write that started it), so
+/// that no write's cancellation reaches the others'.
+final class WriteBatches: Sendable {
+    private let state = Mutex<(pending: [PendingWrite], running: Bool)>(([], false))
+
+    func submit(_ write: PendingWrite, to shared: SharedChannels) async throws {
+        let start = state.withLock { s in
+            s.pending.append(write)
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+        if start { Self.spawn { await self.drain(shared) } }
+        try await write.outcome().get()
+    }
+
+    /// Runs `work` in a task of its own on this loop (off the loops, a tool's or a test's
+    /// caller: a plain `Task`).
+    static func spawn(_ work: @escaping @Sendable () async -> Void) {
+        if let loop = EventLoop.current { loop.startTask(work) } else { Task { await work() } }
+    }
+
+    func drain(_ shared: SharedChannels) async {
+        while true {
+            var batch = state.withLock { s in
+                if s.pending.isEmpty { s.running = false }
+                defer { s.pending = [] }
+                return s.pending
+            }
+            if batch.isEmpty { return }
+            while !batch.isEmpty {
+                switch await shared.commit(batch) {
+                case .success(let versions):
+                    // This backend's viewers and cache catch up (and then the writers return)
+                    // while the next batch runs: its bodies need not wait for the refresh.
+                    let done = batch
+                    Self.spawn {
+                        for (channel, version) in versions { await shared.changed(channel, to: version) }
+                        for w in done { w.finish(.success(())) }
+                    }
+                    batch = []
+                case .failure(.commit(let error)):
+                    for w in batch { w.finish(.failure(error)) }
+                    batch = []
+                case .failure(.body(let index, let error)):
+                    batch.remove(at: index).finish(.failure(error))
+                }
+            }
+        }
+    }
+}
+

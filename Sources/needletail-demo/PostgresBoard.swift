@@ -72,23 +72,34 @@ final class PostgresBoard: BoardRecords {
     func read(_ forum: String) async throws {
         let row = try await posts.client.query("SELECT version FROM nt_channel WHERE name = $1", [Channel.forum(forum).name])
         let version = row.count == 1 ? UInt64(max(0, try row.decode(0, 0, as: Int.self))) : 0
-        let kept = cache.withLock { $0[forum] }
-        var list: [(id: Int, record: Post)]
-        if let kept, let last = kept.posts.last?.id {
+        let kept = cache.withLock { c in c[forum].map { (count: $0.posts.count, last: $0.posts.last?.id) } }
+        if let kept, let last = kept.last {
             let rows = try await posts.client.query(
                 """
                 SELECT NULL::bigint, NULL::bytea, (SELECT count(*) FROM "\(posts.name)" WHERE forum = $1) \
                 UNION ALL (SELECT id, data, NULL FROM "\(posts.name)" WHERE forum = $1 AND id > $2 ORDER BY id)
                 """, [forum, last])
             let count = try rows.decode(0, 2, as: Int.self)
-            list = kept.posts
+            var new: [(id: Int, record: Post)] = []
             for i in 1..<rows.count {
-                list.append((try rows.decode(i, 0, as: Int.self), try Post(encodedFields: rows.decode(i, 1, as: [UInt8].self))))
+                new.append((try rows.decode(i, 0, as: Int.self), try Post(encodedFields: rows.decode(i, 1, as: [UInt8].self))))
             }
-            if list.count != count { list = try await posts.lookup(\Post.forum, forum, newestFirst: false) }
-        } else {
-            list = try await posts.lookup(\Post.forum, forum, newestFirst: false)
+            if kept.count + new.count == count {
+                // Appended in place (the kept list is not copied: a forum's refresh costs what
+                // is new in it, not its length).
+                let merged = cache.withLock { c -> Bool in
+                    guard var had = c.removeValue(forKey: forum) else { return false }
+                    defer { c[forum] = had }
+                    guard had.posts.count == kept.count, had.posts.last?.id == last else { return false }  // another read moved it
+                    had.posts.append(contentsOf: new)
+                    had.authors.formUnion(new.lazy.map(\.record.author))
+                    had.version = max(had.version, version)
+                    return true
+                }
+                if merged { return }
+            }
         }
+        let list = try await posts.lookup(\Post.forum, forum, newestFirst: false)
         let entry = Cached(version: version, posts: list, authors: Set(list.map(\.record.author)))
         cache.withLock { c in
             if let had = c[forum], had.version > version { return }  // a newer read finished first
@@ -108,19 +119,21 @@ final class PostgresBoard: BoardRecords {
     }
 
     func add(_ post: Post, _ action: ActionContext) async throws {
-        // Committed (synchronous_commit: durable) before the answer; the forum's viewers on
-        // every backend hear of it at commit.
+        // Committed (synchronous_commit: durable) before the answer, in a batch with the posts
+        // made meanwhile; the forum's viewers on every backend hear of it at commit.
+        let posts = posts
         try await channels.write { tx in
             try await posts.insert(post, in: tx.transaction)
-            try await tx.notify(.forum(post.forum))
+            tx.notify(.forum(post.forum))
         }
     }
 
     func delete(_ id: Int, by author: String, _ action: ActionContext) async throws {
+        let posts = posts
         try await channels.write { tx in
             guard let post = try await posts.get(id, in: tx.transaction), post.author == author else { return }
             try await posts.delete(id, in: tx.transaction)
-            try await tx.notify(.forum(post.forum))
+            tx.notify(.forum(post.forum))
         }
     }
 }

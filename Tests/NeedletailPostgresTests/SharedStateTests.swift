@@ -37,11 +37,10 @@ final class SharedStateTests: PostgresServerTestCase {
         let woken = Seen<UInt64>()
         onB.wait(for: [ChannelVersion(forum, start)], timeout: 30, isCancelled: { false }) { woken.add($0[0].version) }
         XCTAssertEqual(onB.waiting, 1)
-        let version = try await sharedA.write { tx in
+        try await sharedA.write { tx in
             _ = try await tx.transaction.query("SELECT 1")
-            return try await tx.notify(forum)
+            tx.notify(forum)
         }
-        XCTAssertEqual(version, start + 1)
         XCTAssertEqual(onA.version(forum), start + 1, "the writing backend is there when write returns")
         try await woken.wait("B's viewer woken") { $0 == [start + 1] }
         XCTAssertEqual(refreshed.all.filter { $0.hasPrefix(forum.name + "@") }, ["\(forum)@\(start + 1) (B was at \(start))"])
@@ -50,7 +49,7 @@ final class SharedStateTests: PostgresServerTestCase {
         struct Refused: Error {}
         do {
             _ = try await sharedA.write { tx in
-                try await tx.notify(forum)
+                tx.notify(forum)
                 throw Refused()
             }
             XCTFail("the write did not throw")
@@ -65,12 +64,56 @@ final class SharedStateTests: PostgresServerTestCase {
         onB.wait(for: [ChannelVersion(forum, start + 2)], timeout: 30, isCancelled: { false }) { ahead.add($0[0].version) }
         try await Task.sleep(nanoseconds: 100_000_000)
         XCTAssertEqual(ahead.all, [], "answered although nothing newer than its version exists")
-        try await sharedA.write { tx in try await tx.notify(forum) }
+        try await sharedA.write { tx in tx.notify(forum) }
         try await Task.sleep(nanoseconds: 300_000_000)
         XCTAssertEqual(onB.version(forum), start + 2)
         XCTAssertEqual(ahead.all, [], "woken by the version it already had")
-        try await sharedA.write { tx in try await tx.notify(forum) }
+        try await sharedA.write { tx in tx.notify(forum) }
         try await ahead.wait("the viewer woken at the next version") { $0 == [start + 3] }
+    }
+
+    func testConcurrentWritesShareCommitsAndOnlyTheFailingOneFails() async throws {
+        let a = try client("nt-batches")
+        defer { a.close() }
+        let onA = Channels(ordered: true)
+        let sharedA = try await SharedChannels.open(on: a, channels: onA) { _ in }
+        defer { sharedA.close() }
+        _ = try await a.query("CREATE TABLE IF NOT EXISTS batch_row (n int PRIMARY KEY)")
+        _ = try await a.query("TRUNCATE batch_row")
+        let board: Channel = "batches"
+        let start = onA.version(board)
+        struct Refused: Error {}
+        // 60 writes at once: number 7 throws, number 9 breaks a constraint (its row is there
+        // already), the others commit.
+        _ = try await a.query("INSERT INTO batch_row VALUES (1009)")
+        let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
+            for n in 0..<60 {
+                group.addTask {
+                    do {
+                        try await sharedA.write { tx in
+                            _ = try await tx.transaction.query("INSERT INTO batch_row VALUES ($1)", [n == 9 ? 1009 : n])
+                            tx.notify(board)
+                            if n == 7 { throw Refused() }
+                        }
+                        return (n, true)
+                    } catch {
+                        return (n, false)
+                    }
+                }
+            }
+            var all: [Int: Bool] = [:]
+            for await (n, ok) in group { all[n] = ok }
+            return all
+        }
+        XCTAssertEqual(outcomes.filter { !$0.value }.keys.sorted(), [7, 9])
+        let rows = try await a.query("SELECT n FROM batch_row WHERE n < 1000 ORDER BY n")
+        XCTAssertEqual(try (0..<rows.count).map { try rows.decode($0, 0, as: Int.self) }, (0..<60).filter { $0 != 7 && $0 != 9 })
+        // One advance per batch, not per write (and at least one, so viewers hear of it).
+        let advanced = onA.version(board) - start
+        XCTAssertGreaterThan(advanced, 0)
+        XCTAssertLessThan(advanced, 20, "the 60 writes were not batched")
+        let stored = try await a.query("SELECT version FROM nt_channel WHERE name = $1", [board.name])
+        XCTAssertEqual(UInt64(try stored.decode(0, 0, as: Int.self)), onA.version(board))
     }
 
     func testABackendThatLosesItsListenerCatchesUpFromTheDatabase() async throws {
@@ -93,7 +136,8 @@ final class SharedStateTests: PostgresServerTestCase {
         onB.wait(for: [ChannelVersion(board, onB.version(board))], timeout: 30, isCancelled: { false }) { woken.add($0[0].version) }
         try server.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'nt-lossy-b'")
         // Written while B may be reconnecting: heard as a notification or read back on catching up.
-        let version = try await sharedA.write { tx in try await tx.notify(board) }
+        try await sharedA.write { tx in tx.notify(board) }
+        let version = onA.version(board)
         try await woken.wait("B's viewer woken after the loss") { $0 == [version] }
         try await errors.wait("the loss reported") { $0.contains { $0.contains("listening on nt_channels again") } }
     }
