@@ -246,8 +246,8 @@ final class PendingWrite: Sendable {
 
 /// The writes of one `SharedChannels`: those that arrive while a batch commits make the next.
 /// One batch at a time (two at once made smaller batches whose commits still queued on the
-/// channel's row: half the posts per second). The batches run in tasks of their own (on the loop of the write that started it), so
-/// that no write's cancellation reaches the others'.
+/// channel's row: half the posts per second). The batches run in a task of their own, on the
+/// loop of the write that started them, so that no write's cancellation reaches the others'.
 final class WriteBatches: Sendable {
     private let state = Mutex<(pending: [PendingWrite], running: Bool)>(([], false))
 
@@ -297,4 +297,3 @@ final class WriteBatches: Sendable {
         }
     }
 }
-

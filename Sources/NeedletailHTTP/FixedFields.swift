@@ -25,7 +25,7 @@ public final class FixedFields: Sendable {
         var kept: [(name: String, value: String)] = []
         var refused: [String] = []
         for f in fields {
-            if FixedFields.isSafe(name: f.name, value: f.value) { kept.append(f) } else { refused.append(f.name) }
+            if FieldCheck.isSafe(name: f.name, value: f.value) { kept.append(f) } else { refused.append(f.name) }
         }
         self.fields = kept
         self.refused = refused
@@ -33,11 +33,6 @@ public final class FixedFields: Sendable {
         fieldLines = kept.map { Array("\($0.name): \($0.value)\r\n".utf8) }
         lines = Array(fieldLines.joined())
         concernsEncoding = lowercasedNames.contains { ["content-encoding", "vary", "etag"].contains(String(decoding: $0, as: UTF8.self)) }
-    }
-
-    /// Whether `name` is a token and `value` free of CR, LF and NUL: what may go on the wire.
-    public static func isSafe(name: String, value: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy(HTTPMethod.isTokenChar) && !value.utf8.contains { $0 == 13 || $0 == 10 || $0 == 0 }
     }
 }
 

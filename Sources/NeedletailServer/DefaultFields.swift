@@ -21,10 +21,11 @@ public struct DefaultFields: Sendable {
         storage = FixedFields(fields)
     }
 
-    /// Appends the lines of the fields that `headers` does not set (names compared in place,
-    /// ASCII case ignored: no String is made per answer).
+    /// Appends the `fixed` fields, then the lines of the defaults that neither `headers` nor
+    /// `fixed` set (names compared in place, ASCII case ignored: no String is made per answer).
     @inline(__always)
-    func append(to out: ByteBuffer, unlessSetIn headers: [(name: String, value: String)], or fixed: FixedFields?) {
+    func append(to out: ByteBuffer, unlessSetIn headers: [(name: String, value: String)], after fixed: FixedFields?) {
+        if let fixed { fixed.lines.withUnsafeBytes { out.append($0) } }
         let s = storage
         if headers.isEmpty && fixed == nil {
             s.lines.withUnsafeBytes { out.append($0) }

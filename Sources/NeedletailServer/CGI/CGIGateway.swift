@@ -163,7 +163,7 @@ public enum CGIGateway {
 
     /// Appends CGI response headers: `Status` with its reason phrase (nginx copies it as is),
     /// Content-Type, Content-Length when known, the app's fields and `extra` (unsafe ones
-    /// dropped), and the blank line.
+    /// dropped), the response's fixed fields, the defaults neither overrides, and the blank line.
     public static func encodeHead(
         _ response: Response, contentLength: Int?, extra: [(name: String, value: String)] = [],
         defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void
@@ -193,9 +193,8 @@ public enum CGIGateway {
             out.append("\r\n")
         }
         HTTPResponseEncoder.appendFields(response.headers, into: out, dropped: dropped)
-        if let fixed = response.fixedFields { fixed.lines.withUnsafeBytes { out.append($0) } }
         HTTPResponseEncoder.appendFields(extra, into: out, dropped: dropped)
-        defaults.append(to: out, unlessSetIn: response.headers, or: response.fixedFields)
+        defaults.append(to: out, unlessSetIn: response.headers, after: response.fixedFields)
         out.append("\r\n")
     }
 

@@ -24,25 +24,8 @@ enum HTTPResponseEncoder {
     }()
 
     /// Whether a header name or value is safe to put on the wire (no CR, LF or NUL; names are tokens).
-    static func isSafe(name: String, value: String) -> Bool {
-        var n = name
-        let nameOK = n.withUTF8 { bytes in
-            guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
-            // Eight bytes at a time while they are letters, digits or `-`; then byte by byte.
-            var i = 0
-            while i &+ 8 <= bytes.count,
-                ~ByteScan.nameMask(UnsafeRawPointer(base).loadUnaligned(fromByteOffset: i, as: UInt64.self)) & ByteScan.highBits == 0
-            {
-                i &+= 8
-            }
-            while i < bytes.count {
-                if !HTTPHeadParser.isTokenChar(bytes[i]) { return false }
-                i &+= 1
-            }
-            return true
-        }
-        return nameOK && isSafe(value: value)
-    }
+    @inline(__always)
+    static func isSafe(name: String, value: String) -> Bool { FieldCheck.isSafe(name: name, value: value) }
 
     /// Appends `name: value` lines (HTTP and CGI heads alike), leaving out and reporting any
     /// field whose name is not a token or whose value holds CR, LF or NUL.
@@ -61,15 +44,7 @@ enum HTTPResponseEncoder {
 
     /// Whether a field value is free of CR, LF and NUL.
     @inline(__always)
-    static func isSafe(value: String) -> Bool {
-        var v = value
-        return v.withUTF8 { bytes in
-            let raw = UnsafeRawBufferPointer(bytes)
-            return ByteScan.firstIndex(
-                in: raw, mayHold: { ByteScan.hasByte(of: $0, below: 14) },
-                isBad: { $0 == 13 || $0 == 10 || $0 == 0 }) == raw.count
-        }
-    }
+    static func isSafe(value: String) -> Bool { FieldCheck.isSafe(value: value) }
 
     /// How the body that follows the head is delimited.
     enum Framing: Equatable {
@@ -121,8 +96,7 @@ enum HTTPResponseEncoder {
             break
         }
         if !response.headers.isEmpty { appendFields(response.headers, into: out, dropped: dropped) }
-        if let fixed = response.fixedFields { fixed.lines.withUnsafeBytes { out.append($0) } }
-        defaults.append(to: out, unlessSetIn: response.headers, or: response.fixedFields)
+        defaults.append(to: out, unlessSetIn: response.headers, after: response.fixedFields)
         if !keepAlive {
             out.append("Connection: close\r\n")
         } else if version.minor == 0 {
