@@ -16,7 +16,13 @@ import Synchronization
 ///
 /// `beforeWake` runs before a backend's viewers are woken for a channel's new version: where an
 /// app keeps a cache of what the channel shows (the demo's board keeps each forum's posts), it
-/// reads it again there. A failure is retried (every half second) until it succeeds, since
+/// reads it again there. So that the read costs what changed, not what the channel shows, the
+/// row keeps two counters beside the version, advanced in the same statement: `appended`, the
+/// rows announced with `notify(_:appending:)` in all, and `rewritten`, the writes announced
+/// with plain `notify(_:)` (any other change). A reader who kept what it read at some counters
+/// reads, in one statement (one snapshot), the row and the rows after the newest it kept: when
+/// `rewritten` is the same and `appended` grew by as many rows as it found, it holds them all;
+/// otherwise (a row that committed late with a lower id, a delete) it reads everything. A failure is retried (every half second) until it succeeds, since
 /// waking the viewers on the old data would lose the update for them.
 ///
 /// When the listening connection is lost, the listener reconnects and this reads every
@@ -25,7 +31,7 @@ public final class SharedChannels: Sendable {
     /// The PostgreSQL channel the notifications go to.
     public static let notificationChannel = "nt_channels"
     /// The version of `nt_channel`'s layout.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     public let client: PostgresClient
     /// The channels this backend's pages show and wait on.
@@ -54,8 +60,21 @@ public final class SharedChannels: Sendable {
             throw PostgresError(.client, "SharedChannels needs Channels(ordered: true): their versions come from the database")
         }
         try await client.makeSchema(
-            "nt_channel", version: schemaVersion, columns: "name,version",
-            create: ["CREATE TABLE nt_channel (name text PRIMARY KEY, version bigint NOT NULL)"])
+            "nt_channel", version: schemaVersion, columns: "name,version,appended,rewritten",
+            create: [
+                """
+                CREATE TABLE nt_channel (name text PRIMARY KEY, version bigint NOT NULL, \
+                appended bigint NOT NULL DEFAULT 0, rewritten bigint NOT NULL DEFAULT 0)
+                """
+            ],
+            upgrade: [
+                2: [
+                    """
+                    ALTER TABLE nt_channel ADD COLUMN appended bigint NOT NULL DEFAULT 0, \
+                    ADD COLUMN rewritten bigint NOT NULL DEFAULT 0
+                    """
+                ]
+            ])
         let shared = SharedChannels(client: client, channels: channels, beforeWake: beforeWake, onError: onError)
         let heard = try client.listen([notificationChannel]) { [weak shared] event in shared?.heard(event) }
         shared.listener.withLock { $0 = heard }
@@ -117,17 +136,18 @@ public final class SharedChannels: Sendable {
     }
 
     /// Advances each of `channels` by one in `tx`, in name order (two backends' transactions
-    /// lock the rows in the same order: no deadlock), with the notification every backend hears
-    /// at commit; their new versions.
-    func advance(_ channels: [Channel], in tx: PostgresTransaction) async throws -> [(Channel, UInt64)] {
+    /// lock the rows in the same order: no deadlock), with its counters and the notification
+    /// every backend hears at commit; their new versions.
+    func advance(_ channels: [Notified.Change], in tx: PostgresTransaction) async throws -> [(Channel, UInt64)] {
         var versions: [(Channel, UInt64)] = []
-        for channel in channels {
+        for (channel, appended, rewritten) in channels {
             let rows = try await tx.query(
                 """
-                WITH v AS (INSERT INTO nt_channel (name, version) VALUES ($1, 1) \
-                ON CONFLICT (name) DO UPDATE SET version = nt_channel.version + 1 RETURNING version) \
+                WITH v AS (INSERT INTO nt_channel (name, version, appended, rewritten) VALUES ($1, 1, $2, $3) \
+                ON CONFLICT (name) DO UPDATE SET version = nt_channel.version + 1, \
+                appended = nt_channel.appended + $2, rewritten = nt_channel.rewritten + $3 RETURNING version) \
                 SELECT version, pg_notify('\(SharedChannels.notificationChannel)', version || ' ' || $1) FROM v
-                """, [channel.name])
+                """, [channel.name, appended, rewritten])
             versions.append((channel, UInt64(max(try rows.decode(0, 0, as: Int.self), 0))))
         }
         return versions
@@ -197,18 +217,35 @@ public struct SharedTransaction: Sendable {
 
     /// Advances `channel` when this transaction commits (at its end, once however many of the
     /// writes sharing it notify it) and tells every backend then; the new version is this
-    /// backend's `channels.version(channel)` once `write` has returned.
+    /// backend's `channels.version(channel)` once `write` has returned. The change may be any
+    /// (the channel's `rewritten` counter grows by one): readers of the channel read all it
+    /// shows again.
     public func notify(_ channel: Channel) {
-        notified.add(channel)
+        notified.add(channel, appended: 0, rewritten: 1)
+    }
+
+    /// As `notify(_:)`, for a write that only added `rows` rows after every row the channel
+    /// shows (the `appended` counter grows by `rows`): readers read only the rows after the
+    /// newest they kept.
+    public func notify(_ channel: Channel, appending rows: Int) {
+        notified.add(channel, appended: max(rows, 0), rewritten: 0)
     }
 }
 
-/// The channels a transaction's writes notify, each once.
+/// The channels a transaction's writes notify, each once, with what their writes announced.
 final class Notified: Sendable {
-    let names = Mutex<Set<String>>([])
-    func add(_ channel: Channel) { _ = names.withLock { $0.insert(channel.name) } }
+    typealias Change = (channel: Channel, appended: Int, rewritten: Int)
+    let changes = Mutex<[String: (appended: Int, rewritten: Int)]>([:])
+    func add(_ channel: Channel, appended: Int, rewritten: Int) {
+        changes.withLock { c in
+            let had = c[channel.name] ?? (0, 0)
+            c[channel.name] = (had.appended + appended, had.rewritten + rewritten)
+        }
+    }
     /// In name order.
-    func channels() -> [Channel] { names.withLock { $0.sorted().map { Channel($0) } } }
+    func channels() -> [Change] {
+        changes.withLock { c in c.sorted { $0.key < $1.key }.map { (Channel($0.key), $0.value.appended, $0.value.rewritten) } }
+    }
 }
 
 /// Why a batch of writes failed: the body of the write at an index (the others run again

@@ -198,10 +198,17 @@ public final class PostgresTable<R: Record>: Sendable {
 
 extension PostgresClient {
     /// Makes the tables of one of Needletail's schemas (`create`, run in one transaction) unless
-    /// `nt_schema` says they are there, at `version` or older, with these `columns`. Throws,
-    /// changing nothing, when they were made by a newer version or with other columns (a
-    /// migration is needed). Backends that start together take turns (an advisory lock).
-    public func makeSchema(_ name: String, version: Int, columns: String, create: [String]) async throws {
+    /// `nt_schema` says they are there, at `version`, with these `columns`. Throws, changing
+    /// nothing, when they were made by a newer version, or at this version with other columns
+    /// (a migration is needed). Backends that start together take turns (an advisory lock).
+    ///
+    /// A table found at an older version is brought up to `version` by `upgrade[v]` for each
+    /// version `v` after the one found (its statements run in the same transaction, under the
+    /// same lock, so one backend upgrades and the others find it done); a step missing from
+    /// `upgrade` is an error naming both versions.
+    public func makeSchema(_ name: String, version: Int, columns: String, create: [String], upgrade: [Int: [String]] = [:])
+        async throws
+    {
         try await transaction { tx in
             // One lock for all of Needletail's schema work: concurrent CREATE TABLE IF NOT
             // EXISTS can still collide in the catalogs.
@@ -214,6 +221,16 @@ extension PostgresClient {
                 let hadColumns = try found.decode(0, 1, as: String.self)
                 guard had <= version else {
                     throw PostgresError(.client, "table \(name) has schema version \(had); this build knows up to \(version): upgrade the app")
+                }
+                if had < version {
+                    for step in (had + 1)...version {
+                        guard let statements = upgrade[step] else {
+                            throw PostgresError(.client, "table \(name) has schema version \(had); this build knows no way to version \(step)")
+                        }
+                        for statement in statements { try await tx.execute(statement) }
+                    }
+                    try await tx.execute("UPDATE nt_schema SET version = $2, columns = $3 WHERE name = $1", [name, version, columns])
+                    return
                 }
                 guard hadColumns == columns else {
                     throw PostgresError(.client, "table \(name) has the columns (\(hadColumns)); the app asks for (\(columns)): a migration is needed")

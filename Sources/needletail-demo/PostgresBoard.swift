@@ -14,6 +14,9 @@ final class PostgresBoard: BoardRecords {
         var version: UInt64
         var posts: [(id: Int, record: Post)]
         var authors: Set<String>
+        /// The channel's counters read with the posts (`SharedChannels`).
+        var appended: Int
+        var rewritten: Int
     }
 
     let names: [String]
@@ -63,48 +66,63 @@ final class PostgresBoard: BoardRecords {
 
     let readers = Mutex<[String: Coalescing]>([:])
 
-    /// Reads `forum`'s posts. The channel's version is read first, the posts after: the list is
-    /// at least as new as the version it is kept with, and a newer version reads it again.
-    ///
-    /// Only the posts after the newest one kept are read, with the forum's count in the same
-    /// statement (one snapshot): when the count is not the kept ones plus the new ones (a post
-    /// deleted, or one with a lower id that committed late), the whole forum is read instead.
+    /// Reads `forum`'s posts: in one statement (one snapshot), its channel's row and the posts
+    /// after the newest one kept. When no write since rewrote the forum (a delete) and as many
+    /// posts were appended as were found, they are all that is new; otherwise (a post with a
+    /// lower id that committed late, a delete) the whole forum is read the same way. The
+    /// version kept is the one read with the posts, so a newer version reads them again.
     func read(_ forum: String) async throws {
-        let row = try await posts.client.query("SELECT version FROM nt_channel WHERE name = $1", [Channel.forum(forum).name])
-        let version = row.count == 1 ? UInt64(max(0, try row.decode(0, 0, as: Int.self))) : 0
-        let kept = cache.withLock { c in c[forum].map { (count: $0.posts.count, last: $0.posts.last?.id) } }
-        if let kept, let last = kept.last {
-            let rows = try await posts.client.query(
-                """
-                SELECT NULL::bigint, NULL::bytea, (SELECT count(*) FROM "\(posts.name)" WHERE forum = $1) \
-                UNION ALL (SELECT id, data, NULL FROM "\(posts.name)" WHERE forum = $1 AND id > $2 ORDER BY id)
-                """, [forum, last])
-            let count = try rows.decode(0, 2, as: Int.self)
-            var new: [(id: Int, record: Post)] = []
-            for i in 1..<rows.count {
-                new.append((try rows.decode(i, 0, as: Int.self), try Post(encodedFields: rows.decode(i, 1, as: [UInt8].self))))
-            }
-            if kept.count + new.count == count {
+        let kept = cache.withLock { c in
+            c[forum].map { (count: $0.posts.count, last: $0.posts.last?.id ?? 0, appended: $0.appended, rewritten: $0.rewritten) }
+        }
+        if let kept {
+            let found = try await read(forum, after: kept.last)
+            if found.rewritten == kept.rewritten, found.appended - kept.appended == found.posts.count {
                 // Appended in place (the kept list is not copied: a forum's refresh costs what
                 // is new in it, not its length).
                 let merged = cache.withLock { c -> Bool in
                     guard var had = c.removeValue(forKey: forum) else { return false }
                     defer { c[forum] = had }
-                    guard had.posts.count == kept.count, had.posts.last?.id == last else { return false }  // another read moved it
-                    had.posts.append(contentsOf: new)
-                    had.authors.formUnion(new.lazy.map(\.record.author))
-                    had.version = max(had.version, version)
+                    // Another read moved it meanwhile: read it all.
+                    guard had.posts.count == kept.count, had.appended == kept.appended, had.rewritten == kept.rewritten else { return false }
+                    had.posts.append(contentsOf: found.posts)
+                    had.authors.formUnion(found.posts.lazy.map(\.record.author))
+                    (had.version, had.appended) = (max(had.version, found.version), found.appended)
                     return true
                 }
                 if merged { return }
             }
         }
-        let list = try await posts.lookup(\Post.forum, forum, newestFirst: false)
-        let entry = Cached(version: version, posts: list, authors: Set(list.map(\.record.author)))
+        let all = try await read(forum, after: 0)
+        let entry = Cached(
+            version: all.version, posts: all.posts, authors: Set(all.posts.map(\.record.author)), appended: all.appended,
+            rewritten: all.rewritten)
         cache.withLock { c in
-            if let had = c[forum], had.version > version { return }  // a newer read finished first
+            if let had = c[forum], had.version > all.version { return }  // a newer read finished first
             c[forum] = entry
         }
+    }
+
+    /// `forum`'s channel row (zeros before its first write) and its posts with an id above
+    /// `after`, in id order, from one snapshot.
+    func read(_ forum: String, after: Int) async throws -> (version: UInt64, appended: Int, rewritten: Int, posts: [(id: Int, record: Post)]) {
+        let rows = try await posts.client.query(
+            """
+            SELECT version, appended, rewritten, NULL::bigint, NULL::bytea FROM nt_channel WHERE name = $1 \
+            UNION ALL (SELECT NULL, NULL, NULL, id, data FROM "\(posts.name)" WHERE forum = $2 AND id > $3 ORDER BY id)
+            """, [Channel.forum(forum).name, forum, after])
+        var (version, appended, rewritten) = (UInt64(0), 0, 0)
+        var found: [(id: Int, record: Post)] = []
+        found.reserveCapacity(rows.count)
+        for i in 0..<rows.count {
+            if let id = try rows.decodeIfPresent(i, 3, as: Int.self) {
+                found.append((id, try Post(encodedFields: rows.decode(i, 4, as: [UInt8].self))))
+            } else {
+                version = UInt64(max(0, try rows.decode(i, 0, as: Int.self)))
+                (appended, rewritten) = (try rows.decode(i, 1, as: Int.self), try rows.decode(i, 2, as: Int.self))
+            }
+        }
+        return (version, appended, rewritten, found)
     }
 
     func posts(in forum: String) -> [(id: Int, record: Post)] { cache.withLock { $0[forum]?.posts ?? [] } }
@@ -124,7 +142,7 @@ final class PostgresBoard: BoardRecords {
         let posts = posts
         try await channels.write { tx in
             try await posts.insert(post, in: tx.transaction)
-            tx.notify(.forum(post.forum))
+            tx.notify(.forum(post.forum), appending: 1)
         }
     }
 

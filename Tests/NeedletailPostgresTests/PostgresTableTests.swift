@@ -1,5 +1,6 @@
 import Foundation
 import Needletail
+import NeedletailCluster
 import NeedletailPostgres
 import NeedletailTestSupport
 import XCTest
@@ -38,7 +39,7 @@ struct Member: Record, Equatable {
 final class PostgresTableTests: PostgresServerTestCase {
     /// Each test starts without the tables the others made.
     override func setUp() async throws {
-        try database().psql("DROP TABLE IF EXISTS nt_post, nt_member, nt_schema")
+        try database().psql("DROP TABLE IF EXISTS nt_post, nt_member, nt_schema, nt_channel")
     }
 
     private let byForum = PostgresIndex("forum", \Post.forum)
@@ -147,6 +148,42 @@ final class PostgresTableTests: PostgresServerTestCase {
         } catch let error as PostgresError {
             XCTAssertEqual(error.kind, .client)
         }
+    }
+
+    func testAnOlderSchemaIsUpgradedStepByStepAndAMissingStepRefused() async throws {
+        let db = try client()
+        defer { db.close() }
+        // nt_channel as the first layout made it, with a channel at version 5.
+        try await db.makeSchema(
+            "nt_channel", version: 1, columns: "name,version",
+            create: ["CREATE TABLE nt_channel (name text PRIMARY KEY, version bigint NOT NULL)"])
+        try await db.execute("INSERT INTO nt_channel (name, version) VALUES ('forum:Debian', 5)")
+        do {
+            try await db.makeSchema("nt_channel", version: 3, columns: "name,version,x", create: [], upgrade: [3: ["SELECT 1"]])
+            XCTFail("an upgrade without its step 2 was accepted")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.message.contains("no way to version 2"), error.message)
+        }
+        let channels = Channels(ordered: true)
+        let shared = try await SharedChannels.open(on: db, channels: channels) { XCTFail($0) }
+        defer { shared.close() }
+        XCTAssertEqual(channels.version("forum:Debian"), 5, "the versions survive the upgrade")
+        let schema = try await db.query("SELECT version, columns FROM nt_schema WHERE name = 'nt_channel'")
+        XCTAssertEqual(try schema.decode(0, 0, as: Int.self), SharedChannels.schemaVersion)
+        XCTAssertEqual(try schema.decode(0, 1, as: String.self), "name,version,appended,rewritten")
+        // Appends and other changes are counted apart, each once per write however many bodies
+        // of a batch announce them.
+        try await shared.write { tx in tx.notify("forum:Debian", appending: 2) }
+        try await shared.write { tx in tx.notify("forum:Debian") }
+        async let one: Void = shared.write { tx in tx.notify("forum:Debian", appending: 1) }
+        async let two: Void = shared.write { tx in tx.notify("forum:Debian", appending: 1) }
+        _ = try await (one, two)
+        let row = try await db.query("SELECT version, appended, rewritten FROM nt_channel WHERE name = 'forum:Debian'")
+        XCTAssertEqual(try row.decode(0, 1, as: Int.self), 4)
+        XCTAssertEqual(try row.decode(0, 2, as: Int.self), 1)
+        let version = try row.decode(0, 0, as: Int.self)
+        XCTAssertTrue((7...8).contains(version), "one step per batch: \(version)")
+        XCTAssertEqual(channels.version("forum:Debian"), UInt64(version))
     }
 
     func testACorruptRowIsReportedWithItsId() async throws {
