@@ -94,13 +94,14 @@ public final class SharedChannels: Sendable {
     /// soon as it has committed (the others hear of it from PostgreSQL).
     ///
     /// Group commit: writes that arrive while another is committing wait for it, then run
-    /// together, one after the other in one transaction, each channel they notify advanced once
-    /// at its end (and only there: the channel's row is locked from then until the commit, so
+    /// together in one transaction, their bodies at once (their statements pipelined on the
+    /// connection), each channel they notify advanced once at its end (and only there: the channel's row is locked from then until the commit, so
     /// the commits of other backends queue on it for one commit, not for every write). When
     /// one of the bodies throws, that write fails with its error, the transaction is rolled
     /// back and the others run again without it: the outcome each would have had had they
-    /// committed one by one in that order. A body may therefore run more than once, and must
-    /// leave effects outside the database to the code after `write`. A failure after the
+    /// committed one by one in some order. A body may therefore run more than once, must leave
+    /// effects outside the database to the code after `write`, and must not rely on the order
+    /// of its statements against another write's (each body's own run in its order). A failure after the
     /// bodies (advancing the channels, the commit) is every write's.
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (SharedTransaction) async throws -> T) async throws -> T {
@@ -114,26 +115,52 @@ public final class SharedChannels: Sendable {
         return v
     }
 
-    /// Runs `writes` in one transaction; the channels they notified with their new versions,
-    /// or a body's error as `.body` with the index of its write (nothing of any of them is
-    /// committed).
+    /// Runs `writes` in one transaction, their bodies at once (each body's statements in its
+    /// order, the bodies' pipelined on the connection: a batch costs about one round trip, not
+    /// one per write); the channels they notified with their new versions, or the bodies that
+    /// failed of their own (nothing of any of them is committed). A statement that fails
+    /// aborts the transaction, and the statements of other bodies queued behind it fail with
+    /// SQLSTATE 25P02: those bodies did not fail of their own and run again.
     func commit(_ writes: [PendingWrite]) async -> Result<[(Channel, UInt64)], WriteFailure> {
         let notified = Notified()
-        var ran = 0
+        let failed = Mutex<[(index: Int, error: any Error)]>([])
         do {
             let versions = try await client.transaction { tx in
                 let shared = SharedTransaction(transaction: tx, notified: notified)
-                for w in writes {
-                    try await w.run(shared)
-                    ran += 1
+                if writes.count == 1 {
+                    do { try await writes[0].run(shared) } catch { failed.withLock { $0.append((0, error)) } }
+                } else {
+                    let errors = await withTaskGroup(of: (Int, (any Error)?).self) { group in
+                        for (i, w) in writes.enumerated() {
+                            group.addTask {
+                                do { try await w.run(shared) } catch { return (i, error) }
+                                return (i, nil)
+                            }
+                        }
+                        var errors: [(index: Int, error: any Error)] = []
+                        for await (i, error) in group { if let error { errors.append((i, error)) } }
+                        return errors
+                    }
+                    failed.withLock { $0 = errors }
                 }
+                if !failed.withLock({ $0.isEmpty }) { throw BodiesFailed() }  // rolled back; answered below
                 return try await advance(notified.channels(), in: tx)
             }
             return .success(versions)
         } catch {
-            return .failure(ran < writes.count ? .body(ran, error) : .commit(error))
+            let bodies = failed.withLock { $0 }
+            if bodies.isEmpty { return .failure(.commit(error)) }
+            let own = bodies.filter { ($0.error as? PostgresError)?.sqlState != Self.transactionAborted }
+            // (All of them 25P02 would mean a body swallowed the statement that failed first:
+            // the first of them in the batch's order answers for it.)
+            return .failure(.bodies(own.isEmpty ? Array(bodies.sorted { $0.index < $1.index }.prefix(1)) : own))
         }
     }
+
+    struct BodiesFailed: Error {}
+
+    /// SQLSTATE in_failed_sql_transaction: a statement after another failed in the transaction.
+    static let transactionAborted = "25P02"
 
     /// Advances each of `channels` by one in `tx`, in name order (two backends' transactions
     /// lock the rows in the same order: no deadlock), with its counters and the notification
@@ -248,10 +275,10 @@ final class Notified: Sendable {
     }
 }
 
-/// Why a batch of writes failed: the body of the write at an index (the others run again
-/// without it), or what came after the bodies (every write's error).
+/// Why a batch of writes failed: the bodies of the writes at some indexes (the others run
+/// again without them), or what came after the bodies (every write's error).
 enum WriteFailure: Error {
-    case body(Int, any Error)
+    case bodies([(index: Int, error: any Error)])
     case commit(any Error)
 }
 
@@ -327,8 +354,10 @@ final class WriteBatches: Sendable {
                 case .failure(.commit(let error)):
                     for w in batch { w.finish(.failure(error)) }
                     batch = []
-                case .failure(.body(let index, let error)):
-                    batch.remove(at: index).finish(.failure(error))
+                case .failure(.bodies(let failed)):
+                    for (index, error) in failed { batch[index].finish(.failure(error)) }
+                    let gone = Set(failed.map(\.index))
+                    batch = batch.indices.filter { !gone.contains($0) }.map { batch[$0] }
                 }
             }
         }
