@@ -54,6 +54,19 @@ import Testing
         #expect(r.cookie("c") == "3", "every Cookie field is searched")
     }
 
+    @Test func cookiesAreMatchedByWholeName() {
+        let r = Request(
+            method: .get, path: "/", headers: HeaderFields([("Cookie", "ab=1;  a=x=y;;b=; nt_session=0123456789abcdef;last")]))
+        #expect(r.cookie("a") == "x=y", "not the pair whose name only starts with it; the value runs to its semicolon")
+        #expect(r.cookie("ab") == "1")
+        #expect(r.cookie("b") == "", "an empty value is there")
+        #expect(r.cookie("nt_session") == "0123456789abcdef")
+        #expect(r.cookie("last") == nil, "a pair without = has no value")
+        #expect(r.cookie("x") == nil)
+        #expect(r.cookie("") == nil)
+        #expect(Request(method: .get, path: "/", headers: HeaderFields([("Cookie", "")])).cookie("a") == nil)
+    }
+
     @Test func formBody() {
         var r = Request(method: .post, path: "/f", headers: HeaderFields([("Content-Type", "application/x-www-form-urlencoded")]))
         r.body = Array("text=hi+there&n=3".utf8)
