@@ -9,6 +9,20 @@ public enum HTTPMethod: String, Sendable, CaseIterable {
     case options = "OPTIONS"
     case patch = "PATCH"
 
+    /// The method's token as a constant (the raw value without a String).
+    @inlinable
+    public var name: StaticString {
+        switch self {
+        case .get: return "GET"
+        case .head: return "HEAD"
+        case .post: return "POST"
+        case .put: return "PUT"
+        case .delete: return "DELETE"
+        case .options: return "OPTIONS"
+        case .patch: return "PATCH"
+        }
+    }
+
     /// A dense index (0 ..< allCases.count), for tables indexed by method.
     @inlinable
     public var ordinal: Int {

@@ -8,11 +8,41 @@ import Glibc
 public struct HeaderFields: Sendable, Sequence {
     @usableFromInline let storage: [UInt8]
     @usableFromInline let range: Range<Int>
+    /// Where the first Referer and User-Agent values are, when the codec noted them while
+    /// parsing (the access log reads both for every request).
+    @usableFromInline package let logged: LoggedFields
 
     /// Header lines in `storage[range]`, each `name:` OWS value OWS CRLF, already validated.
     public init(lines storage: [UInt8], range: Range<Int>) {
+        self.init(lines: storage, range: range, logged: .unknown)
+    }
+
+    /// Header lines whose Referer and User-Agent values the codec has already found.
+    package init(lines storage: [UInt8], range: Range<Int>, logged: LoggedFields) {
         self.storage = storage
         self.range = range
+        self.logged = logged
+    }
+
+    /// The places of the first Referer and User-Agent values in the storage, each packed as
+    /// `offset << 16 | (length + 1)`: 0 when the field is absent, `unknown` when not noted
+    /// (a head over 65,534 bytes, fields from FastCGI or CGI).
+    @usableFromInline
+    package struct LoggedFields: Sendable {
+        @usableFromInline package var referer: UInt32
+        @usableFromInline package var agent: UInt32
+        @inlinable package static var unknown: LoggedFields { LoggedFields(referer: .max, agent: .max) }
+        @inlinable package static var absent: LoggedFields { LoggedFields(referer: 0, agent: 0) }
+        @inlinable package init(referer: UInt32, agent: UInt32) {
+            self.referer = referer
+            self.agent = agent
+        }
+        /// `range` packed, or `unknown` when it does not fit.
+        @inlinable
+        package static func pack(_ range: Range<Int>) -> UInt32 {
+            guard range.upperBound < 0xFFFF else { return .max }
+            return UInt32(truncatingIfNeeded: range.lowerBound << 16 | (range.count + 1))
+        }
     }
 
     /// Builds fields from pairs (FastCGI, CGI, tests). Names and values must not contain CR or LF.
@@ -26,6 +56,7 @@ public struct HeaderFields: Sendable, Sequence {
         }
         storage = bytes
         range = 0..<bytes.count
+        logged = .unknown
     }
 
     /// No fields.
@@ -158,6 +189,19 @@ public struct HeaderFields: Sendable, Sequence {
             }
             let raw = UnsafeRawBufferPointer(buf)
             return body(found.0.map { UnsafeRawBufferPointer(rebasing: raw[$0]) }, found.1.map { UnsafeRawBufferPointer(rebasing: raw[$0]) })
+        }
+    }
+
+    /// The first Referer and User-Agent values (nil: absent), read where the codec noted them,
+    /// or found in one pass when it did not.
+    package func withRefererAndAgent<R>(_ body: (UnsafeRawBufferPointer?, UnsafeRawBufferPointer?) -> R) -> R {
+        guard logged.referer != .max, logged.agent != .max else { return withFirstValues("referer", "user-agent", body) }
+        return storage.withUnsafeBytes { raw in
+            @inline(__always) func unpack(_ p: UInt32) -> UnsafeRawBufferPointer? {
+                guard p != 0 else { return nil }
+                return UnsafeRawBufferPointer(rebasing: raw[Int(p >> 16)..<Int(p >> 16) + Int(p & 0xFFFF) - 1])
+            }
+            return body(unpack(logged.referer), unpack(logged.agent))
         }
     }
 

@@ -34,6 +34,10 @@ public struct Request: Sendable {
     /// is answered: unique (and reused in place) unless a handler kept the request.
     package consuming func takeStorage() -> [UInt8] { storage }
 
+    /// The head's bytes without giving up the request (one reference more, not a copy of the
+    /// request): reused once the request itself is gone.
+    package var headBytes: [UInt8] { storage }
+
     /// A request whose target, path and host are ranges of `storage` (the codecs' initializer:
     /// no string is made unless asked for). `decodedPath` is given when the raw path had escapes.
     public init(

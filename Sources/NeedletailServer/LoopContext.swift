@@ -87,9 +87,9 @@ struct Observed {
     /// The route of a pending answer's placeholder (its final answer comes without one).
     var route: String? = nil
 
-    init(_ request: Request) {
+    init(_ request: consuming Request, start: UInt64 = monotonicNanoseconds()) {
         self.request = request
-        start = monotonicNanoseconds()
+        self.start = start
     }
 
     mutating func suspend() { suspendedAt = monotonicNanoseconds() }

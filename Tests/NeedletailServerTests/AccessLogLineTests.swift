@@ -39,4 +39,36 @@ import Testing
         let lo: UInt64 = [UInt8]([0, 0, 0, 0, 0, 0, 0, 1]).withUnsafeBytes { $0.load(as: UInt64.self) }
         #expect(text(.ipv6(0, lo)) == "::1")
     }
+
+    /// The Referer and User-Agent values the parser notes are those a scan of the fields finds:
+    /// any letter case, the first of repeated fields, absent ones, and a head too long to note.
+    @Test func notedRefererAndAgentMatchAScan() {
+        let filler = "X-Filler: " + String(repeating: "f", count: 70_000) + "\r\n"
+        let heads = [
+            "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8\r\nReferer: http://r/\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a\r\nREFERER:  spaced  \r\nuser-AGENT:x\r\nReferer: second\r\nUser-Agent: y\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nReferrer: misspelt\r\nUser-Agents: no\r\nRefere: no\r\nUser-Agent:\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n" + filler + "User-Agent: late\r\nReferer: r\r\n\r\n",
+        ]
+        var limits = HTTPLimits()
+        limits.maxHeaderBytes = 100_000
+        for (i, text) in heads.enumerated() {
+            var decoder = HTTPRequestDecoder(limits: limits)
+            let (event, _) = Array(text.utf8).withUnsafeBytes { decoder.next($0) }
+            guard case .request(let head, let body, let trailers) = event else {
+                Issue.record("head \(i) was not parsed: \(event)")
+                continue
+            }
+            let request = head.request(body: body, trailers: trailers, remote: .unknown)
+            func strings(_ a: UnsafeRawBufferPointer?, _ b: UnsafeRawBufferPointer?) -> [String?] {
+                [a.map { String(decoding: $0, as: UTF8.self) }, b.map { String(decoding: $0, as: UTF8.self) }]
+            }
+            let noted = request.headers.withRefererAndAgent(strings)
+            let scanned = request.headers.withFirstValues("referer", "user-agent", strings)
+            #expect(noted == scanned, "head \(i)")
+            if i == 4 { #expect(request.headers.logged.agent == .max, "a head over 65,534 bytes is not noted") }
+        }
+        #expect(heads.count == 5)
+    }
 }

@@ -86,7 +86,16 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         let keepAlive = head.keepAlive && !connection.loop.isStopping
         let method = head.method, version = head.version
         let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
-        if context.observing { observed = Observed(request) }
+        if context.observing {
+            // The request moves into the record (a copy would cost a retain per reference it
+            // holds); `record` hands its head bytes back for reuse.
+            let start = monotonicNanoseconds()
+            let response = context.responder.respond(to: request)
+            let headers = request.headers
+            observed = Observed(consume request, start: start)
+            answer(response, method: method, version: version, keepAlive: keepAlive, requestHeaders: headers, on: connection)
+            return
+        }
         answer(
             context.responder.respond(to: request), method: method, version: version, keepAlive: keepAlive,
             requestHeaders: request.headers, on: connection)
@@ -217,6 +226,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         context.observe(
             o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock,
             stream: stream)
+        decoder.recycle(headBytes: o.request.headBytes)
     }
 
     /// After an answer: keep the connection for the next request (and count it idle), or close.

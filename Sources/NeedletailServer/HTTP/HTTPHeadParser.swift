@@ -159,6 +159,8 @@ struct HTTPHeadParser {
         var expectContinue = false
         var hostCount = 0
         var host = 0..<0
+        /// The first Referer and User-Agent values, for the access log.
+        var logged = HeaderFields.LoggedFields.absent
     }
 
     static func parseHead(
@@ -178,7 +180,7 @@ struct HTTPHeadParser {
         return HTTPRequestHead(
             method: line.method, version: line.version, bytes: bytes, target: line.target, rawPath: target.rawPath,
             decodedPath: target.decodedPath, query: target.query, fields: fieldsStart..<(headEnd - 2),
-            host: authority ?? (fields.hostCount == 1 ? fields.host : nil), framing: framing,
+            host: authority ?? (fields.hostCount == 1 ? fields.host : nil), logged: fields.logged, framing: framing,
             keepAlive: keepAlive, expectContinue: fields.expectContinue && line.version == .http1_1)
     }
 
@@ -316,6 +318,10 @@ struct HTTPHeadParser {
                     summary.keepAliveToken = true
                 }
             }
+        case 10 where w64(0) == 0x6567_612d_7265_7375 && w64(2) == 0x746e_6567_612d_7265:  // "user-agent"
+            if summary.logged.agent == 0 { summary.logged.agent = HeaderFields.LoggedFields.pack(valueRange) }
+        case 7 where w32(0) == 0x6566_6572 && w32(3) == 0x7265_7265:  // "referer"
+            if summary.logged.referer == 0 { summary.logged.referer = HeaderFields.LoggedFields.pack(valueRange) }
         case 14 where w64(0) == 0x2d74_6e65_746e_6f63 && w64(6) == 0x6874_676e_656c_2d74:  // "content-length"
             var bad = false
             forEachListItem(value) { item in

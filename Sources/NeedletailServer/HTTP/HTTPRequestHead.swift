@@ -22,6 +22,8 @@ struct HTTPRequestHead {
     var query: Range<Int>
     var fields: Range<Int>
     var host: Range<Int>?
+    /// Where the Referer and User-Agent values are (the access log's).
+    var logged: HeaderFields.LoggedFields
     var framing: BodyFraming
     var keepAlive: Bool
     var expectContinue: Bool
@@ -35,7 +37,7 @@ extension HTTPRequestHead {
             method: method, version: version, storage: bytes,
             target: target, rawPath: rawPath, decodedPath: decodedPath, host: host,
             query: QueryParameters(storage: bytes, range: query),
-            headers: HeaderFields(lines: bytes, range: fields),
+            headers: HeaderFields(lines: bytes, range: fields, logged: logged),
             trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
             body: body, remote: remote, isSecure: false)
     }

@@ -137,6 +137,9 @@ final class AccessLogBuffer {
     /// `[04/Dec/2026:22:59:10 +0000] "` for the second it was made in.
     private var timeSecond = -1
     private var timeField: [UInt8] = []
+    /// The last IPv4 address logged, and its text.
+    private var lastIPv4: UInt32 = 0
+    private var lastIPv4Text: [UInt8] = []
 
     init(file: AccessLogFile, settings: AccessLogSettings, loopIndex: Int) {
         self.file = file
@@ -159,7 +162,7 @@ final class AccessLogBuffer {
         _ request: Request, status: Int, bodyBytes: Int, microseconds: Int, now: Int
     ) {
         let out = buffer
-        Self.appendAddress(request.remote, to: out)
+        appendAddress(request.remote, to: out)
         out.append(" - - [")
         if now != timeSecond {
             timeSecond = now
@@ -167,18 +170,23 @@ final class AccessLogBuffer {
         }
         timeField.withUnsafeBytes { out.append($0) }
         out.append("] \"")
-        var method = request.method.rawValue
-        method.withUTF8 { Self.appendEscaped(UnsafeRawBufferPointer($0), to: out) }
+        out.append(request.method.name)
         out.append(32)
         request.withTargetBytes { Self.appendEscaped($0, to: out) }
         out.append(32)
         out.append(request.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1")
         out.append("\" ")
-        out.appendDecimal(status)
+        if status >= 100 && status < 1000 {
+            out.append(UInt8(truncatingIfNeeded: 48 + status / 100))
+            out.append(UInt8(truncatingIfNeeded: 48 + status / 10 % 10))
+            out.append(UInt8(truncatingIfNeeded: 48 + status % 10))
+        } else {
+            out.appendDecimal(status)
+        }
         out.append(32)
         out.appendDecimal(bodyBytes)
         out.append(" \"")
-        request.headers.withFirstValues("referer", "user-agent") { referer, agent in
+        request.headers.withRefererAndAgent { referer, agent in
             Self.appendEscaped(referer, to: out)
             out.append("\" \"")
             Self.appendEscaped(agent, to: out)
@@ -192,6 +200,19 @@ final class AccessLogBuffer {
         }
         out.append(10)
         if out.count >= settings.flushBytes { flush() }
+    }
+
+    /// The peer's address, written again from the last line's bytes when it is the same IPv4
+    /// address (a keep-alive connection's requests all have one).
+    private func appendAddress(_ remote: RemoteAddress, to out: ByteBuffer) {
+        guard case .ipv4(let a) = remote else { return Self.appendAddress(remote, to: out) }
+        if a != lastIPv4 || lastIPv4Text.isEmpty {
+            let text = ByteBuffer(capacity: 16)
+            Self.appendAddress(remote, to: text)
+            lastIPv4Text = Array(text.bytes)
+            lastIPv4 = a
+        }
+        lastIPv4Text.withUnsafeBytes { out.append($0) }
     }
 
     /// The peer's address as nginx's `$remote_addr` writes it; `-` when there is none.
