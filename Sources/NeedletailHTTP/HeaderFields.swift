@@ -169,6 +169,7 @@ public struct HeaderFields: Sendable, Sequence {
 
     /// The bytes of the first values of fields `a` and `b` (names in lower case), found in one
     /// pass and read in place: nil for a name no field has.
+    @usableFromInline
     package func withFirstValues<R>(
         _ a: StaticString, _ b: StaticString, _ body: (UnsafeRawBufferPointer?, UnsafeRawBufferPointer?) -> R
     ) -> R {
@@ -194,6 +195,7 @@ public struct HeaderFields: Sendable, Sequence {
 
     /// The first Referer and User-Agent values (nil: absent), read where the codec noted them,
     /// or found in one pass when it did not.
+    @inlinable
     package func withRefererAndAgent<R>(_ body: (UnsafeRawBufferPointer?, UnsafeRawBufferPointer?) -> R) -> R {
         guard logged.referer != .max, logged.agent != .max else { return withFirstValues("referer", "user-agent", body) }
         return storage.withUnsafeBytes { raw in

@@ -26,8 +26,11 @@ final class LoopContext {
     let accessLog: AccessLogBuffer?
     let stats: LoopStats?
     let slowNanoseconds: UInt64?
-    /// Whether requests are timed and recorded at all (any of the three).
+    /// Whether requests are recorded at all (any of the three).
     let observing: Bool
+    /// Whether a record needs the clock: the counts' histogram, the slow log, or a timed access
+    /// log (nginx's combined format has no duration, so a plain log reads no clock).
+    let timing: Bool
 
     init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, defaults: DefaultFields = .standard,
          maxSuspended: Int = ServerConfiguration.defaultMaxSuspendedRequests, compression: CompressionSettings? = nil,
@@ -37,6 +40,7 @@ final class LoopContext {
         self.stats = stats
         slowNanoseconds = slowMilliseconds.map { UInt64(max(0, $0)) * 1_000_000 }
         observing = accessLog != nil || stats != nil || slowMilliseconds != nil
+        timing = accessLog?.settings.timed == true || stats != nil || slowMilliseconds != nil
         self.maxSuspended = maxSuspended
         self.compression = compression
         gzip = compression.flatMap { GzipEncoder(settings: $0.gzip) }
@@ -58,23 +62,39 @@ extension LoopContext {
     /// `ready`: when the answer was in hand (before its head was written).
     /// `stream`: an answer streamed from now on (counted, and logged as it begins).
     func observe(_ o: Observed, status: Int, bodyBytes: Int, route: String?, ready: UInt64, now: Int, stream: Bool = false) {
+        observe(
+            o.request, start: o.start, waited: o.waited, status: status, bodyBytes: bodyBytes, route: route ?? o.route, ready: ready,
+            now: now, stream: stream)
+    }
+
+    /// Records `request`, answered: timed from `start`, of which `waited` suspended.
+    func observe(
+        _ request: borrowing Request, start: UInt64, waited: UInt64, status: Int, bodyBytes: Int, route: String?, ready: UInt64,
+        now: Int, stream: Bool = false
+    ) {
         if stream { stats?.streams += 1 }
-        let end = monotonicNanoseconds()
-        let elapsed = end &- o.start
-        accessLog?.append(o.request, status: status, bodyBytes: bodyBytes, microseconds: Int(elapsed / 1000), now: now)
-        stats?.record(route: route ?? o.route, status: status, seconds: Double(elapsed) / 1e9, bodyBytes: bodyBytes)
+        let end = clock()
+        let elapsed = end &- start
+        accessLog?.append(request, status: status, bodyBytes: bodyBytes, microseconds: Int(elapsed / 1000), now: now)
+        stats?.record(route: route, status: status, seconds: Double(elapsed) / 1e9, bodyBytes: bodyBytes)
         if let slow = slowNanoseconds, elapsed >= slow {
             func ms(_ ns: UInt64) -> String { String(Double(ns / 1000) / 1000) }
-            let onLoop = ready &- o.start &- o.waited
+            let onLoop = ready &- start &- waited
             logger.warning(
                 "slow request",
                 metadata: [
-                    "method": "\(o.request.method.rawValue)", "path": "\(o.request.path)", "status": "\(status)",
-                    "ms": "\(ms(elapsed))", "render_ms": "\(ms(onLoop))", "wait_ms": "\(ms(o.waited))",
+                    "method": "\(request.method.rawValue)", "path": "\(request.path)", "status": "\(status)",
+                    "ms": "\(ms(elapsed))", "render_ms": "\(ms(onLoop))", "wait_ms": "\(ms(waited))",
                     "write_ms": "\(ms(end &- ready))",
                 ])
         }
     }
+}
+
+extension LoopContext {
+    /// The monotonic clock when a record needs it (`timing`), else 0.
+    @inline(__always)
+    func clock() -> UInt64 { timing ? monotonicNanoseconds() : 0 }
 }
 
 /// A request being timed for the access log, the metrics or the slow-request log.
@@ -87,7 +107,7 @@ struct Observed {
     /// The route of a pending answer's placeholder (its final answer comes without one).
     var route: String? = nil
 
-    init(_ request: consuming Request, start: UInt64 = monotonicNanoseconds()) {
+    init(_ request: consuming Request, start: UInt64) {
         self.request = request
         self.start = start
     }

@@ -115,11 +115,17 @@ import Testing
             "cgi-fcgi", ["-bind", "-connect", "127.0.0.1:\(fcgiPort)"],
             env: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/hello?name=fastcgi", "REMOTE_ADDR": "192.0.2.7", "SERVER_PROTOCOL": "HTTP/1.1"])
         #expect(fcgi.output.hasSuffix("<h1>Hello fastcgi</h1>"))
+        // A request whose handler suspends is logged when it answers, with the time it waited.
+        #expect(try get(port, "/wait?ms=40").status == 200)
         usleep(1_500_000)  // flushed at least once a second
-        // The two requests may run on different loops, whose buffers flush in either order:
+        // The requests may run on different loops, whose buffers flush in either order:
         // find each line by its target.
         let first = Self.lines(log)
-        #expect(first.count == 2, "\(first)")
+        #expect(first.count == 3, "\(first)")
+        let waited = try #require(first.first { Self.parse($0)?.target == "/wait?ms=40" }, "\(first)")
+        #expect(Self.parse(waited)?.status == 200)
+        let micros = waited.split(separator: " ").dropLast().last.flatMap { Int($0) } ?? 0
+        #expect(micros >= 40_000, "the line's time covers the wait: \(waited)")
         let native = try #require(first.compactMap(Self.parse).first { $0.target.hasPrefix("/hello?name=%22") }, "\(first)")
         #expect(native.target == "/hello?name=%22quoted%22" && native.status == 200 && native.agent == #"agent \x22with\x22 quotes"#)
         let viaFastCGI = try #require(first.first { Self.parse($0)?.target == "/hello?name=fastcgi" }, "\(first)")
@@ -148,7 +154,7 @@ import Testing
         let all = Self.lines(rotated) + Self.lines(log)
         #expect(!Self.lines(log).isEmpty, "lines after the reopen go to the new file")
         #expect(all.allSatisfy { Self.parse($0) != nil }, "no torn line")
-        #expect(all.count == 2 + sent.value, "\(all.count) lines for \(2 + sent.value) requests")
+        #expect(all.count == 3 + sent.value, "\(all.count) lines for \(3 + sent.value) requests")
     }
 
     @Test func statusAndMetricsCountAKnownLoad() throws {

@@ -23,6 +23,33 @@ import Testing
         #expect(escaped(nil) == "-")
     }
 
+    /// Word-at-a-time checks against a byte-by-byte reference, for every length up to 24 and
+    /// each byte that needs escaping at every position.
+    @Test func escapingMatchesAReferenceAtEveryOffset() {
+        func reference(_ bytes: [UInt8]) -> String {
+            var s = ""
+            for b in bytes {
+                if b < 0x20 || b > 0x7e || b == 0x22 || b == 0x5c {
+                    s += "\\x" + String(b, radix: 16, uppercase: true).leftPadded(to: 2)
+                } else {
+                    s.unicodeScalars.append(Unicode.Scalar(b))
+                }
+            }
+            return s
+        }
+        for n in 0...24 {
+            let plain = (0..<n).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            #expect(escaped(plain) == reference(plain))
+            for at in 0..<n {
+                for bad: UInt8 in [0x00, 0x1f, 0x22, 0x5c, 0x7f, 0x80, 0xff] {
+                    var bytes = plain
+                    bytes[at] = bad
+                    #expect(escaped(bytes) == reference(bytes), "length \(n), byte \(bad) at \(at)")
+                }
+            }
+        }
+    }
+
     @Test func addresses() {
         func text(_ r: RemoteAddress) -> String {
             let out = ByteBuffer(capacity: 64)
@@ -71,4 +98,8 @@ import Testing
         }
         #expect(heads.count == 5)
     }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -213,7 +213,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
             return
         }
         r.method = request.method
-        if context.observing { r.observed = Observed(request) }
+        if context.observing { r.observed = Observed(request, start: context.clock()) }
         answer(r, context.responder.respond(to: request), on: connection)
     }
 
@@ -305,7 +305,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
 
     /// Writes a whole response, END_REQUEST, and ends the request.
     private func finish(_ r: PendingRequest, with response: Response, headOnly: Bool, on connection: Connection) {
-        let ready = r.observed != nil ? monotonicNanoseconds() : 0
+        let ready = r.observed != nil ? context.clock() : 0
         defer { record(r, response, bodyBytes: headOnly || response.status.forbidsBody ? 0 : response.bodyCount, ready: ready, on: connection) }
         let body = headOnly || response.status.forbidsBody ? Chunks() : response.body.chunks ?? Chunks()
         let context = self.context
@@ -377,7 +377,7 @@ final class FastCGIConnection: ConnectionHandler, StreamCodec {
         _ r: PendingRequest, _ response: Response, produce: @Sendable (ResponseStream) -> Void, on connection: Connection
     ) {
         let context = self.context
-        if r.observed != nil { record(r, response, bodyBytes: 0, ready: monotonicNanoseconds(), stream: true, on: connection) }
+        if r.observed != nil { record(r, response, bodyBytes: 0, ready: context.clock(), stream: true, on: connection) }
         let head = ByteBuffer(capacity: 256)
         CGIGateway.encodeHead(
             response, contentLength: nil, extra: [("X-Accel-Buffering", "no")], defaults: context.defaults,

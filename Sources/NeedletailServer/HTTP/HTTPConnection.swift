@@ -13,8 +13,23 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     // Loop-confined; no runtime exclusivity checks (see Connection in NeedletailLoop).
     @exclusivity(unchecked) private var decoder: HTTPRequestDecoder
     @exclusivity(unchecked) private var phase = Phase.reading(headTimerArmed: false)
-    /// The request being answered, when the server times requests (access log, metrics, slow log).
+    /// A suspended request being answered, when the server records requests (access log,
+    /// metrics, slow log).
     @exclusivity(unchecked) private var observed: Observed?
+    /// While `respond` answers with the request in hand, `record` leaves the answer here and
+    /// `respond` records it with the request it still holds (no copy of the request is kept).
+    @exclusivity(unchecked) private var recordingDirectly = false
+    @exclusivity(unchecked) private var directAnswer: DirectAnswer?
+    /// The route of a pending answer, until the request it belongs to is kept in `observed`.
+    @exclusivity(unchecked) private var pendingRoute: String?
+
+    /// Whether the answer being written is to be recorded.
+    private var isRecording: Bool { recordingDirectly || observed != nil }
+
+    /// What `record` saw of an answer written while `respond` still held the request.
+    struct DirectAnswer {
+        let status: Int, bodyBytes: Int, route: String?, ready: UInt64, stream: Bool
+    }
 
     /// Where the connection is between its requests.
     enum Phase {
@@ -87,19 +102,40 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         let method = head.method, version = head.version
         let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
         if context.observing {
-            // The request moves into the record (a copy would cost a retain per reference it
-            // holds); `record` hands its head bytes back for reuse.
-            let start = monotonicNanoseconds()
-            let response = context.responder.respond(to: request)
-            let headers = request.headers
-            observed = Observed(consume request, start: start)
-            answer(response, method: method, version: version, keepAlive: keepAlive, requestHeaders: headers, on: connection)
+            respondRecorded(request, method: method, version: version, keepAlive: keepAlive, on: connection)
             return
         }
         answer(
             context.responder.respond(to: request), method: method, version: version, keepAlive: keepAlive,
             requestHeaders: request.headers, on: connection)
         decoder.recycle(headBytes: request.takeStorage())
+    }
+
+    /// `respond` when requests are recorded (access log, metrics, slow log), kept out of line so
+    /// that the plain path stays small.
+    @inline(never)
+    private func respondRecorded(
+        _ request: consuming Request, method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, on connection: Connection
+    ) {
+        let start = context.clock()
+        recordingDirectly = true
+        answer(
+            context.responder.respond(to: request), method: method, version: version, keepAlive: keepAlive,
+            requestHeaders: request.headers, on: connection)
+        recordingDirectly = false
+        if let a = directAnswer.take() {
+            context.observe(
+                request, start: start, waited: 0, status: a.status, bodyBytes: a.bodyBytes, route: a.route, ready: a.ready,
+                now: connection.loop.wallClock, stream: a.stream)
+            decoder.recycle(headBytes: request.takeStorage())
+        } else {
+            // Suspended: the request moves into the record its answer will complete (a
+            // copy would cost a retain per reference it holds).
+            var o = Observed(consume request, start: start)
+            o.route = pendingRoute.take()
+            o.suspend()
+            observed = o
+        }
     }
 
     /// Writes an answer (or starts its stream), then takes the next request or closes.
@@ -109,7 +145,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         requestHeaders: HeaderFields = .empty, on connection: Connection
     ) {
         let headOnly = method == .head || response.status.forbidsBody
-        let ready = observed != nil ? monotonicNanoseconds() : 0
+        let ready = isRecording ? context.clock() : 0
         // The body taken out of the response, looked at once: each copy of it costs retains on
         // every request, and a chunk buffer goes back to the pool only when nothing else holds it.
         let body = response.body
@@ -121,20 +157,20 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
                 response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: version,
                 on: connection)
             if !headOnly { connection.write(chunks) }
-            if observed != nil { record(response, bodyBytes: headOnly ? 0 : chunks.count, ready: ready, on: connection) }
+            if isRecording { record(response, bodyBytes: headOnly ? 0 : chunks.count, ready: ready, on: connection) }
             chunks.recycle()
         case .file(let file):
             writeHead(
                 response, framing: response.status.forbidsBody ? .none : .length(file.count), keepAlive: keepAlive, version: version,
                 on: connection)
             if !headOnly { connection.write(file: file) }
-            if observed != nil { record(response, bodyBytes: headOnly ? 0 : file.count, ready: ready, on: connection) }
+            if isRecording { record(response, bodyBytes: headOnly ? 0 : file.count, ready: ready, on: connection) }
         case .stream(let produce):
-            if observed != nil { record(response, bodyBytes: 0, ready: ready, stream: true, on: connection) }
+            if isRecording { record(response, bodyBytes: 0, ready: ready, stream: true, on: connection) }
             startStream(response, produce: produce, method: method, version: version, keepAlive: keepAlive, on: connection)
             return
         case .pending(let pending):
-            observed?.route = response.route
+            if recordingDirectly { pendingRoute = response.route } else { observed?.route = response.route }
             startAsync(pending, method: method, version: version, keepAlive: keepAlive, requestHeaders: requestHeaders, on: connection)
             return
         }
@@ -222,6 +258,14 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
 
     /// The answered request's log line and counts (the request is done with after this).
     private func record(_ response: borrowing Response, bodyBytes: Int, ready: UInt64, stream: Bool = false, on connection: Connection) {
+        if recordingDirectly {
+            recordingDirectly = false
+            // The route only for the counts (a String kept is a retain and a release).
+            directAnswer = DirectAnswer(
+                status: response.status.code, bodyBytes: bodyBytes, route: context.stats != nil ? response.route : nil, ready: ready,
+                stream: stream)
+            return
+        }
         guard let o = observed.take() else { return }
         context.observe(
             o, status: response.status.code, bodyBytes: bodyBytes, route: response.route, ready: ready, now: connection.loop.wallClock,

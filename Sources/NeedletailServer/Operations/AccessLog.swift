@@ -137,9 +137,11 @@ final class AccessLogBuffer {
     /// `[04/Dec/2026:22:59:10 +0000] "` for the second it was made in.
     private var timeSecond = -1
     private var timeField: [UInt8] = []
-    /// The last IPv4 address logged, and its text.
-    private var lastIPv4: UInt32 = 0
-    private var lastIPv4Text: [UInt8] = []
+    /// The last line's start, when its peer was an IPv4 address: that address and second.
+    private var prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+    private var prefixCount = 0
+    private var prefixIPv4: UInt32 = 0
+    private var prefixSecond = -1
 
     init(file: AccessLogFile, settings: AccessLogSettings, loopIndex: Int) {
         self.file = file
@@ -147,6 +149,8 @@ final class AccessLogBuffer {
         self.loopIndex = loopIndex
         buffer = ByteBuffer(capacity: settings.flushBytes + 4096)
     }
+
+    deinit { prefix.deallocate() }
 
     /// Hands what is buffered to the writer (the loop's once-a-second timer, and at stop).
     func flush() {
@@ -159,17 +163,10 @@ final class AccessLogBuffer {
     /// (no String is made per line): the address formatted here, the target and the two header
     /// values read in place and escaped a run at a time.
     func append(
-        _ request: Request, status: Int, bodyBytes: Int, microseconds: Int, now: Int
+        _ request: borrowing Request, status: Int, bodyBytes: Int, microseconds: Int, now: Int
     ) {
         let out = buffer
-        appendAddress(request.remote, to: out)
-        out.append(" - - [")
-        if now != timeSecond {
-            timeSecond = now
-            timeField = Array(Self.localTime(now).utf8)
-        }
-        timeField.withUnsafeBytes { out.append($0) }
-        out.append("] \"")
+        appendPrefix(request.remote, now: now, to: out)
         out.append(request.method.name)
         out.append(32)
         request.withTargetBytes { Self.appendEscaped($0, to: out) }
@@ -202,17 +199,31 @@ final class AccessLogBuffer {
         if out.count >= settings.flushBytes { flush() }
     }
 
-    /// The peer's address, written again from the last line's bytes when it is the same IPv4
-    /// address (a keep-alive connection's requests all have one).
-    private func appendAddress(_ remote: RemoteAddress, to out: ByteBuffer) {
-        guard case .ipv4(let a) = remote else { return Self.appendAddress(remote, to: out) }
-        if a != lastIPv4 || lastIPv4Text.isEmpty {
-            let text = ByteBuffer(capacity: 16)
-            Self.appendAddress(remote, to: text)
-            lastIPv4Text = Array(text.bytes)
-            lastIPv4 = a
+    /// `ADDRESS - - [TIME] "`: copied whole from the last line's when the address is the same
+    /// IPv4 address and the second the same (a keep-alive connection's requests, mostly).
+    private func appendPrefix(_ remote: RemoteAddress, now: Int, to out: ByteBuffer) {
+        if case .ipv4(let a) = remote, a == prefixIPv4, now == prefixSecond {
+            out.append(UnsafeRawBufferPointer(rebasing: prefix[..<prefixCount]))
+            return
         }
-        lastIPv4Text.withUnsafeBytes { out.append($0) }
+        if now != timeSecond {
+            timeSecond = now
+            timeField = Array(Self.localTime(now).utf8)
+        }
+        let start = out.count
+        Self.appendAddress(remote, to: out)
+        out.append(" - - [")
+        timeField.withUnsafeBytes { out.append($0) }
+        out.append("] \"")
+        // An IPv4 prefix is at most 15 + 6 + 26 + 3 bytes.
+        guard case .ipv4(let a) = remote, out.count - start <= prefix.count else {
+            prefixSecond = -1
+            return
+        }
+        prefixCount = out.count - start
+        prefix.copyMemory(from: UnsafeRawBufferPointer(rebasing: out.bytes[start...]))
+        prefixIPv4 = a
+        prefixSecond = now
     }
 
     /// The peer's address as nginx's `$remote_addr` writes it; `-` when there is none.
@@ -243,6 +254,10 @@ final class AccessLogBuffer {
             out.append(UInt8(ascii: "-"))
             return
         }
+        if isPlain(bytes) {
+            out.append(bytes)
+            return
+        }
         var start = 0
         let n = bytes.count
         while start < n {
@@ -256,6 +271,23 @@ final class AccessLogBuffer {
             out.append(hex[Int(b & 15)])
             start += bad + 1
         }
+    }
+
+    /// Whether no byte of `bytes` needs escaping, checked a word at a time: the last word
+    /// overlaps the one before it, so a value of eight bytes or more has no byte-by-byte tail.
+    @inline(__always)
+    static func isPlain(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        guard let p = bytes.baseAddress, n >= 8 else {
+            for b in bytes where needsEscape(b) { return false }
+            return true
+        }
+        var i = 0
+        while i + 8 < n {
+            if mayNeedEscape(p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { return false }
+            i += 8
+        }
+        return !mayNeedEscape(p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self))
     }
 
     /// Whether a logged byte is written as `\xHH`: below 0x20, above 0x7e, `"` or `\`.
