@@ -88,36 +88,49 @@ public struct AttributeList {
     @usableFromInline var second: Attribute?
     @usableFromInline var third: Attribute?
     @usableFromInline var more: [Attribute]?
+    /// How many attributes are stored, and whether one of them is `class`: the slot and the
+    /// class merge are decided from these two words, without looking at a stored attribute.
+    @usableFromInline var count: UInt8 = 0
+    @usableFromInline var hasClass = false
 
     @inlinable
     public init() {}
 
     /// Whether no attribute was given.
     @inlinable
-    public var isEmpty: Bool { first == nil }
+    public var isEmpty: Bool { count == 0 }
 
+    /// Adds ` name="value"` for a name known at compile time. The class test is on the name
+    /// itself, and the attribute is moved into its slot (a copy of an attribute retains its
+    /// strings).
     @inlinable
-    mutating func append(_ a: Attribute) {
-        // Several `.class(...)` calls make one attribute: a second `class=` would be ignored.
-        if first != nil, case .known(let n) = a.name, Attribute.isClass(n), let extra = a.value.classText, mergeClass(extra) {
-            return
+    mutating func append(known name: StaticString, _ value: consuming Attribute.Value) {
+        if Attribute.isClass(name) {
+            // Several `.class(...)` calls make one attribute: a second `class=` would be ignored.
+            if hasClass, mergeClass(value) { return }
+            hasClass = true
         }
-        if first == nil {
-            first = a
-        } else if second == nil {
-            second = a
-        } else if third == nil {
-            third = a
-        } else if more == nil {
-            more = [a]
-        } else {
-            more!.append(a)
-        }
+        append(Attribute(.known(name), value))
     }
 
-    /// Appends `extra` to an existing class attribute; false if there is none.
+    /// Adds `a` in the next slot (`data-`/`aria-` attributes, and `append(known:)`).
+    @inlinable
+    mutating func append(_ a: consuming Attribute) {
+        switch count {
+        case 0: first = a
+        case 1: second = a
+        case 2: third = a
+        case 3: more = [a]
+        default: more!.append(a)
+        }
+        count &+= 1
+    }
+
+    /// Appends the class list `value` to the existing class attribute; false if there is none
+    /// or `value` is not a class list.
     @usableFromInline
-    mutating func mergeClass(_ extra: String) -> Bool {
+    mutating func mergeClass(_ value: borrowing Attribute.Value) -> Bool {
+        guard let extra = value.classText else { return false }
         func merge(_ a: inout Attribute?) -> Bool {
             guard let old = a, case .known(let n) = old.name, Attribute.isClass(n), let v = old.value.classText else { return false }
             a = Attribute(old.name, .text(v.isEmpty ? extra : v + " " + extra))
@@ -165,16 +178,16 @@ extension HTMLElement {
     }
 
     @inlinable
-    consuming func adding(_ name: StaticString, _ value: Attribute.Value) -> Self {
+    consuming func adding(_ name: StaticString, _ value: consuming Attribute.Value) -> Self {
         // `consume` makes this a move: without it the optimiser copied the whole element (and
         // its subtree) on every modifier.
         var element = consume self
-        element.attributes.append(Attribute(.known(name), value))
+        element.attributes.append(known: name, value)
         return element
     }
 
     @inlinable
-    consuming func adding(_ attribute: Attribute) -> Self {
+    consuming func adding(_ attribute: consuming Attribute) -> Self {
         var element = consume self
         element.attributes.append(attribute)
         return element

@@ -64,4 +64,16 @@ extension Request {
         }
         return v
     }
+
+    /// The query parameter `name` as a `T` (a page's URL options, which neither a form body
+    /// nor a cookie should set): the default when it is absent; a `ParameterError` when it
+    /// cannot be read as a `T`.
+    @inlinable
+    public func queryParameter<T: ParameterValue>(_ name: String, default value: T) throws(ParameterError) -> T {
+        guard let text = query[name] else { return value }
+        guard let v = T(parameterText: text) else {
+            throw ParameterError(name: name, expected: T.parameterDescription, got: String(text.prefix(100)))
+        }
+        return v
+    }
 }

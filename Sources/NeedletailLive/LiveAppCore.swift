@@ -63,19 +63,21 @@ public final class LiveAppCore: Sendable {
 
     /// Builds `page` (a builder's error becomes its error page), then `finishPage`.
     func render(_ page: Page, _ build: (Page) throws -> Response) -> Response {
-        let response: Response
+        // The answer is moved, not copied, on its way out: a copy of a response is a retain of
+        // each of its parts (docs/PERFORMANCE.md, "Response copies").
+        var response: Response
         do {
             response = try build(page)
         } catch {
             response = pageFailed(page, error)
         }
-        return finishPage(page, response)
+        return finishPage(page, consume response)
     }
 
     /// The same for a page that awaits its data before it renders.
     public func page(for request: Request, _ build: AsyncPage) async throws -> Response {
         let page = sessions.backing == nil ? beginPage(request) : await beginPage(restoring: request)
-        let response: Response
+        var response: Response
         do {
             response = try await build(page)
         } catch is CancellationError {
@@ -83,7 +85,7 @@ public final class LiveAppCore: Sendable {
         } catch {
             response = pageFailed(page, error)
         }
-        return finishPage(page, response)
+        return finishPage(page, consume response)
     }
 
     /// The session and a new view for a page about to be built.
@@ -112,7 +114,7 @@ public final class LiveAppCore: Sendable {
     }
 
     /// Keeps the view, then the page headers and the cookie of a new session.
-    func finishPage(_ page: Page, _ built: Response) -> Response {
+    func finishPage(_ page: Page, _ built: consuming Response) -> Response {
         var response = built
         let session = page.session
         session.state.withLock { st in

@@ -137,9 +137,10 @@ enum Board {
             guard let records = records() else {
                 return Router.errorPage(.serviceUnavailable, detail: "The board's records cannot be opened; the server log says why.")
             }
-            let asked = try page.request.parameter("forum", default: "Debian")
+            // URL options: read from the query alone (no form body or cookie to look through).
+            let asked = try page.request.queryParameter("forum", default: "Debian")
             let forum = records.names.contains(asked) ? asked : "Debian"
-            let transport = try page.request.parameter("transport", default: Page.Transport.events)
+            let transport = try page.request.queryParameter("transport", default: Page.Transport.events)
             return .html(
                 page.document(title: "Board: " + forum, transport: transport) {
                     Link().rel("stylesheet").href(css)

@@ -544,6 +544,21 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         #expect(!fail.body.string.contains("Oops"), "no internals in the page")
     }
 
+    @Test func queryParametersComeFromTheQueryAlone() {
+        var app = LiveApp()
+        app.page("/opt") { page in
+            let n = try page.request.queryParameter("n", default: 10)
+            let sort = try page.request.queryParameter("sort", default: Sort.newest)
+            return .text("n=\(n) sort=\(sort.rawValue)")
+        }
+        #expect(app.respond(to: get("/opt")).body.string == "n=10 sort=newest")
+        #expect(app.respond(to: get("/opt", query: "sort=oldest&n=3")).body.string == "n=3 sort=oldest")
+        #expect(app.respond(to: get("/opt", cookie: "n=7")).body.string == "n=10 sort=newest", "a cookie is not a URL option")
+        let bad = app.respond(to: get("/opt", query: "n=ten"))
+        #expect(bad.status == .badRequest)
+        #expect(bad.body.string.contains("The parameter n must be an integer (it was &quot;ten&quot;)."))
+    }
+
     @Test func virtualHostsPickBySiteNameWithAliasesAndDefault() {
         var a = Router(), b = Router(), d = Router()
         a.get("/") { _ in .text("site a") }
