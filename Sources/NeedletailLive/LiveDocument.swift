@@ -9,14 +9,15 @@ public struct LiveDocument<HeadContent: MetadataContent, BodyContent: FlowConten
     @usableFromInline let lang: String
     @usableFromInline let head: HeadContent
     @usableFromInline let body: BodyContent
-    @usableFromInline let runtime: Script
+    /// The runtime's `<script>` element, rendered once for the process (`Page.runtimeHTML`).
+    @usableFromInline let runtime: SharedHTML
     @usableFromInline let status: LiveStatus
     /// The build's errors in development mode (nil otherwise).
     @usableFromInline let build: LiveRegion<BuildErrors>?
 
     @inlinable
     init(
-        title: String, lang: String, head: consuming HeadContent, body: consuming BodyContent, runtime: Script, status: LiveStatus,
+        title: String, lang: String, head: consuming HeadContent, body: consuming BodyContent, runtime: SharedHTML, status: LiveStatus,
         build: LiveRegion<BuildErrors>? = nil
     ) {
         (self.title, self.lang, self.head, self.body, self.runtime, self.status) = (title, lang, head, body, runtime, status)
@@ -65,7 +66,7 @@ extension Page {
         let build = developmentRegion()
         let b = body()
         return LiveDocument(
-            title: title, lang: lang, head: consume h, body: consume b, runtime: runtimeScript, status: liveStatus(transport: transport),
+            title: title, lang: lang, head: consume h, body: consume b, runtime: Page.runtimeHTML, status: liveStatus(transport: transport),
             build: build)
     }
 

@@ -210,7 +210,12 @@ public final class Page: @unchecked Sendable {
     }
 
     /// The runtime's script tag (a cacheable file; works under `script-src 'self'`).
-    public var runtimeScript: Script {
-        Script().src(LiveAppCore.runtimePath + "?v=" + LiveAppCore.runtime.version).defer()
-    }
+    public var runtimeScript: Script { Script().src(Self.runtimeURL).defer() }
+
+    /// The runtime's address with its version (a constant of the process).
+    static let runtimeURL = LiveAppCore.runtimePath + "?v=" + LiveAppCore.runtime.version
+
+    /// `runtimeScript` rendered once: what every live document includes.
+    @usableFromInline
+    static let runtimeHTML = SharedHTML(Script().src(runtimeURL).defer())
 }
