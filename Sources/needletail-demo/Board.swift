@@ -41,8 +41,9 @@ enum Board {
     final class LogRecords: BoardRecords {
         let forums: RecordTable<Forum>, posts: RecordTable<Post>
         let byForum: IndexHandle<Post, String>, byAuthor: IndexHandle<Post, String>
-        /// The forums' names (they never change while the app runs).
+        /// The forums' names (they never change while the app runs), and their addresses.
         let names: [String]
+        let links: [String]
         let store: Store
         init(folder: String, lockTimeout: Double) throws {
             try Self.makeFolder(folder)
@@ -52,6 +53,7 @@ enum Board {
             (byForum, byAuthor) = (posts.index(\Post.forum), posts.index(\Post.author))
             if forums.count == 0 { for name in Board.forums { _ = try forums.insert(Forum(name: name)) } }
             names = forums.all().map(\.record.name)
+            links = names.map(Board.link(to:))
         }
 
         func posts(in forum: String) -> [(id: Int, record: Post)] { posts.lookup(byForum, forum) }
@@ -146,7 +148,7 @@ enum Board {
                     Link().rel("stylesheet").href(css)
                     Link().rel("icon").href(trusted: "data:,")  // no favicon request (and no 404 in the console)
                 } body: {
-                    ForumNav(page: page, forums: records.names, current: forum)
+                    ForumNav(page: page, forums: records.names, links: records.links, current: forum)
                     H1 {
                         "Forum "; forum
                     }
@@ -177,12 +179,37 @@ extension Channel {
     static func forum(_ name: String) -> Channel { Channel("forum:" + name) }
 }
 
-/// The forums, the current one marked.
+/// The forums, the current one marked. `links[i]` is the address of `forums[i]`, made once
+/// (`Board.link(to:)`) rather than for every link of every page.
 struct ForumNav: FlowComponent {
-    let page: Page, forums: [String], current: String
+    let page: Page, forums: [String], links: [String], current: String
 
     var body: some FlowContent {
-        Nav { Ul { ForEach(forums) { n in Li { A(n).href(page.url("/board?forum=" + n)).class("current", if: n == current) } } } }
+        Nav {
+            Ul {
+                ForEach(forums.indices) { i in
+                    Li { A(forums[i]).href(page.url(links[i])).class("current", if: forums[i] == current) }
+                }
+            }
+        }
+    }
+}
+
+extension Board {
+    /// `/board?forum=NAME`, the name percent-encoded (anything but unreserved characters).
+    static func link(to forum: String) -> String {
+        var out = "/board?forum="
+        for b in forum.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out += "%" + String(decoding: [hex[Int(b >> 4)], hex[Int(b & 15)]], as: UTF8.self)
+            }
+        }
+        return out
     }
 }
 
@@ -267,6 +294,8 @@ struct MessageList: FlowComponent {
 protocol BoardRecords: Sendable {
     /// The forums' names.
     var names: [String] { get }
+    /// Their addresses (`Board.link(to:)`), in the same order.
+    var links: [String] { get }
     /// The forum's posts, oldest first.
     func posts(in forum: String) -> [(id: Int, record: Post)]
     /// Whether `author` has a post in `forum` (then their list has delete buttons).

@@ -20,12 +20,14 @@ final class PostgresBoard: BoardRecords {
     }
 
     let names: [String]
+    let links: [String]
     let posts: PostgresTable<Post>
     let cache = Mutex<[String: Cached]>([:])
     let shared = Mutex<SharedChannels?>(nil)
 
     init(names: [String], posts: PostgresTable<Post>) {
         (self.names, self.posts) = (names, posts)
+        links = names.map(Board.link(to:))
     }
 
     /// Opens (or makes) the tables, reads every forum, and starts following the channels.
