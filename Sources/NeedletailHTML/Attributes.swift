@@ -120,7 +120,12 @@ public struct AttributeList {
         case 0: first = a
         case 1: second = a
         case 2: third = a
-        case 3: more = [a]
+        case 3:
+            // Room for a few more at once: growing from one element reallocated on the next.
+            var list: [Attribute] = []
+            list.reserveCapacity(4)
+            list.append(a)
+            more = list
         default: more!.append(a)
         }
         count &+= 1

@@ -139,11 +139,7 @@ public final class LiveAppCore: Sendable {
         // Oldest views first; the newest keeps its actions whatever their number (the app, not
         // the client, decides how many one page has), or its own forms would be dead on arrival.
         for v in views.dropLast() where total > sessions.maxActions {
-            total -= v.state.withLock { st -> Int in
-                let n = st.actions.count
-                st.actions.removeAll()
-                return n
-            }
+            total -= v.dropAllActions()
         }
     }
 

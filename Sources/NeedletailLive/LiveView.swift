@@ -12,6 +12,9 @@ public final class LiveView: Sendable {
     /// Where a browser without JavaScript goes back to after an action (POST, redirect, GET).
     public let path: String
     let state = Mutex(ViewState())
+    /// How many actions `state` holds, kept by every change to them, so that counting a
+    /// session's actions after each render takes no lock per view.
+    let storedActions = Atomic<Int>(0)
 
     struct ViewState {
         /// In the order they were registered; found by a linear search (a page has a handful,
@@ -41,6 +44,7 @@ public final class LiveView: Sendable {
     func dropActions(of id: String, before render: Int) {
         state.withLock { st in
             st.actions.removeAll { $0.action.region == id && $0.action.render < render - 1 }
+            storedActions.store(st.actions.count, ordering: .relaxed)
         }
     }
 
@@ -67,7 +71,25 @@ public final class LiveView: Sendable {
         self.path = path
     }
 
-    var actionCount: Int { state.withLock { $0.actions.count } }
+    var actionCount: Int { storedActions.load(ordering: .relaxed) }
+
+    /// Adds an action (`Page.register`).
+    func add(action id: String, _ action: Action) {
+        state.withLock { st in
+            st.actions.append((id, action))
+            storedActions.store(st.actions.count, ordering: .relaxed)
+        }
+    }
+
+    /// Drops every action (the session has too many); how many there were.
+    func dropAllActions() -> Int {
+        state.withLock { st in
+            let n = st.actions.count
+            st.actions.removeAll()
+            storedActions.store(0, ordering: .relaxed)
+            return n
+        }
+    }
 
     /// The action registered as `id`, if this view still has it.
     func action(_ id: String) -> Action? {

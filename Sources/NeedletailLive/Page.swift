@@ -72,7 +72,7 @@ public final class Page: @unchecked Sendable {
         let id = randomID()
         let context = renderContext.withLock { $0 }
         context?.region.hasActions.store(true, ordering: .relaxed)
-        view.state.withLock { $0.actions.append((id, LiveView.Action(run: run, region: context?.region.id, render: context?.render ?? 0))) }
+        view.add(action: id, LiveView.Action(run: run, region: context?.region.id, render: context?.render ?? 0))
         registered.add(1, ordering: .relaxed)
         return id
     }
