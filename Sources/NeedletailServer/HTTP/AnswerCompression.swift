@@ -14,35 +14,35 @@ public struct CompressionSettings: Sendable {
 
 extension LoopContext {
     /// Compresses a chunk body with gzip when the client accepts it, the type gains from it,
-    /// the body is long enough and the app did not encode it itself; adds `Vary:
-    /// Accept-Encoding` to every answer that could have been compressed, and weakens its ETag
-    /// when it was (as nginx does: the bytes differ from the identity ones).
+    /// the body is long enough and the app did not encode it itself. Returns the fields the
+    /// head then carries, already encoded: `Vary: Accept-Encoding` on every answer that could
+    /// have been compressed, and `Content-Encoding: gzip` when it was, whose ETag is then
+    /// weakened (as nginx does: the bytes differ from the identity ones).
     @inline(__always)
-    func compress(_ response: inout Response, _ chunks: inout Chunks, requestHeaders: HeaderFields) {
+    func compress(_ response: inout Response, _ chunks: inout Chunks, requestHeaders: HeaderFields) -> StaticString? {
         guard let settings = compression, chunks.count >= settings.minimumLength, let type = response.contentType,
             response.status.code != 206, !response.status.forbidsBody
-        else { return }
-        guard type == Response.htmlType || AcceptedCodings.isCompressible(contentType: type) else { return }
+        else { return nil }
+        guard type == Response.htmlType || AcceptedCodings.isCompressible(contentType: type) else { return nil }
         if let fixed = response.fixedFields, fixed.concernsEncoding { response.unfixFields() }
         var vary = true
         for (name, value) in response.headers {
-            if name.utf8.count == 16 && asciiEquals(name, "content-encoding") { return }
+            if name.utf8.count == 16 && asciiEquals(name, "content-encoding") { return nil }
             if name.utf8.count == 4 && asciiEquals(name, "vary") {
                 vary = false
-                if !value.lowercased().contains("accept-encoding") { return }  // the app varies on something else: leave it
+                if !value.lowercased().contains("accept-encoding") { return nil }  // the app varies on something else: leave it
             }
         }
-        if vary { response.headers.append(("Vary", "Accept-Encoding")) }
         let accepted = requestHeaders.firstValue("accept-encoding") { AcceptedCodings(acceptEncoding: $0) } ?? .none
-        guard accepted.gzip, let encoder = gzip else { return }
+        guard accepted.gzip, let encoder = gzip else { return vary ? "Vary: Accept-Encoding\r\n" : nil }
         let encoded = encoder.encode(chunks)
         chunks.recycle()
         chunks = encoded
-        response.headers.append(("Content-Encoding", "gzip"))
         for i in response.headers.indices where asciiEquals(response.headers[i].name, "etag") {
             let tag = response.headers[i].value
             if !tag.hasPrefix("W/") { response.headers[i].value = "W/" + tag }
         }
+        return vary ? "Vary: Accept-Encoding\r\nContent-Encoding: gzip\r\n" : "Content-Encoding: gzip\r\n"
     }
 }
 

@@ -152,10 +152,10 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         response.body = .chunks(Chunks())
         switch consume body {
         case .chunks(var chunks):
-            if context.compression != nil { context.compress(&response, &chunks, requestHeaders: requestHeaders) }
+            let coding = context.compression != nil ? context.compress(&response, &chunks, requestHeaders: requestHeaders) : nil
             writeHead(
                 response, framing: response.status.forbidsBody ? .none : .length(chunks.count), keepAlive: keepAlive, version: version,
-                on: connection)
+                coding: coding, on: connection)
             if !headOnly { connection.write(chunks) }
             if isRecording { record(response, bodyBytes: headOnly ? 0 : chunks.count, ready: ready, on: connection) }
             chunks.recycle()
@@ -350,14 +350,14 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
 
     private func writeHead(
         _ response: Response, framing: HTTPResponseEncoder.Framing, keepAlive: Bool, version: HTTPVersion,
-        on connection: Connection
+        coding: StaticString? = nil, on connection: Connection
     ) {
         let date = context.dates.dateLine(now: connection.loop.wallClock)
         let context = self.context
         connection.write { out in
             HTTPResponseEncoder.encodeHead(
                 response, framing: framing,
-                keepAlive: keepAlive, version: version, date: date, defaults: context.defaults,
+                keepAlive: keepAlive, version: version, date: date, defaults: context.defaults, coding: coding,
                 into: out, dropped: context.droppedField)
         }
     }

@@ -60,7 +60,8 @@ enum HTTPResponseEncoder {
     /// `dropped` is called with the name of each unsafe field left out.
     static func encodeHead(
         _ response: Response, framing: Framing, keepAlive: Bool, version: HTTPVersion,
-        date: [UInt8], defaults: DefaultFields = .standard, into out: ByteBuffer, dropped: (String) -> Void
+        date: [UInt8], defaults: DefaultFields = .standard, coding: StaticString? = nil, into out: ByteBuffer,
+        dropped: (String) -> Void
     ) {
         let code = response.status.code
         if code >= 100 && code < 600, let line = statusLines[code], response.status.reason == line.reason {
@@ -96,6 +97,8 @@ enum HTTPResponseEncoder {
             break
         }
         if !response.headers.isEmpty { appendFields(response.headers, into: out, dropped: dropped) }
+        // Vary and Content-Encoding from compression: whole lines, known safe.
+        if let coding { out.append(coding) }
         defaults.append(to: out, unlessSetIn: response.headers, after: response.fixedFields)
         if !keepAlive {
             out.append("Connection: close\r\n")
