@@ -64,6 +64,9 @@ public struct HTMLOutput {
     /// Ends the run of buffered bytes so far as a link, then adds `part` (a referenced chunk).
     @inlinable
     mutating func appendLink(_ part: Chunks.Part) {
+        // A referenced chunk comes with the run before it: room for a few at once (growing
+        // from one part reallocated on the next).
+        if closed.capacity == 0 { closed.reserveCapacity(4) }
         if buffer.count > openStart {
             closed.append(.owned(openStart..<buffer.count))
             openStart = buffer.count

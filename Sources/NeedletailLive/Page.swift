@@ -177,7 +177,14 @@ public final class Page: @unchecked Sendable {
     @usableFromInline
     func recordVersions(of channels: [Channel]) {
         let versions = app.channels.versions(channels)
-        collected.withLock { c in for v in versions { c.record(v.channel, at: v.version) } }
+        collected.withLock { c in
+            // The usual first region of one channel: taken whole (no second array).
+            if c.isEmpty && versions.count == 1 {
+                c = versions
+            } else {
+                for v in versions { c.record(v.channel, at: v.version) }
+            }
+        }
     }
 
     @usableFromInline
