@@ -143,6 +143,7 @@ enum Board {
             let asked = try page.request.queryParameter("forum", default: "Debian")
             let forum = records.names.contains(asked) ? asked : "Debian"
             let transport = try page.request.queryParameter("transport", default: Page.Transport.events)
+            let channel = Channel.forum(forum)  // made once: the region follows it, the cache asks its version
             return .html(
                 page.document(title: "Board: " + forum, transport: transport) {
                     Link().rel("stylesheet").href(css)
@@ -156,8 +157,8 @@ enum Board {
                         "You post as "; Strong(page.session.userName); "."
                     }
                     PostForm(page: page, forum: forum, records: records, syncWrites: syncWrites)
-                    page.live("messages", channels: [.forum(forum)]) { page in
-                        Messages(page: page, forum: forum, records: records, cache: cache)
+                    page.live("messages", channels: [channel]) { page in
+                        Messages(page: page, forum: forum, channel: channel, records: records, cache: cache)
                     }
                 })
         }
@@ -253,14 +254,14 @@ struct PostFields: FlowComponent, FormFreeComponent {
 /// A forum's messages as its reader sees them: with a delete button on the reader's own; for a
 /// reader with none of their own, the list every such reader sees, rendered once per change.
 struct Messages: FlowComponent {
-    let page: Page, forum: String, records: any BoardRecords, cache: RenderCache
+    let page: Page, forum: String, channel: Channel, records: any BoardRecords, cache: RenderCache
 
     var body: some FlowContent {
         let me = page.session.userName
         if records.hasPosts(by: me, in: forum) {
             MessageList(posts: records.posts(in: forum), deletable: (page, me, records))
         } else {
-            cache.html(forum, version: page.version(.forum(forum))) {
+            cache.html(forum, version: page.version(channel)) {
                 MessageList(posts: records.posts(in: forum), deletable: nil)
             }
         }
