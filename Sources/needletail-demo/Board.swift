@@ -225,17 +225,21 @@ struct PostForm: FlowComponent {
                 guard let p = Self.post(action, forum: forum, author: me) else { return }
                 _ = try log.posts.insert(p)  // blocks the loop until durable
                 action.notify(.forum(forum))
-            }) { PostFields() }
+            }) { Self.fields }
         } else {
             page.actionForm({ action async throws in
                 guard let p = Self.post(action, forum: forum, author: me) else { return }
                 try await records.add(p, action)
-            }) { PostFields() }
+            }) { Self.fields }
         }
     }
 }
 
 extension PostForm {
+    /// The form's fields hold nothing that changes: rendered once for the process and then
+    /// included by reference (`StaticHTML`), as an app author marks constant markup.
+    static let fields = StaticHTML { PostFields() }
+
     /// The post the form holds; nil when there is nothing to post.
     static func post(_ action: ActionContext, forum: String, author: String) -> Post? {
         guard let text = action.form["text"], !text.isEmpty, text.utf8.count <= 2000 else { return nil }
