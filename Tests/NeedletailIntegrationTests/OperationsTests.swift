@@ -98,6 +98,14 @@ import Testing
         return (group(2), group(3), Int(group(4))!, Int(group(5))!, group(7))
     }
 
+    /// A refused request's line: `"-"` for the request, the Referer and the User-Agent (timed).
+    static func isRefusedLine(_ line: String, status: Int) -> Bool {
+        let refused = try! NSRegularExpression(
+            pattern: #"^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "-" (\d{3}) \d+ "-" "-" \d+ \d+$"#)
+        guard let m = refused.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) else { return false }
+        return Int(line[Range(m.range(at: 1), in: line)!]) == status
+    }
+
     static func lines(_ path: String) -> [String] {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
@@ -117,11 +125,16 @@ import Testing
         #expect(fcgi.output.hasSuffix("<h1>Hello fastcgi</h1>"))
         // A request whose handler suspends is logged when it answers, with the time it waited.
         #expect(try get(port, "/wait?ms=40").status == 200)
+        // A request the codec refuses before it is parsed is logged too, as nginx logs its 400s.
+        let garbled = try TestClient(.ipv4(host: "127.0.0.1", port: port), timeout: 10)
+        try garbled.send("GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n")
+        #expect(try garbled.readResponse().status == 400)
         usleep(1_500_000)  // flushed at least once a second
         // The requests may run on different loops, whose buffers flush in either order:
         // find each line by its target.
         let first = Self.lines(log)
-        #expect(first.count == 3, "\(first)")
+        #expect(first.count == 4, "\(first)")
+        #expect(first.contains { Self.isRefusedLine($0, status: 400) }, "\(first)")
         let waited = try #require(first.first { Self.parse($0)?.target == "/wait?ms=40" }, "\(first)")
         #expect(Self.parse(waited)?.status == 200)
         let micros = waited.split(separator: " ").dropLast().last.flatMap { Int($0) } ?? 0
@@ -153,8 +166,8 @@ import Testing
         demo.stop()  // the last lines are written at stop
         let all = Self.lines(rotated) + Self.lines(log)
         #expect(!Self.lines(log).isEmpty, "lines after the reopen go to the new file")
-        #expect(all.allSatisfy { Self.parse($0) != nil }, "no torn line")
-        #expect(all.count == 3 + sent.value, "\(all.count) lines for \(3 + sent.value) requests")
+        #expect(all.allSatisfy { Self.parse($0) != nil || Self.isRefusedLine($0, status: 400) }, "no torn line")
+        #expect(all.count == 4 + sent.value, "\(all.count) lines for \(4 + sent.value) requests")
     }
 
     @Test func statusAndMetricsCountAKnownLoad() throws {

@@ -368,6 +368,14 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         var body = Chunks()
         body.append(unescaped: "\(error.status.code) \(error.status.reason): \(error.reason)\n")
         let response = Response(status: error.status, contentType: Response.textType, body: body)
+        if context.observing {
+            // Logged and counted like any answer (as nginx logs its 400s), with "-" for what
+            // was never read.
+            context.accessLog?.appendRefused(
+                connection.withPeer(RemoteAddress.init(peer:)), status: error.status.code, bodyBytes: body.count,
+                now: connection.loop.wallClock)
+            context.stats?.record(route: nil, status: error.status.code, seconds: 0, bodyBytes: body.count)
+        }
         write(response, keepAlive: false, version: .http1_1, on: connection)
         connection.closeAfterFlush(linger: true)
     }

@@ -173,6 +173,31 @@ final class AccessLogBuffer {
         out.append(32)
         out.append(request.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1")
         out.append("\" ")
+        appendStatus(status, bodyBytes: bodyBytes, to: out)
+        out.append(" \"")
+        request.headers.withRefererAndAgent { referer, agent in
+            Self.appendEscaped(referer, to: out)
+            out.append("\" \"")
+            Self.appendEscaped(agent, to: out)
+        }
+        out.append("\"")
+        end(microseconds: microseconds, to: out)
+    }
+
+    /// The line of a request the codec refused before it was parsed (400, 408, 413, 431…):
+    /// `"-"` for the request, the Referer and the User-Agent, as nothing of them was read.
+    func appendRefused(_ remote: RemoteAddress, status: Int, bodyBytes: Int, now: Int) {
+        let out = buffer
+        appendPrefix(remote, now: now, to: out)
+        out.append("-\" ")
+        appendStatus(status, bodyBytes: bodyBytes, to: out)
+        out.append(" \"-\" \"-\"")
+        end(microseconds: 0, to: out)
+    }
+
+    /// `STATUS BYTES`.
+    @inline(__always)
+    private func appendStatus(_ status: Int, bodyBytes: Int, to out: ByteBuffer) {
         if status >= 100 && status < 1000 {
             out.append(UInt8(truncatingIfNeeded: 48 + status / 100))
             out.append(UInt8(truncatingIfNeeded: 48 + status / 10 % 10))
@@ -182,13 +207,11 @@ final class AccessLogBuffer {
         }
         out.append(32)
         out.appendDecimal(bodyBytes)
-        out.append(" \"")
-        request.headers.withRefererAndAgent { referer, agent in
-            Self.appendEscaped(referer, to: out)
-            out.append("\" \"")
-            Self.appendEscaped(agent, to: out)
-        }
-        out.append("\"")
+    }
+
+    /// The timed fields if asked for, the newline, and a flush once the buffer is full.
+    @inline(__always)
+    private func end(microseconds: Int, to out: ByteBuffer) {
         if settings.timed {
             out.append(32)
             out.appendDecimal(microseconds)
