@@ -70,3 +70,33 @@ public enum PercentDecoding {
         Array(text.utf8).withUnsafeBufferPointer { decode($0, plusIsSpace: plusIsSpace) }
     }
 }
+
+/// Percent-encoding: every byte `keep` refuses written as `%XX` (upper-case hex).
+public enum PercentEncoding {
+    /// `text` with the bytes `keep` refuses escaped.
+    public static func encoded(_ text: String, keeping keep: (UInt8) -> Bool) -> String {
+        let hex: StaticString = "0123456789ABCDEF"
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        for b in text.utf8 {
+            if keep(b) {
+                out.append(b)
+            } else {
+                out += [UInt8(ascii: "%"), hex.utf8Start[Int(b >> 4)], hex.utf8Start[Int(b & 15)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// RFC 3986's unreserved characters (letters, digits, `-`, `.`, `_`, `~`): what a query
+    /// value keeps as it is.
+    public static func isUnreserved(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+}

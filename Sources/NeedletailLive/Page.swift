@@ -217,12 +217,13 @@ public final class Page: @unchecked Sendable {
     }
 
     /// The runtime's script tag (a cacheable file; works under `script-src 'self'`).
-    public var runtimeScript: Script { Script().src(Self.runtimeURL).defer() }
+    public var runtimeScript: Script { Self.runtimeElement }
 
-    /// The runtime's address with its version (a constant of the process).
+    /// The element, its address with the runtime's version (a constant of the process).
+    static var runtimeElement: Script { Script().src(runtimeURL).defer() }
     static let runtimeURL = LiveAppCore.runtimePath + "?v=" + LiveAppCore.runtime.version
 
     /// `runtimeScript` rendered once: what every live document includes.
     @usableFromInline
-    static let runtimeHTML = SharedHTML(Script().src(runtimeURL).defer())
+    static let runtimeHTML = SharedHTML(runtimeElement)
 }

@@ -199,18 +199,7 @@ struct ForumNav: FlowComponent {
 extension Board {
     /// `/board?forum=NAME`, the name percent-encoded (anything but unreserved characters).
     static func link(to forum: String) -> String {
-        var out = "/board?forum="
-        for b in forum.utf8 {
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(b))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(b >> 4)], hex[Int(b & 15)]], as: UTF8.self)
-            }
-        }
-        return out
+        "/board?forum=" + PercentEncoding.encoded(forum, keeping: PercentEncoding.isUnreserved)
     }
 }
 

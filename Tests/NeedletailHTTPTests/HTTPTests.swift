@@ -76,6 +76,21 @@ import Testing
     }
 }
 
+@Suite struct PercentEncodingTests {
+    @Test func unreservedKeptTheRestEscapedAndDecodedBack() {
+        #expect(PercentEncoding.encoded("Debian", keeping: PercentEncoding.isUnreserved) == "Debian")
+        #expect(PercentEncoding.encoded("a&b c/é~_.-", keeping: PercentEncoding.isUnreserved) == "a%26b%20c%2F%C3%A9~_.-")
+        for b in 0...255 {
+            let kept = PercentEncoding.isUnreserved(UInt8(b))
+            let letterOrDigit = (65...90).contains(b) || (97...122).contains(b) || (48...57).contains(b)
+            #expect(kept == (letterOrDigit || [45, 46, 95, 126].contains(b)), "byte \(b)")
+        }
+        let text = "Gentoo & <Debian> %41 ü"
+        let encoded = PercentEncoding.encoded(text, keeping: PercentEncoding.isUnreserved)
+        #expect(PercentDecoding.decode(encoded, plusIsSpace: true) == text)
+    }
+}
+
 @Suite struct RouterTests {
     func router() -> Router {
         var r = Router()

@@ -149,16 +149,9 @@ public enum CGIGateway {
     /// Re-encodes a decoded path so that it can be decoded again (`%` and bytes outside
     /// visible ASCII).
     static func encodePath(_ path: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        for b in path.utf8 {
-            if b > 32 && b < 127 && b != UInt8(ascii: "%") && b != UInt8(ascii: "?") && b != UInt8(ascii: "#") {
-                out.append(b)
-            } else {
-                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
-            }
+        PercentEncoding.encoded(path) { b in
+            b > 32 && b < 127 && b != UInt8(ascii: "%") && b != UInt8(ascii: "?") && b != UInt8(ascii: "#")
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Appends CGI response headers: `Status` with its reason phrase (nginx copies it as is),
