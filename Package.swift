@@ -35,7 +35,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CBrotli", providers: [.apt(["libbrotli-dev"])]),
         .target(name: "NeedletailCompression", dependencies: ["CZlib", "CBrotli", "NeedletailBytes"]),
-        .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "NeedletailPOSIX", "NeedletailBytes"]),
+        // Debian's libssl-dev (OpenSSL 3): TLS on the native HTTPS listener (docs/TLS.md).
+        .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
+        .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "COpenSSL", "NeedletailPOSIX", "NeedletailBytes"]),
         // HTML, CSS: element types, attributes and CSS properties generated from the tables in
         // Spec/ by scripts/generate-html (output committed under Generated/).
         .target(name: "NeedletailHTML", dependencies: ["NeedletailBytes"], exclude: ["Spec"]),

@@ -14,3 +14,5 @@
 @_exported import struct NeedletailLoop.SocketError
 @_exported import struct NeedletailLoop.LoopConfiguration
 @_exported import enum NeedletailLoop.Waiting
+@_exported import class NeedletailLoop.TLSContext
+@_exported import struct NeedletailLoop.TLSError

@@ -34,7 +34,7 @@ public enum LibFCGIResponder {
             options.unixMode = socketMode
             socket = try ListeningSocket.bind(address, options: options)
             if case .unix = address { unlinkAtExit = true }
-        case .http:
+        case .http, .https:
             throw SocketError("the libfcgi responder speaks FastCGI only")
         }
         // libfcgi expects a blocking socket.

@@ -97,6 +97,25 @@ public final class Connection {
         self.listenerIndex = listenerIndex
     }
 
+    /// The connection's TLS state when its listener speaks TLS.
+    @exclusivity(unchecked) var tls: TLSStream?
+
+    /// Whether the connection is encrypted (accepted by a TLS listener).
+    public var isSecure: Bool { tls != nil }
+
+    /// The TLS version and cipher agreed on ("TLSv1.3 TLS_AES_256_GCM_SHA384"); nil for a
+    /// plain connection.
+    public var tlsDescription: String? { tls?.negotiated }
+
+    /// Reads like read(2), through TLS when the connection has it.
+    @inline(__always)
+    func readSocket(_ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        guard let tls else { return Glibc.read(fd, buffer, count) }
+        let r = tls.read(buffer, count)
+        if r < 0 && tls.readWantsWrite { state.wantWritable = true }
+        return r
+    }
+
     /// The peer's IP address as text ("" for unix sockets).
     public var remoteAddress: String {
         withUnsafePointer(to: &peer) { SocketAddress.peerDescription($0) }
@@ -162,7 +181,8 @@ public final class Connection {
             finishIfFlushed()
             return
         }
-        switch output.write(fd: fd, iov: loop.iovecs) {
+        let written = if let tls { output.write(tls: tls) } else { output.write(fd: fd, iov: loop.iovecs) }
+        switch written {
         case .done:
             state.wantWritable = false
             if state.throttled { state.throttled = false }
@@ -186,6 +206,7 @@ public final class Connection {
             close()
         case .shutWriteAndLinger:
             // Let the client read the answer before unread input turns into a reset.
+            tls?.notifyClose()
             shutdown(fd, Int32(SHUT_WR))
             loop.setDeadline(self, seconds: loop.configuration.lingerSeconds)
             updateInterest()
@@ -269,6 +290,9 @@ public final class Connection {
         state.phase = .closed
         output.discard()
         input = nil
+        // close_notify while the socket is still open; OpenSSL's state goes with it.
+        tls?.notifyClose()
+        tls = nil
         loop.forget(self)
         handler?.closed(self)
         handler = nil

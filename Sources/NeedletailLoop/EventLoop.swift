@@ -55,7 +55,7 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var locals: [ObjectIdentifier: AnyObject] = [:]
     private let wakeFD: Int32
     @exclusivity(unchecked) private var listeners:
-        [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool, events: UInt32)] = []
+        [(socket: ListeningSocket, factory: HandlerFactory, registered: Bool, readAtAccept: Bool, events: UInt32, tls: TLSContext?)] = []
     /// While handing over to a successor process: gives it an idle connection (see `beginHandover`).
     @exclusivity(unchecked) private var handOff: ((Connection) -> Bool)?
     /// Runs once when a handover has no connection left.
@@ -164,14 +164,16 @@ public final class EventLoop: @unchecked Sendable {
     /// `exclusive` (for a socket shared by several loops) wakes one loop per connection.
     /// `readAtAccept`: try to read as soon as a connection is accepted (for listeners with
     /// TCP_DEFER_ACCEPT, where the first bytes are normally there already).
+    /// `tls`: every connection it accepts speaks TLS with these settings (the handler sees the
+    /// decrypted bytes; `Connection.isSecure` is true).
     /// A listener the kernel refuses to watch is an error (the loop then never accepts on it).
     public func addListener(
-        _ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false,
+        _ socket: ListeningSocket, exclusive: Bool = false, readAtAccept: Bool = false, tls: TLSContext? = nil,
         factory: @escaping HandlerFactory
     ) throws(SystemCallError) {
         let events = nt_epollin() | (exclusive ? nt_epollexclusive() : 0)
         try control(EPOLL_CTL_ADD, socket.fd, events: events, token: .listener(listeners.count))
-        listeners.append((socket, factory, true, readAtAccept, events))
+        listeners.append((socket, factory, true, readAtAccept, events, tls))
     }
 
     /// Whether the caller is running on this loop's thread.
@@ -351,7 +353,10 @@ public final class EventLoop: @unchecked Sendable {
     /// unwritten output, and closes it here; `later` when the control socket is full (tried
     /// again in a moment: the successor is reading).
     func handOffConnection(_ c: Connection) -> HandOffResult {
-        guard isHandingOver, let handOff, (c.input?.count ?? 0) == 0, c.output.isEmpty, !c.state.peerHalfClosed else { return .notIdle }
+        // A TLS connection's state lives in this process's OpenSSL: it cannot be handed over
+        // (an idle one is closed, as nginx closes idle keep-alive connections on a reload).
+        guard isHandingOver, let handOff, c.tls == nil, (c.input?.count ?? 0) == 0, c.output.isEmpty, !c.state.peerHalfClosed
+        else { return .notIdle }
         guard handOff(c) else {
             _ = schedule(after: 2) { [self] in
                 guard !c.isClosed else { return }
@@ -471,6 +476,13 @@ public final class EventLoop: @unchecked Sendable {
             return
         }
         if events & nt_epollout() != 0 {
+            if let t = c.tls, t.readWantsWrite {
+                // A TLS read (the handshake) waited for the socket to take its answer.
+                t.readWantsWrite = false
+                if c.output.isEmpty { c.state.wantWritable = false }
+                readable(c)
+                return
+            }
             c.pump()
             if c.isClosed { return }
         }
@@ -530,17 +542,19 @@ public final class EventLoop: @unchecked Sendable {
                     refused = true
                     break
                 }
-                let room = min(readBufferSize, configuration.maxBufferedInput - buf.count)
+                // A TLS read gets room for whole records, so that OpenSSL keeps no decrypted
+                // bytes back (the cap is then exceeded by less than one read).
+                let room = c.tls == nil ? min(readBufferSize, configuration.maxBufferedInput - buf.count) : readBufferSize
                 var got = 0
                 buf.appendWriting(maxCount: room) { dst in
-                    let n = Glibc.read(c.fd, dst.baseAddress, room)
+                    let n = c.readSocket(dst.baseAddress, room)
                     got = n
                     return max(n, 0)
                 }
                 r = got
                 viaBuffer = true
             } else {
-                r = Glibc.read(c.fd, readBuffer, readBufferSize)
+                r = c.readSocket(readBuffer, readBufferSize)
                 viaBuffer = false
             }
             if r > 0 {
@@ -559,7 +573,8 @@ public final class EventLoop: @unchecked Sendable {
                     }
                 }
                 if c.isClosed { return }
-                if r < readBufferSize { break }
+                // TLS: one record per read; a full one says more may be waiting.
+                if r < (c.tls == nil ? readBufferSize : TLSStream.recordSize) { break }
             } else if r == 0 {
                 c.state.peerHalfClosed = true
                 c.handler.peerClosed(c)
@@ -652,6 +667,14 @@ public final class EventLoop: @unchecked Sendable {
         let token = EPollToken.connection(fd: fd, generation: generation)
         let c = Connection(fd: fd, loop: self, token: token, listenerIndex: listener)
         c.peer = peer
+        if let context = listeners[listener].tls {
+            guard let stream = TLSStream(context: context, fd: fd) else {
+                log(.error, "cannot make a TLS connection (out of memory?): connection closed")
+                Glibc.close(fd)
+                return
+            }
+            c.tls = stream
+        }
         c.handler = listeners[listener].factory(c)
         let i = Int(fd)
         if i >= connections.count {

@@ -161,6 +161,49 @@ struct OutputQueue {
         return .done
     }
 
+    /// Writes as much as the connection's TLS stream takes: the queue's first bytes (a record's
+    /// worth, files read with pread) are copied into the stream's stage and encrypted from there.
+    /// The bytes stay queued (and counted in `pending`) until OpenSSL has taken them.
+    mutating func write(tls: TLSStream) -> WriteResult {
+        while pending > 0 {
+            if tls.staged == 0 {
+                let stage = tls.stageBuffer()
+                var n = 0
+                var i = head
+                var skip = 0
+                while i < links.count && n < TLSStream.recordSize {
+                    let l = links[i]
+                    let count = min(l.count - skip, TLSStream.recordSize - n)
+                    if let file = l.file {
+                        let r = pread(file.fd, stage + n, count, off_t(l.offset + skip))
+                        if r < 0 && errno == EINTR { continue }
+                        if r <= 0 { return .failed(r == 0 ? EIO : errno) }  // 0: the file shrank under us
+                        n += r
+                        if r < count {
+                            skip += r
+                            continue
+                        }
+                    } else {
+                        (stage + n).copyMemory(from: l.start + skip, byteCount: count)
+                        n += count
+                    }
+                    if skip + count < l.count { break }  // the stage is full
+                    skip = 0
+                    i += 1
+                }
+                tls.staged = n
+                tls.taken = 0
+            }
+            switch tls.writeStaged() {
+            case .took(let n): consume(n)
+            case .wouldBlock: return .wouldBlock
+            case .failed: return .failed(ECONNRESET)
+            }
+        }
+        reset()
+        return .done
+    }
+
     private mutating func consume(_ written: Int) {
         var left = written
         pending -= written

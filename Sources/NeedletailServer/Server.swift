@@ -80,6 +80,9 @@ public struct ReloadedSettings: Sendable {
 public enum Listener: Sendable, Equatable {
     /// Native HTTP/1.1 for browsers and load balancers.
     case http(SocketAddress)
+    /// Native HTTP/1.1 over TLS 1.2/1.3 (`TLSContext` holds the certificate chain and key;
+    /// ALPN offers `http/1.1`). Requests on it have `isSecure` set.
+    case https(SocketAddress, TLSContext)
     /// FastCGI responder for nginx, lighttpd or any FastCGI client.
     case fastCGI(SocketAddress)
     /// FastCGI on a listening socket inherited as a file descriptor (fd 0 when spawned by
@@ -92,10 +95,27 @@ public enum Listener: Sendable, Equatable {
         ListeningSocket.isListeningSocket(0) ? .fastCGIInherited(fd: 0) : nil
     }
 
-    enum Kind { case http, fastCGI }
+    enum Kind: Equatable {
+        case http, fastCGI
+        case https(TLSContext)
+
+        /// Whether clients speak HTTP to it (with or without TLS).
+        var isHTTP: Bool { self != .fastCGI }
+        /// The name a successor gets its sockets by (`InheritedSockets`).
+        var name: String {
+            switch self {
+            case .http: "http"
+            case .https: "https"
+            case .fastCGI: "fastcgi"
+            }
+        }
+    }
     var kind: Kind {
-        if case .http = self { return .http }
-        return .fastCGI
+        switch self {
+        case .http: .http
+        case .https(_, let tls): .https(tls)
+        case .fastCGI, .fastCGIInherited: .fastCGI
+        }
     }
 }
 
@@ -169,7 +189,7 @@ public final class Server: Sendable {
                 options.unixMode = configuration.unixSocketMode
                 let address: SocketAddress
                 switch listener {
-                case .http(let a), .fastCGI(let a): address = a
+                case .http(let a), .fastCGI(let a), .https(let a, _): address = a
                 case .fastCGIInherited(let fd):
                     let s = try ListeningSocket.adopt(fd: fd)
                     shared.append((s, .fastCGI, false))
@@ -178,7 +198,7 @@ public final class Server: Sendable {
                     continue
                 }
                 // Sockets this process was started with (systemd, or a predecessor handing over).
-                let matching = inherited.filter { $0.kind == listener.kind && $0.socket.address.serves(address) }
+                let matching = inherited.filter { $0.protocolName == listener.kind.name && $0.socket.address.serves(address) }
                 if !matching.isEmpty {
                     inherited.removeAll { s in matching.contains { $0.socket.fd == s.socket.fd } }
                     place(matching, listener.kind)
@@ -201,7 +221,7 @@ public final class Server: Sendable {
                 options.reusePort = true
                 // HTTP clients speak first: have the kernel wait for the request before accept.
                 // (FastCGI web servers do too, but their connections are few and long-lived.)
-                if listener.kind == .http { options.deferAcceptSeconds = 10 }
+                if listener.kind.isHTTP { options.deferAcceptSeconds = 10 }
                 for i in perLoop.indices {
                     let s = try ListeningSocket.bind(actual, options: options)
                     opened.append((s, false))
@@ -214,7 +234,10 @@ public final class Server: Sendable {
             var byAddress: [(SocketAddress, Listener.Kind, [InheritedSocket])] = []
             for s in inherited {
                 guard let kind = s.kind else {
-                    logger.warning("inherited socket \(s.socket.address) is named \(s.name), not http or fastcgi; closed")
+                    logger.warning(
+                        s.protocolName == "https"
+                            ? "inherited socket \(s.socket.address) is named https, but no --https listener gives its certificate; closed"
+                            : "inherited socket \(s.socket.address) is named \(s.name), not http or fastcgi; closed")
                     s.socket.close(unlinking: false)
                     continue
                 }
@@ -258,7 +281,7 @@ public final class Server: Sendable {
     /// protocol, and `ownedSuffix` for a unix socket this process would remove at its stop.
     /// Not an inherited fd 0, which a successor inherits as fd 0.
     var namedSockets: [(name: String, fd: Int32)] {
-        func name(_ kind: Listener.Kind) -> String { kind == .http ? "http" : "fastcgi" }
+        func name(_ kind: Listener.Kind) -> String { kind.name }
         var list: [(String, Int32)] = []
         for loop in listenersByLoop { for (s, kind) in loop { list.append((name(kind), s.fd)) } }
         for (s, kind, unlink) in shared where s.fd != 0 { list.append((name(kind) + (unlink ? Self.ownedSuffix : ""), s.fd)) }
@@ -318,7 +341,8 @@ public final class Server: Sendable {
         }
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
-            case .http:
+            case .http, .https:
+                // A TLS client that opens and sends nothing is cut by the same header timeout.
                 return { connection in
                     connection.setTimeout(seconds: configuration.http.headerTimeout)
                     return HTTPConnection(context: context)
@@ -339,9 +363,9 @@ public final class Server: Sendable {
         }
         do throws(SystemCallError) {
             for (s, kind) in listenersByLoop[loop.index] {
-                try loop.addListener(s, readAtAccept: kind == .http, factory: factory(kind))
+                try loop.addListener(s, readAtAccept: kind.isHTTP, tls: kind.tls, factory: factory(kind))
             }
-            for (s, kind) in shared { try loop.addListener(s, exclusive: exclusive, factory: factory(kind)) }
+            for (s, kind) in shared { try loop.addListener(s, exclusive: exclusive, tls: kind.tls, factory: factory(kind)) }
         } catch {
             logger.critical("loop \(loop.index) cannot watch its listeners, it accepts nothing: \(error)")
         }
@@ -503,11 +527,24 @@ public final class Server: Sendable {
     }
 }
 
+extension Listener.Kind {
+    /// The TLS settings of an HTTPS listener.
+    var tls: TLSContext? {
+        if case .https(let t) = self { return t }
+        return nil
+    }
+}
+
 extension InheritedSocket {
-    /// The protocol its name gives ("http", "fastcgi", either with `Server.ownedSuffix`).
+    /// The protocol its name gives ("http", "https", "fastcgi", with or without `Server.ownedSuffix`).
+    var protocolName: String {
+        name.hasSuffix(Server.ownedSuffix) ? String(name.dropLast(Server.ownedSuffix.count)) : name
+    }
+
+    /// The protocol its name gives, for a socket no listener named ("https" needs a
+    /// certificate, which only a listener gives: nil).
     var kind: Listener.Kind? {
-        let base = name.hasSuffix(Server.ownedSuffix) ? String(name.dropLast(Server.ownedSuffix.count)) : name
-        switch base {
+        switch protocolName {
         case "http": return .http
         case "fastcgi": return .fastCGI
         default: return nil

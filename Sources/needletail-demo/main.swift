@@ -26,6 +26,15 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "Listen for HTTP on HOST:PORT, [IPv6]:PORT or unix:/path (repeatable).")
     var http: [String] = []
 
+    @ArgumentParser.Option(name: .long, help: "Listen for HTTPS (TLS 1.2/1.3) on HOST:PORT or [IPv6]:PORT (repeatable); needs --cert and --key.")
+    var https: [String] = []
+
+    @ArgumentParser.Option(name: .long, help: "PEM file with the certificate and its chain (leaf first), for --https.")
+    var cert: String?
+
+    @ArgumentParser.Option(name: .long, help: "PEM file with the certificate's private key, for --https.")
+    var key: String?
+
     @ArgumentParser.Option(name: .long, help: "Listen for FastCGI on HOST:PORT or unix:/path (repeatable).")
     var fastcgi: [String] = []
 
@@ -182,7 +191,7 @@ struct Serve: ParsableCommand {
         }
         logger.logLevel = fromFile.logLevel ?? fromFlags.level
         let errorLogger = logger
-        let cgi = http.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest
+        let cgi = http.isEmpty && https.isEmpty && fastcgi.isEmpty && CGIResponder.isCGIRequest
         // A server opens the board's records now, so that a folder it cannot use is in the log
         // at start; a CGI run opens them only for a request that shows the board.
         let onError: @Sendable (String) -> Void = { errorLogger.error("\($0)") }
@@ -227,6 +236,23 @@ struct Serve: ParsableCommand {
             listeners += try fastcgi.map { .fastCGI(try SocketAddress(parsing: $0)) }
         } catch let error as SocketError {
             throw ValidationError(error.description)
+        }
+        if !https.isEmpty {
+            guard let cert, let key else { throw ValidationError("--https needs --cert FILE and --key FILE (PEM)") }
+            // A certificate or key that cannot be used refuses the start, naming the file.
+            let tls: TLSContext
+            do { tls = try TLSContext(certificateFile: cert, keyFile: key) } catch {
+                predecessor?.failed("\(error)")
+                logger.critical("cannot serve HTTPS: \(error)")
+                throw ExitCode(1)
+            }
+            do {
+                listeners += try https.map { .https(try SocketAddress(parsing: $0), tls) }
+            } catch let error as SocketError {
+                throw ValidationError(error.description)
+            }
+        } else if cert != nil || key != nil {
+            throw ValidationError("--cert and --key are for --https, which is not given")
         }
         // Sockets from systemd (or a predecessor) are served by their names without flags.
         if listeners.isEmpty && getenv("LISTEN_FDS") == nil {
@@ -287,7 +313,10 @@ struct Serve: ParsableCommand {
 
         if fastcgiImpl == "libfcgi" {
             let fcgiListeners = listeners.filter {
-                if case .http = $0 { return false }; return true
+                switch $0 {
+                case .http, .https: return false
+                default: return true
+                }
             }
             guard fcgiListeners.count == 1, listeners.count == 1 else {
                 throw ValidationError("--fastcgi-impl libfcgi serves exactly one FastCGI listener and no --http")
@@ -309,6 +338,7 @@ struct Serve: ParsableCommand {
         let shown = zip(listeners, server.addresses).map { listener, address -> String in
             switch listener {
             case .http: return address.isUnix ? "HTTP on \(address)" : "http://\(address)"
+            case .https: return "https://\(address)"
             case .fastCGI: return "FastCGI on \(address)"
             case .fastCGIInherited: return "FastCGI on inherited fd 0 (\(address))"
             }

@@ -100,7 +100,8 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     private func respond(to head: consuming HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         let keepAlive = head.keepAlive && !connection.loop.isStopping
         let method = head.method, version = head.version
-        let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)))
+        let request = head.request(
+            body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: connection.isSecure)
         if context.observing {
             respondRecorded(request, method: method, version: version, keepAlive: keepAlive, on: connection)
             return

@@ -32,13 +32,13 @@ struct HTTPRequestHead {
 extension HTTPRequestHead {
     /// The `Request` a handler sees: its target, path, host, query and fields are ranges of the
     /// head's bytes (nothing is copied).
-    consuming func request(body: [UInt8], trailers: [UInt8], remote: RemoteAddress) -> Request {
+    consuming func request(body: [UInt8], trailers: [UInt8], remote: RemoteAddress, isSecure: Bool = false) -> Request {
         Request(
             method: method, version: version, storage: bytes,
             target: target, rawPath: rawPath, decodedPath: decodedPath, host: host,
             query: QueryParameters(storage: bytes, range: query),
             headers: HeaderFields(lines: bytes, range: fields, logged: logged),
             trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
-            body: body, remote: remote, isSecure: false)
+            body: body, remote: remote, isSecure: isSecure)
     }
 }

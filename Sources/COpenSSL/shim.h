@@ -1,0 +1,181 @@
+// Debian's libssl-dev (OpenSSL 3): TLS for the native HTTPS listener (docs/TLS.md).
+// Many of OpenSSL's settings are macros over SSL_CTX_ctrl, and the ALPN choice is a C
+// callback; Swift imports functions, so they are written here, as small as they can be.
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+/// Mozilla's "intermediate" TLS 1.2 cipher list (TLS 1.3 keeps OpenSSL's default suites,
+/// which are the same as Mozilla's).
+#define NT_TLS12_CIPHERS                                                                          \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"   \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"     \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+
+/// The first error on this thread's OpenSSL error queue (the cause; later ones only say
+/// where it surfaced), as "library: reason", and the queue cleared.
+static inline void nt_tls_error_text(char *out, size_t len) {
+    unsigned long e = ERR_peek_error();
+    if (e == 0) {
+        snprintf(out, len, "no detail from OpenSSL");
+    } else {
+        const char *lib = ERR_lib_error_string(e);
+        const char *reason = ERR_reason_error_string(e);
+        snprintf(out, len, "%s: %s", lib ? lib : "OpenSSL", reason ? reason : "unknown error");
+    }
+    ERR_clear_error();
+}
+
+/// ALPN: HTTP/1.1 is what this server speaks; a client that offers only other protocols gets
+/// the fatal no_application_protocol alert RFC 7301 asks for.
+static int nt_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                              unsigned int inlen, void *arg) {
+    (void)ssl;
+    (void)arg;
+    static const unsigned char ours[] = "\x08http/1.1";
+    unsigned char *chosen = NULL;
+    if (SSL_select_next_proto(&chosen, outlen, ours, sizeof ours - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = chosen;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static inline int nt_tls_check_readable(const char *what, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open the %s file %s: %s", what, path, strerror(errno));
+        return 0;
+    }
+    fclose(f);
+    return 1;
+}
+
+/// A server context: TLS 1.2 and 1.3 only, Mozilla's intermediate ciphers, no compression, no
+/// renegotiation, session tickets and a session cache for resumption, ALPN http/1.1, the
+/// certificate chain and key from PEM files. NULL with a message in `err` that names the file
+/// and the reason.
+static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, char *err, size_t errlen) {
+    char detail[256];
+    if (!nt_tls_check_readable("certificate", cert, err, errlen) || !nt_tls_check_readable("key", key, err, errlen)) {
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        nt_tls_error_text(detail, sizeof detail);
+        snprintf(err, errlen, "cannot make a TLS context: %s", detail);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // Partial writes and a moving buffer: the output queue hands over what it has staged and
+    // retries with the same bytes. Released buffers: an idle connection holds no record buffers.
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_dh_auto(ctx, 1);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"needletail", 10);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    if (SSL_CTX_set_cipher_list(ctx, NT_TLS12_CIPHERS) != 1) {
+        nt_tls_error_text(detail, sizeof detail);
+        snprintf(err, errlen, "cannot set the cipher list: %s", detail);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        nt_tls_error_text(detail, sizeof detail);
+        snprintf(err, errlen, "the certificate file %s holds no usable PEM certificate chain (%s)", cert, detail);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        int mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
+        nt_tls_error_text(detail, sizeof detail);
+        if (mismatch) {
+            snprintf(err, errlen, "the key in %s does not belong to the certificate in %s (%s)", key, cert, detail);
+        } else {
+            snprintf(err, errlen, "the key file %s holds no usable PEM private key (%s)", key, detail);
+        }
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        nt_tls_error_text(detail, sizeof detail);
+        snprintf(err, errlen, "the key in %s does not belong to the certificate in %s (%s)", key, cert, detail);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, nt_tls_alpn_select, NULL);
+    return ctx;
+}
+
+/// A connection's TLS state over its socket (OpenSSL's socket BIO), as the server side.
+static inline SSL *nt_tls_new(SSL_CTX *ctx, int fd) {
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL) return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+/// What a read or write that did not move bytes means.
+enum {
+    NT_TLS_WANT_READ = -1,
+    NT_TLS_WANT_WRITE = -2,
+    NT_TLS_FAILED = -3,
+};
+
+static inline int nt_tls_outcome(SSL *ssl, int r) {
+    switch (SSL_get_error(ssl, r)) {
+    case SSL_ERROR_WANT_READ: return NT_TLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return NT_TLS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == EAGAIN || errno == EINTR) return NT_TLS_WANT_READ;
+        return NT_TLS_FAILED;
+    default: return NT_TLS_FAILED;
+    }
+}
+
+/// Decrypted bytes read (> 0, the handshake first if it is not done), 0 when the peer has
+/// closed, or one of the NT_TLS_ values.
+static inline int nt_tls_read(SSL *ssl, void *buf, int len) {
+    ERR_clear_error();
+    int r = SSL_read(ssl, buf, len);
+    return r > 0 ? r : nt_tls_outcome(ssl, r);
+}
+
+/// Plain bytes taken (> 0: encrypted and sent, or queued in OpenSSL's record), or one of the
+/// NT_TLS_ values. After a want, the same bytes must be offered again.
+static inline int nt_tls_write(SSL *ssl, const void *buf, int len) {
+    ERR_clear_error();
+    int r = SSL_write(ssl, buf, len);
+    return r > 0 ? r : nt_tls_outcome(ssl, r);
+}
+
+/// Sends close_notify once the handshake is done and it was not sent yet (not waiting for
+/// the peer's: HTTP knows where its messages end).
+static inline void nt_tls_notify_close(SSL *ssl) {
+    if (SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN)) {
+        ERR_clear_error();
+        (void)SSL_shutdown(ssl);
+        ERR_clear_error();
+    }
+}
+
+/// close_notify (see above), then the connection's TLS state is freed.
+static inline void nt_tls_close(SSL *ssl) {
+    nt_tls_notify_close(ssl);
+    SSL_free(ssl);
+}
+
+/// The negotiated protocol version ("TLSv1.3") and cipher, for logs and tests.
+static inline const char *nt_tls_version(SSL *ssl) { return SSL_get_version(ssl); }
+static inline const char *nt_tls_cipher(SSL *ssl) { return SSL_get_cipher_name(ssl); }
+
+/// Whether decrypted bytes wait inside OpenSSL (read but not yet returned).
+static inline int nt_tls_pending(SSL *ssl) { return SSL_pending(ssl); }

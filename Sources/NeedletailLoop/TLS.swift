@@ -1,0 +1,123 @@
+import COpenSSL
+import Glibc
+
+/// Why a TLS context could not be made: which file and what is wrong with it.
+public struct TLSError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A certificate chain and its key, and the TLS settings of every connection accepted with
+/// them (OpenSSL 3): TLS 1.2 and 1.3 only, Mozilla's "intermediate" cipher list, no
+/// compression, no renegotiation, session resumption by tickets and by the session cache,
+/// ALPN `http/1.1`. Made once per listener and shared by its loops (OpenSSL's context is safe
+/// to use from several threads once set up; nothing changes it afterwards).
+public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConvertible {
+    let context: OpaquePointer
+    /// The PEM file with the certificate and its chain (leaf first).
+    public let certificateFile: String
+    /// The PEM file with the private key.
+    public let keyFile: String
+
+    /// Reads the certificate chain and key now; an error says which file and why.
+    public init(certificateFile: String, keyFile: String) throws(TLSError) {
+        var message = [CChar](repeating: 0, count: 1024)
+        guard let ctx = nt_tls_server_context(certificateFile, keyFile, &message, message.count) else {
+            throw TLSError(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        context = ctx
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
+
+    deinit { SSL_CTX_free(context) }
+
+    public static func == (a: TLSContext, b: TLSContext) -> Bool { a === b }
+
+    public var description: String { "TLS (certificate \(certificateFile), key \(keyFile))" }
+}
+
+/// One connection's TLS state: OpenSSL's record layer over the socket (its socket BIO), driven
+/// by the loop's readiness events, and the plain bytes staged for the record being written.
+///
+/// Reads always offer room for a whole record (16 KiB and more) and OpenSSL does not read
+/// ahead, so no decrypted byte is left inside OpenSSL between two reads: epoll's readiness
+/// of the socket is the whole truth about input.
+final class TLSStream {
+    let ssl: OpaquePointer
+    /// Plain bytes copied from the output queue for one `SSL_write` (at most a record), kept
+    /// until OpenSSL has taken all of them: after a want, the same bytes are offered again.
+    private(set) var stage: UnsafeMutableRawPointer?
+    /// Bytes staged, and how many of them OpenSSL has taken.
+    var staged = 0
+    var taken = 0
+    /// A read could not go on until the socket is writable (the handshake's answer did not fit).
+    var readWantsWrite = false
+
+    static let recordSize = 16 * 1024
+
+    init?(context: TLSContext, fd: Int32) {
+        guard let s = nt_tls_new(context.context, fd) else { return nil }
+        ssl = s
+    }
+
+    deinit {
+        nt_tls_close(ssl)
+        stage?.deallocate()
+    }
+
+    /// Like read(2): decrypted bytes, 0 when the peer closed, or -1 with errno EAGAIN (wait for
+    /// the socket; `readWantsWrite` says which way) or ECONNRESET (the handshake or a record failed).
+    func read(_ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        let r = nt_tls_read(ssl, buffer, Int32(clamping: count))
+        if r >= 0 { return Int(r) }
+        switch r {
+        case Int32(NT_TLS_WANT_READ):
+            errno = EAGAIN
+        case Int32(NT_TLS_WANT_WRITE):
+            readWantsWrite = true
+            errno = EAGAIN
+        default:
+            errno = ECONNRESET
+        }
+        return -1
+    }
+
+    /// The stage's memory, made on first use.
+    func stageBuffer() -> UnsafeMutableRawPointer {
+        if let s = stage { return s }
+        let s = UnsafeMutableRawPointer.allocate(byteCount: TLSStream.recordSize, alignment: 16)
+        stage = s
+        return s
+    }
+
+    enum Written {
+        case took(Int)
+        case wouldBlock
+        case failed
+    }
+
+    /// Offers the staged bytes not yet taken to OpenSSL.
+    func writeStaged() -> Written {
+        guard let s = stage, taken < staged else { return .took(0) }
+        let r = nt_tls_write(ssl, s + taken, Int32(staged - taken))
+        if r > 0 {
+            taken += Int(r)
+            if taken == staged {
+                staged = 0
+                taken = 0
+            }
+            return .took(Int(r))
+        }
+        if r == Int32(NT_TLS_WANT_READ) || r == Int32(NT_TLS_WANT_WRITE) { return .wouldBlock }
+        return .failed
+    }
+
+    /// Sends close_notify (before the write side is shut).
+    func notifyClose() { nt_tls_notify_close(ssl) }
+
+    /// The protocol version and cipher agreed on ("TLSv1.3 TLS_AES_256_GCM_SHA384").
+    var negotiated: String {
+        String(cString: nt_tls_version(ssl)) + " " + String(cString: nt_tls_cipher(ssl))
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Glibc
+import NeedletailLoop
+import NeedletailTestSupport
+import Testing
+
+@testable import NeedletailServer
+
+/// A self-signed certificate for 127.0.0.1 and localhost, made with the openssl tool.
+struct TestCertificate {
+    let directory: String
+    var cert: String { directory + "/cert.pem" }
+    var key: String { directory + "/key.pem" }
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "needletail-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let r = try run(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", directory + "/key.pem",
+                "-out", directory + "/cert.pem", "-days", "2", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ])
+        guard r.status == 0 else { throw TestFailure("openssl req failed: \(r.output)") }
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// An HTTPS server of the test app (and a plain HTTP listener beside it), stopped after `body`.
+func withTLSServer<T>(
+    configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (TestCertificate, SocketAddress, SocketAddress) throws -> T
+) throws -> T {
+    let certificate = try TestCertificate()
+    defer { certificate.remove() }
+    let tls = try TLSContext(certificateFile: certificate.cert, keyFile: certificate.key)
+    var config = ServerConfiguration()
+    config.loops = 1
+    configure(&config)
+    let server = try Server(
+        responder: TestApp.withStreaming(TestApp.router()),
+        listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls), .http(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
+    try server.start()
+    defer {
+        server.shutdown(grace: 1)
+        server.wait()
+    }
+    return try body(certificate, server.addresses[0], server.addresses[1])
+}
+
+@Suite("HTTPS on the native server (OpenSSL on the loop)", .serialized)
+struct TLSTests {
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func curlOverTLS12And13() throws {
+        try withTLSServer { certificate, address, plain in
+            let base = "https://\(address)"
+            for (flags, version) in [(["--tlsv1.2", "--tls-max", "1.2"], "TLSv1.2"), (["--tlsv1.3"], "TLSv1.3")] {
+                // The certificate is checked against the file: no -k.
+                let r = try run("curl", ["-sS", "-v", "--cacert", certificate.cert] + flags + ["\(base)/hello?name=%3Ctls%3E"])
+                #expect(r.status == 0, "\(r.output)")
+                #expect(r.output.contains("SSL connection using \(version)"), "\(r.output)")
+                #expect(r.output.contains("<h1>Hello &lt;tls&gt;</h1>"))
+            }
+            // ALPN: a client offering h2 and http/1.1 gets HTTP/1.1.
+            let h2 = try run("curl", ["-sS", "-v", "--http2", "--cacert", certificate.cert, "\(base)/hello"])
+            #expect(h2.output.contains("ALPN: server accepted http/1.1"), "\(h2.output)")
+            #expect(h2.output.contains("<h1>Hello world</h1>"))
+            // Keep-alive: two requests on one TLS connection.
+            let two = try run("curl", ["-sS", "-v", "--cacert", certificate.cert, "\(base)/hello?name=a", "\(base)/hello?name=b"])
+            #expect(two.output.contains("Re-using existing connection"), "\(two.output)")
+            #expect(two.output.contains("<h1>Hello a</h1>") && two.output.contains("<h1>Hello b</h1>"))
+            // The request knows it came over TLS; the plain listener's does not.
+            let info = try run("curl", ["-sS", "--cacert", certificate.cert, "\(base)/info"])
+            #expect(info.output.contains("secure=true"), "\(info.output)")
+            let plainInfo = try run("curl", ["-sS", "http://\(plain)/info"])
+            #expect(plainInfo.output.contains("secure=false"), "\(plainInfo.output)")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func bodiesBothWaysSurviveRecordsAndSlowReaders() throws {
+        try withTLSServer { certificate, address, _ in
+            let base = "https://\(address)"
+            // A body of many records in (the read path) and out (the staged write path).
+            let upload = certificate.directory + "/upload.bin"
+            var bytes = [UInt8](repeating: 0, count: 300_000)
+            for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 7 &+ i >> 9) }
+            try Data(bytes).write(to: URL(fileURLWithPath: upload))
+            let echoed = certificate.directory + "/echoed.bin"
+            let post = try run("curl", ["-sS", "--cacert", certificate.cert, "--data-binary", "@" + upload, "-o", echoed, "\(base)/echo"])
+            #expect(post.status == 0, "\(post.output)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: echoed)) == Data(bytes))
+            // A reader slower than the server: the socket fills, staged bytes wait for EPOLLOUT.
+            let big = try run(
+                "curl", ["-sS", "--cacert", certificate.cert, "--limit-rate", "2M", "-w", "%{size_download}", "-o", "/dev/null", "\(base)/big?n=3000000"])
+            #expect(big.output == "3000000", "\(big.output)")
+            let text = try run("curl", ["-sS", "--cacert", certificate.cert, "\(base)/big?n=100000"])
+            #expect(text.output.utf8.count == 100_000)
+            #expect(text.output.utf8.enumerated().allSatisfy { $1 == UInt8(97 + $0 % 26) })
+            // An immortal chunk (by reference in the chain) and a stream written from another thread.
+            let stat = try run("curl", ["-sS", "--cacert", certificate.cert, "\(base)/static"])
+            #expect(stat.output.hasSuffix("&lt;end&gt;"))
+            #expect(stat.output.utf8.count == 4096 + 11)
+            let stream = try run("curl", ["-sS", "--cacert", certificate.cert, "\(base)/stream?n=3"])
+            #expect(stream.output == "part 0\npart 1\npart 2\n", "\(stream.output)")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("openssl") && toolAvailable("curl")))
+    func oldProtocolsOtherALPNAndPlainHTTPAreRefused() throws {
+        try withTLSServer { certificate, address, _ in
+            let connect = "\(address)"
+            func sClient(_ flags: String) throws -> (status: Int32, output: String) {
+                try run("sh", ["-c", "timeout 10 openssl s_client -connect \(connect) \(flags) </dev/null 2>&1"])
+            }
+            for old in ["-tls1", "-tls1_1"] {
+                let r = try sClient(old)
+                #expect(r.output.contains("alert protocol version") || r.output.contains("no protocols available"), "\(r.output)")
+                #expect(!r.output.contains("BEGIN CERTIFICATE"))
+            }
+            let h2only = try sClient("-alpn h2")
+            #expect(h2only.output.contains("no application protocol"), "\(h2only.output)")
+            let ok = try sClient("-alpn http/1.1 -tls1_2")
+            #expect(ok.output.contains("ALPN protocol: http/1.1"), "\(ok.output)")
+            #expect(ok.output.contains("Protocol  : TLSv1.2") || ok.output.contains("Protocol: TLSv1.2"), "\(ok.output)")
+            // Plain HTTP to the TLS port gets no HTTP answer (the handshake fails; the loop serves on).
+            let plain = try run("curl", ["-sS", "-m", "5", "http://\(address)/hello"])
+            #expect(plain.status != 0)
+            #expect(!plain.output.contains("Hello"))
+            let after = try run("curl", ["-sS", "--cacert", certificate.cert, "https://\(address)/hello"])
+            #expect(after.output == "<h1>Hello world</h1>")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("openssl")))
+    func aStalledHandshakeIsCutByTheHeaderTimeout() throws {
+        try withTLSServer(configure: { $0.http.headerTimeout = 1 }) { _, address, _ in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { Glibc.close(fd) }
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            guard case .ipv4(_, let port) = address else { throw TestFailure("not IPv4: \(address)") }
+            sin.sin_port = port.bigEndian
+            sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(connected == 0)
+            // The start of a ClientHello record, and then nothing. (A client that sends not even
+            // that stays in the kernel: the listener's TCP_DEFER_ACCEPT, 10 s, as for HTTP.)
+            let partial: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0xc8, 0x01]
+            #expect(send(fd, partial, partial.count, 0) == partial.count)
+            var tv = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let start = monotonicSeconds()
+            var byte: UInt8 = 0
+            let n = recv(fd, &byte, 1, 0)
+            #expect(n == 0, "the server should close a handshake that stalls")
+            #expect(monotonicSeconds() - start < 5)
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("openssl")))
+    func unusableFilesAreNamedWithTheReason() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        func message(_ cert: String, _ key: String) -> String {
+            do {
+                _ = try TLSContext(certificateFile: cert, keyFile: key)
+                return "no error"
+            } catch {
+                return error.description
+            }
+        }
+        let missing = certificate.directory + "/missing.pem"
+        #expect(message(missing, certificate.key) == "cannot open the certificate file \(missing): No such file or directory")
+        let garbage = certificate.directory + "/garbage.pem"
+        try "not a certificate\n".write(toFile: garbage, atomically: true, encoding: .utf8)
+        #expect(message(garbage, certificate.key).hasPrefix("the certificate file \(garbage) holds no usable PEM certificate chain"))
+        #expect(message(certificate.cert, garbage).hasPrefix("the key file \(garbage) holds no usable PEM private key"))
+        let other = certificate.directory + "/other.pem"
+        let made = try run("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", other])
+        #expect(made.status == 0)
+        #expect(message(certificate.cert, other).hasPrefix("the key in \(other) does not belong to the certificate in \(certificate.cert)"))
+        #expect(message(certificate.cert, certificate.key) == "no error")
+    }
+
+    @Test(.enabled(if: toolAvailable("wrk") && toolAvailable("openssl")))
+    func manyConnectionsAtOnce() throws {
+        try withTLSServer { _, address, _ in
+            let r = try run("wrk", ["-t1", "-c32", "-d1s", "https://\(address)/hello?name=wrk"])
+            #expect(r.status == 0)
+            #expect(!r.output.contains("Non-2xx"), "\(r.output)")
+            #expect(!r.output.contains("Socket errors"), "\(r.output)")
+            #expect(r.output.contains("requests in"))
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func theDemoServesHTTPSAndItsCookiesAreSecure() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let noKey = try run(demoBinary(), ["serve", "--https", "127.0.0.1:0", "--cert", certificate.cert])
+        #expect(noKey.status != 0)
+        #expect(noKey.output.contains("--https needs --cert FILE and --key FILE"), "\(noKey.output)")
+        let missing = try run(demoBinary(), ["serve", "--https", "127.0.0.1:0", "--cert", certificate.cert, "--key", "/nonexistent/key.pem"])
+        #expect(missing.status != 0)
+        #expect(missing.output.contains("cannot open the key file /nonexistent/key.pem"), "\(missing.output)")
+
+        let port = freePort()
+        let server = try SpawnedProcess(
+            demoBinary(),
+            ["serve", "--https", "127.0.0.1:\(port)", "--cert", certificate.cert, "--key", certificate.key, "--loops", "1",
+             "--data", certificate.directory + "/data"])
+        defer { server.stop() }
+        var headers = ""
+        for _ in 0..<100 {
+            let r = try run("curl", ["-sS", "-I", "--cacert", certificate.cert, "https://127.0.0.1:\(port)/board"])
+            if r.status == 0 {
+                headers = r.output
+                break
+            }
+            usleep(50_000)
+        }
+        #expect(headers.contains("HTTP/1.1 200"), "\(headers)")
+        let cookie = headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") }
+        #expect(cookie?.hasSuffix("; Secure") == true, "\(headers)")
+    }
+}
