@@ -75,6 +75,10 @@ static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, 
     // retries with the same bytes. Released buffers: an idle connection holds no record buffers.
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_dh_auto(ctx, 1);
+    // Read ahead: one read(2) takes a whole record (and whatever follows it) instead of its
+    // 5-byte header and then its body. What OpenSSL holds back is then invisible to epoll: the
+    // loop asks nt_tls_pending and reads on (docs/TLS.md).
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"needletail", 10);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     if (SSL_CTX_set_cipher_list(ctx, NT_TLS12_CIPHERS) != 1) {
@@ -177,5 +181,6 @@ static inline void nt_tls_close(SSL *ssl) {
 static inline const char *nt_tls_version(SSL *ssl) { return SSL_get_version(ssl); }
 static inline const char *nt_tls_cipher(SSL *ssl) { return SSL_get_cipher_name(ssl); }
 
-/// Whether decrypted bytes wait inside OpenSSL (read but not yet returned).
-static inline int nt_tls_pending(SSL *ssl) { return SSL_pending(ssl); }
+/// Whether bytes read from the socket wait inside OpenSSL (a record read ahead, or decrypted
+/// bytes not yet returned): epoll will not say so.
+static inline int nt_tls_pending(SSL *ssl) { return SSL_has_pending(ssl); }

@@ -274,6 +274,8 @@ public final class Connection {
     /// `ConnectionState.wantedEvents`); a registration the kernel refuses closes the connection.
     func updateInterest(afterInput: Bool = false) {
         guard !isClosed else { return }
+        // Reading may go on: input OpenSSL holds would not wake epoll.
+        if let tls, state.mayRead, tls.hasPending { loop.queueTLSRead(self) }
         let want = state.wantedEvents(afterInput: afterInput)
         if want != state.interest {
             guard loop.modify(self, events: want) else {

@@ -407,8 +407,9 @@ public final class EventLoop: @unchecked Sendable {
         while running {
             repeat {
                 runLocalJobs()
+                if !tlsPending.isEmpty { readPendingTLS() }
                 if !beforeWaiting.isEmpty { runBeforeWaiting() }
-            } while !localJobs.isEmpty
+            } while !localJobs.isEmpty || !tlsPending.isEmpty
             var timeout: Int32 = (connectionCount > 0 || isStopping) ? 1000 : -1
             if let next = timers.millisecondsToNext() { timeout = timeout < 0 ? Int32(min(next, 1000)) : min(timeout, Int32(min(next, 1000))) }
             let n = epoll_wait(epfd, events, Int32(maxEvents), timeout)
@@ -542,9 +543,7 @@ public final class EventLoop: @unchecked Sendable {
                     refused = true
                     break
                 }
-                // A TLS read gets room for whole records, so that OpenSSL keeps no decrypted
-                // bytes back (the cap is then exceeded by less than one read).
-                let room = c.tls == nil ? min(readBufferSize, configuration.maxBufferedInput - buf.count) : readBufferSize
+                let room = min(readBufferSize, configuration.maxBufferedInput - buf.count)
                 var got = 0
                 buf.appendWriting(maxCount: room) { dst in
                     let n = c.readSocket(dst.baseAddress, room)
@@ -573,8 +572,12 @@ public final class EventLoop: @unchecked Sendable {
                     }
                 }
                 if c.isClosed { return }
-                // TLS: one record per read; a full one says more may be waiting.
-                if r < (c.tls == nil ? readBufferSize : TLSStream.recordSize) { break }
+                // TLS: at most one record per read; OpenSSL may hold more (read ahead).
+                if let t = c.tls {
+                    if !t.hasPending && r < TLSStream.recordSize { break }
+                } else if r < readBufferSize {
+                    break
+                }
             } else if r == 0 {
                 c.state.peerHalfClosed = true
                 c.handler.peerClosed(c)
@@ -590,6 +593,30 @@ public final class EventLoop: @unchecked Sendable {
         c.pump()
         // Input is waiting that is not wanted now: read interest goes (level-triggered epoll).
         c.updateInterest(afterInput: refused)
+        if let t = c.tls, !c.isClosed, t.hasPending { queueTLSRead(c) }
+    }
+
+    /// TLS connections with input inside OpenSSL that epoll does not report (read ahead), to
+    /// be read before the loop next waits.
+    @exclusivity(unchecked) private var tlsPending: [Connection] = []
+
+    /// Reads `c` again before the loop waits, if it may read then (called when OpenSSL holds
+    /// input: after a read that stopped early, when reading resumes).
+    func queueTLSRead(_ c: Connection) {
+        guard let t = c.tls, !t.queuedForPending else { return }
+        t.queuedForPending = true
+        tlsPending.append(c)
+    }
+
+    private func readPendingTLS() {
+        let batch = tlsPending
+        tlsPending.removeAll(keepingCapacity: true)
+        for c in batch {
+            guard let t = c.tls else { continue }
+            t.queuedForPending = false
+            // One that may not read now is queued again when it may (Connection.updateInterest).
+            if !c.isClosed, c.state.mayRead, t.hasPending { readable(c) }
+        }
     }
 
     private func acceptBurst(_ index: Int) {

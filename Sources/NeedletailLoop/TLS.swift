@@ -40,9 +40,9 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
 /// One connection's TLS state: OpenSSL's record layer over the socket (its socket BIO), driven
 /// by the loop's readiness events, and the plain bytes staged for the record being written.
 ///
-/// Reads always offer room for a whole record (16 KiB and more) and OpenSSL does not read
-/// ahead, so no decrypted byte is left inside OpenSSL between two reads: epoll's readiness
-/// of the socket is the whole truth about input.
+/// OpenSSL reads ahead (one read(2) per record instead of two), so bytes may wait inside it
+/// that epoll does not report: `hasPending` says so, and the loop reads on before it waits
+/// (`EventLoop.readPendingTLS`).
 final class TLSStream {
     let ssl: OpaquePointer
     /// Plain bytes copied from the output queue for one `SSL_write` (at most a record), kept
@@ -53,6 +53,16 @@ final class TLSStream {
     var taken = 0
     /// A read could not go on until the socket is writable (the handshake's answer did not fit).
     var readWantsWrite = false
+    /// On the loop's list of connections to read again before it waits.
+    var queuedForPending = false
+
+    /// The last read wanted more from the socket: what OpenSSL holds (if anything) is part of
+    /// a record, and epoll tells when the rest comes.
+    private var starved = false
+
+    /// Whether input waits inside OpenSSL (read from the socket, not yet returned) that a read
+    /// can use without the socket.
+    var hasPending: Bool { !starved && nt_tls_pending(ssl) != 0 }
 
     static let recordSize = 16 * 1024
 
@@ -70,9 +80,11 @@ final class TLSStream {
     /// the socket; `readWantsWrite` says which way) or ECONNRESET (the handshake or a record failed).
     func read(_ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
         let r = nt_tls_read(ssl, buffer, Int32(clamping: count))
+        starved = false
         if r >= 0 { return Int(r) }
         switch r {
         case Int32(NT_TLS_WANT_READ):
+            starved = true
             errno = EAGAIN
         case Int32(NT_TLS_WANT_WRITE):
             readWantsWrite = true
