@@ -2,7 +2,9 @@
 // Many of OpenSSL's settings are macros over SSL_CTX_ctrl, and the ALPN choice is a C
 // callback; Swift imports functions, so they are written here, as small as they can be.
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -112,6 +114,89 @@ static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, 
     }
     SSL_CTX_set_alpn_select_cb(ctx, nt_tls_alpn_select, NULL);
     return ctx;
+}
+
+/// The other certificates of a listener (SNI), owned by its default context: freed with it,
+/// so that a context replaced by a reload stays whole for the handshakes still using it.
+typedef struct {
+    int count;
+    SSL_CTX *contexts[];
+} nt_tls_sni_set;
+
+static void nt_tls_sni_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    nt_tls_sni_set *set = ptr;
+    if (set == NULL) return;
+    for (int i = 0; i < set->count; i++) SSL_CTX_free(set->contexts[i]);
+    free(set);
+}
+
+static int nt_tls_sni_index_value = -1;
+static void nt_tls_sni_index_init(void) {
+    nt_tls_sni_index_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, nt_tls_sni_free);
+}
+static int nt_tls_sni_index(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, nt_tls_sni_index_init);
+    return nt_tls_sni_index_value;
+}
+
+static int nt_tls_certificate_names(SSL_CTX *ctx, const char *name) {
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    return cert != NULL && X509_check_host(cert, name, 0, 0, NULL) == 1;
+}
+
+/// SNI: the first certificate whose names (subjectAltName DNS entries, wildcards as RFC 6125
+/// says) cover the name the client asked for; the default one otherwise.
+static int nt_tls_servername(SSL *ssl, int *alert, void *arg) {
+    (void)alert;
+    (void)arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (name == NULL) return SSL_TLSEXT_ERR_NOACK;
+    SSL_CTX *current = SSL_get_SSL_CTX(ssl);
+    nt_tls_sni_set *set = SSL_CTX_get_ex_data(current, nt_tls_sni_index());
+    if (set == NULL || nt_tls_certificate_names(current, name)) return SSL_TLSEXT_ERR_OK;
+    for (int i = 0; i < set->count; i++) {
+        if (nt_tls_certificate_names(set->contexts[i], name)) {
+            SSL_set_SSL_CTX(ssl, set->contexts[i]);
+            break;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/// A listener's contexts from `count` certificate and key files: the first is the default,
+/// the others are chosen by SNI. NULL with a message in `err` (see nt_tls_server_context).
+static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, int count, char *err, size_t errlen) {
+    int index = nt_tls_sni_index();
+    if (index < 0) {
+        snprintf(err, errlen, "cannot register OpenSSL extra data for SNI");
+        return NULL;
+    }
+    SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], err, errlen);
+    if (first == NULL || count == 1) return first;
+    nt_tls_sni_set *set = calloc(1, sizeof(nt_tls_sni_set) + sizeof(SSL_CTX *) * (size_t)(count - 1));
+    if (set == NULL) {
+        snprintf(err, errlen, "out of memory");
+        SSL_CTX_free(first);
+        return NULL;
+    }
+    for (int i = 1; i < count; i++) {
+        SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], err, errlen);
+        if (other == NULL) {
+            nt_tls_sni_free(NULL, set, NULL, 0, 0, NULL);
+            SSL_CTX_free(first);
+            return NULL;
+        }
+        set->contexts[set->count++] = other;
+    }
+    SSL_CTX_set_ex_data(first, index, set);
+    SSL_CTX_set_tlsext_servername_callback(first, nt_tls_servername);
+    return first;
 }
 
 /// A connection's TLS state over its socket (OpenSSL's socket BIO), as the server side.

@@ -16,3 +16,4 @@
 @_exported import enum NeedletailLoop.Waiting
 @_exported import class NeedletailLoop.TLSContext
 @_exported import struct NeedletailLoop.TLSError
+@_exported import struct NeedletailLoop.TLSCertificate

@@ -1,5 +1,6 @@
 import COpenSSL
 import Glibc
+import Synchronization
 
 /// Why a TLS context could not be made: which file and what is wrong with it.
 public struct TLSError: Error, CustomStringConvertible, Sendable {
@@ -7,34 +8,87 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// A certificate chain and its key, and the TLS settings of every connection accepted with
-/// them (OpenSSL 3): TLS 1.2 and 1.3 only, Mozilla's "intermediate" cipher list, no
-/// compression, no renegotiation, session resumption by tickets and by the session cache,
-/// ALPN `http/1.1`. Made once per listener and shared by its loops (OpenSSL's context is safe
-/// to use from several threads once set up; nothing changes it afterwards).
-public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConvertible {
-    let context: OpaquePointer
-    /// The PEM file with the certificate and its chain (leaf first).
-    public let certificateFile: String
-    /// The PEM file with the private key.
-    public let keyFile: String
-
-    /// Reads the certificate chain and key now; an error says which file and why.
-    public init(certificateFile: String, keyFile: String) throws(TLSError) {
-        var message = [CChar](repeating: 0, count: 1024)
-        guard let ctx = nt_tls_server_context(certificateFile, keyFile, &message, message.count) else {
-            throw TLSError(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        context = ctx
+/// A certificate chain (PEM, leaf first) and its private key (PEM).
+public struct TLSCertificate: Sendable, Equatable, CustomStringConvertible {
+    public var certificateFile: String
+    public var keyFile: String
+    public init(certificateFile: String, keyFile: String) {
         self.certificateFile = certificateFile
         self.keyFile = keyFile
     }
+    public var description: String { "certificate \(certificateFile), key \(keyFile)" }
+}
 
-    deinit { SSL_CTX_free(context) }
+/// The certificates of an HTTPS listener and the TLS settings of every connection it accepts
+/// (OpenSSL 3): TLS 1.2 and 1.3 only, Mozilla's "intermediate" cipher list, no compression, no
+/// renegotiation, session resumption by tickets and by the session cache, ALPN `http/1.1`.
+/// The first certificate is the default; the others are chosen by the name the client asks
+/// for (SNI), matched against each certificate's names. `reload()` re-reads the files (what
+/// SIGHUP does): connections accepted from then on use the new ones, connections open keep
+/// theirs. Made once per listener and shared by its loops.
+public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConvertible {
+    struct Pointer: @unchecked Sendable { let raw: OpaquePointer }
+    /// The default context (owning the SNI ones); replaced whole by a reload.
+    private let current: Mutex<Pointer>
+    /// The files, in the order given.
+    public let certificates: [TLSCertificate]
+
+    /// Reads the certificate chains and keys now; an error says which file and why.
+    public init(certificates: [TLSCertificate]) throws(TLSError) {
+        guard !certificates.isEmpty else { throw TLSError("no certificate given") }
+        self.certificates = certificates
+        current = Mutex(try TLSContext.make(certificates))
+    }
+
+    /// One certificate and its key.
+    public convenience init(certificateFile: String, keyFile: String) throws(TLSError) {
+        try self.init(certificates: [TLSCertificate(certificateFile: certificateFile, keyFile: keyFile)])
+    }
+
+    private static func make(_ certificates: [TLSCertificate]) throws(TLSError) -> Pointer {
+        var message = [CChar](repeating: 0, count: 1024)
+        let made: OpaquePointer? = withCStrings(certificates.map(\.certificateFile)) { certs in
+            withCStrings(certificates.map(\.keyFile)) { keys in
+                nt_tls_server_set(certs, keys, Int32(certificates.count), &message, message.count)
+            }
+        }
+        guard let made else {
+            throw TLSError(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return Pointer(raw: made)
+    }
+
+    /// Reads the files again and uses them for the connections accepted from now on; on an
+    /// error (which names the file) the certificates in use stay.
+    public func reload() throws(TLSError) {
+        let fresh = try TLSContext.make(certificates)
+        let old = current.withLock { p in
+            let o = p
+            p = fresh
+            return o
+        }
+        // Connections made from the old context hold references to it (OpenSSL counts them).
+        SSL_CTX_free(old.raw)
+    }
+
+    /// A new connection's TLS state over `fd`, from the context in use now.
+    func newConnection(fd: Int32) -> OpaquePointer? {
+        current.withLock { p in nt_tls_new(p.raw, fd).map { Pointer(raw: $0) } }?.raw
+    }
+
+    deinit { current.withLock { SSL_CTX_free($0.raw) } }
 
     public static func == (a: TLSContext, b: TLSContext) -> Bool { a === b }
 
-    public var description: String { "TLS (certificate \(certificateFile), key \(keyFile))" }
+    public var description: String { "TLS (" + certificates.map(\.description).joined(separator: "; ") + ")" }
+}
+
+/// Calls `body` with a C array of C strings (valid during the call).
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { UnsafePointer($0) }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
 /// One connection's TLS state: OpenSSL's record layer over the socket (its socket BIO), driven
@@ -67,7 +121,7 @@ final class TLSStream {
     static let recordSize = 16 * 1024
 
     init?(context: TLSContext, fd: Int32) {
-        guard let s = nt_tls_new(context.context, fd) else { return nil }
+        guard let s = context.newConnection(fd: fd) else { return nil }
         ssl = s
     }
 

@@ -138,6 +138,8 @@ public final class Server: Sendable {
     private let accessLogFile: AccessLogFile?
     private let upgrader = Upgrader()
     private let nextAdopter = Atomic<Int>(0)
+    /// The HTTPS listeners' certificates, re-read by `reload()`.
+    private let tlsContexts: [TLSContext]
 
     /// Binds the listeners and makes the loops; nothing runs until `start()` or `runUntilSignalled()`.
     public init(
@@ -257,6 +259,9 @@ public final class Server: Sendable {
         }
         listenersByLoop = perLoop
         self.shared = shared
+        var contexts: [TLSContext] = []
+        for case .https(_, let tls) in listeners where !contexts.contains(where: { $0 === tls }) { contexts.append(tls) }
+        tlsContexts = contexts
         self.bound = bound
     }
 
@@ -396,21 +401,34 @@ public final class Server: Sendable {
     }
 
     /// Re-reads what can change without a new process (what SIGHUP does; see
-    /// ``ReloadedSettings``): calls `configuration.reload` on the calling thread, then hands the
-    /// new fields to every loop, which uses them from its next answer on. Returns whether the
-    /// settings changed; the log says how.
+    /// ``ReloadedSettings``): the HTTPS listeners' certificates and keys (new connections get
+    /// the new ones; a file that cannot be used keeps the old ones and is logged), then
+    /// `configuration.reload` on the calling thread, whose new fields every loop uses from its
+    /// next answer on. Returns whether anything changed; the log says how.
     @discardableResult
     public func reload() -> Bool {
+        var changed = false
+        for tls in tlsContexts {
+            do {
+                try tls.reload()
+                logger.notice("reloaded \(tls)")
+                changed = true
+            } catch {
+                logger.error("certificate reload failed, the certificates in use stay: \(error)")
+            }
+        }
         guard let read = configuration.reload else {
-            logger.notice("reload asked for (SIGHUP), but this server has nothing to re-read; for anything else, upgrade (SIGUSR2)")
-            return false
+            if tlsContexts.isEmpty {
+                logger.notice("reload asked for (SIGHUP), but this server has nothing to re-read; for anything else, upgrade (SIGUSR2)")
+            }
+            return changed
         }
         let settings: ReloadedSettings
         do {
             settings = try read()
         } catch {
             logger.error("reload failed, the current settings stay: \(error)")
-            return false
+            return changed
         }
         if let fields = settings.defaultFields {
             for (loop, context) in state.loops {

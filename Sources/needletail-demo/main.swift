@@ -29,11 +29,13 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "Listen for HTTPS (TLS 1.2/1.3) on HOST:PORT or [IPv6]:PORT (repeatable); needs --cert and --key.")
     var https: [String] = []
 
-    @ArgumentParser.Option(name: .long, help: "PEM file with the certificate and its chain (leaf first), for --https.")
-    var cert: String?
+    @ArgumentParser.Option(
+        name: .long,
+        help: "PEM file with a certificate and its chain (leaf first), for --https; repeatable, each with its --key: the first is the default, the others are chosen by SNI. Re-read on SIGHUP.")
+    var cert: [String] = []
 
-    @ArgumentParser.Option(name: .long, help: "PEM file with the certificate's private key, for --https.")
-    var key: String?
+    @ArgumentParser.Option(name: .long, help: "PEM file with the private key of the --cert given in the same place.")
+    var key: [String] = []
 
     @ArgumentParser.Option(name: .long, help: "Listen for FastCGI on HOST:PORT or unix:/path (repeatable).")
     var fastcgi: [String] = []
@@ -238,10 +240,14 @@ struct Serve: ParsableCommand {
             throw ValidationError(error.description)
         }
         if !https.isEmpty {
-            guard let cert, let key else { throw ValidationError("--https needs --cert FILE and --key FILE (PEM)") }
+            guard !cert.isEmpty, cert.count == key.count else {
+                throw ValidationError("--https needs --cert FILE and --key FILE (PEM), one --key for each --cert")
+            }
             // A certificate or key that cannot be used refuses the start, naming the file.
             let tls: TLSContext
-            do { tls = try TLSContext(certificateFile: cert, keyFile: key) } catch {
+            do {
+                tls = try TLSContext(certificates: zip(cert, key).map { TLSCertificate(certificateFile: $0, keyFile: $1) })
+            } catch {
                 predecessor?.failed("\(error)")
                 logger.critical("cannot serve HTTPS: \(error)")
                 throw ExitCode(1)
@@ -251,7 +257,7 @@ struct Serve: ParsableCommand {
             } catch let error as SocketError {
                 throw ValidationError(error.description)
             }
-        } else if cert != nil || key != nil {
+        } else if !cert.isEmpty || !key.isEmpty {
             throw ValidationError("--cert and --key are for --https, which is not given")
         }
         // Sockets from systemd (or a predecessor) are served by their names without flags.

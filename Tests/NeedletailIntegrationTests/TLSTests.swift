@@ -12,18 +12,20 @@ struct TestCertificate {
     var cert: String { directory + "/cert.pem" }
     var key: String { directory + "/key.pem" }
 
-    init() throws {
+    /// `names`: the subjectAltName entries.
+    init(names: String = "DNS:localhost,IP:127.0.0.1", commonName: String = "localhost") throws {
         directory = NSTemporaryDirectory() + "needletail-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let r = try run(
             "openssl",
             [
                 "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", directory + "/key.pem",
-                "-out", directory + "/cert.pem", "-days", "2", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-out", directory + "/cert.pem", "-days", "2", "-subj", "/CN=\(commonName)", "-addext", "subjectAltName=\(names)",
             ])
         guard r.status == 0 else { throw TestFailure("openssl req failed: \(r.output)") }
     }
+
+    var identity: TLSCertificate { TLSCertificate(certificateFile: cert, keyFile: key) }
 
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
@@ -217,6 +219,98 @@ struct TLSTests {
         #expect(made.status == 0)
         #expect(message(certificate.cert, other).hasPrefix("the key in \(other) does not belong to the certificate in \(certificate.cert)"))
         #expect(message(certificate.cert, certificate.key) == "no error")
+    }
+
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func sniChoosesTheCertificateByName() throws {
+        let first = try TestCertificate()
+        let other = try TestCertificate(names: "DNS:other.test,DNS:*.wild.test", commonName: "other.test")
+        defer {
+            first.remove()
+            other.remove()
+        }
+        let tls = try TLSContext(certificates: [first.identity, other.identity])
+        var config = ServerConfiguration()
+        config.loops = 1
+        let server = try Server(responder: TestApp.router(), listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls)], configuration: config)
+        try server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        guard case .ipv4(_, let port) = server.addresses[0] else { throw TestFailure("not IPv4") }
+        func get(_ host: String, trusting ca: String) throws -> (status: Int32, output: String) {
+            try run("curl", ["-sS", "--resolve", "\(host):\(port):127.0.0.1", "--cacert", ca, "https://\(host):\(port)/hello"])
+        }
+        // A certificate is verified against the one CA file given: which one was sent shows.
+        #expect(try get("other.test", trusting: other.cert).output == "<h1>Hello world</h1>")
+        #expect(try get("a.wild.test", trusting: other.cert).output == "<h1>Hello world</h1>")
+        #expect(try get("other.test", trusting: first.cert).status != 0)
+        #expect(try get("localhost", trusting: first.cert).output == "<h1>Hello world</h1>")
+        // No SNI for an address, and a name no certificate has: the default one.
+        let byAddress = try run("curl", ["-sS", "--cacert", first.cert, "https://127.0.0.1:\(port)/hello"])
+        #expect(byAddress.output == "<h1>Hello world</h1>", "\(byAddress.output)")
+        let unknown = try run("curl", ["-sS", "-k", "-v", "--resolve", "nobody.test:\(port):127.0.0.1", "https://nobody.test:\(port)/hello"])
+        #expect(unknown.output.contains("subject: CN=localhost"), "\(unknown.output)")
+    }
+
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl") && toolAvailable("wrk")))
+    func certificatesAreReloadedOnSIGHUPWithoutAFailedRequest() throws {
+        let old = try TestCertificate()
+        let new = try TestCertificate()
+        let live = try TestCertificate()  // the files the server reads, overwritten below
+        defer {
+            old.remove()
+            new.remove()
+            live.remove()
+        }
+        func install(_ c: TestCertificate) throws {
+            for (from, to) in [(c.cert, live.cert), (c.key, live.key)] {
+                try? FileManager.default.removeItem(atPath: to + ".tmp")
+                try FileManager.default.copyItem(atPath: from, toPath: to + ".tmp")
+                #expect(rename(to + ".tmp", to) == 0)
+            }
+        }
+        try install(old)
+        let port = freePort()
+        let log = live.directory + "/demo.log"
+        let server = try SpawnedProcess(
+            demoBinary(),
+            ["serve", "--https", "127.0.0.1:\(port)", "--cert", live.cert, "--key", live.key, "--loops", "1",
+             "--data", live.directory + "/data", "--log-file", log])
+        defer { server.stop() }
+        let pid = server.pid
+        #expect(waitForPort(port))
+        func trusted(_ c: TestCertificate) throws -> Bool {
+            try run("curl", ["-sS", "--cacert", c.cert, "https://127.0.0.1:\(port)/hello"]).output == "<h1>Hello world</h1>"
+        }
+        #expect(try trusted(old))
+        #expect(try !trusted(new))
+        // Load meanwhile: no request fails across the reloads.
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
+        load.arguments = ["-t1", "-c16", "-d3s", "https://127.0.0.1:\(port)/hello"]
+        let pipe = Pipe()
+        load.standardOutput = pipe
+        try load.run()
+        usleep(500_000)
+        try install(new)
+        #expect(kill(pid, SIGHUP) == 0)
+        usleep(300_000)
+        #expect(try trusted(new))
+        #expect(try !trusted(old))
+        // A broken file: logged, the certificate in use stays.
+        try "garbage\n".write(toFile: live.key, atomically: true, encoding: .utf8)
+        #expect(kill(pid, SIGHUP) == 0)
+        usleep(300_000)
+        #expect(try trusted(new))
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        load.waitUntilExit()
+        #expect(output.contains("requests in"), "\(output)")
+        #expect(!output.contains("Socket errors") && !output.contains("Non-2xx"), "\(output)")
+        let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(logged.contains("reloaded TLS (certificate \(live.cert)"), "\(logged)")
+        #expect(logged.contains("certificate reload failed, the certificates in use stay: the key file \(live.key)"), "\(logged)")
     }
 
     @Test(.enabled(if: toolAvailable("wrk") && toolAvailable("openssl")))
