@@ -39,8 +39,9 @@ final class WebDriver {
     }
 
     /// A new, independent browser (own profile); `javascript: false` turns scripts off,
-    /// `cookies: false` makes it refuse every cookie.
-    func browser(javascript: Bool = true, cookies: Bool = true) throws -> Browser {
+    /// `cookies: false` makes it refuse every cookie; `insecureCertificates` accepts the tests'
+    /// self-signed ones.
+    func browser(javascript: Bool = true, cookies: Bool = true, insecureCertificates: Bool = false) throws -> Browser {
         var prefs: [String: Any] = [:]
         if !javascript { prefs["profile.managed_default_content_settings.javascript"] = 2 }
         if !cookies { prefs["profile.default_content_setting_values.cookies"] = 2 }
@@ -57,6 +58,7 @@ final class WebDriver {
                         "prefs": prefs,
                     ] as [String: Any],
                     "goog:loggingPrefs": ["browser": "ALL"],
+                    "acceptInsecureCerts": insecureCertificates,
                 ] as [String: Any]
             ]
         ]
@@ -121,7 +123,9 @@ struct Browser {
     /// JavaScript gets POST, redirect, GET; no console errors under the page's CSP.
     func exercise(base: String, transport: String) throws {
         let driver = try WebDriver()
-        let a = try driver.browser(), b = try driver.browser(), noJS = try driver.browser(javascript: false)
+        let tls = base.hasPrefix("https:")
+        let a = try driver.browser(insecureCertificates: tls), b = try driver.browser(insecureCertificates: tls)
+        let noJS = try driver.browser(javascript: false, insecureCertificates: tls)
         defer { a.quit(); b.quit(); noJS.quit() }
         let board = base + "/board?forum=Debian&transport=" + transport
         try a.open(board)
@@ -232,5 +236,21 @@ struct Browser {
         try exercise(base: "http://127.0.0.1:\(port)", transport: "poll")
         try withoutCookies(base: "http://127.0.0.1:\(port)", transport: "events")
         try withoutCookies(base: "http://127.0.0.1:\(port)", transport: "poll")
+    }
+
+    /// The board natively over HTTPS (TLS 1.3, ALPN http/1.1): live updates by events and by
+    /// long-polls, the session cookie `Secure`.
+    @Test(.enabled(if: WebDriver.available && toolAvailable("openssl"))) func liveBoardOverHTTPS() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let port = freePort()
+        let server = try SpawnedProcess(
+            demoBinary(),
+            ["serve", "--https", "127.0.0.1:\(port)", "--cert", certificate.cert, "--key", certificate.key, "--data",
+             certificate.directory + "/data", "--loops", "2"])
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        try exercise(base: "https://127.0.0.1:\(port)", transport: "events")
+        try exercise(base: "https://127.0.0.1:\(port)", transport: "poll")
     }
 }
