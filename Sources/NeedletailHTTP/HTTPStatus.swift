@@ -20,6 +20,7 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     @inlinable public static var noContent: HTTPStatus { HTTPStatus(code: 204, reason: "No Content") }
     @inlinable public static var movedPermanently: HTTPStatus { HTTPStatus(code: 301, reason: "Moved Permanently") }
     @inlinable public static var found: HTTPStatus { HTTPStatus(code: 302, reason: "Found") }
+    @inlinable public static var permanentRedirect: HTTPStatus { HTTPStatus(code: 308, reason: "Permanent Redirect") }
     @inlinable public static var seeOther: HTTPStatus { HTTPStatus(code: 303, reason: "See Other") }
     @inlinable public static var notModified: HTTPStatus { HTTPStatus(code: 304, reason: "Not Modified") }
     @inlinable public static var partialContent: HTTPStatus { HTTPStatus(code: 206, reason: "Partial Content") }

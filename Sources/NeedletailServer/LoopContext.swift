@@ -6,6 +6,16 @@ import NeedletailPOSIX
 
 /// What every connection on one loop shares, whichever protocol it speaks: the app, the
 /// limits, the Date cache, the logger.
+/// What HTTPS changes in the answers of one server (`ServerConfiguration.strictTransportSecurity`,
+/// `redirectToHTTPS`).
+struct HTTPSFacts {
+    var strictTransportSecurity: String? = nil
+    /// The HTTPS port plain HTTP requests are redirected to; nil: no redirect.
+    var redirectPort: UInt16? = nil
+    /// A path served over plain HTTP all the same (the health check).
+    var exempt: String? = nil
+}
+
 final class LoopContext {
     let responder: any Responder
     let limits: HTTPLimits
@@ -13,7 +23,12 @@ final class LoopContext {
     let dates = HTTPDate.Cache()
     let logger: Logger
     /// Replaced on this loop's thread by a reload (SIGHUP).
-    @exclusivity(unchecked) var defaults: DefaultFields
+    @exclusivity(unchecked) var defaults: DefaultFields {
+        didSet { secureDefaults = LoopContext.secure(defaults, https) }
+    }
+    /// `defaults` for answers over TLS (with `Strict-Transport-Security` when it is set).
+    @exclusivity(unchecked) private(set) var secureDefaults: DefaultFields
+    let https: HTTPSFacts
     /// Requests whose async handler is suspended on this loop, and how many may be (over it: 503).
     @exclusivity(unchecked) var suspended = 0
     let maxSuspended: Int
@@ -32,7 +47,8 @@ final class LoopContext {
     /// log (nginx's combined format has no duration, so a plain log reads no clock).
     let timing: Bool
 
-    init(responder: any Responder, limits: HTTPLimits, fastCGI: FastCGILimits, defaults: DefaultFields = .standard,
+    init(responder: any Responder, https: HTTPSFacts = HTTPSFacts(), limits: HTTPLimits, fastCGI: FastCGILimits,
+         defaults: DefaultFields = .standard,
          maxSuspended: Int = ServerConfiguration.defaultMaxSuspendedRequests, compression: CompressionSettings? = nil,
          accessLog: AccessLogBuffer? = nil, stats: LoopStats? = nil, slowMilliseconds: Int? = nil,
          logger: Logger) {
@@ -48,7 +64,14 @@ final class LoopContext {
         self.limits = limits
         self.fastCGI = fastCGI
         self.defaults = defaults
+        self.https = https
+        secureDefaults = LoopContext.secure(defaults, https)
         self.logger = logger
+    }
+
+    private static func secure(_ defaults: DefaultFields, _ https: HTTPSFacts) -> DefaultFields {
+        guard let value = https.strictTransportSecurity else { return defaults }
+        return DefaultFields(defaults.fields + [("Strict-Transport-Security", value)])
     }
 
     /// Logs a response field that was left out because it could have split the response.

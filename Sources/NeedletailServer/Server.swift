@@ -32,6 +32,13 @@ public struct ServerConfiguration: Sendable {
     /// their own compressed forms). Nil turns it off. Behind a web server it does not apply:
     /// nginx or lighttpd compresses.
     public var compression: CompressionSettings? = CompressionSettings()
+    /// The value of `Strict-Transport-Security` on every answer over TLS (RFC 6797), e.g.
+    /// `max-age=31536000; includeSubDomains`; nil: not sent. Never sent over plain HTTP.
+    public var strictTransportSecurity: String? = nil
+    /// With an HTTPS listener: every request to a plain HTTP listener (but the health path) is
+    /// answered with a redirect to the same host and target over HTTPS (301 for GET and HEAD,
+    /// 308 for other methods, which keeps them).
+    public var redirectToHTTPS = false
     /// The access log (nginx's combined format), off by default. Reopened on SIGUSR1.
     public var accessLog: AccessLogSettings? = nil
     /// Requests that take at least this long are logged as warnings, with where the time went.
@@ -140,6 +147,8 @@ public final class Server: Sendable {
     private let nextAdopter = Atomic<Int>(0)
     /// The HTTPS listeners' certificates, re-read by `reload()`.
     private let tlsContexts: [TLSContext]
+    /// Where plain HTTP requests are redirected (the first HTTPS listener's port), when asked.
+    private let redirectPort: UInt16?
 
     /// Binds the listeners and makes the loops; nothing runs until `start()` or `runUntilSignalled()`.
     public init(
@@ -262,6 +271,20 @@ public final class Server: Sendable {
         var contexts: [TLSContext] = []
         for case .https(_, let tls) in listeners where !contexts.contains(where: { $0 === tls }) { contexts.append(tls) }
         tlsContexts = contexts
+        var port: UInt16? = nil
+        if configuration.redirectToHTTPS {
+            for (listener, address) in zip(listeners, bound) {
+                if case .https = listener {
+                    switch address {
+                    case .ipv4(_, let p), .ipv6(_, let p): port = p
+                    case .unix: continue
+                    }
+                    break
+                }
+            }
+            if port == nil { logger.warning("redirectToHTTPS is set, but no HTTPS listener on an IP address: plain HTTP is served") }
+        }
+        redirectPort = port
         self.bound = bound
     }
 
@@ -306,11 +329,13 @@ public final class Server: Sendable {
         let exclusive = group.loops.count > 1
         let state = self.state
         let accessLogFile = self.accessLogFile
+        let redirectPort = self.redirectPort
         do {
             try group.start { loop in
                 Self.setUp(
                     loop, listenersByLoop: listenersByLoop, shared: shared, exclusive: exclusive,
-                    responder: responder, configuration: configuration, state: state, accessLogFile: accessLogFile, logger: logger)
+                    responder: responder, configuration: configuration, state: state, accessLogFile: accessLogFile,
+                    redirectPort: redirectPort, logger: logger)
             }
         } catch {
             group.shutdown(grace: 0)
@@ -323,7 +348,7 @@ public final class Server: Sendable {
     private static func setUp(
         _ loop: EventLoop, listenersByLoop: [[(ListeningSocket, Listener.Kind)]], shared: [(ListeningSocket, Listener.Kind)],
         exclusive: Bool, responder: any Responder, configuration: ServerConfiguration, state: ServerState,
-        accessLogFile: AccessLogFile?, logger: Logger
+        accessLogFile: AccessLogFile?, redirectPort: UInt16?, logger: Logger
     ) {
         var accessLog: AccessLogBuffer? = nil
         if let file = accessLogFile, let settings = configuration.accessLog {
@@ -331,7 +356,11 @@ public final class Server: Sendable {
         }
         let counting = configuration.statusPath != nil || configuration.metricsPath != nil
         let context = LoopContext(
-            responder: responder, limits: configuration.http, fastCGI: configuration.fastCGI,
+            responder: responder,
+            https: HTTPSFacts(
+                strictTransportSecurity: configuration.strictTransportSecurity, redirectPort: redirectPort,
+                exempt: configuration.healthPath),
+            limits: configuration.http, fastCGI: configuration.fastCGI,
             defaults: configuration.defaultFields, maxSuspended: configuration.maxSuspendedRequestsPerLoop,
             compression: configuration.compression, accessLog: accessLog, stats: counting ? LoopStats() : nil,
             slowMilliseconds: configuration.slowRequestMilliseconds, logger: logger)

@@ -37,6 +37,12 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "PEM file with the private key of the --cert given in the same place.")
     var key: [String] = []
 
+    @ArgumentParser.Option(name: .long, help: "Send Strict-Transport-Security: max-age=SECONDS on every HTTPS answer (RFC 6797).")
+    var hstsMaxAge: Int?
+
+    @ArgumentParser.Flag(name: .long, help: "Answer plain HTTP requests (but the health path) with a redirect to the --https listener.")
+    var redirectToHttps = false
+
     @ArgumentParser.Option(name: .long, help: "Listen for FastCGI on HOST:PORT or unix:/path (repeatable).")
     var fastcgi: [String] = []
 
@@ -283,6 +289,14 @@ struct Serve: ParsableCommand {
             }
         }
         if noGzip { config.compression = nil }
+        if (hstsMaxAge != nil || redirectToHttps) && https.isEmpty {
+            throw ValidationError("--hsts-max-age and --redirect-to-https are for --https, which is not given")
+        }
+        if let age = hstsMaxAge {
+            guard age >= 0 else { throw ValidationError("--hsts-max-age is a number of seconds, 0 or more") }
+            config.strictTransportSecurity = "max-age=\(age)"
+        }
+        config.redirectToHTTPS = redirectToHttps
         config.accessLog = accessLog.map { AccessLogSettings(path: $0, timed: accessLogTimed) }
         config.slowRequestMilliseconds = slowRequestMs
         config.healthPath = healthPath

@@ -313,6 +313,33 @@ struct TLSTests {
         #expect(logged.contains("certificate reload failed, the certificates in use stay: the key file \(live.key)"), "\(logged)")
     }
 
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func plainHTTPRedirectsAndHSTSGoesOnlyOverTLS() throws {
+        try withTLSServer(configure: {
+            $0.strictTransportSecurity = "max-age=600"
+            $0.redirectToHTTPS = true
+            $0.healthPath = "/healthz"
+        }) { certificate, address, plain in
+            guard case .ipv4(_, let tlsPort) = address, case .ipv4(_, let plainPort) = plain else { throw TestFailure("not IPv4") }
+            let get = try run("curl", ["-sS", "-i", "http://localhost:\(plainPort)/hello?name=x"])
+            #expect(get.output.hasPrefix("HTTP/1.1 301 Moved Permanently"), "\(get.output)")
+            #expect(get.output.contains("Location: https://localhost:\(tlsPort)/hello?name=x\r\n"), "\(get.output)")
+            #expect(!get.output.contains("Strict-Transport-Security"), "never over plain HTTP")
+            let post = try run("curl", ["-sS", "-i", "--data-binary", "x", "http://127.0.0.1:\(plainPort)/echo"])
+            #expect(post.output.hasPrefix("HTTP/1.1 308 Permanent Redirect"), "\(post.output)")
+            #expect(post.output.contains("Location: https://127.0.0.1:\(tlsPort)/echo\r\n"))
+            // curl follows it to the HTTPS listener, method and body kept.
+            let followed = try run(
+                "curl", ["-sS", "-L", "--cacert", certificate.cert, "--data-binary", "kept", "http://localhost:\(plainPort)/echo"])
+            #expect(followed.output == "kept", "\(followed.output)")
+            let health = try run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(plainPort)/healthz"])
+            #expect(health.output == "200", "the health path is served over plain HTTP")
+            let secure = try run("curl", ["-sS", "-i", "--cacert", certificate.cert, "https://127.0.0.1:\(tlsPort)/hello"])
+            #expect(secure.output.contains("Strict-Transport-Security: max-age=600\r\n"), "\(secure.output)")
+            #expect(secure.output.contains("X-Content-Type-Options: nosniff\r\n"))
+        }
+    }
+
     @Test(.enabled(if: toolAvailable("wrk") && toolAvailable("openssl")))
     func manyConnectionsAtOnce() throws {
         try withTLSServer { _, address, _ in

@@ -107,9 +107,43 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
             return
         }
         answer(
-            context.responder.respond(to: request), method: method, version: version, keepAlive: keepAlive,
+            produce(request, on: connection), method: method, version: version, keepAlive: keepAlive,
             requestHeaders: request.headers, on: connection)
         decoder.recycle(headBytes: request.takeStorage())
+    }
+
+    /// The app's answer, or the redirect to HTTPS when plain HTTP is redirected.
+    @inline(__always)
+    private func produce(_ request: borrowing Request, on connection: Connection) -> Response {
+        if let port = context.https.redirectPort, !connection.isSecure, request.path != context.https.exempt {
+            return HTTPConnection.redirect(request, toPort: port)
+        }
+        return context.responder.respond(to: request)
+    }
+
+    /// The same host and target over HTTPS on `port` (301 for GET and HEAD, 308 otherwise, so
+    /// that the method and body are kept); 400 without a Host to send the client to.
+    static func redirect(_ request: borrowing Request, toPort port: UInt16) -> Response {
+        guard let host = request.host, !host.isEmpty else {
+            var body = Chunks()
+            body.append("400 Bad Request: no Host to redirect to\n")
+            return Response(status: .badRequest, contentType: Response.textType, body: body)
+        }
+        // The name without its port: an IP literal keeps its brackets.
+        var name = Substring(host)
+        if name.hasPrefix("["), let close = name.firstIndex(of: "]") {
+            name = name[...close]
+        } else if let colon = name.lastIndex(of: ":") {
+            name = name[..<colon]
+        }
+        let location = "https://\(name)\(port == 443 ? "" : ":\(port)")\(request.target)"
+        let keepsMethod = request.method != .get && request.method != .head
+        var body = Chunks()
+        body.append(unescaped: "Moved to \(location)\n")
+        var response = Response(
+            status: keepsMethod ? .permanentRedirect : .movedPermanently, contentType: Response.textType, body: body)
+        response.addHeader("Location", location)
+        return response
     }
 
     /// `respond` when requests are recorded (access log, metrics, slow log), kept out of line so
@@ -121,7 +155,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         let start = context.clock()
         recordingDirectly = true
         answer(
-            context.responder.respond(to: request), method: method, version: version, keepAlive: keepAlive,
+            produce(request, on: connection), method: method, version: version, keepAlive: keepAlive,
             requestHeaders: request.headers, on: connection)
         recordingDirectly = false
         if let a = directAnswer.take() {
@@ -358,7 +392,8 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         connection.write { out in
             HTTPResponseEncoder.encodeHead(
                 response, framing: framing,
-                keepAlive: keepAlive, version: version, date: date, defaults: context.defaults, coding: coding,
+                keepAlive: keepAlive, version: version, date: date,
+                defaults: connection.isSecure ? context.secureDefaults : context.defaults, coding: coding,
                 into: out, dropped: context.droppedField)
         }
     }
