@@ -65,7 +65,8 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         while offset < bytes.count && !connection.isClosing && !connection.isOutputFull && !phase.isBusy {
             let (event, used) = decoder.next(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             offset += used
-            switch event {
+            // Moved, not copied: the head holds the request's bytes (a copy is a retain each).
+            switch consume event {
             case .needMore:
                 armRequestTimer(on: connection)
                 return offset
@@ -100,8 +101,8 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     private func respond(to head: consuming HTTPRequestHead, body: [UInt8], trailers: [UInt8], on connection: Connection) {
         let keepAlive = head.keepAlive && !connection.loop.isStopping
         let method = head.method, version = head.version
-        let request = head.request(
-            body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: connection.isSecure)
+        let secure = connection.isSecure
+        let request = head.request(body: body, trailers: trailers, remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: secure)
         if context.observing {
             respondRecorded(request, method: method, version: version, keepAlive: keepAlive, on: connection)
             return
