@@ -6,7 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -116,6 +120,129 @@ static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, 
     return ctx;
 }
 
+/// Session-ticket keys, rotated (RFC 5077 tickets and TLS 1.3's): a new key every `lifetime`
+/// seconds, checked when a ticket is issued; a ticket from the key before is still accepted
+/// (and replaced) for one more lifetime, older ones mean a full handshake. Owned by the
+/// listener's default context, which every connection's tickets go through.
+typedef struct {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+    time_t made;
+} nt_tls_ticket_key;
+
+typedef struct {
+    pthread_mutex_t lock;
+    long lifetime;
+    int count; /* 0, 1 or 2: keys[0] is the current one */
+    nt_tls_ticket_key keys[2];
+} nt_tls_ticket_ring;
+
+static void nt_tls_ring_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    nt_tls_ticket_ring *ring = ptr;
+    if (ring == NULL) return;
+    pthread_mutex_destroy(&ring->lock);
+    OPENSSL_cleanse(ring, sizeof *ring);
+    free(ring);
+}
+
+/// Two indexes: the default context owns its ring (freed with it); its SNI contexts borrow it
+/// (a connection switched to one by SNI still holds the default context, its session context).
+static int nt_tls_ring_index_value = -1, nt_tls_ring_borrowed_value = -1;
+static void nt_tls_ring_index_init(void) {
+    nt_tls_ring_index_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, nt_tls_ring_free);
+    nt_tls_ring_borrowed_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+static int nt_tls_ring_index(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, nt_tls_ring_index_init);
+    return nt_tls_ring_index_value;
+}
+static int nt_tls_ring_borrowed(void) {
+    (void)nt_tls_ring_index();
+    return nt_tls_ring_borrowed_value;
+}
+
+static int nt_tls_new_key(nt_tls_ticket_key *key, time_t now) {
+    if (RAND_bytes(key->name, 16) != 1 || RAND_priv_bytes(key->aes, 32) != 1 || RAND_priv_bytes(key->hmac, 32) != 1) return 0;
+    key->made = now;
+    return 1;
+}
+
+static int nt_tls_ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cipher,
+                                EVP_MAC_CTX *mac, int enc) {
+    SSL_CTX *current = SSL_get_SSL_CTX(ssl);
+    nt_tls_ticket_ring *ring = SSL_CTX_get_ex_data(current, nt_tls_ring_index());
+    if (ring == NULL) ring = SSL_CTX_get_ex_data(current, nt_tls_ring_borrowed());
+    if (ring == NULL) return -1;
+    time_t now = time(NULL);
+    nt_tls_ticket_key key;
+    int result = 1;
+    pthread_mutex_lock(&ring->lock);
+    if (enc) {
+        if (ring->count == 0 || now - ring->keys[0].made >= ring->lifetime) {
+            nt_tls_ticket_key fresh;
+            if (!nt_tls_new_key(&fresh, now)) {
+                pthread_mutex_unlock(&ring->lock);
+                return -1;
+            }
+            ring->keys[1] = ring->keys[0];
+            ring->keys[0] = fresh;
+            ring->count = ring->count == 0 ? 1 : 2;
+        }
+        key = ring->keys[0];
+    } else {
+        int found = -1;
+        for (int i = 0; i < ring->count; i++) {
+            if (memcmp(ring->keys[i].name, key_name, 16) == 0) found = i;
+        }
+        // A key is good for two lifetimes from when it was made: one as the current key, one
+        // as the key before (its tickets are then replaced).
+        if (found < 0 || now - ring->keys[found].made >= 2 * ring->lifetime) {
+            pthread_mutex_unlock(&ring->lock);
+            OPENSSL_cleanse(&key, sizeof key);
+            return 0;
+        }
+        key = ring->keys[found];
+        if (found != 0 || now - key.made >= ring->lifetime) result = 2;
+    }
+    pthread_mutex_unlock(&ring->lock);
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac, sizeof key.hmac);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    int ok;
+    if (enc) {
+        memcpy(key_name, key.name, 16);
+        ok = RAND_bytes(iv, 16) == 1 && EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes, iv) == 1 &&
+             EVP_MAC_CTX_set_params(mac, params) == 1;
+    } else {
+        ok = EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes, iv) == 1 && EVP_MAC_CTX_set_params(mac, params) == 1;
+    }
+    OPENSSL_cleanse(&key, sizeof key);
+    return ok ? result : -1;
+}
+
+/// Rotated ticket keys for `ctx` (a listener's default context), a new one every `lifetime`
+/// seconds. 1 on success.
+static inline nt_tls_ticket_ring *nt_tls_rotate_tickets(SSL_CTX *ctx, long lifetime) {
+    nt_tls_ticket_ring *ring = calloc(1, sizeof *ring);
+    if (ring == NULL || nt_tls_ring_index() < 0 || nt_tls_ring_borrowed() < 0) {
+        free(ring);
+        return NULL;
+    }
+    pthread_mutex_init(&ring->lock, NULL);
+    ring->lifetime = lifetime > 0 ? lifetime : 1;
+    SSL_CTX_set_ex_data(ctx, nt_tls_ring_index(), ring);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, nt_tls_ticket_key_cb);
+    return ring;
+}
+
 /// The other certificates of a listener (SNI), owned by its default context: freed with it,
 /// so that a context replaced by a reload stays whole for the handshakes still using it.
 typedef struct {
@@ -171,14 +298,23 @@ static int nt_tls_servername(SSL *ssl, int *alert, void *arg) {
 
 /// A listener's contexts from `count` certificate and key files: the first is the default,
 /// the others are chosen by SNI. NULL with a message in `err` (see nt_tls_server_context).
-static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, int count, char *err, size_t errlen) {
+/// Tickets' keys rotate every `ticket_lifetime` seconds.
+static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, int count, long ticket_lifetime,
+                                         char *err, size_t errlen) {
     int index = nt_tls_sni_index();
     if (index < 0) {
         snprintf(err, errlen, "cannot register OpenSSL extra data for SNI");
         return NULL;
     }
     SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], err, errlen);
-    if (first == NULL || count == 1) return first;
+    if (first == NULL) return NULL;
+    nt_tls_ticket_ring *ring = nt_tls_rotate_tickets(first, ticket_lifetime);
+    if (ring == NULL) {
+        snprintf(err, errlen, "cannot make session-ticket keys");
+        SSL_CTX_free(first);
+        return NULL;
+    }
+    if (count == 1) return first;
     nt_tls_sni_set *set = calloc(1, sizeof(nt_tls_sni_set) + sizeof(SSL_CTX *) * (size_t)(count - 1));
     if (set == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -192,6 +328,7 @@ static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *c
             SSL_CTX_free(first);
             return NULL;
         }
+        SSL_CTX_set_ex_data(other, nt_tls_ring_borrowed(), ring);
         set->contexts[set->count++] = other;
     }
     SSL_CTX_set_ex_data(first, index, set);

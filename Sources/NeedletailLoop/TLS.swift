@@ -32,12 +32,18 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     private let current: Mutex<Pointer>
     /// The files, in the order given.
     public let certificates: [TLSCertificate]
+    /// Seconds a session-ticket key is the one new tickets get (tickets made with the key
+    /// before are still accepted, and replaced, for as long again).
+    public let ticketKeyLifetime: Int
 
-    /// Reads the certificate chains and keys now; an error says which file and why.
-    public init(certificates: [TLSCertificate]) throws(TLSError) {
+    /// Reads the certificate chains and keys now; an error says which file and why. Ticket
+    /// keys rotate every `ticketKeyLifetime` seconds (12 hours: a ticket resumes for at most
+    /// a day, as Mozilla advises; a reload makes new keys).
+    public init(certificates: [TLSCertificate], ticketKeyLifetime: Int = 12 * 3600) throws(TLSError) {
         guard !certificates.isEmpty else { throw TLSError("no certificate given") }
         self.certificates = certificates
-        current = Mutex(try TLSContext.make(certificates))
+        self.ticketKeyLifetime = max(1, ticketKeyLifetime)
+        current = Mutex(try TLSContext.make(certificates, ticketKeyLifetime: max(1, ticketKeyLifetime)))
     }
 
     /// One certificate and its key.
@@ -45,11 +51,11 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
         try self.init(certificates: [TLSCertificate(certificateFile: certificateFile, keyFile: keyFile)])
     }
 
-    private static func make(_ certificates: [TLSCertificate]) throws(TLSError) -> Pointer {
+    private static func make(_ certificates: [TLSCertificate], ticketKeyLifetime: Int) throws(TLSError) -> Pointer {
         var message = [CChar](repeating: 0, count: 1024)
         let made: OpaquePointer? = withCStrings(certificates.map(\.certificateFile)) { certs in
             withCStrings(certificates.map(\.keyFile)) { keys in
-                nt_tls_server_set(certs, keys, Int32(certificates.count), &message, message.count)
+                nt_tls_server_set(certs, keys, Int32(certificates.count), ticketKeyLifetime, &message, message.count)
             }
         }
         guard let made else {
@@ -61,7 +67,7 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     /// Reads the files again and uses them for the connections accepted from now on; on an
     /// error (which names the file) the certificates in use stay.
     public func reload() throws(TLSError) {
-        let fresh = try TLSContext.make(certificates)
+        let fresh = try TLSContext.make(certificates, ticketKeyLifetime: ticketKeyLifetime)
         let old = current.withLock { p in
             let o = p
             p = fresh

@@ -340,6 +340,42 @@ struct TLSTests {
         }
     }
 
+    @Test(.enabled(if: toolAvailable("openssl")))
+    func sessionsResumeAndTicketKeysRotate() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let tls = try TLSContext(certificates: [certificate.identity], ticketKeyLifetime: 2)
+        var config = ServerConfiguration()
+        config.loops = 1
+        let server = try Server(responder: TestApp.router(), listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls)], configuration: config)
+        try server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        let request = certificate.directory + "/request.txt"
+        try "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".write(toFile: request, atomically: true, encoding: .utf8)
+        func connect(_ version: String, _ session: String) throws -> String {
+            let r = try run(
+                "sh",
+                ["-c", "timeout 10 openssl s_client -connect \(server.addresses[0]) \(version) -ign_eof \(session) < \(request) 2>&1"])
+            #expect(r.output.contains("<h1>Hello world</h1>"), "\(r.output)")
+            return r.output.contains("Reused, ") ? "reused" : r.output.contains("New, ") ? "new" : r.output
+        }
+        let start = monotonicSeconds()
+        for version in ["-tls1_2", "-tls1_3"] {
+            let saved = certificate.directory + "/session\(version).pem"
+            #expect(try connect(version, "-sess_out \(saved)") == "new")
+            #expect(try connect(version, "-sess_in \(saved)") == "reused", "\(version): resumed at once")
+        }
+        // The key those tickets were made with is the one before after 2 s: still accepted
+        // (TLS 1.3: a new ticket comes with it); after 4 s it is gone and the handshake is full.
+        usleep(UInt32(max(0, 2.5 - (monotonicSeconds() - start)) * 1_000_000))
+        #expect(try connect("-tls1_3", "-sess_in \(certificate.directory)/session-tls1_3.pem") == "reused", "after one rotation")
+        usleep(UInt32(max(0, 4.6 - (monotonicSeconds() - start)) * 1_000_000))
+        #expect(try connect("-tls1_3", "-sess_in \(certificate.directory)/session-tls1_3.pem") == "new", "after two rotations")
+    }
+
     @Test(.enabled(if: toolAvailable("wrk") && toolAvailable("openssl")))
     func manyConnectionsAtOnce() throws {
         try withTLSServer { _, address, _ in
