@@ -10,6 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -406,3 +407,66 @@ static inline const char *nt_tls_cipher(SSL *ssl) { return SSL_get_cipher_name(s
 /// Whether bytes read from the socket wait inside OpenSSL (a record read ahead, or decrypted
 /// bytes not yet returned): epoll will not say so.
 static inline int nt_tls_pending(SSL *ssl) { return SSL_has_pending(ssl); }
+
+// MARK: For the fuzz target (needletail-fuzz tls) and the tests: a client, and a throwaway
+// self-signed identity.
+
+/// A client context that trusts any certificate (only ever talks to this process's server).
+static inline SSL_CTX *nt_tls_test_client_context(void) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
+/// A client connection over `fd`.
+static inline SSL *nt_tls_test_client(SSL_CTX *ctx, int fd) {
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL) return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+/// One step of a handshake: 1 done, 0 wants more, -1 failed.
+static inline int nt_tls_test_handshake(SSL *ssl) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl);
+    if (r == 1) return 1;
+    int e = SSL_get_error(ssl, r);
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? 0 : -1;
+}
+
+static inline int nt_tls_handshake_done(SSL *ssl) { return SSL_is_init_finished(ssl); }
+
+/// Writes a P-256 key and a self-signed certificate for "localhost" (one day) as PEM. 1 on success.
+static inline int nt_tls_test_identity(const char *cert_path, const char *key_path) {
+    int ok = 0;
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    FILE *cf = NULL, *kf = NULL;
+    if (key == NULL || cert == NULL) goto done;
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+    X509_set_pubkey(cert, key);
+    X509_NAME *name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    if (X509_sign(cert, key, EVP_sha256()) == 0) goto done;
+    cf = fopen(cert_path, "w");
+    kf = fopen(key_path, "w");
+    if (cf == NULL || kf == NULL) goto done;
+    ok = PEM_write_X509(cf, cert) == 1 && PEM_write_PrivateKey(kf, key, NULL, NULL, 0, NULL, NULL) == 1;
+done:
+    if (cf) fclose(cf);
+    if (kf) fclose(kf);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return ok;
+}

@@ -1,3 +1,4 @@
+@_spi(Fuzzing) import NeedletailLoop
 @_spi(Fuzzing) import NeedletailHTTP
 
 /// Entry points for the fuzzer (`needletail-fuzz`, docs/SECURITY.md) and for the tests that
@@ -48,6 +49,19 @@
             }
         }
         return requests
+    }
+
+    /// TLS: a handshake over a socket pair, then `data` (see `LoopFuzzing.tls`) through the
+    /// server's TLS reads; what they decrypt goes through `http` as one read. Returns what was
+    /// seen (bytes decrypted and requests).
+    public static func tls(_ data: UnsafeRawBufferPointer) -> Int {
+        var requests = 0
+        let decrypted = LoopFuzzing.tls(data) { plain in
+            var stream: [UInt8] = [0]
+            stream.append(contentsOf: plain)
+            requests = stream.withUnsafeBytes { http($0) }
+        }
+        return decrypted &+ requests
     }
 
     /// The FastCGI record reader, name-value pair decoder and CGI gateway on a byte stream from a

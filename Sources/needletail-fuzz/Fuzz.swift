@@ -18,6 +18,7 @@ let scratch: String = {
 let targets: [(name: String, run: @Sendable (UnsafeRawBufferPointer) -> Int)] = [
     ("http", ServerFuzzing.http),
     ("fastcgi", ServerFuzzing.fastCGI),
+    ("tls", ServerFuzzing.tls),
     ("decoders", WebFuzzing.decoders),
     ("store-log", { StoreFuzzing.logReader($0, path: scratch, record: SampleRecord.self, key: \.key) }),
 ]

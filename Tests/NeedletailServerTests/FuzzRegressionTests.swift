@@ -43,6 +43,18 @@ import Testing
         #expect(seed.bytes.withUnsafeBytes(ServerFuzzing.fastCGI) > 2)
     }
 
+    @Test func tls() throws {
+        try replay("tls", minimum: 5, ServerFuzzing.tls)
+        // Plaintext comes through the record layer into the decoder; raw bytes after the
+        // handshake decrypt to nothing.
+        let get = Array("\0GET /a HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+        let direct = get.withUnsafeBytes(ServerFuzzing.http)
+        #expect(direct > 2)
+        #expect(get.withUnsafeBytes(ServerFuzzing.tls) == get.count - 1 + direct)
+        let raw = Array("\u{1}\u{17}\u{3}\u{3}\u{0}\u{5}hello".utf8)
+        #expect(raw.withUnsafeBytes(ServerFuzzing.tls) == 0)
+    }
+
     @Test func decoders() throws {
         try replay("decoders", minimum: 10, WebFuzzing.decoders)
     }
