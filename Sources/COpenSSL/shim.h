@@ -23,9 +23,11 @@
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
 
 /// The first error on this thread's OpenSSL error queue (the cause; later ones only say
-/// where it surfaced), as "library: reason", and the queue cleared.
-static inline void nt_tls_error_text(char *out, size_t len) {
+/// where it surfaced), as "library: reason", and the queue cleared. Returns 1 when the cause
+/// is a plain HTTP request sent to a TLS port.
+static inline int nt_tls_error_text(char *out, size_t len) {
     unsigned long e = ERR_peek_error();
+    int plain_http = ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST;
     if (e == 0) {
         snprintf(out, len, "no detail from OpenSSL");
     } else {
@@ -34,6 +36,7 @@ static inline void nt_tls_error_text(char *out, size_t len) {
         snprintf(out, len, "%s: %s", lib ? lib : "OpenSSL", reason ? reason : "unknown error");
     }
     ERR_clear_error();
+    return plain_http;
 }
 
 /// ALPN: HTTP/1.1 is what this server speaks; a client that offers only other protocols gets

@@ -585,6 +585,15 @@ public final class EventLoop: @unchecked Sendable {
             } else {
                 let e = errno
                 if e == EAGAIN || e == EINTR { break }
+                if let failure = c.tls?.failure {
+                    // A failed handshake or a bad record: scanners and old clients, so debug
+                    // (nginx logs these at info, below its default level).
+                    log(.debug, "TLS connection from \(c.remoteAddress) failed: \(failure)")
+                    if c.tls?.sentPlainHTTP == true {
+                        // As nginx does (its 497): say so in plain HTTP, once, best effort.
+                        _ = EventLoop.plainHTTPOnTLSPort.withUnsafeBytes { Glibc.write(c.fd, $0.baseAddress, $0.count) }
+                    }
+                }
                 c.close()
                 return
             }
@@ -595,6 +604,13 @@ public final class EventLoop: @unchecked Sendable {
         c.updateInterest(afterInput: refused)
         if let t = c.tls, !c.isClosed, t.hasPending { queueTLSRead(c) }
     }
+
+    static let plainHTTPOnTLSPort: [UInt8] = {
+        let body = "400 Bad Request: this port speaks HTTPS; use an https:// URL\n"
+        return Array(
+            ("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body).utf8)
+    }()
 
     /// TLS connections with input inside OpenSSL that epoll does not report (read ahead), to
     /// be read before the loop next waits.

@@ -150,10 +150,18 @@ final class TLSStream {
             readWantsWrite = true
             errno = EAGAIN
         default:
+            var text = [CChar](repeating: 0, count: 256)
+            sentPlainHTTP = nt_tls_error_text(&text, text.count) == 1
+            failure = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             errno = ECONNRESET
         }
         return -1
     }
+
+    /// Why the last read failed (OpenSSL's reason), for the log.
+    private(set) var failure: String?
+    /// The failure was a plain HTTP request to this TLS port.
+    private(set) var sentPlainHTTP = false
 
     /// The stage's memory, made on first use.
     func stageBuffer() -> UnsafeMutableRawPointer {

@@ -131,9 +131,10 @@ struct TLSTests {
             let ok = try sClient("-alpn http/1.1 -tls1_2")
             #expect(ok.output.contains("ALPN protocol: http/1.1"), "\(ok.output)")
             #expect(ok.output.contains("Protocol  : TLSv1.2") || ok.output.contains("Protocol: TLSv1.2"), "\(ok.output)")
-            // Plain HTTP to the TLS port gets no HTTP answer (the handshake fails; the loop serves on).
-            let plain = try run("curl", ["-sS", "-m", "5", "http://\(address)/hello"])
-            #expect(plain.status != 0)
+            // Plain HTTP to the TLS port: a 400 that says so (as nginx's 497), then the close.
+            let plain = try run("curl", ["-sS", "-i", "-m", "5", "http://\(address)/hello"])
+            #expect(plain.output.hasPrefix("HTTP/1.1 400 Bad Request"), "\(plain.output)")
+            #expect(plain.output.contains("this port speaks HTTPS"))
             #expect(!plain.output.contains("Hello"))
             let after = try run("curl", ["-sS", "--cacert", certificate.cert, "https://\(address)/hello"])
             #expect(after.output == "<h1>Hello world</h1>")
