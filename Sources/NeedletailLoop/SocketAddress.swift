@@ -94,13 +94,13 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
             return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
                 var a = sin.pointee.sin_addr
                 inet_ntop(AF_INET, &a, &buf, 64)
-                return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                return String(nulTerminated: buf)
             }
         case AF_INET6:
             return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin in
                 var a = sin.pointee.sin6_addr
                 inet_ntop(AF_INET6, &a, &buf, 64)
-                return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                return String(nulTerminated: buf)
             }
         default:
             return ""
@@ -121,5 +121,12 @@ public struct SocketError: Error, CustomStringConvertible, Sendable {
             description = message
         }
         self.errno = errno
+    }
+}
+
+extension String {
+    /// The text of a C string in `buffer`, up to its first NUL (all of it without one).
+    init(nulTerminated buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

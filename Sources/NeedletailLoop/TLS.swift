@@ -59,7 +59,7 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
             }
         }
         guard let made else {
-            throw TLSError(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw TLSError(String(nulTerminated: message))
         }
         return Pointer(raw: made)
     }
@@ -152,7 +152,7 @@ final class TLSStream {
         default:
             var text = [CChar](repeating: 0, count: 256)
             sentPlainHTTP = nt_tls_error_text(&text, text.count) == 1
-            failure = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            failure = String(nulTerminated: text)
             errno = ECONNRESET
         }
         return -1

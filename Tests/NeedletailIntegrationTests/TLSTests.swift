@@ -36,6 +36,19 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// An HTTPS server of the test app (and a plain HTTP listener beside it), stopped after `body`.
+/// The test app's router on one HTTPS listener with `tls`, stopped after `body`.
+func withHTTPSServer<T>(_ tls: TLSContext, _ body: (SocketAddress) throws -> T) throws -> T {
+    var config = ServerConfiguration()
+    config.loops = 1
+    let server = try Server(responder: TestApp.router(), listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls)], configuration: config)
+    try server.start()
+    defer {
+        server.shutdown(grace: 1)
+        server.wait()
+    }
+    return try body(server.addresses[0])
+}
+
 func withTLSServer<T>(
     configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (TestCertificate, SocketAddress, SocketAddress) throws -> T
 ) throws -> T {
@@ -100,7 +113,11 @@ struct TLSTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: echoed)) == Data(bytes))
             // A reader slower than the server: the socket fills, staged bytes wait for EPOLLOUT.
             let big = try run(
-                "curl", ["-sS", "--cacert", certificate.cert, "--limit-rate", "2M", "-w", "%{size_download}", "-o", "/dev/null", "\(base)/big?n=3000000"])
+                "curl",
+                [
+                    "-sS", "--cacert", certificate.cert, "--limit-rate", "2M", "-w", "%{size_download}", "-o", "/dev/null",
+                    "\(base)/big?n=3000000",
+                ])
             #expect(big.output == "3000000", "\(big.output)")
             let text = try run("curl", ["-sS", "--cacert", certificate.cert, "\(base)/big?n=100000"])
             #expect(text.output.utf8.count == 100_000)
@@ -154,7 +171,10 @@ struct TLSTests {
             try requests.write(toFile: file, atomically: true, encoding: .utf8)
             let r = try run(
                 "sh",
-                ["-c", "timeout 20 openssl s_client -quiet -ign_eof -max_send_frag 512 -CAfile \(certificate.cert) -connect \(address) < \(file) 2>/dev/null"])
+                [
+                    "-c",
+                    "timeout 20 openssl s_client -quiet -ign_eof -max_send_frag 512 -CAfile \(certificate.cert) -connect \(address) < \(file) 2>/dev/null",
+                ])
             var order: [String] = []
             var rest = Substring(r.output)
             while let open = rest.range(of: "<h1>Hello ") {
@@ -231,28 +251,23 @@ struct TLSTests {
             other.remove()
         }
         let tls = try TLSContext(certificates: [first.identity, other.identity])
-        var config = ServerConfiguration()
-        config.loops = 1
-        let server = try Server(responder: TestApp.router(), listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls)], configuration: config)
-        try server.start()
-        defer {
-            server.shutdown(grace: 1)
-            server.wait()
+        try withHTTPSServer(tls) { address in
+            guard case .ipv4(_, let port) = address else { throw TestFailure("not IPv4") }
+            func get(_ host: String, trusting ca: String) throws -> (status: Int32, output: String) {
+                try run("curl", ["-sS", "--resolve", "\(host):\(port):127.0.0.1", "--cacert", ca, "https://\(host):\(port)/hello"])
+            }
+            // A certificate is verified against the one CA file given: which one was sent shows.
+            #expect(try get("other.test", trusting: other.cert).output == "<h1>Hello world</h1>")
+            #expect(try get("a.wild.test", trusting: other.cert).output == "<h1>Hello world</h1>")
+            #expect(try get("other.test", trusting: first.cert).status != 0)
+            #expect(try get("localhost", trusting: first.cert).output == "<h1>Hello world</h1>")
+            // No SNI for an address, and a name no certificate has: the default one.
+            let byAddress = try run("curl", ["-sS", "--cacert", first.cert, "https://127.0.0.1:\(port)/hello"])
+            #expect(byAddress.output == "<h1>Hello world</h1>", "\(byAddress.output)")
+            let unknown = try run(
+                "curl", ["-sS", "-k", "-v", "--resolve", "nobody.test:\(port):127.0.0.1", "https://nobody.test:\(port)/hello"])
+            #expect(unknown.output.contains("subject: CN=localhost"), "\(unknown.output)")
         }
-        guard case .ipv4(_, let port) = server.addresses[0] else { throw TestFailure("not IPv4") }
-        func get(_ host: String, trusting ca: String) throws -> (status: Int32, output: String) {
-            try run("curl", ["-sS", "--resolve", "\(host):\(port):127.0.0.1", "--cacert", ca, "https://\(host):\(port)/hello"])
-        }
-        // A certificate is verified against the one CA file given: which one was sent shows.
-        #expect(try get("other.test", trusting: other.cert).output == "<h1>Hello world</h1>")
-        #expect(try get("a.wild.test", trusting: other.cert).output == "<h1>Hello world</h1>")
-        #expect(try get("other.test", trusting: first.cert).status != 0)
-        #expect(try get("localhost", trusting: first.cert).output == "<h1>Hello world</h1>")
-        // No SNI for an address, and a name no certificate has: the default one.
-        let byAddress = try run("curl", ["-sS", "--cacert", first.cert, "https://127.0.0.1:\(port)/hello"])
-        #expect(byAddress.output == "<h1>Hello world</h1>", "\(byAddress.output)")
-        let unknown = try run("curl", ["-sS", "-k", "-v", "--resolve", "nobody.test:\(port):127.0.0.1", "https://nobody.test:\(port)/hello"])
-        #expect(unknown.output.contains("subject: CN=localhost"), "\(unknown.output)")
     }
 
     @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl") && toolAvailable("wrk")))
@@ -277,8 +292,10 @@ struct TLSTests {
         let log = live.directory + "/demo.log"
         let server = try SpawnedProcess(
             demoBinary(),
-            ["serve", "--https", "127.0.0.1:\(port)", "--cert", live.cert, "--key", live.key, "--loops", "1",
-             "--data", live.directory + "/data", "--log-file", log])
+            [
+                "serve", "--https", "127.0.0.1:\(port)", "--cert", live.cert, "--key", live.key, "--loops", "1",
+                "--data", live.directory + "/data", "--log-file", log,
+            ])
         defer { server.stop() }
         let pid = server.pid
         #expect(waitForPort(port))
@@ -346,35 +363,29 @@ struct TLSTests {
         let certificate = try TestCertificate()
         defer { certificate.remove() }
         let tls = try TLSContext(certificates: [certificate.identity], ticketKeyLifetime: 2)
-        var config = ServerConfiguration()
-        config.loops = 1
-        let server = try Server(responder: TestApp.router(), listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls)], configuration: config)
-        try server.start()
-        defer {
-            server.shutdown(grace: 1)
-            server.wait()
+        try withHTTPSServer(tls) { address in
+            let request = certificate.directory + "/request.txt"
+            try "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".write(toFile: request, atomically: true, encoding: .utf8)
+            func connect(_ version: String, _ session: String) throws -> String {
+                let r = try run(
+                    "sh",
+                    ["-c", "timeout 10 openssl s_client -connect \(address) \(version) -ign_eof \(session) < \(request) 2>&1"])
+                #expect(r.output.contains("<h1>Hello world</h1>"), "\(r.output)")
+                return r.output.contains("Reused, ") ? "reused" : r.output.contains("New, ") ? "new" : r.output
+            }
+            let start = monotonicSeconds()
+            for version in ["-tls1_2", "-tls1_3"] {
+                let saved = certificate.directory + "/session\(version).pem"
+                #expect(try connect(version, "-sess_out \(saved)") == "new")
+                #expect(try connect(version, "-sess_in \(saved)") == "reused", "\(version): resumed at once")
+            }
+            // The key those tickets were made with is the one before after 2 s: still accepted
+            // (TLS 1.3: a new ticket comes with it); after 4 s it is gone and the handshake is full.
+            usleep(UInt32(max(0, 2.5 - (monotonicSeconds() - start)) * 1_000_000))
+            #expect(try connect("-tls1_3", "-sess_in \(certificate.directory)/session-tls1_3.pem") == "reused", "after one rotation")
+            usleep(UInt32(max(0, 4.6 - (monotonicSeconds() - start)) * 1_000_000))
+            #expect(try connect("-tls1_3", "-sess_in \(certificate.directory)/session-tls1_3.pem") == "new", "after two rotations")
         }
-        let request = certificate.directory + "/request.txt"
-        try "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".write(toFile: request, atomically: true, encoding: .utf8)
-        func connect(_ version: String, _ session: String) throws -> String {
-            let r = try run(
-                "sh",
-                ["-c", "timeout 10 openssl s_client -connect \(server.addresses[0]) \(version) -ign_eof \(session) < \(request) 2>&1"])
-            #expect(r.output.contains("<h1>Hello world</h1>"), "\(r.output)")
-            return r.output.contains("Reused, ") ? "reused" : r.output.contains("New, ") ? "new" : r.output
-        }
-        let start = monotonicSeconds()
-        for version in ["-tls1_2", "-tls1_3"] {
-            let saved = certificate.directory + "/session\(version).pem"
-            #expect(try connect(version, "-sess_out \(saved)") == "new")
-            #expect(try connect(version, "-sess_in \(saved)") == "reused", "\(version): resumed at once")
-        }
-        // The key those tickets were made with is the one before after 2 s: still accepted
-        // (TLS 1.3: a new ticket comes with it); after 4 s it is gone and the handshake is full.
-        usleep(UInt32(max(0, 2.5 - (monotonicSeconds() - start)) * 1_000_000))
-        #expect(try connect("-tls1_3", "-sess_in \(certificate.directory)/session-tls1_3.pem") == "reused", "after one rotation")
-        usleep(UInt32(max(0, 4.6 - (monotonicSeconds() - start)) * 1_000_000))
-        #expect(try connect("-tls1_3", "-sess_in \(certificate.directory)/session-tls1_3.pem") == "new", "after two rotations")
     }
 
     @Test(.enabled(if: toolAvailable("wrk") && toolAvailable("openssl")))
@@ -395,15 +406,18 @@ struct TLSTests {
         let noKey = try run(demoBinary(), ["serve", "--https", "127.0.0.1:0", "--cert", certificate.cert])
         #expect(noKey.status != 0)
         #expect(noKey.output.contains("--https needs --cert FILE and --key FILE"), "\(noKey.output)")
-        let missing = try run(demoBinary(), ["serve", "--https", "127.0.0.1:0", "--cert", certificate.cert, "--key", "/nonexistent/key.pem"])
+        let missing = try run(
+            demoBinary(), ["serve", "--https", "127.0.0.1:0", "--cert", certificate.cert, "--key", "/nonexistent/key.pem"])
         #expect(missing.status != 0)
         #expect(missing.output.contains("cannot open the key file /nonexistent/key.pem"), "\(missing.output)")
 
         let port = freePort()
         let server = try SpawnedProcess(
             demoBinary(),
-            ["serve", "--https", "127.0.0.1:\(port)", "--cert", certificate.cert, "--key", certificate.key, "--loops", "1",
-             "--data", certificate.directory + "/data"])
+            [
+                "serve", "--https", "127.0.0.1:\(port)", "--cert", certificate.cert, "--key", certificate.key, "--loops", "1",
+                "--data", certificate.directory + "/data",
+            ])
         defer { server.stop() }
         var headers = ""
         for _ in 0..<100 {
