@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "NeedletailCompression", dependencies: ["CZlib", "CBrotli", "NeedletailBytes"]),
         // Debian's libssl-dev (OpenSSL 3): TLS on the native HTTPS listener (docs/TLS.md).
         .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
+        // Debian's libnghttp2-dev: HTTP/2 over TLS (docs/TLS.md).
+        .systemLibrary(name: "CNghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .target(name: "NeedletailLoop", dependencies: ["CNeedletailLinux", "COpenSSL", "NeedletailPOSIX", "NeedletailBytes"]),
         // HTML, CSS: element types, attributes and CSS properties generated from the tables in
         // Spec/ by scripts/generate-html (output committed under Generated/).
@@ -58,7 +60,7 @@ let package = Package(
         .target(
             name: "NeedletailServer",
             dependencies: [
-                "CNeedletailLinux", "NeedletailPOSIX", "NeedletailLoop", "NeedletailHTTP", "NeedletailCompression",
+                "CNeedletailLinux", "CNghttp2", "NeedletailPOSIX", "NeedletailLoop", "NeedletailHTTP", "NeedletailCompression",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Debian's libfcgi (libfcgi-dev), for the conventional blocking responder that the

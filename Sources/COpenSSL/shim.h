@@ -54,6 +54,30 @@ static int nt_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+/// ALPN with HTTP/2 offered: h2 when the client offers it, else http/1.1.
+static int nt_tls_alpn_select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                                 unsigned int inlen, void *arg) {
+    (void)ssl;
+    (void)arg;
+    static const unsigned char ours[] = "\x02h2\x08http/1.1";
+    unsigned char *chosen = NULL;
+    if (SSL_select_next_proto(&chosen, outlen, ours, sizeof ours - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = chosen;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/// The protocol ALPN chose ("h2", "http/1.1"), or "" when the client asked for none.
+static inline void nt_tls_alpn_selected(SSL *ssl, char *out, size_t len) {
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    if (p == NULL || n + 1 > len) n = 0;
+    if (n > 0) memcpy(out, p, n);
+    out[n] = 0;
+}
+
 static inline int nt_tls_check_readable(const char *what, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -68,7 +92,7 @@ static inline int nt_tls_check_readable(const char *what, const char *path, char
 /// renegotiation, session tickets and a session cache for resumption, ALPN http/1.1, the
 /// certificate chain and key from PEM files. NULL with a message in `err` that names the file
 /// and the reason.
-static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, char *err, size_t errlen) {
+static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, int http2, char *err, size_t errlen) {
     char detail[256];
     if (!nt_tls_check_readable("certificate", cert, err, errlen) || !nt_tls_check_readable("key", key, err, errlen)) {
         return NULL;
@@ -120,7 +144,7 @@ static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, 
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_alpn_select_cb(ctx, nt_tls_alpn_select, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, http2 ? nt_tls_alpn_select_h2 : nt_tls_alpn_select, NULL);
     return ctx;
 }
 
@@ -304,13 +328,13 @@ static int nt_tls_servername(SSL *ssl, int *alert, void *arg) {
 /// the others are chosen by SNI. NULL with a message in `err` (see nt_tls_server_context).
 /// Tickets' keys rotate every `ticket_lifetime` seconds.
 static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, int count, long ticket_lifetime,
-                                         char *err, size_t errlen) {
+                                         int http2, char *err, size_t errlen) {
     int index = nt_tls_sni_index();
     if (index < 0) {
         snprintf(err, errlen, "cannot register OpenSSL extra data for SNI");
         return NULL;
     }
-    SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], err, errlen);
+    SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], http2, err, errlen);
     if (first == NULL) return NULL;
     nt_tls_ticket_ring *ring = nt_tls_rotate_tickets(first, ticket_lifetime);
     if (ring == NULL) {
@@ -326,7 +350,7 @@ static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *c
         return NULL;
     }
     for (int i = 1; i < count; i++) {
-        SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], err, errlen);
+        SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], http2, err, errlen);
         if (other == NULL) {
             nt_tls_sni_free(NULL, set, NULL, 0, 0, NULL);
             SSL_CTX_free(first);

@@ -107,6 +107,9 @@ public final class Connection {
     /// plain connection.
     public var tlsDescription: String? { tls?.negotiated }
 
+    /// The protocol TLS's ALPN chose ("h2", "http/1.1", "" for none); nil for a plain connection.
+    public var negotiatedProtocol: String? { tls?.alpn }
+
     /// Reads like read(2), through TLS when the connection has it.
     @inline(__always)
     func readSocket(_ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {

@@ -35,15 +35,18 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     /// Seconds a session-ticket key is the one new tickets get (tickets made with the key
     /// before are still accepted, and replaced, for as long again).
     public let ticketKeyLifetime: Int
+    /// Whether ALPN offers HTTP/2 (`h2`) before HTTP/1.1.
+    public let http2: Bool
 
     /// Reads the certificate chains and keys now; an error says which file and why. Ticket
     /// keys rotate every `ticketKeyLifetime` seconds (12 hours: a ticket resumes for at most
     /// a day, as Mozilla advises; a reload makes new keys).
-    public init(certificates: [TLSCertificate], ticketKeyLifetime: Int = 12 * 3600) throws(TLSError) {
+    public init(certificates: [TLSCertificate], ticketKeyLifetime: Int = 12 * 3600, http2: Bool = false) throws(TLSError) {
         guard !certificates.isEmpty else { throw TLSError("no certificate given") }
         self.certificates = certificates
         self.ticketKeyLifetime = max(1, ticketKeyLifetime)
-        current = Mutex(try TLSContext.make(certificates, ticketKeyLifetime: max(1, ticketKeyLifetime)))
+        self.http2 = http2
+        current = Mutex(try TLSContext.make(certificates, ticketKeyLifetime: max(1, ticketKeyLifetime), http2: http2))
     }
 
     /// One certificate and its key.
@@ -51,11 +54,11 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
         try self.init(certificates: [TLSCertificate(certificateFile: certificateFile, keyFile: keyFile)])
     }
 
-    private static func make(_ certificates: [TLSCertificate], ticketKeyLifetime: Int) throws(TLSError) -> Pointer {
+    private static func make(_ certificates: [TLSCertificate], ticketKeyLifetime: Int, http2: Bool) throws(TLSError) -> Pointer {
         var message = [CChar](repeating: 0, count: 1024)
         let made: OpaquePointer? = withCStrings(certificates.map(\.certificateFile)) { certs in
             withCStrings(certificates.map(\.keyFile)) { keys in
-                nt_tls_server_set(certs, keys, Int32(certificates.count), ticketKeyLifetime, &message, message.count)
+                nt_tls_server_set(certs, keys, Int32(certificates.count), ticketKeyLifetime, http2 ? 1 : 0, &message, message.count)
             }
         }
         guard let made else {
@@ -67,7 +70,7 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     /// Reads the files again and uses them for the connections accepted from now on; on an
     /// error (which names the file) the certificates in use stay.
     public func reload() throws(TLSError) {
-        let fresh = try TLSContext.make(certificates, ticketKeyLifetime: ticketKeyLifetime)
+        let fresh = try TLSContext.make(certificates, ticketKeyLifetime: ticketKeyLifetime, http2: http2)
         let old = current.withLock { p in
             let o = p
             p = fresh
@@ -191,6 +194,13 @@ final class TLSStream {
         }
         if r == Int32(NT_TLS_WANT_READ) || r == Int32(NT_TLS_WANT_WRITE) { return .wouldBlock }
         return .failed
+    }
+
+    /// The protocol ALPN chose ("h2", "http/1.1"; "" when the client asked for none).
+    var alpn: String {
+        var out = [CChar](repeating: 0, count: 32)
+        nt_tls_alpn_selected(ssl, &out, out.count)
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Sends close_notify (before the write side is shut).
