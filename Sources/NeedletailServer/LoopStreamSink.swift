@@ -28,16 +28,19 @@ final class LoopStreamSink: ResponseStreamSink, @unchecked Sendable {
     let chunked: Bool
     /// FastCGI: the request the body belongs to.
     let requestID: UInt16
+    /// HTTP/2: the stream the body belongs to.
+    let streamID: Int32
     private let finished = Atomic<Bool>(false)
     private let cancelled = Atomic<Bool>(false)
 
     /// Made on the loop's thread by a codec.
-    init(connection: Connection, codec: any StreamCodec, chunked: Bool = false, requestID: UInt16 = 0) {
+    init(connection: Connection, codec: any StreamCodec, chunked: Bool = false, requestID: UInt16 = 0, streamID: Int32 = 0) {
         loop = connection.loop
         self.connection = connection
         self.codec = codec
         self.chunked = chunked
         self.requestID = requestID
+        self.streamID = streamID
     }
 
     var isCancelled: Bool {

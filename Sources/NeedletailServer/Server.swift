@@ -375,11 +375,16 @@ public final class Server: Sendable {
         }
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
-            case .http, .https:
-                // A TLS client that opens and sends nothing is cut by the same header timeout.
+            case .http:
                 return { connection in
                     connection.setTimeout(seconds: configuration.http.headerTimeout)
                     return HTTPConnection(context: context)
+                }
+            case .https(let tls):
+                // A TLS client that opens and sends nothing is cut by the same header timeout.
+                return { connection in
+                    connection.setTimeout(seconds: configuration.http.headerTimeout)
+                    return tls.http2 ? ProtocolSelector(context: context) : HTTPConnection(context: context)
                 }
             case .fastCGI:
                 return { connection in

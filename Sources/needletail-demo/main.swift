@@ -37,6 +37,9 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "PEM file with the private key of the --cert given in the same place.")
     var key: [String] = []
 
+    @ArgumentParser.Flag(name: .long, help: "Offer HTTP/2 (ALPN h2) on the --https listeners, before HTTP/1.1.")
+    var http2 = false
+
     @ArgumentParser.Option(name: .long, help: "Send Strict-Transport-Security: max-age=SECONDS on every HTTPS answer (RFC 6797).")
     var hstsMaxAge: Int?
 
@@ -252,7 +255,7 @@ struct Serve: ParsableCommand {
             // A certificate or key that cannot be used refuses the start, naming the file.
             let tls: TLSContext
             do {
-                tls = try TLSContext(certificates: zip(cert, key).map { TLSCertificate(certificateFile: $0, keyFile: $1) })
+                tls = try TLSContext(certificates: zip(cert, key).map { TLSCertificate(certificateFile: $0, keyFile: $1) }, http2: http2)
             } catch {
                 predecessor?.failed("\(error)")
                 logger.critical("cannot serve HTTPS: \(error)")

@@ -253,4 +253,26 @@ struct Browser {
         try exercise(base: "https://127.0.0.1:\(port)", transport: "events")
         try exercise(base: "https://127.0.0.1:\(port)", transport: "poll")
     }
+
+    /// The board over HTTP/2 (ALPN h2): every request of the page, the actions and the
+    /// live updates on one multiplexed connection.
+    @Test(.enabled(if: WebDriver.available && toolAvailable("openssl"))) func liveBoardOverHTTP2() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let port = freePort()
+        let server = try SpawnedProcess(
+            demoBinary(),
+            ["serve", "--https", "127.0.0.1:\(port)", "--http2", "--cert", certificate.cert, "--key", certificate.key, "--data",
+             certificate.directory + "/data", "--loops", "2"])
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        let driver = try WebDriver()
+        let probe = try driver.browser(insecureCertificates: true)
+        try probe.open("https://127.0.0.1:\(port)/board")
+        let used = try probe.run("return performance.getEntriesByType('navigation')[0].nextHopProtocol") as? String
+        probe.quit()
+        #expect(used == "h2", "Chromium spoke \(used ?? "-")")
+        try exercise(base: "https://127.0.0.1:\(port)", transport: "events")
+        try exercise(base: "https://127.0.0.1:\(port)", transport: "poll")
+    }
 }
