@@ -18,6 +18,13 @@ public protocol ConnectionHandler: AnyObject {
     func shutdownRequested(_ connection: Connection) -> Bool
     /// The connection is closed and about to be forgotten.
     func closed(_ connection: Connection)
+    /// Everything queued has been written, after `Connection.notifyWhenDrained` was set (a codec
+    /// that stopped producing while the output was full goes on).
+    func outputDrained(_ connection: Connection)
+}
+
+extension ConnectionHandler {
+    public func outputDrained(_ connection: Connection) {}
 }
 
 /// One accepted socket on a loop: its unconsumed input, its queued output, its deadline.
@@ -177,6 +184,14 @@ public final class Connection {
         output.append(chunks)
     }
 
+    /// Set by a handler that stopped producing output while it was full: its `outputDrained`
+    /// is called once everything queued has been written (then this is false again).
+    public var notifyWhenDrained: Bool {
+        get { _notifyWhenDrained }
+        set { _notifyWhenDrained = newValue }
+    }
+    @exclusivity(unchecked) private var _notifyWhenDrained = false
+
     /// Writes what is queued now; the rest goes out when the socket is writable again.
     public func flush() {
         guard !isClosed else { return }
@@ -189,6 +204,12 @@ public final class Connection {
         case .done:
             state.wantWritable = false
             if state.throttled { state.throttled = false }
+            if _notifyWhenDrained {
+                _notifyWhenDrained = false
+                handler.outputDrained(self)
+                if isClosed { return }
+                if !output.isEmpty { return }  // its own flush has dealt with it
+            }
             finishIfFlushed()
             if !isClosed { updateInterest() }
         case .wouldBlock:

@@ -50,11 +50,12 @@ func withHTTPSServer<T>(_ tls: TLSContext, _ body: (SocketAddress) throws -> T) 
 }
 
 func withTLSServer<T>(
-    configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (TestCertificate, SocketAddress, SocketAddress) throws -> T
+    http2: Bool = false, configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: (TestCertificate, SocketAddress, SocketAddress) throws -> T
 ) throws -> T {
     let certificate = try TestCertificate()
     defer { certificate.remove() }
-    let tls = try TLSContext(certificateFile: certificate.cert, keyFile: certificate.key)
+    let tls = try TLSContext(certificates: [certificate.identity], http2: http2)
     var config = ServerConfiguration()
     config.loops = 1
     configure(&config)
@@ -431,5 +432,113 @@ struct TLSTests {
         #expect(headers.contains("HTTP/1.1 200"), "\(headers)")
         let cookie = headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") }
         #expect(cookie?.hasSuffix("; Secure") == true, "\(headers)")
+    }
+}
+
+@Suite("HTTP/2 on the native HTTPS listener (nghttp2)", .serialized)
+struct HTTP2Tests {
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func curlSpeaksHTTP2AndHTTP1StillWorks() throws {
+        try withTLSServer(http2: true) { certificate, address, _ in
+            let base = "https://\(address)"
+            let h2 = try run("curl", ["-sS", "-v", "--http2", "--cacert", certificate.cert, "\(base)/hello?name=%3Ch2%3E"])
+            #expect(h2.output.contains("ALPN: server accepted h2"), "\(h2.output)")
+            #expect(h2.output.contains("< HTTP/2 200"))
+            #expect(h2.output.contains("< content-length: 25"))
+            #expect(h2.output.contains("<h1>Hello &lt;h2&gt;</h1>"))
+            #expect(h2.output.contains("< x-content-type-options: nosniff"))
+            let h1 = try run("curl", ["-sS", "-v", "--http1.1", "--cacert", certificate.cert, "\(base)/hello"])
+            #expect(h1.output.contains("ALPN: server accepted http/1.1") && h1.output.contains("<h1>Hello world</h1>"), "\(h1.output)")
+            let info = try run("curl", ["-sS", "--http2", "--cacert", certificate.cert, "-H", "Cookie: a=1", "-H", "Cookie: b=2", "\(base)/info?x=1"])
+            #expect(info.output.hasPrefix("GET /info /info?x=1 host=\(address) "), "\(info.output)")
+            #expect(info.output.contains("secure=true"))
+            let head = try run("curl", ["-sS", "-I", "--http2", "--cacert", certificate.cert, "\(base)/hello"])
+            #expect(head.output.contains("content-length: 20"), "HEAD keeps the length: \(head.output)")
+            let missing = try run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--http2", "--cacert", certificate.cert, "\(base)/nope"])
+            #expect(missing.output == "404")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func bodiesBothWaysStreamsAndLimits() throws {
+        try withTLSServer(http2: true, configure: { $0.http.maxBodyBytes = 1_000_000 }) { certificate, address, _ in
+            let base = "https://\(address)"
+            let upload = certificate.directory + "/upload.bin"
+            var bytes = [UInt8](repeating: 0, count: 300_000)
+            for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 13 &+ i >> 7) }
+            try Data(bytes).write(to: URL(fileURLWithPath: upload))
+            let echoed = certificate.directory + "/echoed.bin"
+            let post = try run("curl", ["-sS", "--http2", "--cacert", certificate.cert, "--data-binary", "@" + upload, "-o", echoed, "\(base)/echo"])
+            #expect(post.status == 0, "\(post.output)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: echoed)) == Data(bytes))
+            // Flow control both ways: 3 MB to a reader slower than the server.
+            let big = try run(
+                "curl", ["-sS", "--http2", "--cacert", certificate.cert, "--limit-rate", "2M", "-w", "%{size_download}", "-o", "/dev/null",
+                         "\(base)/big?n=3000000"])
+            #expect(big.output == "3000000", "\(big.output)")
+            let stream = try run("curl", ["-sS", "--http2", "--cacert", certificate.cert, "\(base)/stream?n=3"])
+            #expect(stream.output == "part 0\npart 1\npart 2\n", "\(stream.output)")
+            let tooBig = try run(
+                "sh", ["-c", "head -c 1500000 /dev/zero | curl -sS --http2 --cacert \(certificate.cert) --data-binary @- -o /dev/null -w '%{http_code}' \(base)/echo"])
+            #expect(tooBig.output.hasPrefix("413"), "\(tooBig.output)")
+            let hugeHeader = String(repeating: "x", count: 40_000)
+            let refused = try run("curl", ["-sS", "--http2", "--cacert", certificate.cert, "-H", "X-Big: \(hugeHeader)", "\(base)/hello"])
+            #expect(!refused.output.contains("Hello"), "a header list over the limit is refused")
+            let after = try run("curl", ["-sS", "--http2", "--cacert", certificate.cert, "\(base)/hello"])
+            #expect(after.output == "<h1>Hello world</h1>")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("nghttp") && toolAvailable("openssl")))
+    func streamsAreMultiplexedAndASuspendedOneBlocksNoOther() throws {
+        try withTLSServer(http2: true) { certificate, address, _ in
+            let base = "https://\(address)"
+            // 60 requests on one connection, up to 60 at once.
+            let many = try run("nghttp", ["-n", "-s", "-m", "60", "\(base)/hello?name=m"])
+            let lines = many.output.split(separator: "\n").filter { $0.contains("/hello?name=m") }
+            #expect(lines.count == 60, "\(many.output.suffix(500))")
+            #expect(lines.allSatisfy { $0.contains(" 200 ") })
+            // A request that waits 500 ms and one that does not, on one connection: the second is
+            // answered first (the loop and the connection serve on while the first is suspended).
+            let mixed = try run("nghttp", ["-n", "-s", "\(base)/async/wait?ms=500", "\(base)/hello?name=fast"])
+            let rows = mixed.output.split(separator: "\n").filter { $0.contains(" 200 ") }
+            #expect(rows.count == 2, "\(mixed.output)")
+            func finished(_ path: String) -> Double? {
+                guard let row = rows.first(where: { $0.contains(path) }) else { return nil }
+                // "id  responseEnd requestStart  process code size request path": responseEnd is +N.NNms
+                let fields = row.split(separator: " ").filter { !$0.isEmpty }
+                guard fields.count > 1 else { return nil }
+                let t = String(fields[1]).trimmingCharacters(in: "+ms")
+                return Double(t)
+            }
+            let slow = finished("/async/wait"), fast = finished("/hello?name=fast")
+            #expect(slow != nil && fast != nil && fast! < slow!, "\(mixed.output)")
+            #expect((slow ?? 0) >= 500)
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("nghttp") && toolAvailable("openssl")))
+    func aGracefulStopAnswersTheStreamInFlight() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let tls = try TLSContext(certificates: [certificate.identity], http2: true)
+        var config = ServerConfiguration()
+        config.loops = 1
+        let server = try Server(
+            responder: TestApp.withAsync(TestApp.router()), listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls)], configuration: config)
+        try server.start()
+        let address = server.addresses[0]
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/nghttp")
+        client.arguments = ["-n", "-s", "https://\(address)/async/wait?ms=400"]
+        let pipe = Pipe()
+        client.standardOutput = pipe
+        try client.run()
+        usleep(150_000)
+        server.shutdown(grace: 5)
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        server.wait()
+        #expect(output.contains(" 200 "), "the stream in flight is answered: \(output)")
     }
 }

@@ -39,6 +39,9 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         var task: LoopTask?
         var deadline: LoopTimerID?
         var sink: LoopStreamSink?
+        /// The access log's and the counts' record (when requests are recorded).
+        var observed: Observed?
+        var route: String?
         init(id: Int32) { self.id = id }
     }
 
@@ -127,6 +130,8 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
 
     func closed(_ connection: Connection) { cancelAll() }
 
+    func outputDrained(_ connection: Connection) { send() }
+
     private func cancelAll() {
         for (_, s) in streams { cancel(s) }
         streams.removeAll()
@@ -154,6 +159,12 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             }
             if n == 0 { break }
             connection.write(copying: UnsafeRawBufferPointer(start: data, count: n))
+            if connection.isOutputFull {
+                // A client that does not read: no more from nghttp2 until the queue drains
+                // (its flow-control windows alone could let a client pile up whole bodies).
+                connection.notifyWhenDrained = true
+                break
+            }
         }
         connection.flush()
         if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
@@ -221,8 +232,11 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             respond(s, with: Router.errorPage(.badRequest, detail: e.reason))
             return
         }
+        if context.observing { s.observed = Observed(request, start: context.clock()) }
         let response = context.responder.respond(to: request)
         if case .pending(let pending) = response.body {
+            s.route = response.route
+            s.observed?.suspend()
             startAsync(s, pending)
             return
         }
@@ -315,6 +329,7 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             send()
             return
         }
+        s.observed?.resume()
         respond(s, with: response, head: s.method == "HEAD")
         send()
     }
@@ -364,6 +379,12 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             return nghttp2_submit_response(session, s.id, nv.baseAddress, nv.count, &provider)
         }
         if rv != 0 { context.logger.debug("HTTP/2 answer not submitted: \(String(cString: nghttp2_strerror(rv)))") }
+        if var o = s.observed.take() {
+            o.route = response.route ?? s.route
+            context.observe(
+                o, status: response.status.code, bodyBytes: bodyless ? 0 : (length ?? 0), route: o.route,
+                ready: context.timing ? context.clock() : 0, now: connection.loop.wallClock, stream: produce != nil)
+        }
         if let produce, !bodyless {
             let sink = LoopStreamSink(connection: connection, codec: self, streamID: s.id)
             s.sink = sink
