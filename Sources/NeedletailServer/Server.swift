@@ -39,6 +39,11 @@ public struct ServerConfiguration: Sendable {
     /// answered with a redirect to the same host and target over HTTPS (301 for GET and HEAD,
     /// 308 for other methods, which keeps them).
     public var redirectToHTTPS = false
+    /// HTTP/2 without TLS by prior knowledge (h2c, RFC 9113 3.3) on the plain HTTP listeners:
+    /// a connection that opens with HTTP/2's preface speaks HTTP/2, any other HTTP/1.1. For
+    /// clients that know (a load balancer's HTTP/2 upstream, `curl --http2-prior-knowledge`);
+    /// the HTTP/1.1 `Upgrade: h2c` dance is not offered (RFC 9113 dropped it). Off by default.
+    public var http2PriorKnowledge = false
     /// The access log (nginx's combined format), off by default. Reopened on SIGUSR1.
     public var accessLog: AccessLogSettings? = nil
     /// Requests that take at least this long are logged as warnings, with where the time went.
@@ -376,9 +381,10 @@ public final class Server: Sendable {
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
             case .http:
+                let h2c = configuration.http2PriorKnowledge
                 return { connection in
                     connection.setTimeout(seconds: configuration.http.headerTimeout)
-                    return HTTPConnection(context: context)
+                    return h2c ? ProtocolSelector(context: context) : HTTPConnection(context: context)
                 }
             case .https(let tls):
                 // A TLS client that opens and sends nothing is cut by the same header timeout.

@@ -40,6 +40,9 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Flag(name: .long, help: "Offer HTTP/2 (ALPN h2) on the --https listeners, before HTTP/1.1.")
     var http2 = false
 
+    @ArgumentParser.Flag(name: .long, help: "Speak HTTP/2 by prior knowledge (h2c) on the plain HTTP listeners to clients that open with its preface.")
+    var h2c = false
+
     @ArgumentParser.Option(name: .long, help: "Send Strict-Transport-Security: max-age=SECONDS on every HTTPS answer (RFC 6797).")
     var hstsMaxAge: Int?
 
@@ -300,6 +303,7 @@ struct Serve: ParsableCommand {
             config.strictTransportSecurity = "max-age=\(age)"
         }
         config.redirectToHTTPS = redirectToHttps
+        config.http2PriorKnowledge = h2c
         config.accessLog = accessLog.map { AccessLogSettings(path: $0, timed: accessLogTimed) }
         config.slowRequestMilliseconds = slowRequestMs
         config.healthPath = healthPath

@@ -489,6 +489,66 @@ struct HTTP2Tests {
         }
     }
 
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
+    func asyncAnswersAndTheirErrorsAndGzip() throws {
+        try withTLSServer(http2: true) { certificate, address, _ in
+            let base = "https://\(address)"
+            func get(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
+                let r = try run("curl", ["-sS", "-m", "10", "--http2", "--cacert", certificate.cert, "-w", "\n%{http_code}"] + extra + ["\(base)\(path)"])
+                let parts = r.output.split(separator: "\n", omittingEmptySubsequences: false)
+                return (String(parts.last ?? ""), parts.dropLast().joined(separator: "\n"))
+            }
+            // An async handler that never suspends is answered at once (not by its deadline).
+            let started = ContinuousClock.now
+            let now = try get("/async/now?n=7")
+            #expect(now.code == "200", "\(now)")
+            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(try get("/async/wait?ms=5") == ("200", "waited 5 ms"))
+            #expect(try get("/async/threads").body == "sum 500500")
+            #expect(try get("/async/fail").code == "500")
+            #expect(try get("/async/bad?n=x").code == "400")
+            #expect(try get("/async/slow").code == "503")
+            #expect(TestApp.offLoop.load(ordering: .relaxed) == 0)
+            // Gzip as over HTTP/1.1: a text answer the client accepts, decoded to the same bytes.
+            let plain = try get("/big?n=20000")
+            let gz = try run("curl", ["-sS", "--http2", "--compressed", "-D", "-", "--cacert", certificate.cert, "\(base)/big?n=20000"])
+            #expect(gz.output.contains("content-encoding: gzip") && gz.output.contains("vary: Accept-Encoding"), "\(gz.output.prefix(400))")
+            #expect(gz.output.hasSuffix(plain.body), "decodes to the identity bytes")
+            let length = try run("curl", ["-sS", "--http2", "-H", "Accept-Encoding: gzip", "-o", "/dev/null", "-w", "%{size_download}", "--cacert", certificate.cert, "\(base)/big?n=20000"])
+            #expect((Int(length.output) ?? 20000) < 2000, "compressed: \(length.output)")
+            let head = try run("curl", ["-sS", "-I", "--http2", "-H", "Accept-Encoding: gzip", "--cacert", certificate.cert, "\(base)/big?n=20000"])
+            #expect(head.output.contains("content-length: \(length.output)"), "HEAD has the gzip length: \(head.output)")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("curl") && toolAvailable("nghttp")))
+    func h2cByPriorKnowledgeOnThePlainListener() throws {
+        var config = ServerConfiguration()
+        config.loops = 1
+        config.http2PriorKnowledge = true
+        let server = try Server(
+            responder: TestApp.withAsync(TestApp.router()), listeners: [.http(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
+        try server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        let base = "http://\(server.addresses[0])"
+        let h2 = try run("curl", ["-sS", "-v", "--http2-prior-knowledge", "\(base)/info?x=1"])
+        #expect(h2.output.contains("< HTTP/2 200"), "\(h2.output)")
+        #expect(h2.output.contains("secure=false"), "a plain connection is not secure: \(h2.output)")
+        #expect(try run("curl", ["-sS", "--http2-prior-knowledge", "\(base)/async/wait?ms=3"]).output == "waited 3 ms")
+        // HTTP/1.1 on the same listener, and a request line that only starts like the preface.
+        let h1 = try run("curl", ["-sS", "-v", "\(base)/hello"])
+        #expect(h1.output.contains("< HTTP/1.1 200") && h1.output.contains("<h1>Hello world</h1>"), "\(h1.output)")
+        let client = try TestClient(server.addresses[0])
+        try client.send("PRI /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        let pri = String(decoding: try client.readToEnd(), as: UTF8.self)
+        #expect(pri.hasPrefix("HTTP/1.1 "), "\(pri)")
+        let many = try run("nghttp", ["-n", "-s", "-m", "20", "\(base)/hello?name=c"])
+        #expect(many.output.split(separator: "\n").filter { $0.contains("/hello?name=c") && $0.contains(" 200 ") }.count == 20, "\(many.output.suffix(400))")
+    }
+
     @Test(.enabled(if: toolAvailable("nghttp") && toolAvailable("openssl")))
     func streamsAreMultiplexedAndASuspendedOneBlocksNoOther() throws {
         try withTLSServer(http2: true) { certificate, address, _ in

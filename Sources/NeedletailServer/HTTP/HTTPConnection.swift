@@ -116,10 +116,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
     /// The app's answer, or the redirect to HTTPS when plain HTTP is redirected.
     @inline(__always)
     private func produce(_ request: borrowing Request, on connection: Connection) -> Response {
-        if let port = context.https.redirectPort, !connection.isSecure, request.path != context.https.exempt {
-            return HTTPConnection.redirect(request, toPort: port)
-        }
-        return context.responder.respond(to: request)
+        context.produce(request, secure: connection.isSecure)
     }
 
     /// The same host and target over HTTPS on `port` (301 for GET and HEAD, 308 otherwise, so
@@ -475,5 +472,17 @@ final class AsyncExchange {
     init(method: HTTPMethod, version: HTTPVersion, keepAlive: Bool, requestHeaders: HeaderFields) {
         (self.method, self.version, self.keepAlive) = (method, version, keepAlive)
         self.requestHeaders = requestHeaders
+    }
+}
+
+extension LoopContext {
+    /// The app's answer to `request`, or the redirect to HTTPS when that is on and `secure` is
+    /// not (every codec of the native server asks here).
+    @inline(__always)
+    func produce(_ request: borrowing Request, secure: Bool) -> Response {
+        if let port = https.redirectPort, !secure, request.path != https.exempt {
+            return HTTPConnection.redirect(request, toPort: port)
+        }
+        return responder.respond(to: request)
     }
 }

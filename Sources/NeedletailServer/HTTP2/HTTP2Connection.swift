@@ -16,6 +16,8 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
     unowned let connection: Connection
     private var session: OpaquePointer?
     private var streams: [Int32: Stream] = [:]
+    /// Inside `nghttp2_session_mem_recv` (and so inside its callbacks).
+    private var receiving = false
     /// Seconds an idle connection (no stream open) is kept.
     static let idleSeconds = 60
     /// Most streams open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
@@ -30,12 +32,16 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         var cookies: [String] = []
         var headerBytes = 0
         var body: [UInt8] = []
+        /// The request's fields, for compressing the answer (kept only when compression is on).
+        var requestHeaders = HeaderFields.empty
         /// The answer's body bytes and how many are sent; `complete` once no more will come.
         var out: [UInt8] = []
         var sent = 0
         var complete = true
         var deferred = false
         var submitted = false
+        /// An async handler's task is running (suspended) for this stream.
+        var awaiting = false
         var task: LoopTask?
         var deadline: LoopTimerID?
         var sink: LoopStreamSink?
@@ -89,7 +95,9 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             return bytes.count
         }
         connection.isIdle = false
+        receiving = true
         let r = nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        receiving = false
         if r < 0 {
             context.logger.debug("HTTP/2 connection refused: \(String(cString: nghttp2_strerror(Int32(r))))")
             // A protocol error: nghttp2 has queued its GOAWAY; send it, then close.
@@ -141,7 +149,8 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         s.task?.cancel()
         s.sink?.cancel()
         if let d = s.deadline { connection.loop.cancel(d) }
-        if s.task != nil { context.suspended -= 1 }
+        if s.awaiting { context.suspended -= 1 }
+        s.awaiting = false
         s.task = nil
         s.deadline = nil
     }
@@ -149,7 +158,9 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
     /// Moves what nghttp2 has to send into the connection's queue and writes it; closes once
     /// neither side has anything more to say.
     func send() {
-        guard let session, !connection.isClosed else { return }
+        // nghttp2 must not be asked to send from inside its receive callbacks (an answer made
+        // there, by a handler that never suspended, goes out when `mem_recv` has returned).
+        guard let session, !connection.isClosed, !receiving else { return }
         while true {
             var data: UnsafePointer<UInt8>? = nil
             let n = nghttp2_session_mem_send(session, &data)
@@ -232,8 +243,9 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             respond(s, with: Router.errorPage(.badRequest, detail: e.reason))
             return
         }
+        if context.compression != nil { s.requestHeaders = request.headers }
         if context.observing { s.observed = Observed(request, start: context.clock()) }
-        let response = context.responder.respond(to: request)
+        let response = context.produce(request, secure: connection.isSecure)
         if case .pending(let pending) = response.body {
             s.route = response.route
             s.observed?.suspend()
@@ -288,7 +300,7 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
                 method: method, version: .http1_1, storage: storage, target: target, rawPath: parsed.rawPath,
                 decodedPath: parsed.decodedPath, host: host, query: QueryParameters(storage: storage, range: parsed.query),
                 headers: HeaderFields(lines: storage, range: fieldsStart..<storage.count), body: s.body,
-                remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: true))
+                remote: connection.withPeer(RemoteAddress.init(peer:)), isSecure: connection.isSecure))
     }
 
     // MARK: Answers
@@ -303,11 +315,16 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         context.suspended += 1
         let id = s.id
         let handle = OnLoop(codec: self)
-        s.deadline = connection.loop.schedule(after: pending.deadline) { [weak self] in self?.asyncTimedOut(id) }
-        s.task = connection.loop.startTask {
+        s.awaiting = true
+        // The task runs here until its first suspension: one that never suspends has answered
+        // before `startTask` returns, and needs neither its handle nor a deadline.
+        let task = connection.loop.startTask {
             let (response, failure) = await pending.produce()
             handle.codec?.asyncAnswered(id, response, failure: failure)
         }
+        guard s.awaiting else { return }
+        s.task = task
+        s.deadline = connection.loop.schedule(after: pending.deadline) { [weak self] in self?.asyncTimedOut(id) }
     }
 
     /// The codec, for a task's answer (on the loop's thread).
@@ -318,7 +335,8 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
 
     private func asyncAnswered(_ id: Int32, _ response: Response?, failure: String?) {
         if let failure { context.logger.error("\(failure)") }
-        guard let s = streams[id], s.task != nil else { return }
+        guard let s = streams[id], s.awaiting else { return }
+        s.awaiting = false
         s.task = nil
         context.suspended -= 1
         if let d = s.deadline { connection.loop.cancel(d) }
@@ -335,7 +353,8 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
     }
 
     private func asyncTimedOut(_ id: Int32) {
-        guard let s = streams[id], s.task != nil else { return }
+        guard let s = streams[id], s.awaiting else { return }
+        s.awaiting = false
         s.task?.cancel()
         s.task = nil
         s.deadline = nil
@@ -352,11 +371,16 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         s.submitted = true
         var length: Int? = nil
         var produce: (@Sendable (ResponseStream) -> Void)? = nil
+        var coding: StaticString? = nil
         if !response.loadFileBody() { context.logger.error("a file answer could not be read") }
-        switch response.body {
-        case .chunks(let c):
+        let body = response.body
+        response.body = .chunks(Chunks())
+        switch consume body {
+        case .chunks(var c):
+            if context.compression != nil { coding = context.compress(&response, &c, requestHeaders: s.requestHeaders) }
             if !head { s.out = c.bytes }
             length = c.count
+            c.recycle()
         case .stream(let p):
             produce = p
             s.complete = false
@@ -364,7 +388,7 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             length = 0
         }
         let bodyless = head || response.status.forbidsBody
-        let fields = headFields(response, length: bodyless && !head ? nil : length)
+        let fields = headFields(response, length: bodyless && !head ? nil : length, coding: coding)
         var names: [[UInt8]] = [], values: [[UInt8]] = []
         for (n, v) in fields {
             names.append(Array(n.utf8))
@@ -394,8 +418,15 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
     }
 
     /// The answer's fields, lower-case, without HTTP/1.1's connection fields.
-    private func headFields(_ response: borrowing Response, length: Int?) -> [(String, String)] {
+    /// `coding`: compression's fields, as HTTP/1.1 lines ("Vary: Accept-Encoding\r\n…").
+    private func headFields(_ response: borrowing Response, length: Int?, coding: StaticString?) -> [(String, String)] {
         var out: [(String, String)] = [(":status", String(response.status.code))]
+        if let coding {
+            for line in coding.description.split(separator: "\r\n") {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                out.append((line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingPrefix(" ").description))
+            }
+        }
         let date = context.dates.dateLine(now: connection.loop.wallClock)
         // "Date: …\r\n" as HTTP/1.1 writes it.
         if date.count > 8 { out.append(("date", String(decoding: date[6..<(date.count - 2)], as: UTF8.self))) }
@@ -416,7 +447,7 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             given.insert(lower)
             out.append((lower, value))
         }
-        for (name, value) in context.secureDefaults.fields where !given.contains(name.lowercased()) {
+        for (name, value) in (connection.isSecure ? context.secureDefaults : context.defaults).fields where !given.contains(name.lowercased()) {
             out.append((name.lowercased(), value))
         }
         return out

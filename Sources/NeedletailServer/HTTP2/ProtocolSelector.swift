@@ -1,22 +1,37 @@
+import Glibc
 import NeedletailLoop
 
-/// The handler of a TLS connection until its first decrypted bytes: by then the handshake has
-/// chosen the protocol (ALPN), and the connection goes to `HTTP2Connection` for `h2`, to
-/// `HTTPConnection` otherwise. Plain listeners never pay for it.
+/// The handler of a connection until its first bytes tell which protocol it speaks: on a TLS
+/// connection the handshake has chosen it by then (ALPN `h2`), on a plain one with h2c by prior
+/// knowledge the client's first bytes are HTTP/2's preface or they are not. The connection then
+/// goes to `HTTP2Connection` or `HTTPConnection` for good. Listeners without HTTP/2 never pay
+/// for it.
 final class ProtocolSelector: ConnectionHandler {
     let context: LoopContext
     init(context: LoopContext) { self.context = context }
 
-    private func chosen(_ connection: Connection) -> any ConnectionHandler {
-        let handler: any ConnectionHandler =
-            connection.negotiatedProtocol == "h2"
-            ? HTTP2Connection(context: context, connection: connection) : HTTPConnection(context: context)
+    /// The client connection preface (RFC 9113 3.4).
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private func use(_ handler: any ConnectionHandler, on connection: Connection) -> any ConnectionHandler {
         connection.handler = handler
         return handler
     }
 
     func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int {
-        chosen(connection).received(bytes, on: connection)
+        let http2: Bool
+        if let alpn = connection.negotiatedProtocol {
+            http2 = alpn == "h2"
+        } else {
+            let n = min(bytes.count, Self.preface.count)
+            let matches = Self.preface.withUnsafeBytes { p in memcmp(p.baseAddress!, bytes.baseAddress!, n) == 0 }
+            // Part of the preface so far: wait for the rest (the header timeout still runs).
+            if matches && n < Self.preface.count { return 0 }
+            http2 = matches
+        }
+        let handler: any ConnectionHandler =
+            http2 ? HTTP2Connection(context: context, connection: connection) : HTTPConnection(context: context)
+        return use(handler, on: connection).received(bytes, on: connection)
     }
 
     func peerClosed(_ connection: Connection) { connection.close() }
