@@ -549,6 +549,90 @@ struct HTTP2Tests {
         #expect(many.output.split(separator: "\n").filter { $0.contains("/hello?name=c") && $0.contains(" 200 ") }.count == 20, "\(many.output.suffix(400))")
     }
 
+    /// Raw HTTP/2 frames over h2c, for the attacks no well-behaved client makes.
+    enum Frames {
+        static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+        static func frame(_ type: UInt8, flags: UInt8 = 0, stream: UInt32 = 0, _ payload: [UInt8] = []) -> [UInt8] {
+            let n = payload.count
+            return [UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff), type, flags]
+                + [UInt8(stream >> 24 & 0x7f), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
+        }
+        /// HPACK for GET http://a/hello: static :method GET, :scheme http; :path and :authority literal.
+        static let getHello: [UInt8] = [0x82, 0x86, 0x04, 0x06] + Array("/hello".utf8) + [0x41, 0x01, 0x61]
+        static let endStream: UInt8 = 0x1, endHeaders: UInt8 = 0x4
+        /// Sends `bytes` from another thread (the server answers while it reads) and returns the
+        /// frames read until the server closes: (type, flags, stream, payload).
+        static func exchange(_ address: SocketAddress, _ bytes: [UInt8]) throws -> [(UInt8, UInt8, UInt32, [UInt8])] {
+            let client = try TestClient(address, timeout: 10)
+            let fd = client.fd
+            let sender = Thread {
+                var off = 0
+                while off < bytes.count {
+                    let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n <= 0 { return }  // the server has closed: the rest is not wanted
+                    off += n
+                }
+            }
+            sender.start()
+            defer { while !sender.isFinished { usleep(1000) } }
+            var frames: [(UInt8, UInt8, UInt32, [UInt8])] = []
+            while let head = try client.readExactly(9) {
+                let n = Int(head[0]) << 16 | Int(head[1]) << 8 | Int(head[2])
+                let stream = UInt32(head[5] & 0x7f) << 24 | UInt32(head[6]) << 16 | UInt32(head[7]) << 8 | UInt32(head[8])
+                guard let payload = try client.readExactly(n) else { break }
+                frames.append((head[3], head[4], stream, payload))
+            }
+            return frames
+        }
+    }
+
+    @Test func rapidResetAndContinuationFloodsAreRefused() throws {
+        var config = ServerConfiguration()
+        config.loops = 1
+        config.http2PriorKnowledge = true
+        let server = try Server(responder: TestApp.router(), listeners: [.http(.ipv4(host: "127.0.0.1", port: 0))], configuration: config)
+        try server.start()
+        defer {
+            server.shutdown(grace: 1)
+            server.wait()
+        }
+        let address = server.addresses[0]
+        let goaway: UInt8 = 7
+        // A well-behaved exchange: one request answered, then a GOAWAY from the client's side.
+        var polite = Frames.preface + Frames.frame(4)
+        polite += Frames.frame(1, flags: Frames.endHeaders | Frames.endStream, stream: 1, Frames.getHello)
+        polite += Frames.frame(goaway, [0, 0, 0, 0, 0, 0, 0, 0])
+        let answered = try Frames.exchange(address, polite)
+        #expect(answered.contains { $0.0 == 0 && $0.2 == 1 && String(decoding: $0.3, as: UTF8.self).contains("Hello world") }, "\(answered.map(\.0))")
+
+        // Rapid reset (CVE-2023-44487): 3,000 streams opened and cancelled at once. Past the
+        // burst of 1,000 the server ends the connection with GOAWAY, having answered no more.
+        var attack = Frames.preface + Frames.frame(4)
+        for i in 0..<3000 {
+            let id = UInt32(2 * i + 1)
+            attack += Frames.frame(1, flags: Frames.endHeaders | Frames.endStream, stream: id, Frames.getHello)
+            attack += Frames.frame(3, stream: id, [0, 0, 0, 8])  // RST_STREAM CANCEL
+        }
+        let reset = try Frames.exchange(address, attack)
+        let away = reset.last { $0.0 == goaway }
+        #expect(away != nil, "GOAWAY after the reset burst")
+        if let away { #expect(away.3[4..<8] != [0, 0, 0, 0], "with an error code: \(away.3)") }
+        let answeredStreams = Set(reset.filter { $0.0 == 1 }.map(\.2))
+        #expect(answeredStreams.count <= 1100, "\(answeredStreams.count) answered")
+
+        // CONTINUATION flood (CVE-2024-28182): a header block that never ends.
+        var flood = Frames.preface + Frames.frame(4) + Frames.frame(1, stream: 1, Frames.getHello)
+        let field: [UInt8] = [0x00, 0x03] + Array("x-a".utf8) + [0x01, 0x62]
+        for _ in 0..<2000 { flood += Frames.frame(9, stream: 1, field) }
+        let flooded = try Frames.exchange(address, flood)
+        let calm = flooded.last { $0.0 == goaway }
+        #expect(calm.map { Array($0.3[4..<8]) } == [0, 0, 0, 0x0b], "GOAWAY ENHANCE_YOUR_CALM for the flood: \(flooded.map(\.0))")
+
+        // The server serves on.
+        let after = try Frames.exchange(address, polite)
+        #expect(after.contains { $0.0 == 0 && String(decoding: $0.3, as: UTF8.self).contains("Hello world") })
+    }
+
     @Test(.enabled(if: toolAvailable("nghttp") && toolAvailable("openssl")))
     func streamsAreMultiplexedAndASuspendedOneBlocksNoOther() throws {
         try withTLSServer(http2: true) { certificate, address, _ in

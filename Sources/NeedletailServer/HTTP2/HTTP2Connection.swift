@@ -69,6 +69,9 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         // later defaults); past it the connection is closed with GOAWAY.
         nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
         nghttp2_option_set_max_settings(option, 32)
+        // The 2024 CONTINUATION flood (CVE-2024-28182): at most 8 CONTINUATION frames per
+        // header block, past which the connection is closed (nghttp2's default, said here).
+        nghttp2_option_set_max_continuations(option, 8)
         var s: OpaquePointer?
         guard nghttp2_session_server_new2(&s, callbacks, Unmanaged.passUnretained(self).toOpaque(), option) == 0 else { return }
         session = s
@@ -99,9 +102,20 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         let r = nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
         receiving = false
         if r < 0 {
-            context.logger.debug("HTTP/2 connection refused: \(String(cString: nghttp2_strerror(Int32(r))))")
-            // A protocol error: nghttp2 has queued its GOAWAY; send it, then close.
-            send()
+            // A fatal error (a flood nghttp2 refuses, a bad preface): the session is not to be
+            // used again, and has queued nothing; the GOAWAY is written here, then the close.
+            let code = Int32(r)
+            context.logger.debug("HTTP/2 connection refused: \(String(cString: nghttp2_strerror(code)))")
+            let calm = code == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue || code == NGHTTP2_ERR_FLOODED.rawValue
+            let last = UInt32(max(nghttp2_session_get_last_proc_stream_id(session), 0))
+            let error: UInt32 = calm ? UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue) : UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue)
+            var frame: [UInt8] = [0, 0, 8, 7, 0, 0, 0, 0, 0]
+            for v in [last, error] { frame += [UInt8(v >> 24 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+            cancelAll()
+            nghttp2_session_del(session)
+            self.session = nil
+            frame.withUnsafeBytes { connection.write(copying: $0) }
+            connection.flush()
             connection.closeAfterFlush()
             return bytes.count
         }
