@@ -1,3 +1,5 @@
+import Glibc
+import NeedletailBytes
 @_spi(Fuzzing) import NeedletailLoop
 @_spi(Fuzzing) import NeedletailHTTP
 
@@ -63,6 +65,67 @@
         }
         return decrypted &+ requests
     }
+
+    /// HTTP/2 frames through a real server in this process (one loop on loopback, h2c by prior
+    /// knowledge, started on first use), every request it makes read through
+    /// `WebFuzzing.exercise`; `/big` answers 100 KB, so that flow control is exercised. `data`
+    /// is what a client sends after the connection preface, which is sent for it. The answer is
+    /// read until the server closes (at most 2 s). Returns the bytes the server sent.
+    public static func http2(_ data: UnsafeRawBufferPointer) -> Int {
+        guard let server = http2Server, case .ipv4(_, let port) = server.addresses.first else { return 0 }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return 0 }
+        var stream = ProtocolSelector.preface
+        stream.append(contentsOf: data)
+        var offset = 0
+        while offset < stream.count {
+            let n = stream[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }  // the server has closed: it refused what came so far
+            offset += n
+        }
+        shutdown(fd, Int32(SHUT_WR))
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            received += n
+        }
+        return received
+    }
+
+    /// The `http2` target's server, for the life of the process.
+    static let http2Server: Server? = {
+        struct Exercised: Responder {
+            func respond(to request: Request) -> Response {
+                if request.path == "/big" {
+                    var body = Chunks()
+                    body.append(unescaped: String(repeating: "h2 flow control ", count: 6400))
+                    return Response(status: .ok, contentType: Response.textType, body: body)
+                }
+                return .text("\(WebFuzzing.exercise(request))")
+            }
+        }
+        var config = ServerConfiguration()
+        config.loops = 1
+        config.http2PriorKnowledge = true
+        guard let server = try? Server(responder: Exercised(), listeners: [.http(.ipv4(host: "127.0.0.1", port: 0))], configuration: config),
+            (try? server.start()) != nil
+        else { return nil }
+        return server
+    }()
 
     /// The FastCGI record reader, name-value pair decoder and CGI gateway on a byte stream from a
     /// "web server", with the responder's bookkeeping of requests and limits; every request

@@ -19,6 +19,7 @@ let targets: [(name: String, run: @Sendable (UnsafeRawBufferPointer) -> Int)] = 
     ("http", ServerFuzzing.http),
     ("fastcgi", ServerFuzzing.fastCGI),
     ("tls", ServerFuzzing.tls),
+    ("http2", ServerFuzzing.http2),
     ("decoders", WebFuzzing.decoders),
     ("store-log", { StoreFuzzing.logReader($0, path: scratch, record: SampleRecord.self, key: \.key) }),
 ]

@@ -55,6 +55,15 @@ import Testing
         #expect(raw.withUnsafeBytes(ServerFuzzing.tls) == 0)
     }
 
+    @Test func http2() throws {
+        try replay("http2", minimum: 5, ServerFuzzing.http2)
+        // A seed with one GET is answered (the server's SETTINGS, HEADERS, DATA), not refused.
+        let get = try #require(Self.inputs("http2").first { $0.name.hasSuffix("/get") })
+        #expect(get.bytes.withUnsafeBytes(ServerFuzzing.http2) > 60)
+        let big = try #require(Self.inputs("http2").first { $0.name.hasSuffix("/big-window") })
+        #expect(big.bytes.withUnsafeBytes(ServerFuzzing.http2) > 100_000)
+    }
+
     @Test func decoders() throws {
         try replay("decoders", minimum: 10, WebFuzzing.decoders)
     }
