@@ -39,29 +39,20 @@ static inline int nt_tls_error_text(char *out, size_t len) {
     return plain_http;
 }
 
-/// ALPN: HTTP/1.1 is what this server speaks; a client that offers only other protocols gets
-/// the fatal no_application_protocol alert RFC 7301 asks for.
+/// The protocols a listener speaks, in ALPN's wire form and in the order it prefers them.
+static const unsigned char nt_tls_alpn_http1[] = "\x08http/1.1";
+static const unsigned char nt_tls_alpn_http2[] = "\x02h2\x08http/1.1";
+
+/// ALPN: the first of the listener's protocols (`arg`: one of the lists above) that the client
+/// offers; a client that offers none of them gets the fatal no_application_protocol alert RFC
+/// 7301 asks for.
 static int nt_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                               unsigned int inlen, void *arg) {
     (void)ssl;
-    (void)arg;
-    static const unsigned char ours[] = "\x08http/1.1";
+    const unsigned char *ours = arg;
+    unsigned int length = (unsigned int)strlen((const char *)ours);  // length-prefixed names hold no NUL
     unsigned char *chosen = NULL;
-    if (SSL_select_next_proto(&chosen, outlen, ours, sizeof ours - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
-        *out = chosen;
-        return SSL_TLSEXT_ERR_OK;
-    }
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-}
-
-/// ALPN with HTTP/2 offered: h2 when the client offers it, else http/1.1.
-static int nt_tls_alpn_select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-                                 unsigned int inlen, void *arg) {
-    (void)ssl;
-    (void)arg;
-    static const unsigned char ours[] = "\x02h2\x08http/1.1";
-    unsigned char *chosen = NULL;
-    if (SSL_select_next_proto(&chosen, outlen, ours, sizeof ours - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+    if (SSL_select_next_proto(&chosen, outlen, ours, length, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
         *out = chosen;
         return SSL_TLSEXT_ERR_OK;
     }
@@ -144,7 +135,7 @@ static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, 
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_alpn_select_cb(ctx, http2 ? nt_tls_alpn_select_h2 : nt_tls_alpn_select, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, nt_tls_alpn_select, (void *)(http2 ? nt_tls_alpn_http2 : nt_tls_alpn_http1));
     return ctx;
 }
 

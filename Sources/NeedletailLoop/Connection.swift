@@ -186,11 +186,7 @@ public final class Connection {
 
     /// Set by a handler that stopped producing output while it was full: its `outputDrained`
     /// is called once everything queued has been written (then this is false again).
-    public var notifyWhenDrained: Bool {
-        get { _notifyWhenDrained }
-        set { _notifyWhenDrained = newValue }
-    }
-    @exclusivity(unchecked) private var _notifyWhenDrained = false
+    @exclusivity(unchecked) public var notifyWhenDrained = false
 
     /// Writes what is queued now; the rest goes out when the socket is writable again.
     public func flush() {
@@ -204,8 +200,8 @@ public final class Connection {
         case .done:
             state.wantWritable = false
             if state.throttled { state.throttled = false }
-            if _notifyWhenDrained {
-                _notifyWhenDrained = false
+            if notifyWhenDrained {
+                notifyWhenDrained = false
                 handler.outputDrained(self)
                 if isClosed { return }
                 if !output.isEmpty { return }  // its own flush has dealt with it

@@ -200,7 +200,7 @@ final class TLSStream {
     var alpn: String {
         var out = [CChar](repeating: 0, count: 32)
         nt_tls_alpn_selected(ssl, &out, out.count)
-        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(nulTerminated: out)
     }
 
     /// Sends close_notify (before the write side is shut).

@@ -380,17 +380,14 @@ public final class Server: Sendable {
         }
         func factory(_ kind: Listener.Kind) -> HandlerFactory {
             switch kind {
-            case .http:
-                let h2c = configuration.http2PriorKnowledge
+            case .http, .https:
+                // HTTP/2 where it is offered (ALPN on TLS, h2c by prior knowledge on plain): the
+                // first bytes choose the codec. A TLS client that opens and sends nothing is cut by
+                // the same header timeout.
+                let selects = kind.tls?.http2 ?? configuration.http2PriorKnowledge
                 return { connection in
                     connection.setTimeout(seconds: configuration.http.headerTimeout)
-                    return h2c ? ProtocolSelector(context: context) : HTTPConnection(context: context)
-                }
-            case .https(let tls):
-                // A TLS client that opens and sends nothing is cut by the same header timeout.
-                return { connection in
-                    connection.setTimeout(seconds: configuration.http.headerTimeout)
-                    return tls.http2 ? ProtocolSelector(context: context) : HTTPConnection(context: context)
+                    return selects ? ProtocolSelector(context: context) : HTTPConnection(context: context)
                 }
             case .fastCGI:
                 return { connection in

@@ -241,38 +241,39 @@ struct Browser {
     /// The board natively over HTTPS (TLS 1.3, ALPN http/1.1): live updates by events and by
     /// long-polls, the session cookie `Secure`.
     @Test(.enabled(if: WebDriver.available && toolAvailable("openssl"))) func liveBoardOverHTTPS() throws {
+        try withDemoOverHTTPS { base in
+            try exercise(base: base, transport: "events")
+            try exercise(base: base, transport: "poll")
+        }
+    }
+
+    /// The demo on an HTTPS listener of its own (a fresh self-signed certificate, two loops,
+    /// `extra` arguments), for `body` with its base URL.
+    private func withDemoOverHTTPS(_ extra: [String] = [], _ body: (String) throws -> Void) throws {
         let certificate = try TestCertificate()
         defer { certificate.remove() }
         let port = freePort()
         let server = try SpawnedProcess(
             demoBinary(),
-            ["serve", "--https", "127.0.0.1:\(port)", "--cert", certificate.cert, "--key", certificate.key, "--data",
-             certificate.directory + "/data", "--loops", "2"])
+            ["serve", "--https", "127.0.0.1:\(port)"] + extra
+                + ["--cert", certificate.cert, "--key", certificate.key, "--data", certificate.directory + "/data", "--loops", "2"])
         defer { server.stop() }
         #expect(waitForPort(port))
-        try exercise(base: "https://127.0.0.1:\(port)", transport: "events")
-        try exercise(base: "https://127.0.0.1:\(port)", transport: "poll")
+        try body("https://127.0.0.1:\(port)")
     }
 
     /// The board over HTTP/2 (ALPN h2): every request of the page, the actions and the
     /// live updates on one multiplexed connection.
     @Test(.enabled(if: WebDriver.available && toolAvailable("openssl"))) func liveBoardOverHTTP2() throws {
-        let certificate = try TestCertificate()
-        defer { certificate.remove() }
-        let port = freePort()
-        let server = try SpawnedProcess(
-            demoBinary(),
-            ["serve", "--https", "127.0.0.1:\(port)", "--http2", "--cert", certificate.cert, "--key", certificate.key, "--data",
-             certificate.directory + "/data", "--loops", "2"])
-        defer { server.stop() }
-        #expect(waitForPort(port))
-        let driver = try WebDriver()
-        let probe = try driver.browser(insecureCertificates: true)
-        try probe.open("https://127.0.0.1:\(port)/board")
-        let used = try probe.run("return performance.getEntriesByType('navigation')[0].nextHopProtocol") as? String
-        probe.quit()
-        #expect(used == "h2", "Chromium spoke \(used ?? "-")")
-        try exercise(base: "https://127.0.0.1:\(port)", transport: "events")
-        try exercise(base: "https://127.0.0.1:\(port)", transport: "poll")
+        try withDemoOverHTTPS(["--http2"]) { base in
+            let driver = try WebDriver()
+            let probe = try driver.browser(insecureCertificates: true)
+            try probe.open(base + "/board")
+            let used = try probe.run("return performance.getEntriesByType('navigation')[0].nextHopProtocol") as? String
+            probe.quit()
+            #expect(used == "h2", "Chromium spoke \(used ?? "-")")
+            try exercise(base: base, transport: "events")
+            try exercise(base: base, transport: "poll")
+        }
     }
 }

@@ -30,6 +30,24 @@ struct TestCertificate {
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
 
+extension TestCertificate {
+    /// POSTs 300 KB to `/echo` and reads 3 MB from `/big` at 2 MB/s with curl over `base`
+    /// (`flags`: the protocol, e.g. `--http2`), checking that both bodies arrive whole.
+    func expectBodiesBothWays(base: String, flags: [String] = []) throws {
+        let upload = directory + "/upload.bin"
+        var bytes = [UInt8](repeating: 0, count: 300_000)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 7 &+ i >> 9) }
+        try Data(bytes).write(to: URL(fileURLWithPath: upload))
+        let echoed = directory + "/echoed.bin"
+        let post = try run("curl", ["-sS", "--cacert", cert] + flags + ["--data-binary", "@" + upload, "-o", echoed, "\(base)/echo"])
+        #expect(post.status == 0, "\(post.output)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: echoed)) == Data(bytes))
+        let big = try run(
+            "curl", ["-sS", "--cacert", cert] + flags + ["--limit-rate", "2M", "-w", "%{size_download}", "-o", "/dev/null", "\(base)/big?n=3000000"])
+        #expect(big.output == "3000000", "\(big.output)")
+    }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -103,23 +121,9 @@ struct TLSTests {
     func bodiesBothWaysSurviveRecordsAndSlowReaders() throws {
         try withTLSServer { certificate, address, _ in
             let base = "https://\(address)"
-            // A body of many records in (the read path) and out (the staged write path).
-            let upload = certificate.directory + "/upload.bin"
-            var bytes = [UInt8](repeating: 0, count: 300_000)
-            for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 7 &+ i >> 9) }
-            try Data(bytes).write(to: URL(fileURLWithPath: upload))
-            let echoed = certificate.directory + "/echoed.bin"
-            let post = try run("curl", ["-sS", "--cacert", certificate.cert, "--data-binary", "@" + upload, "-o", echoed, "\(base)/echo"])
-            #expect(post.status == 0, "\(post.output)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: echoed)) == Data(bytes))
-            // A reader slower than the server: the socket fills, staged bytes wait for EPOLLOUT.
-            let big = try run(
-                "curl",
-                [
-                    "-sS", "--cacert", certificate.cert, "--limit-rate", "2M", "-w", "%{size_download}", "-o", "/dev/null",
-                    "\(base)/big?n=3000000",
-                ])
-            #expect(big.output == "3000000", "\(big.output)")
+            // A body of many records in (the read path) and out (the staged write path), and a
+            // reader slower than the server: the socket fills, staged bytes wait for EPOLLOUT.
+            try certificate.expectBodiesBothWays(base: base)
             let text = try run("curl", ["-sS", "--cacert", certificate.cert, "\(base)/big?n=100000"])
             #expect(text.output.utf8.count == 100_000)
             #expect(text.output.utf8.enumerated().allSatisfy { $1 == UInt8(97 + $0 % 26) })
@@ -463,19 +467,8 @@ struct HTTP2Tests {
     func bodiesBothWaysStreamsAndLimits() throws {
         try withTLSServer(http2: true, configure: { $0.http.maxBodyBytes = 1_000_000 }) { certificate, address, _ in
             let base = "https://\(address)"
-            let upload = certificate.directory + "/upload.bin"
-            var bytes = [UInt8](repeating: 0, count: 300_000)
-            for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 13 &+ i >> 7) }
-            try Data(bytes).write(to: URL(fileURLWithPath: upload))
-            let echoed = certificate.directory + "/echoed.bin"
-            let post = try run("curl", ["-sS", "--http2", "--cacert", certificate.cert, "--data-binary", "@" + upload, "-o", echoed, "\(base)/echo"])
-            #expect(post.status == 0, "\(post.output)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: echoed)) == Data(bytes))
-            // Flow control both ways: 3 MB to a reader slower than the server.
-            let big = try run(
-                "curl", ["-sS", "--http2", "--cacert", certificate.cert, "--limit-rate", "2M", "-w", "%{size_download}", "-o", "/dev/null",
-                         "\(base)/big?n=3000000"])
-            #expect(big.output == "3000000", "\(big.output)")
+            // Flow control both ways: 300 KB up, 3 MB to a reader slower than the server.
+            try certificate.expectBodiesBothWays(base: base, flags: ["--http2"])
             let stream = try run("curl", ["-sS", "--http2", "--cacert", certificate.cert, "\(base)/stream?n=3"])
             #expect(stream.output == "part 0\npart 1\npart 2\n", "\(stream.output)")
             let tooBig = try run(

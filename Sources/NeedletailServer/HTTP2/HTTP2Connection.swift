@@ -143,10 +143,7 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
             session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
             UInt32(NGHTTP2_NO_ERROR.rawValue), nil, 0)
         send()
-        if streams.isEmpty {
-            connection.closeAfterFlush()
-            return false
-        }
+        if streams.isEmpty { connection.closeAfterFlush() }
         return false
     }
 

@@ -13,11 +13,6 @@ final class ProtocolSelector: ConnectionHandler {
     /// The client connection preface (RFC 9113 3.4).
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    private func use(_ handler: any ConnectionHandler, on connection: Connection) -> any ConnectionHandler {
-        connection.handler = handler
-        return handler
-    }
-
     func received(_ bytes: UnsafeRawBufferPointer, on connection: Connection) -> Int {
         let http2: Bool
         if let alpn = connection.negotiatedProtocol {
@@ -31,7 +26,8 @@ final class ProtocolSelector: ConnectionHandler {
         }
         let handler: any ConnectionHandler =
             http2 ? HTTP2Connection(context: context, connection: connection) : HTTPConnection(context: context)
-        return use(handler, on: connection).received(bytes, on: connection)
+        connection.handler = handler
+        return handler.received(bytes, on: connection)
     }
 
     func peerClosed(_ connection: Connection) { connection.close() }
