@@ -105,8 +105,7 @@ public final class ByteBuffer {
     /// `StaticString` overload, which needs no UTF-8 view.)
     @inlinable
     public func append(string: String) {
-        var s = string
-        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+        string.withUTF8Bytes { append(UnsafeRawBufferPointer($0)) }
     }
 
     /// Appends the decimal digits of `value`.

@@ -150,8 +150,7 @@ public struct Chunks {
     /// Appends the UTF-8 bytes of `string` verbatim (no escaping).
     @inlinable
     public mutating func append(unescaped string: String) {
-        var s = string
-        s.withUTF8 { append(copying: UnsafeRawBufferPointer($0)) }
+        string.withUTF8Bytes { append(copying: UnsafeRawBufferPointer($0)) }
     }
 
     /// Appends another chain: its static and shared chunks by reference, its dynamic bytes by copy.

@@ -137,8 +137,7 @@ public enum HTMLEscaping {
     /// letter case: safe inside `<script>` and in event-handler attributes.
     public static func appendJSONString(_ text: String, to buffer: ByteBuffer) {
         buffer.append(UInt8(ascii: "\""))
-        var s = text
-        s.withUTF8 { utf8 in
+        text.withUTF8Bytes { utf8 in
             let hex: StaticString = "0123456789abcdef"
             var i = 0
             let n = utf8.count
@@ -208,8 +207,7 @@ public enum HTMLEscaping {
     /// `text` escaped as a new string (tests, logs).
     public static func escaped(_ text: String) -> String {
         let b = ByteBuffer(capacity: text.utf8.count + 16)
-        var s = text
-        s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), to: b) }
+        text.withUTF8Bytes { appendEscaped(UnsafeRawBufferPointer($0), to: b) }
         return String(decoding: b.bytes, as: UTF8.self)
     }
 }
@@ -218,8 +216,7 @@ extension Chunks {
     /// Appends `text` escaped for HTML element content or attribute values.
     @inlinable
     public mutating func append(escaping text: String) {
-        var s = text
-        s.withUTF8 { utf8 in
+        text.withUTF8Bytes { utf8 in
             let raw = UnsafeRawBufferPointer(utf8)
             HTMLEscaping.appendEscaped(raw, to: buffer(reserving: raw.count))
         }

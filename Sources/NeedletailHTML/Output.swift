@@ -81,8 +81,7 @@ public struct HTMLOutput {
     /// Appends text content, escaped for element content: `& < >`.
     @inlinable
     public mutating func appendText(_ text: String) {
-        var s = text
-        s.withUTF8 { HTMLEscaping.appendText(UnsafeRawBufferPointer($0), to: buffer) }
+        text.withUTF8Bytes { HTMLEscaping.appendText(UnsafeRawBufferPointer($0), to: buffer) }
     }
 
     /// Appends constant text content, escaped for element content: `& < >`.
@@ -94,8 +93,7 @@ public struct HTMLOutput {
     /// Appends an attribute value (to go between double quotes), escaped: `& " ' < >`.
     @inlinable
     public mutating func appendAttributeValue(_ value: String) {
-        var s = value
-        s.withUTF8 { HTMLEscaping.appendEscaped(UnsafeRawBufferPointer($0), to: buffer) }
+        value.withUTF8Bytes { HTMLEscaping.appendEscaped(UnsafeRawBufferPointer($0), to: buffer) }
     }
 
     /// Appends a constant attribute value, escaped: `& " ' < >`.

@@ -6,8 +6,7 @@ package enum FieldCheck {
     /// Whether `name` is a token and `value` free of CR, LF and NUL.
     @inlinable
     package static func isSafe(name: String, value: String) -> Bool {
-        var n = name
-        let nameOK = n.withUTF8 { bytes in
+        let nameOK = name.withUTF8Bytes { bytes in
             guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
             // Eight bytes at a time while they are letters, digits or `-`; then byte by byte.
             var i = 0
@@ -28,8 +27,7 @@ package enum FieldCheck {
     /// Whether a field value is free of CR, LF and NUL.
     @inlinable @inline(__always)
     package static func isSafe(value: String) -> Bool {
-        var v = value
-        return v.withUTF8 { bytes in
+        return value.withUTF8Bytes { bytes in
             let raw = UnsafeRawBufferPointer(bytes)
             return ByteScan.firstIndex(
                 in: raw, mayHold: { ByteScan.hasByte(of: $0, below: 14) },

@@ -1,3 +1,4 @@
+import NeedletailBytes
 import Glibc
 
 /// Request header fields, kept as the lines they arrived in: `Name: value\r\n` each.
@@ -110,8 +111,7 @@ public struct HeaderFields: Sendable, Sequence {
     /// returns true.
     @usableFromInline
     func scan(_ name: String, _ body: (Range<Int>) -> Bool) {
-        var name = name
-        name.withUTF8 { key in
+        name.withUTF8Bytes { key in
             // A name holds no colon, so a key with one matches nothing.
             guard !key.isEmpty, memchr(key.baseAddress!, Int32(UInt8(ascii: ":")), key.count) == nil else { return }
             storage.withUnsafeBufferPointer { buf in

@@ -1,3 +1,4 @@
+import NeedletailBytes
 /// `name=value&…` pairs from a query string or an `application/x-www-form-urlencoded` body,
 /// decoded on lookup. `+` is a space; names are matched exactly after decoding.
 public struct QueryParameters: Sendable {
@@ -46,16 +47,14 @@ public struct QueryParameters: Sendable {
         guard raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }),
             let decoded = PercentDecoding.decode(raw, plusIsSpace: true)
         else { return false }
-        var d = decoded
-        return d.withUTF8 { $0.count == name.count && memcmpEqual($0, name) }
+        return decoded.withUTF8Bytes { $0.count == name.count && memcmpEqual($0, name) }
     }
 
     /// The decoded value of the first parameter called `name`; `nil` when absent or when its
     /// value is not valid percent-encoded UTF-8.
     public subscript(name: String) -> String? {
         var result: String?
-        var n = name
-        n.withUTF8 { nameBytes in
+        name.withUTF8Bytes { nameBytes in
             forEachPair { rawName, rawValue in
                 if QueryParameters.rawNameMatches(rawName, nameBytes) {
                     result = PercentDecoding.decode(rawValue, plusIsSpace: true)
@@ -70,8 +69,7 @@ public struct QueryParameters: Sendable {
     /// Every decoded value of parameters called `name`, in order.
     public func values(_ name: String) -> [String] {
         var out: [String] = []
-        var n = name
-        n.withUTF8 { nameBytes in
+        name.withUTF8Bytes { nameBytes in
             forEachPair { rawName, rawValue in
                 if QueryParameters.rawNameMatches(rawName, nameBytes), let v = PercentDecoding.decode(rawValue, plusIsSpace: true) {
                     out.append(v)

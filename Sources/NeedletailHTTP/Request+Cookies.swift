@@ -1,11 +1,11 @@
+import NeedletailBytes
 import Glibc
 
 extension Request {
     /// The value of cookie `name`, if the request has it. Scans the Cookie fields in place: a
     /// memcmp where a pair starts and a memchr to its end (no per-byte loop over the values).
     public func cookie(_ name: String) -> String? {
-        var name = name
-        return name.withUTF8 { key -> String? in
+        return name.withUTF8Bytes { key -> String? in
             if key.isEmpty { return nil }
             return headers.firstValue("cookie") { value -> String? in
                 value.withUnsafeBufferPointer { v -> String? in

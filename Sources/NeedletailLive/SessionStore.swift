@@ -64,20 +64,7 @@ public final class SessionStore: Sendable {
     }
 
     /// The session ids `request` carries, where they came from, in the order they are tried.
-    func carriedIDs(_ request: Request) -> [(id: String, carrier: SessionIDCarrier)] {
-        var ids: [(id: String, carrier: SessionIDCarrier)] = []
-        for carrier in SessionIDCarrier.allCases {
-            // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
-            // site's own pages: a link or form on another site carrying an id the attacker made
-            // for themselves would otherwise put the visitor in the attacker's session (session
-            // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
-            // ones and other clients do not send).
-            if carrier != .cookie, let site = request.headers["sec-fetch-site"], site != "same-origin" && site != "none" { break }
-            guard let id = carrier.id(in: request, cookieName: cookieName), id.utf8.count == 32 else { continue }
-            ids.append((id, carrier))
-        }
-        return ids
-    }
+    func carriedIDs(_ request: Request) -> CarriedSessionIDs { CarriedSessionIDs(request: request, cookieName: cookieName) }
 
     /// The request's session, or a new one (`source` `.new`: the response must set the cookie).
     public func session(for request: Request) -> (session: Session, source: SessionSource) {
@@ -221,5 +208,38 @@ extension SessionStore {
             restored += 1
         }
         return restored
+    }
+}
+
+/// The session ids a request carries, each read only when the one before it did not lead to a
+/// session (a page view with a live cookie looks at nothing else: reading the header, query
+/// and form fields up front was 1,600 instructions per board page; docs/PERFORMANCE.md).
+struct CarriedSessionIDs: Sequence, IteratorProtocol {
+    let request: Request
+    let cookieName: String
+    private var tried = 0
+
+    init(request: Request, cookieName: String) {
+        self.request = request
+        self.cookieName = cookieName
+    }
+
+    mutating func next() -> (id: String, carrier: SessionIDCarrier)? {
+        while tried < SessionIDCarrier.allCases.count {
+            let carrier = SessionIDCarrier.allCases[tried]
+            tried += 1
+            // The `_s` fields (the fallback for browsers that refuse the cookie) only from this
+            // site's own pages: a link or form on another site carrying an id the attacker made
+            // for themselves would otherwise put the visitor in the attacker's session (session
+            // fixation; browsers say where a request comes from in Sec-Fetch-Site, which older
+            // ones and other clients do not send).
+            if carrier != .cookie, let site = request.headers["sec-fetch-site"], site != "same-origin" && site != "none" {
+                tried = SessionIDCarrier.allCases.count
+                return nil
+            }
+            guard let id = carrier.id(in: request, cookieName: cookieName), id.utf8.count == 32 else { continue }
+            return (id, carrier)
+        }
+        return nil
     }
 }

@@ -54,8 +54,7 @@ func asciiEquals(_ s: String, _ lowercase: StaticString) -> Bool {
 
 /// ASCII case-insensitive equality with the bytes of a lowercase name.
 func asciiEquals(_ s: String, _ lowercase: UnsafeBufferPointer<UInt8>) -> Bool {
-    var s = s
-    return s.withUTF8 { a in
+    return s.withUTF8Bytes { a in
         guard a.count == lowercase.count else { return false }
         for i in 0..<a.count where (a[i] >= 65 && a[i] <= 90 ? a[i] | 0x20 : a[i]) != lowercase[i] { return false }
         return true

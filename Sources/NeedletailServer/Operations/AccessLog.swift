@@ -265,8 +265,7 @@ final class AccessLogBuffer {
         case .text(var s):
             if s.isEmpty { out.append(UInt8(ascii: "-")) } else { s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), to: out) } }
         case .ipv6:
-            var s = remote.description
-            s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), to: out) }
+            remote.description.withUTF8Bytes { appendEscaped(UnsafeRawBufferPointer($0), to: out) }
         }
     }
 
