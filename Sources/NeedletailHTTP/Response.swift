@@ -87,19 +87,6 @@ public struct Response {
     /// the metrics count requests by. Nil for answers no route made (not found, the codecs' own).
     public var route: String? = nil
 
-    public init(
-        status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Chunks = Chunks()
-    ) {
-        self.init(status: status, contentType: contentType, headers: headers, body: .chunks(body))
-    }
-
-    public init(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Body) {
-        self.status = status
-        self.contentType = contentType
-        self.headers = headers
-        self.body = body
-    }
-
     /// `text/html; charset=utf-8`.
     @inlinable public static var htmlType: String { "text/html; charset=utf-8" }
     /// `text/plain; charset=utf-8`.
@@ -128,12 +115,28 @@ public struct Response {
     }
 }
 
+extension Response {
+    public init(
+        status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Chunks = Chunks()
+    ) {
+        self.init(status: status, contentType: contentType, headers: headers, body: .chunks(body))
+    }
+
+    public init(status: HTTPStatus = .ok, contentType: String? = nil, headers: [(name: String, value: String)] = [], body: Body) {
+        // Through the memberwise initialiser (the reason these are in an extension): one that
+        // assigned the fields itself built the answer on the stack, then copied it out and
+        // destroyed the original, a retain and a release of every field (~400 instructions per
+        // hello; docs/PERFORMANCE.md, "Response copies").
+        self.init(status: status, contentType: contentType, headers: headers, fixedFields: nil, body: body, route: nil)
+    }
+}
+
 import NeedletailHTML
 
 extension Response {
     /// An HTML page rendered from the DSL: `.html(Html { ... })`.
-    @inlinable
+    @inlinable @inline(__always)
     public static func html(_ content: some HTMLContent, status: HTTPStatus = .ok) -> Response {
-        Response(status: status, contentType: htmlType, body: content.render())
+        Response(status: status, contentType: htmlType, body: .chunks(content.render()))
     }
 }
