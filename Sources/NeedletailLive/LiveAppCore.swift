@@ -71,7 +71,8 @@ public final class LiveAppCore: Sendable {
         } catch {
             response = pageFailed(page, error)
         }
-        return finishPage(page, consume response)
+        finishPage(page, &response)
+        return response
     }
 
     /// The same for a page that awaits its data before it renders.
@@ -85,7 +86,8 @@ public final class LiveAppCore: Sendable {
         } catch {
             response = pageFailed(page, error)
         }
-        return finishPage(page, consume response)
+        finishPage(page, &response)
+        return response
     }
 
     /// The session and a new view for a page about to be built.
@@ -114,8 +116,7 @@ public final class LiveAppCore: Sendable {
     }
 
     /// Keeps the view, then the page headers and the cookie of a new session.
-    func finishPage(_ page: Page, _ built: consuming Response) -> Response {
-        var response = built
+    func finishPage(_ page: Page, _ response: inout Response) {
         let session = page.session
         session.state.withLock { st in
             st.views.append(page.view)
@@ -128,7 +129,6 @@ public final class LiveAppCore: Sendable {
             response.headers += LiveAppCore.pageHeaders
         }
         if page.source == .new { response.addHeader("Set-Cookie", sessions.cookie(for: session, request: page.request)) }
-        return response
     }
 
     /// Keeps at most `maxActions` actions per session, dropping those of the oldest views first.

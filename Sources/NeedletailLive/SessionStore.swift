@@ -44,7 +44,8 @@ public final class SessionStore: Sendable {
     /// field), if it exists and has not expired, and where its id came from. Touches it.
     public func existing(for request: Request) -> (session: Session, source: SessionSource)? {
         let now = clock()
-        for (id, carrier) in carriedIDs(request) {
+        var carried = carriedIDs()
+        while let (id, carrier) = carried.next(in: request) {
             let found: Session? = sessions.withLock { all in
                 guard let s = all[id] else { return nil }
                 let expired = s.state.withLock { st -> Bool in
@@ -64,7 +65,7 @@ public final class SessionStore: Sendable {
     }
 
     /// The session ids `request` carries, where they came from, in the order they are tried.
-    func carriedIDs(_ request: Request) -> CarriedSessionIDs { CarriedSessionIDs(request: request, cookieName: cookieName) }
+    func carriedIDs() -> CarriedSessionIDs { CarriedSessionIDs(cookieName: cookieName) }
 
     /// The request's session, or a new one (`source` `.new`: the response must set the cookie).
     public func session(for request: Request) -> (session: Session, source: SessionSource) {
@@ -94,7 +95,8 @@ public final class SessionStore: Sendable {
             await touch(found.session, backing: backing, onError: onError)
             return found
         }
-        for (id, carrier) in carriedIDs(request) {
+        var carried = carriedIDs()
+        while let (id, carrier) = carried.next(in: request) {
             do {
                 if let stored = try await backing.load(id: id, idleTimeout: idleTimeout) {
                     return (keep(Session(restoring: stored, now: clock())), carrier.source)
@@ -213,18 +215,15 @@ extension SessionStore {
 
 /// The session ids a request carries, each read only when the one before it did not lead to a
 /// session (a page view with a live cookie looks at nothing else: reading the header, query
-/// and form fields up front was 1,600 instructions per board page; docs/PERFORMANCE.md).
-struct CarriedSessionIDs: Sequence, IteratorProtocol {
-    let request: Request
+/// and form fields up front was 1,600 instructions per board page; docs/PERFORMANCE.md). The
+/// request is passed to each `next` rather than kept: a copy of it is a retain of each part.
+struct CarriedSessionIDs {
     let cookieName: String
     private var tried = 0
 
-    init(request: Request, cookieName: String) {
-        self.request = request
-        self.cookieName = cookieName
-    }
+    init(cookieName: String) { self.cookieName = cookieName }
 
-    mutating func next() -> (id: String, carrier: SessionIDCarrier)? {
+    mutating func next(in request: Request) -> (id: String, carrier: SessionIDCarrier)? {
         while tried < SessionIDCarrier.allCases.count {
             let carrier = SessionIDCarrier.allCases[tried]
             tried += 1
