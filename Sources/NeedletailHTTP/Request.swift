@@ -38,47 +38,6 @@ public struct Request: Sendable {
     /// request): reused once the request itself is gone.
     package var headBytes: [UInt8] { storage }
 
-    /// A request whose target, path and host are ranges of `storage` (the codecs' initializer:
-    /// no string is made unless asked for). `decodedPath` is given when the raw path had escapes.
-    public init(
-        method: HTTPMethod, version: HTTPVersion, storage: [UInt8], target: Range<Int>, rawPath: Range<Int>,
-        decodedPath: String?, host: Range<Int>?,
-        query: QueryParameters, headers: HeaderFields, trailers: HeaderFields = .empty, body: [UInt8] = [],
-        remote: RemoteAddress = .unknown, isSecure: Bool = false
-    ) {
-        self.method = method
-        self.version = version
-        self.pathRange = rawPath
-        self.decodedPath = decodedPath
-        self.storage = storage
-        self.targetRange = target
-        self.hostRange = host
-        self.query = query
-        self.headers = headers
-        self.trailers = trailers
-        self.body = body
-        self.remote = remote
-        self.isSecure = isSecure
-    }
-
-    /// A request from plain values (tests, CGI).
-    public init(
-        method: HTTPMethod, version: HTTPVersion = .http1_1, path: String, query: QueryParameters = .empty,
-        headers: HeaderFields = .empty, trailers: HeaderFields = .empty, body: [UInt8] = [],
-        host: String? = nil, remote: RemoteAddress = .unknown, isSecure: Bool = false, target: String? = nil
-    ) {
-        var storage = Array((target ?? path).utf8)
-        let targetRange = 0..<storage.count
-        var hostRange: Range<Int>? = nil
-        if let h = host {
-            storage += h.utf8
-            hostRange = targetRange.upperBound..<storage.count
-        }
-        self.init(
-            method: method, version: version, storage: storage, target: targetRange, rawPath: 0..<0, decodedPath: path,
-            host: hostRange, query: query, headers: headers, trailers: trailers, body: body, remote: remote, isSecure: isSecure)
-    }
-
     /// The percent-decoded path, e.g. `/hello` (`*` for `OPTIONS *`).
     public var path: String {
         decodedPath ?? String(decoding: storage[pathRange], as: UTF8.self)
@@ -114,5 +73,41 @@ public struct Request: Sendable {
             return .empty
         }
         return QueryParameters(storage: body, range: 0..<body.count)
+    }
+}
+
+extension Request {
+    /// A request whose target, path and host are ranges of `storage` (the codecs' initializer:
+    /// no string is made unless asked for). `decodedPath` is given when the raw path had escapes.
+    public init(
+        method: HTTPMethod, version: HTTPVersion, storage: [UInt8], target: Range<Int>, rawPath: Range<Int>,
+        decodedPath: String?, host: Range<Int>?,
+        query: QueryParameters, headers: HeaderFields, trailers: HeaderFields = .empty, body: [UInt8] = [],
+        remote: RemoteAddress = .unknown, isSecure: Bool = false
+    ) {
+        // Through the memberwise initialiser (the reason these are in an extension): one that
+        // assigned the fields itself returned a copy of what it built, a retain and a release of
+        // each part (docs/PERFORMANCE.md, "Response copies").
+        self.init(
+            method: method, version: version, query: query, headers: headers, trailers: trailers, body: body, remote: remote,
+            isSecure: isSecure, storage: storage, targetRange: target, hostRange: host, pathRange: rawPath, decodedPath: decodedPath)
+    }
+
+    /// A request from plain values (tests, CGI).
+    public init(
+        method: HTTPMethod, version: HTTPVersion = .http1_1, path: String, query: QueryParameters = .empty,
+        headers: HeaderFields = .empty, trailers: HeaderFields = .empty, body: [UInt8] = [],
+        host: String? = nil, remote: RemoteAddress = .unknown, isSecure: Bool = false, target: String? = nil
+    ) {
+        var storage = Array((target ?? path).utf8)
+        let targetRange = 0..<storage.count
+        var hostRange: Range<Int>? = nil
+        if let h = host {
+            storage += h.utf8
+            hostRange = targetRange.upperBound..<storage.count
+        }
+        self.init(
+            method: method, version: version, storage: storage, target: targetRange, rawPath: 0..<0, decodedPath: path,
+            host: hostRange, query: query, headers: headers, trailers: trailers, body: body, remote: remote, isSecure: isSecure)
     }
 }
