@@ -62,6 +62,16 @@ public struct Response {
         return false
     }
 
+    /// The body, moved out of the response (which keeps an empty chunk body): what a codec
+    /// switches on once. Copying it out and then assigning an empty one retained and released
+    /// its payload (~200 instructions per hello; docs/PERFORMANCE.md).
+    @inlinable @inline(__always)
+    public mutating func takeBody() -> Body {
+        var taken = Body.chunks(Chunks())
+        swap(&taken, &body)
+        return taken
+    }
+
     /// Gives a chunk body's buffer back to this thread's pool once the codec has copied it
     /// (the body is empty afterwards).
     @inline(__always)

@@ -181,9 +181,7 @@ final class HTTPConnection: ConnectionHandler, StreamCodec {
         let ready = isRecording ? context.clock() : 0
         // The body taken out of the response, looked at once: each copy of it costs retains on
         // every request, and a chunk buffer goes back to the pool only when nothing else holds it.
-        let body = response.body
-        response.body = .chunks(Chunks())
-        switch consume body {
+        switch response.takeBody() {
         case .chunks(var chunks):
             let coding = context.compression != nil ? context.compress(&response, &chunks, requestHeaders: requestHeaders) : nil
             writeHead(

@@ -384,9 +384,7 @@ final class HTTP2Connection: ConnectionHandler, StreamCodec {
         var produce: (@Sendable (ResponseStream) -> Void)? = nil
         var coding: StaticString? = nil
         if !response.loadFileBody() { context.logger.error("a file answer could not be read") }
-        let body = response.body
-        response.body = .chunks(Chunks())
-        switch consume body {
+        switch response.takeBody() {
         case .chunks(var c):
             if context.compression != nil { coding = context.compress(&response, &c, requestHeaders: s.requestHeaders) }
             if !head { s.out = c.bytes }
