@@ -8,9 +8,15 @@ import Glibc
 /// are kept; names compare case-insensitively. The codecs guarantee the lines are well formed.
 public struct HeaderFields: Sendable, Sequence {
     @usableFromInline let storage: [UInt8]
-    @usableFromInline let range: Range<Int>
-    /// Where the first Referer and User-Agent values are, when the codec noted them while
-    /// parsing (the access log reads both for every request).
+    /// The lines' bounds in `storage`, as two 32-bit offsets: with the three noted fields the
+    /// value stays four words, passed in registers (at five, every copy of a request's
+    /// fields went through outlined value witnesses: ~400 instructions per board page).
+    @usableFromInline let lower: UInt32, upper: UInt32
+    @inlinable var range: Range<Int> { Int(lower)..<Int(upper) }
+    /// Where the first Referer, User-Agent and Accept-Encoding values are, when the codec noted
+    /// them while parsing (the access log reads the first two for every request, compression
+    /// the third for every answer: a scan of the lines for an absent field was ~440
+    /// instructions per board page; docs/PERFORMANCE.md).
     @usableFromInline package let logged: LoggedFields
 
     /// Header lines in `storage[range]`, each `name:` OWS value OWS CRLF, already validated.
@@ -18,25 +24,28 @@ public struct HeaderFields: Sendable, Sequence {
         self.init(lines: storage, range: range, logged: .unknown)
     }
 
-    /// Header lines whose Referer and User-Agent values the codec has already found.
+    /// Header lines whose Referer, User-Agent and Accept-Encoding values the codec has already found.
     package init(lines storage: [UInt8], range: Range<Int>, logged: LoggedFields) {
         self.storage = storage
-        self.range = range
+        lower = UInt32(truncatingIfNeeded: range.lowerBound)
+        upper = UInt32(truncatingIfNeeded: range.upperBound)
         self.logged = logged
     }
 
-    /// The places of the first Referer and User-Agent values in the storage, each packed as
+    /// The places of the first Referer, User-Agent and Accept-Encoding values in the storage, each packed as
     /// `offset << 16 | (length + 1)`: 0 when the field is absent, `unknown` when not noted
     /// (a head over 65,534 bytes, fields from FastCGI or CGI).
     @usableFromInline
     package struct LoggedFields: Sendable {
         @usableFromInline package var referer: UInt32
         @usableFromInline package var agent: UInt32
-        @inlinable package static var unknown: LoggedFields { LoggedFields(referer: .max, agent: .max) }
-        @inlinable package static var absent: LoggedFields { LoggedFields(referer: 0, agent: 0) }
-        @inlinable package init(referer: UInt32, agent: UInt32) {
+        @usableFromInline package var acceptEncoding: UInt32
+        @inlinable package static var unknown: LoggedFields { LoggedFields(referer: .max, agent: .max, acceptEncoding: .max) }
+        @inlinable package static var absent: LoggedFields { LoggedFields(referer: 0, agent: 0, acceptEncoding: 0) }
+        @inlinable package init(referer: UInt32, agent: UInt32, acceptEncoding: UInt32) {
             self.referer = referer
             self.agent = agent
+            self.acceptEncoding = acceptEncoding
         }
         /// `range` packed, or `unknown` when it does not fit.
         @inlinable
@@ -56,7 +65,8 @@ public struct HeaderFields: Sendable, Sequence {
             bytes.append(contentsOf: "\r\n".utf8)
         }
         storage = bytes
-        range = 0..<bytes.count
+        lower = 0
+        upper = UInt32(truncatingIfNeeded: bytes.count)
         logged = .unknown
     }
 
@@ -205,6 +215,17 @@ public struct HeaderFields: Sendable, Sequence {
             }
             return body(unpack(logged.referer), unpack(logged.agent))
         }
+    }
+
+    /// `body` of the first Accept-Encoding value (nil when there is none), read where the codec
+    /// noted it, or found by a scan when it did not.
+    @inlinable
+    package func firstAcceptEncoding<T>(_ body: (ArraySlice<UInt8>) -> T?) -> T? {
+        let packed = logged.acceptEncoding
+        if packed == .max { return firstValue("accept-encoding", body) }
+        if packed == 0 { return nil }
+        let start = Int(packed >> 16)
+        return body(storage[start..<start + Int(packed & 0xFFFF) - 1])
     }
 
     /// Every value of fields called `name`, in order.

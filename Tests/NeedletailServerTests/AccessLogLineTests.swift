@@ -67,16 +67,19 @@ import Testing
         #expect(text(.ipv6(0, lo)) == "::1")
     }
 
-    /// The Referer and User-Agent values the parser notes are those a scan of the fields finds:
-    /// any letter case, the first of repeated fields, absent ones, and a head too long to note.
-    @Test func notedRefererAndAgentMatchAScan() {
+    /// The Referer, User-Agent and Accept-Encoding values the parser notes are those a scan of
+    /// the fields finds: any letter case, the first of repeated fields, absent ones, and a head
+    /// too long to note.
+    @Test func notedFieldsMatchAScan() {
         let filler = "X-Filler: " + String(repeating: "f", count: 70_000) + "\r\n"
         let heads = [
-            "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8\r\nReferer: http://r/\r\n\r\n",
-            "GET / HTTP/1.1\r\nhost: a\r\nREFERER:  spaced  \r\nuser-AGENT:x\r\nReferer: second\r\nUser-Agent: y\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8\r\nReferer: http://r/\r\nAccept-Encoding: gzip, br\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a\r\nREFERER:  spaced  \r\nuser-AGENT:x\r\nReferer: second\r\nUser-Agent: y\r\n"
+                + "ACCEPT-encoding:  identity \r\naccept-encoding: gzip\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nReferrer: misspelt\r\nUser-Agents: no\r\nRefere: no\r\nUser-Agent:\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\n" + filler + "User-Agent: late\r\nReferer: r\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nReferrer: misspelt\r\nUser-Agents: no\r\nRefere: no\r\nUser-Agent:\r\n"
+                + "Accept-Encodings: no\r\nAccept-Encodin: no\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n" + filler + "User-Agent: late\r\nReferer: r\r\nAccept-Encoding: gzip\r\n\r\n",
         ]
         var limits = HTTPLimits()
         limits.maxHeaderBytes = 100_000
@@ -94,7 +97,14 @@ import Testing
             let noted = request.headers.withRefererAndAgent(strings)
             let scanned = request.headers.withFirstValues("referer", "user-agent", strings)
             #expect(noted == scanned, "head \(i)")
-            if i == 4 { #expect(request.headers.logged.agent == .max, "a head over 65,534 bytes is not noted") }
+            let notedCoding = request.headers.firstAcceptEncoding { String(decoding: $0, as: UTF8.self) }
+            let scannedCoding = request.headers.firstValue("accept-encoding") { String(decoding: $0, as: UTF8.self) }
+            #expect(notedCoding == scannedCoding, "head \(i)")
+            #expect(notedCoding == [i == 0 ? "gzip, br" : nil, "identity", nil, nil, "gzip"][i], "head \(i)")
+            if i == 4 {
+                #expect(request.headers.logged.agent == .max, "a head over 65,534 bytes is not noted")
+                #expect(request.headers.logged.acceptEncoding == .max)
+            }
         }
         #expect(heads.count == 5)
     }

@@ -33,7 +33,7 @@ extension LoopContext {
                 if !value.lowercased().contains("accept-encoding") { return nil }  // the app varies on something else: leave it
             }
         }
-        let accepted = requestHeaders.firstValue("accept-encoding") { AcceptedCodings(acceptEncoding: $0) } ?? .none
+        let accepted = requestHeaders.firstAcceptEncoding { AcceptedCodings(acceptEncoding: $0) } ?? .none
         guard accepted.gzip, let encoder = gzip else { return vary ? "Vary: Accept-Encoding\r\n" : nil }
         let encoded = encoder.encode(chunks)
         chunks.recycle()

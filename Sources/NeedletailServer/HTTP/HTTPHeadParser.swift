@@ -159,7 +159,7 @@ struct HTTPHeadParser {
         var expectContinue = false
         var hostCount = 0
         var host = 0..<0
-        /// The first Referer and User-Agent values, for the access log.
+        /// The first Referer, User-Agent (the access log's) and Accept-Encoding values.
         var logged = HeaderFields.LoggedFields.absent
     }
 
@@ -322,6 +322,8 @@ struct HTTPHeadParser {
             if summary.logged.agent == 0 { summary.logged.agent = HeaderFields.LoggedFields.pack(valueRange) }
         case 7 where w32(0) == 0x6566_6572 && w32(3) == 0x7265_7265:  // "referer"
             if summary.logged.referer == 0 { summary.logged.referer = HeaderFields.LoggedFields.pack(valueRange) }
+        case 15 where w64(0) == 0x652d_7470_6563_6361 && w64(7) == 0x676e_6964_6f63_6e65:  // "accept-encoding"
+            if summary.logged.acceptEncoding == 0 { summary.logged.acceptEncoding = HeaderFields.LoggedFields.pack(valueRange) }
         case 14 where w64(0) == 0x2d74_6e65_746e_6f63 && w64(6) == 0x6874_676e_656c_2d74:  // "content-length"
             var bad = false
             forEachListItem(value) { item in
