@@ -50,6 +50,14 @@ public enum ByteScan {
         ~(((w & (ones &* 127)) &+ ones &* 127) | w) & highs
     }
 
+    /// The high bit of each zero byte of `w`, exact for the lowest one (a borrow runs only
+    /// upwards from a zero byte, so bytes above it may be flagged too): enough where only the
+    /// first flagged byte is used (`firstFlagged`), and a third cheaper than `zeroMask`.
+    @inlinable @inline(__always)
+    public static func lowestZeroMask(_ w: UInt64) -> UInt64 {
+        (w &- ones) & ~w & highs
+    }
+
     /// The high bit of each byte of `w` that is an ASCII letter, a digit or `-` (what header
     /// field names are made of, nearly always), exact for every byte.
     @inlinable @inline(__always)

@@ -42,10 +42,11 @@ public enum HTMLEscaping {
             // Eight bytes per test, short values and the last bytes in one test too, then
             // straight to the first byte that needs an entity (each `zeroMask` is exact).
             i = ByteScan.firstFlagged(in: base, from: i, count: n) { w in
-                var m = ByteScan.zeroMask(w ^ 0x2626_2626_2626_2626) | ByteScan.zeroMask(w ^ 0x3c3c_3c3c_3c3c_3c3c)
-                    | ByteScan.zeroMask(w ^ 0x3e3e_3e3e_3e3e_3e3e)
+                // Only the lowest flagged byte is used: `lowestZeroMask` is exact for it.
+                var m = ByteScan.lowestZeroMask(w ^ 0x2626_2626_2626_2626) | ByteScan.lowestZeroMask(w ^ 0x3c3c_3c3c_3c3c_3c3c)
+                    | ByteScan.lowestZeroMask(w ^ 0x3e3e_3e3e_3e3e_3e3e)
                 if level <= UInt8(ascii: "1") {
-                    m |= ByteScan.zeroMask(w ^ 0x2222_2222_2222_2222) | ByteScan.zeroMask(w ^ 0x2727_2727_2727_2727)
+                    m |= ByteScan.lowestZeroMask(w ^ 0x2222_2222_2222_2222) | ByteScan.lowestZeroMask(w ^ 0x2727_2727_2727_2727)
                 }
                 return m
             }
