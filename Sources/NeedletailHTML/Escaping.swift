@@ -40,7 +40,7 @@ public enum HTMLEscaping {
         var i = 0
         while true {
             // Eight bytes per test, short values and the last bytes in one test too, then
-            // straight to the first byte that needs an entity (each `zeroMask` is exact).
+            // straight to the first byte that needs an entity.
             i = ByteScan.firstFlagged(in: base, from: i, count: n) { w in
                 // Only the lowest flagged byte is used: `lowestZeroMask` is exact for it.
                 var m = ByteScan.lowestZeroMask(w ^ 0x2626_2626_2626_2626) | ByteScan.lowestZeroMask(w ^ 0x3c3c_3c3c_3c3c_3c3c)

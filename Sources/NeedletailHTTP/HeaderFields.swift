@@ -17,35 +17,42 @@ public struct HeaderFields: Sendable, Sequence {
     /// them while parsing (the access log reads the first two for every request, compression
     /// the third for every answer: a scan of the lines for an absent field was ~440
     /// instructions per board page; docs/PERFORMANCE.md).
-    @usableFromInline package let logged: LoggedFields
+    @usableFromInline package let noted: NotedFields
 
     /// Header lines in `storage[range]`, each `name:` OWS value OWS CRLF, already validated.
     public init(lines storage: [UInt8], range: Range<Int>) {
-        self.init(lines: storage, range: range, logged: .unknown)
+        self.init(lines: storage, range: range, noted: .unknown)
     }
 
     /// Header lines whose Referer, User-Agent and Accept-Encoding values the codec has already found.
-    package init(lines storage: [UInt8], range: Range<Int>, logged: LoggedFields) {
+    package init(lines storage: [UInt8], range: Range<Int>, noted: NotedFields) {
         self.storage = storage
         lower = UInt32(truncatingIfNeeded: range.lowerBound)
         upper = UInt32(truncatingIfNeeded: range.upperBound)
-        self.logged = logged
+        self.noted = noted
     }
 
     /// The places of the first Referer, User-Agent and Accept-Encoding values in the storage, each packed as
     /// `offset << 16 | (length + 1)`: 0 when the field is absent, `unknown` when not noted
     /// (a head over 65,534 bytes, fields from FastCGI or CGI).
     @usableFromInline
-    package struct LoggedFields: Sendable {
+    package struct NotedFields: Sendable {
         @usableFromInline package var referer: UInt32
         @usableFromInline package var agent: UInt32
         @usableFromInline package var acceptEncoding: UInt32
-        @inlinable package static var unknown: LoggedFields { LoggedFields(referer: .max, agent: .max, acceptEncoding: .max) }
-        @inlinable package static var absent: LoggedFields { LoggedFields(referer: 0, agent: 0, acceptEncoding: 0) }
+        @inlinable package static var unknown: NotedFields { NotedFields(referer: .max, agent: .max, acceptEncoding: .max) }
+        @inlinable package static var absent: NotedFields { NotedFields(referer: 0, agent: 0, acceptEncoding: 0) }
         @inlinable package init(referer: UInt32, agent: UInt32, acceptEncoding: UInt32) {
             self.referer = referer
             self.agent = agent
             self.acceptEncoding = acceptEncoding
+        }
+        /// The value range a packed place stands for (nil: the field is absent).
+        @inlinable @inline(__always)
+        package static func range(_ packed: UInt32) -> Range<Int>? {
+            guard packed != 0 else { return nil }
+            let start = Int(packed >> 16)
+            return start..<start + Int(packed & 0xFFFF) - 1
         }
         /// `range` packed, or `unknown` when it does not fit.
         @inlinable
@@ -67,7 +74,7 @@ public struct HeaderFields: Sendable, Sequence {
         storage = bytes
         lower = 0
         upper = UInt32(truncatingIfNeeded: bytes.count)
-        logged = .unknown
+        noted = .unknown
     }
 
     /// No fields.
@@ -207,13 +214,12 @@ public struct HeaderFields: Sendable, Sequence {
     /// or found in one pass when it did not.
     @inlinable
     package func withRefererAndAgent<R>(_ body: (UnsafeRawBufferPointer?, UnsafeRawBufferPointer?) -> R) -> R {
-        guard logged.referer != .max, logged.agent != .max else { return withFirstValues("referer", "user-agent", body) }
+        guard noted.referer != .max, noted.agent != .max else { return withFirstValues("referer", "user-agent", body) }
         return storage.withUnsafeBytes { raw in
             @inline(__always) func unpack(_ p: UInt32) -> UnsafeRawBufferPointer? {
-                guard p != 0 else { return nil }
-                return UnsafeRawBufferPointer(rebasing: raw[Int(p >> 16)..<Int(p >> 16) + Int(p & 0xFFFF) - 1])
+                NotedFields.range(p).map { UnsafeRawBufferPointer(rebasing: raw[$0]) }
             }
-            return body(unpack(logged.referer), unpack(logged.agent))
+            return body(unpack(noted.referer), unpack(noted.agent))
         }
     }
 
@@ -221,11 +227,9 @@ public struct HeaderFields: Sendable, Sequence {
     /// noted it, or found by a scan when it did not.
     @inlinable
     package func firstAcceptEncoding<T>(_ body: (ArraySlice<UInt8>) -> T?) -> T? {
-        let packed = logged.acceptEncoding
+        let packed = noted.acceptEncoding
         if packed == .max { return firstValue("accept-encoding", body) }
-        if packed == 0 { return nil }
-        let start = Int(packed >> 16)
-        return body(storage[start..<start + Int(packed & 0xFFFF) - 1])
+        return NotedFields.range(packed).flatMap { body(storage[$0]) }
     }
 
     /// Every value of fields called `name`, in order.

@@ -160,7 +160,7 @@ struct HTTPHeadParser {
         var hostCount = 0
         var host = 0..<0
         /// The first Referer, User-Agent (the access log's) and Accept-Encoding values.
-        var logged = HeaderFields.LoggedFields.absent
+        var noted = HeaderFields.NotedFields.absent
     }
 
     static func parseHead(
@@ -180,7 +180,7 @@ struct HTTPHeadParser {
         return HTTPRequestHead(
             method: line.method, version: line.version, bytes: bytes, target: line.target, rawPath: target.rawPath,
             decodedPath: target.decodedPath, query: target.query, fields: fieldsStart..<(headEnd - 2),
-            host: authority ?? (fields.hostCount == 1 ? fields.host : nil), logged: fields.logged, framing: framing,
+            host: authority ?? (fields.hostCount == 1 ? fields.host : nil), noted: fields.noted, framing: framing,
             keepAlive: keepAlive, expectContinue: fields.expectContinue && line.version == .http1_1)
     }
 
@@ -319,11 +319,11 @@ struct HTTPHeadParser {
                 }
             }
         case 10 where w64(0) == 0x6567_612d_7265_7375 && w64(2) == 0x746e_6567_612d_7265:  // "user-agent"
-            if summary.logged.agent == 0 { summary.logged.agent = HeaderFields.LoggedFields.pack(valueRange) }
+            if summary.noted.agent == 0 { summary.noted.agent = HeaderFields.NotedFields.pack(valueRange) }
         case 7 where w32(0) == 0x6566_6572 && w32(3) == 0x7265_7265:  // "referer"
-            if summary.logged.referer == 0 { summary.logged.referer = HeaderFields.LoggedFields.pack(valueRange) }
+            if summary.noted.referer == 0 { summary.noted.referer = HeaderFields.NotedFields.pack(valueRange) }
         case 15 where w64(0) == 0x652d_7470_6563_6361 && w64(7) == 0x676e_6964_6f63_6e65:  // "accept-encoding"
-            if summary.logged.acceptEncoding == 0 { summary.logged.acceptEncoding = HeaderFields.LoggedFields.pack(valueRange) }
+            if summary.noted.acceptEncoding == 0 { summary.noted.acceptEncoding = HeaderFields.NotedFields.pack(valueRange) }
         case 14 where w64(0) == 0x2d74_6e65_746e_6f63 && w64(6) == 0x6874_676e_656c_2d74:  // "content-length"
             var bad = false
             forEachListItem(value) { item in

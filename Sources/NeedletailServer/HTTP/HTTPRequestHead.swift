@@ -23,7 +23,7 @@ struct HTTPRequestHead {
     var fields: Range<Int>
     var host: Range<Int>?
     /// Where the Referer and User-Agent values are (the access log's).
-    var logged: HeaderFields.LoggedFields
+    var noted: HeaderFields.NotedFields
     var framing: BodyFraming
     var keepAlive: Bool
     var expectContinue: Bool
@@ -37,7 +37,7 @@ extension HTTPRequestHead {
             method: method, version: version, storage: bytes,
             target: target, rawPath: rawPath, decodedPath: decodedPath, host: host,
             query: QueryParameters(storage: bytes, range: query),
-            headers: HeaderFields(lines: bytes, range: fields, logged: logged),
+            headers: HeaderFields(lines: bytes, range: fields, noted: noted),
             trailers: trailers.isEmpty ? .empty : HeaderFields(lines: trailers, range: 0..<trailers.count),
             body: body, remote: remote, isSecure: isSecure)
     }

@@ -262,8 +262,8 @@ final class AccessLogBuffer {
             }
         case .unknown:
             out.append(UInt8(ascii: "-"))
-        case .text(var s):
-            if s.isEmpty { out.append(UInt8(ascii: "-")) } else { s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), to: out) } }
+        case .text(let s):
+            if s.isEmpty { out.append(UInt8(ascii: "-")) } else { s.withUTF8Bytes { appendEscaped(UnsafeRawBufferPointer($0), to: out) } }
         case .ipv6:
             remote.description.withUTF8Bytes { appendEscaped(UnsafeRawBufferPointer($0), to: out) }
         }
