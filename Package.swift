@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(name: "NeedletailStoreTests", dependencies: ["NeedletailStore", "NeedletailStoreTestSupport", "NeedletailPOSIX", "NeedletailTestSupport", "CNeedletailLinux"]),
         .testTarget(name: "NeedletailHTTPTests", dependencies: ["NeedletailHTTP"]),
         .testTarget(name: "NeedletailCompressionTests", dependencies: ["NeedletailCompression", "NeedletailBytes"]),
-        .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX", "NeedletailLoop"]),
+        .testTarget(name: "NeedletailLiveTests", dependencies: ["NeedletailLive", "NeedletailTesting", "NeedletailPOSIX", "NeedletailLoop", "NeedletailTestSupport"]),
         // What the socket tests share: a blocking client, a test app, processes and ports.
         .target(
             name: "NeedletailTestSupport",

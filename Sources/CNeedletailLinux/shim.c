@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <limits.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
@@ -59,6 +60,10 @@ int nt_available_cpus(void) {
 
 int nt_spawn_closefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+int nt_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }
 
 int nt_futex_wait(uint32_t *word, uint32_t expected) {

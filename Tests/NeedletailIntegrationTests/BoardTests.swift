@@ -126,21 +126,18 @@ import Testing
         #expect(answer.text.contains("data-nt-versions=\"forum:Gentoo|1\""))
 
         // Server-sent events through lighttpd: the first event at once, then the next post.
-        let events = Pipe()
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        curl.arguments = [
-            "curl", "-sN", "--max-time", "4", "-H", "Cookie: \(watcher.cookie)",
-            "http://127.0.0.1:\(port)/_nt/events?v=\(view)&c=forum:Gentoo%7C1",
-        ]
-        curl.standardOutput = events
-        try curl.run()
+        let curl = try SpawnedProcess(
+            "/usr/bin/curl",
+            [
+                "-sN", "--max-time", "4", "-H", "Cookie: \(watcher.cookie)",
+                "http://127.0.0.1:\(port)/_nt/events?v=\(view)&c=forum:Gentoo%7C1",
+            ], capture: .stdout)
         usleep(500_000)
         let second = "by server-sent events \(Int.random(in: 0..<1_000_000))"
         let again = try poster.get("/board?forum=Gentoo")
         #expect(try poster.post(on: again, second) == 303)
-        let stream = String(decoding: events.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        curl.waitUntilExit()
+        let stream = curl.readOutput()
+        curl.waitForExit()
         #expect(stream.hasPrefix("data: <template data-nt-versions=\"forum:Gentoo|1\"></template>\n\n"), "\(stream.prefix(200))")
         #expect(stream.contains(second), "the post arrives as an event through lighttpd")
         #expect(stream.contains("forum:Gentoo|2"))

@@ -47,19 +47,5 @@ struct FastCGIToolTests {
 func runWithEnvironment(
     _ program: String, _ arguments: [String], env: [String: String], stdin: String? = nil
 ) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/\(program)")
-    p.arguments = arguments
-    p.environment = env
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    let input = Pipe()
-    p.standardInput = input
-    try p.run()
-    if let s = stdin { input.fileHandleForWriting.write(Data(s.utf8)) }
-    try input.fileHandleForWriting.close()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    try run(program, arguments, environment: env, input: stdin ?? "")
 }

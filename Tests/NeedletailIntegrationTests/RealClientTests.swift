@@ -67,14 +67,8 @@ struct DemoCommandTests {
     }
 
     @Test func servesAndStopsOnSIGTERM() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: demoBinary())
         let port = 20000 + Int(getpid() % 10000)
-        p.arguments = ["serve", "--http", "127.0.0.1:\(port)", "--loops", "2"]
-        let pipe = Pipe()
-        p.standardError = pipe
-        try p.run()
-        defer { if p.isRunning { p.terminate() } }
+        let p = try SpawnedProcess(demoBinary(), ["serve", "--http", "127.0.0.1:\(port)", "--loops", "2"], capture: .stderr)
         var served = false
         for _ in 0..<50 {
             if let c = try? TestClient(.ipv4(host: "127.0.0.1", port: UInt16(port))) {
@@ -85,10 +79,9 @@ struct DemoCommandTests {
             usleep(100_000)
         }
         #expect(served)
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
-        let log = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        kill(p.pid, SIGTERM)
+        let log = p.readOutput()
+        #expect(p.waitForExit() == 0)
         #expect(log.contains("listening on http://127.0.0.1:\(port)"))
         #expect(log.contains("SIGTERM"))
     }
@@ -99,12 +92,7 @@ struct LibFCGITests {
     @Test(.enabled(if: toolAvailable("cgi-fcgi")))
     func servesThroughLibfcgi() throws {
         let path = "/tmp/needletail-libfcgi-\(getpid()).sock"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: demoBinary())
-        p.arguments = ["serve", "--fastcgi", "unix:\(path)", "--fastcgi-impl", "libfcgi", "--loops", "1"]
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let p = try SpawnedProcess(demoBinary(), ["serve", "--fastcgi", "unix:\(path)", "--fastcgi-impl", "libfcgi", "--loops", "1"])
         for _ in 0..<50 where access(path, F_OK) != 0 { usleep(100_000) }
         let get = try runWithEnvironment(
             "cgi-fcgi", ["-bind", "-connect", path],
@@ -115,9 +103,8 @@ struct LibFCGITests {
             "cgi-fcgi", ["-bind", "-connect", path],
             env: ["REQUEST_METHOD": "POST", "REQUEST_URI": "/echo", "CONTENT_LENGTH": "4"], stdin: "abcd")
         #expect(post.output.contains("\r\n\r\n4 "))
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        kill(p.pid, SIGTERM)
+        #expect(p.waitForExit() == 0)
         #expect(access(path, F_OK) != 0, "socket removed at exit")
     }
 }

@@ -310,12 +310,7 @@ struct TLSTests {
         #expect(try trusted(old))
         #expect(try !trusted(new))
         // Load meanwhile: no request fails across the reloads.
-        let load = Process()
-        load.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
-        load.arguments = ["-t1", "-c16", "-d3s", "https://127.0.0.1:\(port)/hello"]
-        let pipe = Pipe()
-        load.standardOutput = pipe
-        try load.run()
+        let load = try SpawnedProcess("/usr/bin/wrk", ["-t1", "-c16", "-d3s", "https://127.0.0.1:\(port)/hello"], capture: .stdout)
         usleep(500_000)
         try install(new)
         #expect(kill(pid, SIGHUP) == 0)
@@ -327,8 +322,8 @@ struct TLSTests {
         #expect(kill(pid, SIGHUP) == 0)
         usleep(300_000)
         #expect(try trusted(new))
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        load.waitUntilExit()
+        let output = load.readOutput()
+        load.waitForExit()
         #expect(output.contains("requests in"), "\(output)")
         #expect(!output.contains("Socket errors") && !output.contains("Non-2xx"), "\(output)")
         let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -665,16 +660,11 @@ struct HTTP2Tests {
             responder: TestApp.withAsync(TestApp.router()), listeners: [.https(.ipv4(host: "127.0.0.1", port: 0), tls)], configuration: config)
         try server.start()
         let address = server.addresses[0]
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: "/usr/bin/nghttp")
-        client.arguments = ["-n", "-s", "https://\(address)/async/wait?ms=400"]
-        let pipe = Pipe()
-        client.standardOutput = pipe
-        try client.run()
+        let client = try SpawnedProcess("/usr/bin/nghttp", ["-n", "-s", "https://\(address)/async/wait?ms=400"], capture: .stdout)
         usleep(150_000)
         server.shutdown(grace: 5)
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        client.waitUntilExit()
+        let output = client.readOutput()
+        client.waitForExit()
         server.wait()
         #expect(output.contains(" 200 "), "the stream in flight is answered: \(output)")
     }

@@ -175,17 +175,11 @@ import Testing
 
     /// Starts wrk on `url` for `seconds`; the handle's `output()` waits for its summary.
     static func wrk(_ url: String, seconds: Int, connections: Int = 100) throws -> () -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
-        p.arguments = ["-t1", "-c\(connections)", "-d\(seconds)s", url]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
+        let p = try SpawnedProcess("/usr/bin/wrk", ["-t1", "-c\(connections)", "-d\(seconds)s", url], capture: .both)
         return {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+            let output = p.readOutput()
+            p.waitForExit()
+            return output
         }
     }
 

@@ -6,6 +6,7 @@ import NeedletailLive
 import NeedletailLoop
 import NeedletailPOSIX
 import NeedletailTesting
+import NeedletailTestSupport
 import Synchronization
 import Testing
 
@@ -498,20 +499,9 @@ final class CapturingSink: ResponseStreamSink, @unchecked Sendable {
         let path = NSTemporaryDirectory() + "nt-runtime-\(getpid()).js"
         try ClientRuntime.source.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["node", "--check", path]
-        try check.run()
-        check.waitUntilExit()
-        #expect(check.terminationStatus == 0)
-        let gz = Process()
-        gz.executableURL = URL(fileURLWithPath: "/bin/sh")
-        gz.arguments = ["-c", "gzip -9 -c '\(path)' | wc -c"]
-        let pipe = Pipe()
-        gz.standardOutput = pipe
-        try gz.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        gz.waitUntilExit()
+        let check = try run("env", ["node", "--check", path])
+        #expect(check.status == 0, "\(check.output)")
+        let out = try run("/bin/sh", ["-c", "gzip -9 -c '\(path)' | wc -c"]).output
         let size = Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max
         #expect(size <= 2048, "runtime is \(size) bytes gzipped")
         print("client runtime: \(ClientRuntime.source.utf8.count) bytes, \(size) gzipped")

@@ -21,18 +21,12 @@ struct CrashTests {
         let path = tempLogPath("torture")
         var acknowledged = Set<Int>()
         for round in 0..<50 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: storeTool())
-            p.arguments = ["torture", path]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let p = try SpawnedProcess(storeTool(), ["torture", path], capture: .stdout)
             // Let it write for a random moment, then kill it without warning.
             usleep(UInt32.random(in: 30_000...150_000))
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            kill(p.pid, SIGKILL)
+            p.waitForExit()
+            let text = p.readOutput()
             var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             lines.removeLast()  // the part after the last newline may be cut
             for line in lines where line.hasPrefix("ack ") {

@@ -51,12 +51,29 @@ public func shippedConfig(_ relative: String, replacing: [(String, String)]) thr
 }
 
 /// A child process started with posix_spawn, with a clean signal mask and default handlers
-/// (Foundation's Process passes on a mask that blocks SIGTERM, which lighttpd keeps), output to
-/// /dev/null. `stop()` sends SIGTERM, then SIGKILL after a grace period, and reaps it.
+/// (Foundation's Process passes on a mask that blocks SIGTERM, which lighttpd keeps), and none
+/// of the test process's descriptors but the pipes asked for. Output goes to /dev/null unless
+/// `capture` asks for a pipe; `input` is written to its stdin, which is then closed.
+/// `stop()` sends SIGTERM, then SIGKILL after a grace period, and reaps it.
+///
+/// The tests use this rather than Foundation's `Process`: on Linux, `Process.run()` lists
+/// /proc/self/fd and copies a full 256-byte `d_name` out of each entry, which can read past the
+/// end of readdir's 32 KB buffer. It crashed a CI run (SIGSEGV in memcpy) on the 1,365th entry,
+/// the last of a full buffer, while tests with a thousand connections in flight held the
+/// descriptors and another test ran curl.
 public final class SpawnedProcess {
-    public let pid: pid_t
+    /// Which of the child's output streams go into the pipe that `readOutput()` reads.
+    public enum Capture: Sendable { case none, stdout, stderr, both }
 
-    public init(_ path: String, _ arguments: [String]) throws {
+    public let pid: pid_t
+    private var outputFD: Int32 = -1
+    private var reaped = false
+    private var status: Int32 = 0
+
+    public init(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil,
+        capture: Capture = .none, input: String? = nil
+    ) throws {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -71,25 +88,101 @@ public final class SpawnedProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // Pipes are close-on-exec here, so no other child started meanwhile inherits them;
+        // dup2 in the child clears the flag on the copy.
+        var inputPipe: [Int32] = [-1, -1]
+        var outputPipe: [Int32] = [-1, -1]
+        func closeAll() { for fd in inputPipe + outputPipe where fd >= 0 { Glibc.close(fd) } }
+        if input != nil {
+            guard nt_pipe_cloexec(&inputPipe) == 0 else { throw Self.failure("pipe", path) }
+            posix_spawn_file_actions_adddup2(&actions, inputPipe[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        if capture != .none {
+            guard nt_pipe_cloexec(&outputPipe) == 0 else { closeAll(); throw Self.failure("pipe", path) }
+        }
+        for (fd, captured) in [(Int32(1), capture == .stdout || capture == .both), (2, capture == .stderr || capture == .both)] {
+            if captured {
+                posix_spawn_file_actions_adddup2(&actions, outputPipe[1], fd)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0)
+            }
+        }
         // Nothing else of the test process (its sockets) leaks into the child.
         nt_spawn_closefrom(&actions, 3)
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { for p in envp ?? [] { free(p) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, path, &actions, &attr, argv, environ)
-        guard rc == 0 else { throw TestClient.Failure(description: "posix_spawn \(path): \(String(cString: strerror(rc)))") }
+        let rc = envp.map { e in e.withUnsafeBufferPointer { posix_spawn(&child, path, &actions, &attr, argv, UnsafeMutablePointer(mutating: $0.baseAddress)) } }
+            ?? posix_spawn(&child, path, &actions, &attr, argv, environ)
+        guard rc == 0 else {
+            closeAll()
+            throw TestClient.Failure(description: "posix_spawn \(path): \(String(cString: strerror(rc)))")
+        }
         pid = child
+        if inputPipe[0] >= 0 {
+            Glibc.close(inputPipe[0])
+            var bytes = Array((input ?? "").utf8)[...]
+            while !bytes.isEmpty {
+                let n = bytes.withUnsafeBytes { Glibc.write(inputPipe[1], $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                bytes = bytes.dropFirst(n)
+            }
+            Glibc.close(inputPipe[1])
+        }
+        if outputPipe[1] >= 0 {
+            Glibc.close(outputPipe[1])
+            outputFD = outputPipe[0]
+        }
     }
 
-    private var reaped = false
+    private static func failure(_ what: String, _ path: String) -> TestClient.Failure {
+        TestClient.Failure(description: "\(what) for \(path): \(String(cString: strerror(errno)))")
+    }
+
+    /// Everything the child writes to the captured streams, up to their end (the child's exit,
+    /// or its closing them); empty when nothing is captured or it was read before.
+    public func readOutput() -> String {
+        guard outputFD >= 0 else { return "" }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(outputFD, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data.append(contentsOf: buffer[..<n])
+        }
+        Glibc.close(outputFD)
+        outputFD = -1
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Waits for the child to end and returns its exit status, or the number of the signal
+    /// that ended it.
+    @discardableResult
+    public func waitForExit() -> Int32 {
+        while !reaped {
+            var raw: Int32 = 0
+            let r = waitpid(pid, &raw, 0)
+            if r == pid { record(raw) } else if r < 0 && errno != EINTR { reaped = true }
+        }
+        return status
+    }
+
+    private func record(_ raw: Int32) {
+        reaped = true
+        let signal = raw & 0x7f
+        status = signal == 0 ? (raw >> 8) & 0xff : signal
+    }
 
     public var isRunning: Bool {
         guard !reaped else { return false }
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { reaped = true }
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid { record(raw) }
         return !reaped
     }
 
@@ -100,26 +193,26 @@ public final class SpawnedProcess {
         while isRunning && monotonicSeconds() < end { usleep(20_000) }
         if isRunning {
             kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            reaped = true
+            waitForExit()
         }
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        if outputFD >= 0 { Glibc.close(outputFD) }
+    }
 }
 
-public func run(_ program: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/\(program)")
-    p.arguments = arguments
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+/// Runs `program` (a bare name is looked up in /usr/bin) to its end: its exit status and its
+/// stdout and stderr together.
+public func run(
+    _ program: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil
+) throws -> (status: Int32, output: String) {
+    let p = try SpawnedProcess(
+        program.hasPrefix("/") ? program : "/usr/bin/\(program)", arguments, environment: environment,
+        capture: .both, input: input)
+    let output = p.readOutput()
+    return (p.waitForExit(), output)
 }
 
 public func toolAvailable(_ name: String) -> Bool {

@@ -21,6 +21,9 @@ int nt_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 /// no descriptor from `from` up. Used by tests and tools that spawn servers.
 int nt_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
 
+/// pipe2(fds, O_CLOEXEC) (needs _GNU_SOURCE): a pipe no child spawned meanwhile inherits.
+int nt_pipe_cloexec(int fds[2]);
+
 /// pthread_setname_np for the calling thread (needs _GNU_SOURCE): at most 15 bytes show.
 int nt_set_thread_name(const char *name);
 
