@@ -228,7 +228,11 @@ static int nt_tls_ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned c
             return 0;
         }
         key = ring->keys[found];
-        if (found != 0 || now - key.made >= ring->lifetime) result = 2;
+        // Renewed: a ticket of the key before, and every TLS 1.3 resumption. A TLS 1.3 client
+        // uses a ticket once (RFC 8446 C.4), so a resumed connection that got no new ticket
+        // made the client's next connection a full handshake (wrk: every other one).
+        // OpenSSL's own keys send one on resumption too.
+        if (found != 0 || now - key.made >= ring->lifetime || SSL_version(ssl) >= TLS1_3_VERSION) result = 2;
     }
     pthread_mutex_unlock(&ring->lock);
     OSSL_PARAM params[3];

@@ -717,6 +717,10 @@ public final class EventLoop: @unchecked Sendable {
                 return
             }
             c.tls = stream
+            // A handshake is several writes in a row (the server's flight, then the tickets,
+            // then the first answer): with Nagle each waited for the client's ACK of the one
+            // before. nginx turns it off before its handshakes too.
+            c.setNoDelay()
         }
         c.handler = listeners[listener].factory(c)
         let i = Int(fd)
