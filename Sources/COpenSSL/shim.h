@@ -10,6 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -79,11 +80,184 @@ static inline int nt_tls_check_readable(const char *what, const char *path, char
     return 1;
 }
 
+/// OCSP stapling from a file (nginx's `ssl_stapling_file`): a DER OCSP response, checked
+/// when it is read, sent to the clients that ask for one (status_request) while it is current.
+typedef struct {
+    unsigned char *der;
+    int len;
+    time_t next_update; /* 0: the response names no next update */
+} nt_tls_staple;
+
+static void nt_tls_staple_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    nt_tls_staple *staple = ptr;
+    if (staple == NULL) return;
+    OPENSSL_free(staple->der);
+    free(staple);
+}
+
+static int nt_tls_staple_index_value = -1;
+static void nt_tls_staple_index_init(void) {
+    nt_tls_staple_index_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, nt_tls_staple_free);
+}
+static int nt_tls_staple_index(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, nt_tls_staple_index_init);
+    return nt_tls_staple_index_value;
+}
+
+/// The status_request callback of a context with a staple (the context SNI chose): a copy of
+/// the response for OpenSSL to send and free, or nothing once it is past its next update.
+static int nt_tls_status(SSL *ssl, void *arg) {
+    (void)arg;
+    nt_tls_staple *staple = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), nt_tls_staple_index());
+    if (staple == NULL || SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp) return SSL_TLSEXT_ERR_NOACK;
+    if (staple->next_update != 0 && time(NULL) >= staple->next_update) return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_malloc((size_t)staple->len);
+    if (copy == NULL) return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, staple->der, (size_t)staple->len);
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, staple->len) != 1) {
+        OPENSSL_free(copy);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static time_t nt_tls_asn1_seconds(const ASN1_GENERALIZEDTIME *t) {
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+    return timegm(&tm);
+}
+
+static void nt_tls_asn1_text(const ASN1_GENERALIZEDTIME *t, char *out, size_t len) {
+    out[0] = 0;
+    if (t == NULL) {
+        snprintf(out, len, "none");
+        return;
+    }
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) return;
+    if (ASN1_TIME_print(bio, t) == 1) {
+        int n = BIO_read(bio, out, (int)len - 1);
+        out[n > 0 ? n : 0] = 0;
+    }
+    BIO_free(bio);
+}
+
+/// Reads the DER OCSP response in `path` for the certificate `ctx` holds (from `cert`) and
+/// staples it: it must be a successful response, signed (the signer in the response or in the
+/// certificate file), about this certificate (its issuer is the next certificate in the file,
+/// or itself), saying "good", and current. 0 with a message in `err` that names the files.
+static int nt_tls_load_staple(SSL_CTX *ctx, const char *path, const char *cert, char *err, size_t errlen) {
+    char detail[256];
+    if (!nt_tls_check_readable("OCSP response", path, err, errlen)) return 0;
+    if (nt_tls_staple_index() < 0) {
+        snprintf(err, errlen, "cannot register OpenSSL extra data for OCSP stapling");
+        return 0;
+    }
+    BIO *bio = BIO_new_file(path, "rb");
+    OCSP_RESPONSE *response = bio != NULL ? d2i_OCSP_RESPONSE_bio(bio, NULL) : NULL;
+    BIO_free(bio);
+    if (response == NULL) {
+        nt_tls_error_text(detail, sizeof detail);
+        snprintf(err, errlen, "the OCSP response file %s holds no DER OCSP response (%s)", path, detail);
+        return 0;
+    }
+    int ok = 0;
+    OCSP_BASICRESP *basic = NULL;
+    OCSP_CERTID *id = NULL;
+    STACK_OF(X509) *signers = NULL;
+    X509_STORE *store = NULL;
+    int answer = OCSP_response_status(response);
+    if (answer != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        snprintf(err, errlen, "the OCSP response in %s is not a successful one (%s)", path, OCSP_response_status_str(answer));
+        goto done;
+    }
+    basic = OCSP_response_get1_basic(response);
+    if (basic == NULL) {
+        snprintf(err, errlen, "the OCSP response in %s holds no basic response", path);
+        goto done;
+    }
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    X509 *issuer = NULL;
+    for (int i = 0; chain != NULL && i < sk_X509_num(chain) && issuer == NULL; i++) {
+        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK) issuer = sk_X509_value(chain, i);
+    }
+    if (issuer == NULL && X509_check_issued(leaf, leaf) == X509_V_OK) issuer = leaf;
+    if (issuer == NULL) {
+        snprintf(err, errlen, "the certificate file %s holds no issuer of its certificate, to check the OCSP response in %s against",
+                 cert, path);
+        goto done;
+    }
+    signers = sk_X509_new_null();
+    store = X509_STORE_new();
+    if (signers == NULL || store == NULL || sk_X509_push(signers, leaf) <= 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+        if (sk_X509_push(signers, sk_X509_value(chain, i)) <= 0) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+    }
+    // The signature is checked; whether its signer may speak for the issuer is the client's
+    // to judge, with its own trust store.
+    if (OCSP_basic_verify(basic, signers, store, OCSP_TRUSTOTHER | OCSP_NOVERIFY) != 1) {
+        nt_tls_error_text(detail, sizeof detail);
+        snprintf(err, errlen, "the OCSP response in %s has no valid signature (%s)", path, detail);
+        goto done;
+    }
+    id = OCSP_cert_to_id(NULL, leaf, issuer);
+    int status = 0, reason = 0;
+    ASN1_GENERALIZEDTIME *revoked = NULL, *this_update = NULL, *next_update = NULL;
+    if (id == NULL || OCSP_resp_find_status(basic, id, &status, &reason, &revoked, &this_update, &next_update) != 1) {
+        snprintf(err, errlen, "the OCSP response in %s is not about the certificate in %s", path, cert);
+        goto done;
+    }
+    if (status != V_OCSP_CERTSTATUS_GOOD) {
+        snprintf(err, errlen, "the OCSP response in %s says the certificate in %s is %s", path, cert, OCSP_cert_status_str(status));
+        goto done;
+    }
+    if (OCSP_check_validity(this_update, next_update, 300, -1) != 1) {
+        char from[64], until[64];
+        nt_tls_asn1_text(this_update, from, sizeof from);
+        nt_tls_asn1_text(next_update, until, sizeof until);
+        ERR_clear_error();
+        snprintf(err, errlen, "the OCSP response in %s is not current (this update %s, next update %s)", path, from, until);
+        goto done;
+    }
+    nt_tls_staple *staple = calloc(1, sizeof *staple);
+    if (staple == NULL || (staple->len = i2d_OCSP_RESPONSE(response, &staple->der)) <= 0) {
+        free(staple);
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    staple->next_update = nt_tls_asn1_seconds(next_update);
+    SSL_CTX_set_ex_data(ctx, nt_tls_staple_index(), staple);
+    SSL_CTX_set_tlsext_status_cb(ctx, nt_tls_status);
+    ok = 1;
+done:
+    OCSP_CERTID_free(id);
+    sk_X509_free(signers);
+    X509_STORE_free(store);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(response);
+    return ok;
+}
+
 /// A server context: TLS 1.2 and 1.3 only, Mozilla's intermediate ciphers, no compression, no
 /// renegotiation, session tickets and a session cache for resumption, ALPN http/1.1, the
-/// certificate chain and key from PEM files. NULL with a message in `err` that names the file
-/// and the reason.
-static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, int http2, char *err, size_t errlen) {
+/// certificate chain and key from PEM files, and an OCSP response to staple when `ocsp` is not
+/// NULL. NULL with a message in `err` that names the file and the reason.
+static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, const char *ocsp, int http2, char *err,
+                                             size_t errlen) {
     char detail[256];
     if (!nt_tls_check_readable("certificate", cert, err, errlen) || !nt_tls_check_readable("key", key, err, errlen)) {
         return NULL;
@@ -132,6 +306,10 @@ static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, 
     if (SSL_CTX_check_private_key(ctx) != 1) {
         nt_tls_error_text(detail, sizeof detail);
         snprintf(err, errlen, "the key in %s does not belong to the certificate in %s (%s)", key, cert, detail);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (ocsp != NULL && !nt_tls_load_staple(ctx, ocsp, cert, err, errlen)) {
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -319,17 +497,18 @@ static int nt_tls_servername(SSL *ssl, int *alert, void *arg) {
     return SSL_TLSEXT_ERR_OK;
 }
 
-/// A listener's contexts from `count` certificate and key files: the first is the default,
-/// the others are chosen by SNI. NULL with a message in `err` (see nt_tls_server_context).
-/// Tickets' keys rotate every `ticket_lifetime` seconds.
-static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, int count, long ticket_lifetime,
-                                         int http2, char *err, size_t errlen) {
+/// A listener's contexts from `count` certificate and key files (and OCSP response files, NULL
+/// where there is none): the first is the default, the others are chosen by SNI. NULL with a
+/// message in `err` (see nt_tls_server_context). Tickets' keys rotate every `ticket_lifetime`
+/// seconds.
+static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, const char *const *ocsps, int count,
+                                         long ticket_lifetime, int http2, char *err, size_t errlen) {
     int index = nt_tls_sni_index();
     if (index < 0) {
         snprintf(err, errlen, "cannot register OpenSSL extra data for SNI");
         return NULL;
     }
-    SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], http2, err, errlen);
+    SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], ocsps[0], http2, err, errlen);
     if (first == NULL) return NULL;
     nt_tls_ticket_ring *ring = nt_tls_rotate_tickets(first, ticket_lifetime);
     if (ring == NULL) {
@@ -345,7 +524,7 @@ static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *c
         return NULL;
     }
     for (int i = 1; i < count; i++) {
-        SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], http2, err, errlen);
+        SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], ocsps[i], http2, err, errlen);
         if (other == NULL) {
             nt_tls_sni_free(NULL, set, NULL, 0, 0, NULL);
             SSL_CTX_free(first);

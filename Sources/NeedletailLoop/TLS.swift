@@ -8,15 +8,26 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// A certificate chain (PEM, leaf first) and its private key (PEM).
+/// A certificate chain (PEM, leaf first), its private key (PEM), and optionally an OCSP
+/// response to staple (DER, as `openssl ocsp -respout` writes it; nginx's
+/// `ssl_stapling_file`).
 public struct TLSCertificate: Sendable, Equatable, CustomStringConvertible {
     public var certificateFile: String
     public var keyFile: String
-    public init(certificateFile: String, keyFile: String) {
+    /// Sent to clients that ask for the certificate's status (status_request), while it is
+    /// current. Read with the certificate (and again on reload): it must be a successful,
+    /// signed response about this certificate (its issuer the next certificate in the chain
+    /// file, or itself), saying "good", and not past its next update. Refresh the file before
+    /// then and reload (SIGHUP); past its next update it is no longer sent.
+    public var ocspResponseFile: String?
+    public init(certificateFile: String, keyFile: String, ocspResponseFile: String? = nil) {
         self.certificateFile = certificateFile
         self.keyFile = keyFile
+        self.ocspResponseFile = ocspResponseFile
     }
-    public var description: String { "certificate \(certificateFile), key \(keyFile)" }
+    public var description: String {
+        "certificate \(certificateFile), key \(keyFile)" + (ocspResponseFile.map { ", OCSP response \($0)" } ?? "")
+    }
 }
 
 /// The certificates of an HTTPS listener and the TLS settings of every connection it accepts
@@ -58,7 +69,10 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
         var message = [CChar](repeating: 0, count: 1024)
         let made: OpaquePointer? = withCStrings(certificates.map(\.certificateFile)) { certs in
             withCStrings(certificates.map(\.keyFile)) { keys in
-                nt_tls_server_set(certs, keys, Int32(certificates.count), ticketKeyLifetime, http2 ? 1 : 0, &message, message.count)
+                withCStrings(certificates.map(\.ocspResponseFile)) { ocsps in
+                    nt_tls_server_set(
+                        certs, keys, ocsps, Int32(certificates.count), ticketKeyLifetime, http2 ? 1 : 0, &message, message.count)
+                }
             }
         }
         guard let made else {
@@ -92,9 +106,9 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     public var description: String { "TLS (" + certificates.map(\.description).joined(separator: "; ") + ")" }
 }
 
-/// Calls `body` with a C array of C strings (valid during the call).
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let copies = strings.map { strdup($0) }
+/// Calls `body` with a C array of C strings, NULL for nil (valid during the call).
+private func withCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { $0.map { strdup($0) } ?? nil }
     defer { copies.forEach { free($0) } }
     let pointers = copies.map { UnsafePointer($0) }
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }

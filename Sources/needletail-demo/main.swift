@@ -37,6 +37,11 @@ struct Serve: ParsableCommand {
     @ArgumentParser.Option(name: .long, help: "PEM file with the private key of the --cert given in the same place.")
     var key: [String] = []
 
+    @ArgumentParser.Option(
+        name: .long,
+        help: "DER OCSP response to staple for the --cert given in the same place (openssl ocsp -respout; `none` for a certificate without one). Checked when read; re-read on SIGHUP.")
+    var ocspResponse: [String] = []
+
     @ArgumentParser.Flag(name: .long, help: "Offer HTTP/2 (ALPN h2) on the --https listeners, before HTTP/1.1.")
     var http2 = false
 
@@ -255,10 +260,17 @@ struct Serve: ParsableCommand {
             guard !cert.isEmpty, cert.count == key.count else {
                 throw ValidationError("--https needs --cert FILE and --key FILE (PEM), one --key for each --cert")
             }
-            // A certificate or key that cannot be used refuses the start, naming the file.
+            guard ocspResponse.isEmpty || ocspResponse.count == cert.count else {
+                throw ValidationError("--ocsp-response is given for each --cert, in the same order (`none` for one without)")
+            }
+            let ocsp: [String?] = ocspResponse.isEmpty ? cert.map { _ in nil } : ocspResponse.map { $0 == "none" ? nil : $0 }
+            // A certificate, key or OCSP response that cannot be used refuses the start, naming the file.
             let tls: TLSContext
             do {
-                tls = try TLSContext(certificates: zip(cert, key).map { TLSCertificate(certificateFile: $0, keyFile: $1) }, http2: http2)
+                let certificates = zip(zip(cert, key), ocsp).map {
+                    TLSCertificate(certificateFile: $0.0, keyFile: $0.1, ocspResponseFile: $1)
+                }
+                tls = try TLSContext(certificates: certificates, http2: http2)
             } catch {
                 predecessor?.failed("\(error)")
                 logger.critical("cannot serve HTTPS: \(error)")
@@ -269,8 +281,8 @@ struct Serve: ParsableCommand {
             } catch let error as SocketError {
                 throw ValidationError(error.description)
             }
-        } else if !cert.isEmpty || !key.isEmpty {
-            throw ValidationError("--cert and --key are for --https, which is not given")
+        } else if !cert.isEmpty || !key.isEmpty || !ocspResponse.isEmpty {
+            throw ValidationError("--cert, --key and --ocsp-response are for --https, which is not given")
         }
         // Sockets from systemd (or a predecessor) are served by their names without flags.
         if listeners.isEmpty && getenv("LISTEN_FDS") == nil {

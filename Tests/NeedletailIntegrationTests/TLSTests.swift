@@ -446,6 +446,114 @@ struct TLSTests {
     }
 }
 
+/// A test CA, a certificate it issued (the chain file: leaf, then CA) and OCSP responses about
+/// it made by `openssl ocsp` acting as the CA's responder.
+struct OCSPFixture {
+    let directory: String
+    var chain: String { directory + "/chain.pem" }
+    var key: String { directory + "/leaf.key" }
+    var ca: String { directory + "/ca.pem" }
+
+    init() throws {
+        directory = makeTempDir("needletail-ocsp")
+        let script = """
+            set -e
+            cd '\(directory)'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \\
+                -subj '/CN=Needletail test CA' -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf.key -out leaf.csr -subj /CN=localhost
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.txt
+            openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial 0x1001 -out leaf.pem -days 2 -extfile ext.txt
+            cat leaf.pem ca.pem > chain.pem
+            openssl ocsp -issuer ca.pem -cert leaf.pem -reqout request.der
+            """
+        let r = try run("/bin/sh", ["-c", script])
+        guard r.status == 0 else { throw TestFailure("making the test CA failed: \(r.output)") }
+    }
+
+    /// The CA's answer about the certificate: `good` or `revoked`, in a file of its own.
+    func response(_ status: String) throws -> String {
+        let index = directory + "/index-\(status).txt"
+        let line = status == "revoked" ? "R\t301231235959Z\t261201000000Z\t1001\tunknown\t/CN=localhost\n" : "V\t301231235959Z\t\t1001\tunknown\t/CN=localhost\n"
+        try line.write(toFile: index, atomically: true, encoding: .utf8)
+        let out = directory + "/response-\(status).der"
+        let r = try run(
+            "openssl",
+            ["ocsp", "-index", index, "-rsigner", ca, "-rkey", directory + "/ca.key", "-CA", ca, "-reqin", directory + "/request.der",
+             "-respout", out, "-ndays", "1"])
+        guard r.status == 0 else { throw TestFailure("openssl ocsp failed: \(r.output)") }
+        return out
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+@Suite("OCSP stapling from a file", .serialized)
+struct OCSPStaplingTests {
+    @Test(.enabled(if: toolAvailable("openssl")))
+    func aGoodResponseIsStapledForClientsThatAsk() throws {
+        let fixture = try OCSPFixture()
+        defer { fixture.remove() }
+        let live = fixture.directory + "/live.der"
+        try FileManager.default.copyItem(atPath: try fixture.response("good"), toPath: live)
+        let tls = try TLSContext(certificates: [TLSCertificate(certificateFile: fixture.chain, keyFile: fixture.key, ocspResponseFile: live)])
+        try withHTTPSServer(tls) { address in
+            // A reload (SIGHUP) re-reads the file; a revoked answer is refused and the one in use stays.
+            try FileManager.default.removeItem(atPath: live)
+            try FileManager.default.copyItem(atPath: try fixture.response("revoked"), toPath: live)
+            #expect(throws: TLSError.self) { try tls.reload() }
+            try FileManager.default.removeItem(atPath: live)
+            try FileManager.default.copyItem(atPath: try fixture.response("good"), toPath: live)
+            try tls.reload()
+            for version in ["-tls1_2", "-tls1_3"] {
+                let asked = try run("/bin/sh", ["-c", "timeout 10 openssl s_client -connect \(address) \(version) -CAfile \(fixture.ca) -status < /dev/null 2>&1"])
+                #expect(asked.output.contains("OCSP Response Status: successful"), "\(version): \(asked.output)")
+                #expect(asked.output.contains("Cert Status: good"), "\(version): \(asked.output)")
+                #expect(asked.output.contains("Verify return code: 0 (ok)"), "\(version): \(asked.output)")
+            }
+            let notAsked = try run("/bin/sh", ["-c", "timeout 10 openssl s_client -connect \(address) -CAfile \(fixture.ca) < /dev/null 2>&1"])
+            #expect(!notAsked.output.contains("OCSP Response Status"), "\(notAsked.output)")
+        }
+        // Without a response file, a client that asks gets none.
+        let plain = try TLSContext(certificates: [TLSCertificate(certificateFile: fixture.chain, keyFile: fixture.key)])
+        try withHTTPSServer(plain) { address in
+            let asked = try run("/bin/sh", ["-c", "timeout 10 openssl s_client -connect \(address) -CAfile \(fixture.ca) -status < /dev/null 2>&1"])
+            #expect(asked.output.contains("OCSP response: no response sent"), "\(asked.output)")
+        }
+    }
+
+    @Test(.enabled(if: toolAvailable("openssl")))
+    func unusableResponsesRefuseTheStartNamingTheFile() throws {
+        let fixture = try OCSPFixture()
+        defer { fixture.remove() }
+        func refusal(_ cert: String, _ key: String, _ ocsp: String) -> String {
+            do {
+                _ = try TLSContext(certificates: [TLSCertificate(certificateFile: cert, keyFile: key, ocspResponseFile: ocsp)])
+                return "accepted"
+            } catch {
+                return error.description
+            }
+        }
+        let revoked = try fixture.response("revoked")
+        #expect(refusal(fixture.chain, fixture.key, revoked).contains("the OCSP response in \(revoked) says the certificate in \(fixture.chain) is revoked"))
+        // A response about another certificate (a self-signed one here).
+        let other = try TestCertificate()
+        defer { other.remove() }
+        let good = try fixture.response("good")
+        #expect(refusal(other.cert, other.key, good).contains("the OCSP response in \(good) is not about the certificate in \(other.cert)"))
+        let garbage = fixture.directory + "/garbage.der"
+        try "not an OCSP response".write(toFile: garbage, atomically: true, encoding: .utf8)
+        #expect(refusal(fixture.chain, fixture.key, garbage).contains("the OCSP response file \(garbage) holds no DER OCSP response"))
+        #expect(refusal(fixture.chain, fixture.key, "/nonexistent/ocsp.der").contains("cannot open the OCSP response file /nonexistent/ocsp.der"))
+        // The command line: one --ocsp-response per --cert.
+        let mismatch = try run(
+            demoBinary(),
+            ["serve", "--https", "127.0.0.1:0", "--cert", fixture.chain, "--key", fixture.key, "--ocsp-response", good, "--ocsp-response", good])
+        #expect(mismatch.status != 0)
+        #expect(mismatch.output.contains("--ocsp-response is given for each --cert"), "\(mismatch.output)")
+    }
+}
+
 @Suite("HTTP/2 on the native HTTPS listener (nghttp2)", .serialized)
 struct HTTP2Tests {
     @Test(.enabled(if: toolAvailable("curl") && toolAvailable("openssl")))
