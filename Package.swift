@@ -109,7 +109,7 @@ let package = Package(
                 "NeedletailServer", "NeedletailHTTP", "NeedletailStore", "NeedletailStoreTestSupport",
             ]),
         .testTarget(name: "NeedletailBytesTests", dependencies: ["NeedletailBytes"]),
-        .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "NeedletailPOSIX", "CNeedletailLinux"]),
+        .testTarget(name: "NeedletailLoopTests", dependencies: ["NeedletailLoop", "NeedletailPOSIX", "CNeedletailLinux", "COpenSSL"]),
         // MustNotCompile/ holds sources that a test compiles with swiftc expecting errors.
         .testTarget(name: "NeedletailHTMLTests", dependencies: ["NeedletailHTML", "NeedletailTestSupport", "CNeedletailLinux"], exclude: ["MustNotCompile"]),
         .testTarget(name: "NeedletailJSTests", dependencies: ["NeedletailJS", "NeedletailTestSupport", "CNeedletailLinux"]),

@@ -80,6 +80,25 @@ static inline int nt_tls_check_readable(const char *what, const char *path, char
     return 1;
 }
 
+/// Whether this kernel offers kTLS: `tls` among the ULPs in /proc/sys/net/ipv4/tcp_available_ulp
+/// (the module loaded or built in). Where it does not, asking OpenSSL for kTLS would cost a
+/// failing setsockopt(TCP_ULP) per connection and change nothing.
+static inline int nt_tls_kernel_offers_ktls(void) {
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+    if (f == NULL) return 0;
+    char word[64];
+    int found = 0;
+    while (fscanf(f, "%63s", word) == 1) {
+        if (strcmp(word, "tls") == 0) found = 1;
+    }
+    fclose(f);
+    return found;
+}
+
+/// Whether the kernel encrypts this connection's records (kTLS send) or decrypts them (receive).
+static inline int nt_tls_ktls_send(SSL *ssl) { return BIO_get_ktls_send(SSL_get_wbio(ssl)) ? 1 : 0; }
+static inline int nt_tls_ktls_receive(SSL *ssl) { return BIO_get_ktls_recv(SSL_get_rbio(ssl)) ? 1 : 0; }
+
 /// OCSP stapling from a file (nginx's `ssl_stapling_file`): a DER OCSP response, checked
 /// when it is read, sent to the clients that ask for one (status_request) while it is current.
 typedef struct {
@@ -255,9 +274,11 @@ done:
 /// A server context: TLS 1.2 and 1.3 only, Mozilla's intermediate ciphers, no compression, no
 /// renegotiation, session tickets and a session cache for resumption, ALPN http/1.1, the
 /// certificate chain and key from PEM files, and an OCSP response to staple when `ocsp` is not
-/// NULL. NULL with a message in `err` that names the file and the reason.
-static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, const char *ocsp, int http2, char *err,
-                                             size_t errlen) {
+/// NULL; with `ktls`, records are handed to the kernel after the handshake where it takes them
+/// (SSL_OP_ENABLE_KTLS; OpenSSL goes on in user space where it does not). NULL with a message
+/// in `err` that names the file and the reason.
+static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, const char *ocsp, int http2, int ktls,
+                                             char *err, size_t errlen) {
     char detail[256];
     if (!nt_tls_check_readable("certificate", cert, err, errlen) || !nt_tls_check_readable("key", key, err, errlen)) {
         return NULL;
@@ -270,6 +291,7 @@ static inline SSL_CTX *nt_tls_server_context(const char *cert, const char *key, 
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (ktls) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     // Partial writes and a moving buffer: the output queue hands over what it has staged and
     // retries with the same bytes. Released buffers: an idle connection holds no record buffers.
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
@@ -502,13 +524,13 @@ static int nt_tls_servername(SSL *ssl, int *alert, void *arg) {
 /// message in `err` (see nt_tls_server_context). Tickets' keys rotate every `ticket_lifetime`
 /// seconds.
 static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, const char *const *ocsps, int count,
-                                         long ticket_lifetime, int http2, char *err, size_t errlen) {
+                                         long ticket_lifetime, int http2, int ktls, char *err, size_t errlen) {
     int index = nt_tls_sni_index();
     if (index < 0) {
         snprintf(err, errlen, "cannot register OpenSSL extra data for SNI");
         return NULL;
     }
-    SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], ocsps[0], http2, err, errlen);
+    SSL_CTX *first = nt_tls_server_context(certs[0], keys[0], ocsps[0], http2, ktls, err, errlen);
     if (first == NULL) return NULL;
     nt_tls_ticket_ring *ring = nt_tls_rotate_tickets(first, ticket_lifetime);
     if (ring == NULL) {
@@ -524,7 +546,7 @@ static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *c
         return NULL;
     }
     for (int i = 1; i < count; i++) {
-        SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], ocsps[i], http2, err, errlen);
+        SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], ocsps[i], http2, ktls, err, errlen);
         if (other == NULL) {
             nt_tls_sni_free(NULL, set, NULL, 0, 0, NULL);
             SSL_CTX_free(first);

@@ -48,16 +48,27 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     public let ticketKeyLifetime: Int
     /// Whether ALPN offers HTTP/2 (`h2`) before HTTP/1.1.
     public let http2: Bool
+    /// Whether OpenSSL is asked to hand each connection's records to the kernel after the
+    /// handshake (kTLS: the kernel encrypts what the connection writes; OpenSSL goes on in
+    /// user space for a cipher the kernel does not take).
+    public let kernelTLS: Bool
+
+    /// Whether this kernel offers kTLS (`tls` in /proc/sys/net/ipv4/tcp_available_ulp).
+    public static let kernelOffersTLS: Bool = nt_tls_kernel_offers_ktls() == 1
 
     /// Reads the certificate chains and keys now; an error says which file and why. Ticket
     /// keys rotate every `ticketKeyLifetime` seconds (12 hours: a ticket resumes for at most
-    /// a day, as Mozilla advises; a reload makes new keys).
-    public init(certificates: [TLSCertificate], ticketKeyLifetime: Int = 12 * 3600, http2: Bool = false) throws(TLSError) {
+    /// a day, as Mozilla advises; a reload makes new keys). `kernelTLS`: nil asks for kTLS where
+    /// the kernel offers it (`kernelOffersTLS`).
+    public init(
+        certificates: [TLSCertificate], ticketKeyLifetime: Int = 12 * 3600, http2: Bool = false, kernelTLS: Bool? = nil
+    ) throws(TLSError) {
         guard !certificates.isEmpty else { throw TLSError("no certificate given") }
         self.certificates = certificates
         self.ticketKeyLifetime = max(1, ticketKeyLifetime)
         self.http2 = http2
-        current = Mutex(try TLSContext.make(certificates, ticketKeyLifetime: max(1, ticketKeyLifetime), http2: http2))
+        self.kernelTLS = kernelTLS ?? TLSContext.kernelOffersTLS
+        current = Mutex(try TLSContext.make(certificates, ticketKeyLifetime: max(1, ticketKeyLifetime), http2: http2, kernelTLS: self.kernelTLS))
     }
 
     /// One certificate and its key.
@@ -65,13 +76,14 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
         try self.init(certificates: [TLSCertificate(certificateFile: certificateFile, keyFile: keyFile)])
     }
 
-    private static func make(_ certificates: [TLSCertificate], ticketKeyLifetime: Int, http2: Bool) throws(TLSError) -> Pointer {
+    private static func make(_ certificates: [TLSCertificate], ticketKeyLifetime: Int, http2: Bool, kernelTLS: Bool) throws(TLSError) -> Pointer {
         var message = [CChar](repeating: 0, count: 1024)
         let made: OpaquePointer? = withCStrings(certificates.map(\.certificateFile)) { certs in
             withCStrings(certificates.map(\.keyFile)) { keys in
                 withCStrings(certificates.map(\.ocspResponseFile)) { ocsps in
                     nt_tls_server_set(
-                        certs, keys, ocsps, Int32(certificates.count), ticketKeyLifetime, http2 ? 1 : 0, &message, message.count)
+                        certs, keys, ocsps, Int32(certificates.count), ticketKeyLifetime, http2 ? 1 : 0, kernelTLS ? 1 : 0, &message,
+                        message.count)
                 }
             }
         }
@@ -84,7 +96,7 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     /// Reads the files again and uses them for the connections accepted from now on; on an
     /// error (which names the file) the certificates in use stay.
     public func reload() throws(TLSError) {
-        let fresh = try TLSContext.make(certificates, ticketKeyLifetime: ticketKeyLifetime, http2: http2)
+        let fresh = try TLSContext.make(certificates, ticketKeyLifetime: ticketKeyLifetime, http2: http2, kernelTLS: kernelTLS)
         let old = current.withLock { p in
             let o = p
             p = fresh
@@ -220,8 +232,13 @@ final class TLSStream {
     /// Sends close_notify (before the write side is shut).
     func notifyClose() { nt_tls_notify_close(ssl) }
 
-    /// The protocol version and cipher agreed on ("TLSv1.3 TLS_AES_256_GCM_SHA384").
+    /// The protocol version and cipher agreed on ("TLSv1.3 TLS_AES_256_GCM_SHA384"), and
+    /// ", kTLS" when the kernel encrypts the records.
     var negotiated: String {
-        String(cString: nt_tls_version(ssl)) + " " + String(cString: nt_tls_cipher(ssl))
+        String(cString: nt_tls_version(ssl)) + " " + String(cString: nt_tls_cipher(ssl)) + (kernelTLS.send ? ", kTLS" : "")
     }
+
+    /// Whether the kernel encrypts what this connection writes (send) and decrypts what it
+    /// reads (receive), after the handshake.
+    var kernelTLS: (send: Bool, receive: Bool) { (nt_tls_ktls_send(ssl) == 1, nt_tls_ktls_receive(ssl) == 1) }
 }
