@@ -204,12 +204,16 @@ public final class SpawnedProcess {
 }
 
 /// Runs `program` (a bare name is looked up in /usr/bin) to its end: its exit status and its
-/// stdout and stderr together.
+/// stdout and stderr together. A program still running after `timeout` seconds is stopped
+/// (coreutils `timeout`: TERM, then KILL 5 s later) and the status is 124 or 137, so that a
+/// client that hangs fails its test instead of holding the whole run.
 public func run(
-    _ program: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil
+    _ program: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil,
+    timeout: Int = 120
 ) throws -> (status: Int32, output: String) {
+    let path = program.hasPrefix("/") ? program : "/usr/bin/\(program)"
     let p = try SpawnedProcess(
-        program.hasPrefix("/") ? program : "/usr/bin/\(program)", arguments, environment: environment,
+        "/usr/bin/timeout", ["--kill-after=5", "\(timeout)", path] + arguments, environment: environment,
         capture: .both, input: input)
     let output = p.readOutput()
     return (p.waitForExit(), output)
