@@ -350,11 +350,14 @@ typedef struct {
     time_t made;
 } nt_tls_ticket_key;
 
+#define NT_TLS_MAX_TICKET_KEY_FILES 4
+
 typedef struct {
     pthread_mutex_t lock;
     long lifetime;
-    int count; /* 0, 1 or 2: keys[0] is the current one */
-    nt_tls_ticket_key keys[2];
+    int count; /* keys in use: keys[0] is the one new tickets get; at most 2 when made here */
+    int fixed; /* the keys came from files (shared by several servers): never made or retired here */
+    nt_tls_ticket_key keys[NT_TLS_MAX_TICKET_KEY_FILES];
 } nt_tls_ticket_ring;
 
 static void nt_tls_ring_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
@@ -404,7 +407,7 @@ static int nt_tls_ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned c
     int result = 1;
     pthread_mutex_lock(&ring->lock);
     if (enc) {
-        if (ring->count == 0 || now - ring->keys[0].made >= ring->lifetime) {
+        if (!ring->fixed && (ring->count == 0 || now - ring->keys[0].made >= ring->lifetime)) {
             nt_tls_ticket_key fresh;
             if (!nt_tls_new_key(&fresh, now)) {
                 pthread_mutex_unlock(&ring->lock);
@@ -422,7 +425,7 @@ static int nt_tls_ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned c
         }
         // A key is good for two lifetimes from when it was made: one as the current key, one
         // as the key before (its tickets are then replaced).
-        if (found < 0 || now - ring->keys[found].made >= 2 * ring->lifetime) {
+        if (found < 0 || (!ring->fixed && now - ring->keys[found].made >= 2 * ring->lifetime)) {
             pthread_mutex_unlock(&ring->lock);
             OPENSSL_cleanse(&key, sizeof key);
             return 0;
@@ -432,7 +435,7 @@ static int nt_tls_ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned c
         // uses a ticket once (RFC 8446 C.4), so a resumed connection that got no new ticket
         // made the client's next connection a full handshake (wrk: every other one).
         // OpenSSL's own keys send one on resumption too.
-        if (found != 0 || now - key.made >= ring->lifetime || SSL_version(ssl) >= TLS1_3_VERSION) result = 2;
+        if (found != 0 || (!ring->fixed && now - key.made >= ring->lifetime) || SSL_version(ssl) >= TLS1_3_VERSION) result = 2;
     }
     pthread_mutex_unlock(&ring->lock);
     OSSL_PARAM params[3];
@@ -464,6 +467,42 @@ static inline nt_tls_ticket_ring *nt_tls_rotate_tickets(SSL_CTX *ctx, long lifet
     SSL_CTX_set_ex_data(ctx, nt_tls_ring_index(), ring);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, nt_tls_ticket_key_cb);
     return ring;
+}
+
+/// Ticket keys from files instead of made here, so that several servers behind one name resume
+/// each other's sessions: each file holds 80 random bytes (`openssl rand 80`), laid out as
+/// nginx's `ssl_session_ticket_key` files are (16 bytes of name, 32 of HMAC-SHA256 key, 32 of
+/// AES-256 key). New tickets get the first; the others are still accepted (and replaced). The
+/// keys do not rotate here: replacing the files and reloading does. 0 with a message in `err`.
+static int nt_tls_load_ticket_keys(nt_tls_ticket_ring *ring, const char *const *files, int count, char *err, size_t errlen) {
+    if (count > NT_TLS_MAX_TICKET_KEY_FILES) {
+        snprintf(err, errlen, "at most %d session-ticket key files", NT_TLS_MAX_TICKET_KEY_FILES);
+        return 0;
+    }
+    for (int i = 0; i < count; i++) {
+        FILE *f = fopen(files[i], "rb");
+        if (f == NULL) {
+            snprintf(err, errlen, "cannot open the session-ticket key file %s: %s", files[i], strerror(errno));
+            return 0;
+        }
+        unsigned char bytes[81];
+        size_t n = fread(bytes, 1, sizeof bytes, f);
+        fclose(f);
+        if (n != 80) {
+            OPENSSL_cleanse(bytes, sizeof bytes);
+            snprintf(err, errlen, "the session-ticket key file %s holds %s%zu bytes, not 80 (make one with `openssl rand 80 > FILE`)",
+                     files[i], n > 80 ? "more than " : "", n > 80 ? (size_t)80 : n);
+            return 0;
+        }
+        memcpy(ring->keys[i].name, bytes, 16);
+        memcpy(ring->keys[i].hmac, bytes + 16, 32);
+        memcpy(ring->keys[i].aes, bytes + 48, 32);
+        ring->keys[i].made = time(NULL);
+        OPENSSL_cleanse(bytes, sizeof bytes);
+    }
+    ring->count = count;
+    ring->fixed = count > 0;
+    return 1;
 }
 
 /// The other certificates of a listener (SNI), owned by its default context: freed with it,
@@ -522,9 +561,10 @@ static int nt_tls_servername(SSL *ssl, int *alert, void *arg) {
 /// A listener's contexts from `count` certificate and key files (and OCSP response files, NULL
 /// where there is none): the first is the default, the others are chosen by SNI. NULL with a
 /// message in `err` (see nt_tls_server_context). Tickets' keys rotate every `ticket_lifetime`
-/// seconds.
+/// seconds, or come from `ticket_files` when there are any.
 static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *const *keys, const char *const *ocsps, int count,
-                                         long ticket_lifetime, int http2, int ktls, char *err, size_t errlen) {
+                                         long ticket_lifetime, const char *const *ticket_files, int ticket_file_count,
+                                         int http2, int ktls, char *err, size_t errlen) {
     int index = nt_tls_sni_index();
     if (index < 0) {
         snprintf(err, errlen, "cannot register OpenSSL extra data for SNI");
@@ -535,6 +575,10 @@ static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *c
     nt_tls_ticket_ring *ring = nt_tls_rotate_tickets(first, ticket_lifetime);
     if (ring == NULL) {
         snprintf(err, errlen, "cannot make session-ticket keys");
+        SSL_CTX_free(first);
+        return NULL;
+    }
+    if (!nt_tls_load_ticket_keys(ring, ticket_files, ticket_file_count, err, errlen)) {
         SSL_CTX_free(first);
         return NULL;
     }

@@ -48,6 +48,10 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     public let ticketKeyLifetime: Int
     /// Whether ALPN offers HTTP/2 (`h2`) before HTTP/1.1.
     public let http2: Bool
+    /// Session-ticket keys shared with other servers (nginx's `ssl_session_ticket_key`): files
+    /// of 80 random bytes (`openssl rand 80`); new tickets get the first, the others are still
+    /// accepted. Empty: keys made here and rotated every `ticketKeyLifetime`.
+    public let ticketKeyFiles: [String]
     /// Whether OpenSSL is asked to hand each connection's records to the kernel after the
     /// handshake (kTLS: the kernel encrypts what the connection writes; OpenSSL goes on in
     /// user space for a cipher the kernel does not take).
@@ -61,14 +65,19 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     /// a day, as Mozilla advises; a reload makes new keys). `kernelTLS`: nil asks for kTLS where
     /// the kernel offers it (`kernelOffersTLS`).
     public init(
-        certificates: [TLSCertificate], ticketKeyLifetime: Int = 12 * 3600, http2: Bool = false, kernelTLS: Bool? = nil
+        certificates: [TLSCertificate], ticketKeyLifetime: Int = 12 * 3600, ticketKeyFiles: [String] = [], http2: Bool = false,
+        kernelTLS: Bool? = nil
     ) throws(TLSError) {
         guard !certificates.isEmpty else { throw TLSError("no certificate given") }
         self.certificates = certificates
         self.ticketKeyLifetime = max(1, ticketKeyLifetime)
+        self.ticketKeyFiles = ticketKeyFiles
         self.http2 = http2
         self.kernelTLS = kernelTLS ?? TLSContext.kernelOffersTLS
-        current = Mutex(try TLSContext.make(certificates, ticketKeyLifetime: max(1, ticketKeyLifetime), http2: http2, kernelTLS: self.kernelTLS))
+        current = Mutex(
+            try TLSContext.make(
+                certificates, ticketKeyLifetime: self.ticketKeyLifetime, ticketKeyFiles: ticketKeyFiles, http2: http2,
+                kernelTLS: self.kernelTLS))
     }
 
     /// One certificate and its key.
@@ -76,14 +85,19 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
         try self.init(certificates: [TLSCertificate(certificateFile: certificateFile, keyFile: keyFile)])
     }
 
-    private static func make(_ certificates: [TLSCertificate], ticketKeyLifetime: Int, http2: Bool, kernelTLS: Bool) throws(TLSError) -> Pointer {
+    /// The contexts for these files, read now.
+    private static func make(
+        _ certificates: [TLSCertificate], ticketKeyLifetime: Int, ticketKeyFiles: [String], http2: Bool, kernelTLS: Bool
+    ) throws(TLSError) -> Pointer {
         var message = [CChar](repeating: 0, count: 1024)
         let made: OpaquePointer? = withCStrings(certificates.map(\.certificateFile)) { certs in
             withCStrings(certificates.map(\.keyFile)) { keys in
                 withCStrings(certificates.map(\.ocspResponseFile)) { ocsps in
-                    nt_tls_server_set(
-                        certs, keys, ocsps, Int32(certificates.count), ticketKeyLifetime, http2 ? 1 : 0, kernelTLS ? 1 : 0, &message,
-                        message.count)
+                    withCStrings(ticketKeyFiles) { tickets in
+                        nt_tls_server_set(
+                            certs, keys, ocsps, Int32(certificates.count), ticketKeyLifetime, tickets, Int32(ticketKeyFiles.count),
+                            http2 ? 1 : 0, kernelTLS ? 1 : 0, &message, message.count)
+                    }
                 }
             }
         }
@@ -96,7 +110,8 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
     /// Reads the files again and uses them for the connections accepted from now on; on an
     /// error (which names the file) the certificates in use stay.
     public func reload() throws(TLSError) {
-        let fresh = try TLSContext.make(certificates, ticketKeyLifetime: ticketKeyLifetime, http2: http2, kernelTLS: kernelTLS)
+        let fresh = try TLSContext.make(
+            certificates, ticketKeyLifetime: ticketKeyLifetime, ticketKeyFiles: ticketKeyFiles, http2: http2, kernelTLS: kernelTLS)
         let old = current.withLock { p in
             let o = p
             p = fresh
@@ -122,7 +137,8 @@ public final class TLSContext: @unchecked Sendable, Equatable, CustomStringConve
 private func withCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
     let copies = strings.map { $0.map { strdup($0) } ?? nil }
     defer { copies.forEach { free($0) } }
-    let pointers = copies.map { UnsafePointer($0) }
+    // NULL-terminated, so that even an empty list has an address.
+    let pointers = copies.map { UnsafePointer($0) } + [nil]
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 

@@ -42,6 +42,11 @@ struct Serve: ParsableCommand {
         help: "DER OCSP response to staple for the --cert given in the same place (openssl ocsp -respout; `none` for a certificate without one). Checked when read; re-read on SIGHUP.")
     var ocspResponse: [String] = []
 
+    @ArgumentParser.Option(
+        name: .long,
+        help: "File of 80 random bytes (openssl rand 80) for session-ticket keys shared by several servers, as nginx's ssl_session_ticket_key (repeatable: new tickets get the first, the others are still accepted). Without it keys are made here and rotate every 12 h. Re-read on SIGHUP.")
+    var ticketKey: [String] = []
+
     @ArgumentParser.Flag(name: .long, help: "Offer HTTP/2 (ALPN h2) on the --https listeners, before HTTP/1.1.")
     var http2 = false
 
@@ -270,7 +275,7 @@ struct Serve: ParsableCommand {
                 let certificates = zip(zip(cert, key), ocsp).map {
                     TLSCertificate(certificateFile: $0.0, keyFile: $0.1, ocspResponseFile: $1)
                 }
-                tls = try TLSContext(certificates: certificates, http2: http2)
+                tls = try TLSContext(certificates: certificates, ticketKeyFiles: ticketKey, http2: http2)
             } catch {
                 predecessor?.failed("\(error)")
                 logger.critical("cannot serve HTTPS: \(error)")
@@ -281,8 +286,8 @@ struct Serve: ParsableCommand {
             } catch let error as SocketError {
                 throw ValidationError(error.description)
             }
-        } else if !cert.isEmpty || !key.isEmpty || !ocspResponse.isEmpty {
-            throw ValidationError("--cert, --key and --ocsp-response are for --https, which is not given")
+        } else if !cert.isEmpty || !key.isEmpty || !ocspResponse.isEmpty || !ticketKey.isEmpty {
+            throw ValidationError("--cert, --key, --ocsp-response and --ticket-key are for --https, which is not given")
         }
         // Sockets from systemd (or a predecessor) are served by their names without flags.
         if listeners.isEmpty && getenv("LISTEN_FDS") == nil {

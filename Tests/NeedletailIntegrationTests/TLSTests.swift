@@ -400,6 +400,51 @@ struct TLSTests {
         }
     }
 
+    /// Two servers with the same ticket-key file (several backends behind one name) resume each
+    /// other's sessions; with keys of their own they do not. A key file of the wrong size refuses
+    /// the start, naming it.
+    @Test(.enabled(if: toolAvailable("openssl")))
+    func serversSharingATicketKeyFileResumeEachOthersSessions() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let shared = certificate.directory + "/ticket.key", older = certificate.directory + "/older.key"
+        for file in [shared, older] {
+            #expect(try run("openssl", ["rand", "-out", file, "80"]).status == 0)
+        }
+        let request = certificate.directory + "/request.txt"
+        try "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".write(toFile: request, atomically: true, encoding: .utf8)
+        func connect(_ address: SocketAddress, _ version: String, _ session: String) throws -> String {
+            let r = try run("sh", ["-c", "timeout 10 openssl s_client -connect \(address) \(version) -ign_eof \(session) < \(request) 2>&1"])
+            #expect(r.output.contains("<h1>Hello world</h1>"), "\(r.output)")
+            return r.output.contains("Reused, ") ? "reused" : r.output.contains("New, ") ? "new" : r.output
+        }
+        func serve(_ files: [String]) throws -> TLSContext {
+            try TLSContext(certificates: [certificate.identity], ticketKeyFiles: files)
+        }
+        let a = try serve([shared]), b = try serve([older, shared]), alone = try TLSContext(certificates: [certificate.identity])
+        try withHTTPSServer(a) { (first: SocketAddress) throws in
+            try withHTTPSServer(b) { (second: SocketAddress) throws in
+                try withHTTPSServer(alone) { (third: SocketAddress) throws in
+                    for version in ["-tls1_2", "-tls1_3"] {
+                        let saved = certificate.directory + "/session\(version).pem"
+                        #expect(try connect(first, version, "-sess_out \(saved)") == "new")
+                        // The second server accepts the first's tickets (its second key).
+                        #expect(try connect(second, version, "-sess_in \(saved)") == "reused", "\(version) on the second server")
+                        #expect(try connect(third, version, "-sess_in \(saved)") == "new", "\(version) on a server with its own keys")
+                    }
+                }
+            }
+        }
+        let short = certificate.directory + "/short.key"
+        try "too short".write(toFile: short, atomically: true, encoding: .utf8)
+        do {
+            _ = try serve([short])
+            Issue.record("a 9-byte ticket key file was accepted")
+        } catch {
+            #expect("\(error)".contains("the session-ticket key file \(short) holds 9 bytes, not 80"), "\(error)")
+        }
+    }
+
     @Test(.enabled(if: toolAvailable("wrk") && toolAvailable("openssl")))
     func manyConnectionsAtOnce() throws {
         try withTLSServer { _, address, _ in
