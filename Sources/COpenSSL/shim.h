@@ -99,6 +99,30 @@ static inline int nt_tls_kernel_offers_ktls(void) {
 static inline int nt_tls_ktls_send(SSL *ssl) { return BIO_get_ktls_send(SSL_get_wbio(ssl)) ? 1 : 0; }
 static inline int nt_tls_ktls_receive(SSL *ssl) { return BIO_get_ktls_recv(SSL_get_rbio(ssl)) ? 1 : 0; }
 
+/// An SSL_CTX extra-data index, registered on first use (from any thread): `name()` gives it,
+/// -1 when OpenSSL could not register one. `on_free` (a CRYPTO_EX_free made with NT_TLS_EX_FREE,
+/// or NULL for data a context only borrows) gets a context's data when the context is freed.
+#define NT_TLS_CTX_INDEX(name, on_free)                                                          \
+    static int name##_value = -1;                                                                \
+    static void name##_init(void) { name##_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, on_free); } \
+    static int name(void) {                                                                      \
+        static pthread_once_t once = PTHREAD_ONCE_INIT;                                          \
+        pthread_once(&once, name##_init);                                                        \
+        return name##_value;                                                                     \
+    }
+
+/// A CRYPTO_EX_free callback `name` that hands a context's data (a `type *`, when there is
+/// one) to `release`.
+#define NT_TLS_EX_FREE(name, type, release)                                                     \
+    static void name(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) { \
+        (void)parent;                                                                            \
+        (void)ad;                                                                                \
+        (void)idx;                                                                               \
+        (void)argl;                                                                              \
+        (void)argp;                                                                              \
+        if (ptr != NULL) release((type *)ptr);                                                   \
+    }
+
 /// OCSP stapling from a file (nginx's `ssl_stapling_file`): a DER OCSP response, checked
 /// when it is read, sent to the clients that ask for one (status_request) while it is current.
 typedef struct {
@@ -107,27 +131,12 @@ typedef struct {
     time_t next_update; /* 0: the response names no next update */
 } nt_tls_staple;
 
-static void nt_tls_staple_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
-    (void)parent;
-    (void)ad;
-    (void)idx;
-    (void)argl;
-    (void)argp;
-    nt_tls_staple *staple = ptr;
-    if (staple == NULL) return;
+static void nt_tls_staple_release(nt_tls_staple *staple) {
     OPENSSL_free(staple->der);
     free(staple);
 }
-
-static int nt_tls_staple_index_value = -1;
-static void nt_tls_staple_index_init(void) {
-    nt_tls_staple_index_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, nt_tls_staple_free);
-}
-static int nt_tls_staple_index(void) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, nt_tls_staple_index_init);
-    return nt_tls_staple_index_value;
-}
+NT_TLS_EX_FREE(nt_tls_staple_free, nt_tls_staple, nt_tls_staple_release)
+NT_TLS_CTX_INDEX(nt_tls_staple_index, nt_tls_staple_free)
 
 /// The status_request callback of a context with a staple (the context SNI chose): a copy of
 /// the response for OpenSSL to send and free, or nothing once it is past its next update.
@@ -360,35 +369,17 @@ typedef struct {
     nt_tls_ticket_key keys[NT_TLS_MAX_TICKET_KEY_FILES];
 } nt_tls_ticket_ring;
 
-static void nt_tls_ring_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
-    (void)parent;
-    (void)ad;
-    (void)idx;
-    (void)argl;
-    (void)argp;
-    nt_tls_ticket_ring *ring = ptr;
-    if (ring == NULL) return;
+static void nt_tls_ring_release(nt_tls_ticket_ring *ring) {
     pthread_mutex_destroy(&ring->lock);
     OPENSSL_cleanse(ring, sizeof *ring);
     free(ring);
 }
+NT_TLS_EX_FREE(nt_tls_ring_free, nt_tls_ticket_ring, nt_tls_ring_release)
 
 /// Two indexes: the default context owns its ring (freed with it); its SNI contexts borrow it
 /// (a connection switched to one by SNI still holds the default context, its session context).
-static int nt_tls_ring_index_value = -1, nt_tls_ring_borrowed_value = -1;
-static void nt_tls_ring_index_init(void) {
-    nt_tls_ring_index_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, nt_tls_ring_free);
-    nt_tls_ring_borrowed_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-}
-static int nt_tls_ring_index(void) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, nt_tls_ring_index_init);
-    return nt_tls_ring_index_value;
-}
-static int nt_tls_ring_borrowed(void) {
-    (void)nt_tls_ring_index();
-    return nt_tls_ring_borrowed_value;
-}
+NT_TLS_CTX_INDEX(nt_tls_ring_index, nt_tls_ring_free)
+NT_TLS_CTX_INDEX(nt_tls_ring_borrowed, NULL)
 
 static int nt_tls_new_key(nt_tls_ticket_key *key, time_t now) {
     if (RAND_bytes(key->name, 16) != 1 || RAND_priv_bytes(key->aes, 32) != 1 || RAND_priv_bytes(key->hmac, 32) != 1) return 0;
@@ -512,27 +503,13 @@ typedef struct {
     SSL_CTX *contexts[];
 } nt_tls_sni_set;
 
-static void nt_tls_sni_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
-    (void)parent;
-    (void)ad;
-    (void)idx;
-    (void)argl;
-    (void)argp;
-    nt_tls_sni_set *set = ptr;
-    if (set == NULL) return;
+static void nt_tls_sni_release(nt_tls_sni_set *set) {
     for (int i = 0; i < set->count; i++) SSL_CTX_free(set->contexts[i]);
     free(set);
 }
+NT_TLS_EX_FREE(nt_tls_sni_free, nt_tls_sni_set, nt_tls_sni_release)
 
-static int nt_tls_sni_index_value = -1;
-static void nt_tls_sni_index_init(void) {
-    nt_tls_sni_index_value = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, nt_tls_sni_free);
-}
-static int nt_tls_sni_index(void) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, nt_tls_sni_index_init);
-    return nt_tls_sni_index_value;
-}
+NT_TLS_CTX_INDEX(nt_tls_sni_index, nt_tls_sni_free)
 
 static int nt_tls_certificate_names(SSL_CTX *ctx, const char *name) {
     X509 *cert = SSL_CTX_get0_certificate(ctx);
@@ -592,7 +569,7 @@ static inline SSL_CTX *nt_tls_server_set(const char *const *certs, const char *c
     for (int i = 1; i < count; i++) {
         SSL_CTX *other = nt_tls_server_context(certs[i], keys[i], ocsps[i], http2, ktls, err, errlen);
         if (other == NULL) {
-            nt_tls_sni_free(NULL, set, NULL, 0, 0, NULL);
+            nt_tls_sni_release(set);
             SSL_CTX_free(first);
             return NULL;
         }

@@ -31,6 +31,17 @@ struct TestCertificate {
 }
 
 extension TestCertificate {
+    /// `GET /hello` with `openssl s_client` to `address` (`version`: -tls1_2 or -tls1_3;
+    /// `session`: its -sess_in/-sess_out flags), checking the answer: "reused" or "new" by
+    /// what the handshake was, else the client's whole output.
+    func helloSession(_ address: SocketAddress, _ version: String, _ session: String) throws -> String {
+        let request = directory + "/request.txt"
+        try "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".write(toFile: request, atomically: true, encoding: .utf8)
+        let r = try run("sh", ["-c", "timeout 10 openssl s_client -connect \(address) \(version) -ign_eof \(session) < \(request) 2>&1"])
+        #expect(r.output.contains("<h1>Hello world</h1>"), "\(r.output)")
+        return r.output.contains("Reused, ") ? "reused" : r.output.contains("New, ") ? "new" : r.output
+    }
+
     /// POSTs 300 KB to `/echo` and reads 3 MB from `/big` at 2 MB/s with curl over `base`
     /// (`flags`: the protocol, e.g. `--http2`), checking that both bodies arrive whole.
     func expectBodiesBothWays(base: String, flags: [String] = []) throws {
@@ -363,15 +374,9 @@ struct TLSTests {
         let certificate = try TestCertificate()
         defer { certificate.remove() }
         let tls = try TLSContext(certificates: [certificate.identity], ticketKeyLifetime: 2)
-        try withHTTPSServer(tls) { address in
-            let request = certificate.directory + "/request.txt"
-            try "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".write(toFile: request, atomically: true, encoding: .utf8)
+        try withHTTPSServer(tls) { (address: SocketAddress) throws in
             func connect(_ version: String, _ session: String) throws -> String {
-                let r = try run(
-                    "sh",
-                    ["-c", "timeout 10 openssl s_client -connect \(address) \(version) -ign_eof \(session) < \(request) 2>&1"])
-                #expect(r.output.contains("<h1>Hello world</h1>"), "\(r.output)")
-                return r.output.contains("Reused, ") ? "reused" : r.output.contains("New, ") ? "new" : r.output
+                try certificate.helloSession(address, version, session)
             }
             let start = monotonicSeconds()
             for version in ["-tls1_2", "-tls1_3"] {
@@ -411,13 +416,7 @@ struct TLSTests {
         for file in [shared, older] {
             #expect(try run("openssl", ["rand", "-out", file, "80"]).status == 0)
         }
-        let request = certificate.directory + "/request.txt"
-        try "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".write(toFile: request, atomically: true, encoding: .utf8)
-        func connect(_ address: SocketAddress, _ version: String, _ session: String) throws -> String {
-            let r = try run("sh", ["-c", "timeout 10 openssl s_client -connect \(address) \(version) -ign_eof \(session) < \(request) 2>&1"])
-            #expect(r.output.contains("<h1>Hello world</h1>"), "\(r.output)")
-            return r.output.contains("Reused, ") ? "reused" : r.output.contains("New, ") ? "new" : r.output
-        }
+        let connect = certificate.helloSession
         func serve(_ files: [String]) throws -> TLSContext {
             try TLSContext(certificates: [certificate.identity], ticketKeyFiles: files)
         }
